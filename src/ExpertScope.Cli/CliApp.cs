@@ -37,7 +37,7 @@ public sealed class CliContext
     {
         Output = output;
         Error = error;
-        bool interactive = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+        bool interactive = ReferenceEquals(output, System.Console.Out) && !System.Console.IsOutputRedirected;
         Console = AnsiConsole.Create(new AnsiConsoleSettings
         {
             Out = new AnsiConsoleOutput(output),
