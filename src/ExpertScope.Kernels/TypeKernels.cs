@@ -104,5 +104,23 @@ public static class TypeKernels
             DotActivationType = GgmlType.Q8_K, DotReference = QuantizedDots.Q6KReference, Dot = QuantizedDots.Q6K, DotPath = KernelPath.Vectorized,
         };
         yield return Plain(GgmlType.Q8_K, Q8K.DequantizeReference, Q8K.QuantizeReference);
+        yield return Plain(GgmlType.Q4_1, LegacyQuants.DequantizeQ4_1);
+        yield return Plain(GgmlType.Q5_0, LegacyQuants.DequantizeQ5_0);
+        yield return Plain(GgmlType.Q5_1, LegacyQuants.DequantizeQ5_1);
+        yield return Plain(GgmlType.Q1_0, LowBitQuants.DequantizeQ1_0);
+        yield return Plain(GgmlType.Q2_0, LowBitQuants.DequantizeQ2_0);
+        yield return Plain(GgmlType.MXFP4, Fp4Quants.DequantizeMxfp4);
+        yield return Plain(GgmlType.NVFP4, Fp4Quants.DequantizeNvfp4);
+        yield return Plain(GgmlType.Q2_K, KQuants.DequantizeQ2K);
+        yield return Plain(GgmlType.Q3_K, KQuants.DequantizeQ3K);
+        yield return Plain(GgmlType.Q5_K, KQuants.DequantizeQ5K);
+        yield return Plain(GgmlType.TQ1_0, TernaryQuants.DequantizeTQ1_0);
+        yield return Plain(GgmlType.TQ2_0, TernaryQuants.DequantizeTQ2_0);
+        yield return Plain(GgmlType.IQ2_S, IQuants.DequantizeIQ2S);
+        yield return Plain(GgmlType.IQ3_XXS, IQuants.DequantizeIQ3Xxs);
+        yield return Plain(GgmlType.IQ3_S, IQuants.DequantizeIQ3S);
+        yield return Plain(GgmlType.IQ1_M, IQuants.DequantizeIQ1M);
+        yield return Plain(GgmlType.IQ4_NL, IQuants.DequantizeIQ4NL);
+        yield return Plain(GgmlType.IQ4_XS, IQuants.DequantizeIQ4XS);
     }
 }
