@@ -12,6 +12,9 @@ namespace ExpertScope.Kernels.Quant;
 /// </summary>
 internal static unsafe class QuantizedDots
 {
+    /// <summary>Whether the integer sums may use AVX-VNNI; tests turn it off to run the plain Vector256 path.</summary>
+    internal static bool UseVnni { get; set; } = AvxVnni.IsSupported;
+
     /// <summary>ggml's <c>vec_dot_q8_0_q8_0</c>: sumf += sumi * (dx * dy) per block.</summary>
     public static float Q8_0Reference(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
     {
@@ -354,11 +357,14 @@ internal static unsafe class QuantizedDots
     /// <summary>Sum over 32 positions of a[i] * b[i] (signed bytes).</summary>
     private static int SignedDot32(Vector256<sbyte> a, Vector256<sbyte> b)
     {
-        if (AvxVnni.IsSupported)
+        if (UseVnni && AvxVnni.IsSupported)
         {
-            // VNNI multiplies unsigned by signed bytes: move a's sign onto b (|a| * sign(a)b = a * b; |-128| = 128 as unsigned).
-            var products = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(a), Avx2.Sign(b, a));
-            return Vector256.Sum(products);
+            // VNNI multiplies unsigned by signed bytes: sum(a * b) = sum((a + 128) * b) - 128 * sum(b), exact for
+            // every input (the usual |a| * sign(b, a) trick overflows when a and b are both -128).
+            var shifted = (a.AsByte() ^ Vector256.Create((byte)0x80));
+            var products = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, shifted, b);
+            var sums = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)1), b);
+            return Vector256.Sum(products) - 128 * Vector256.Sum(sums);
         }
 
         var (a0, a1) = Vector256.Widen(a);
@@ -369,7 +375,7 @@ internal static unsafe class QuantizedDots
     /// <summary>Sum over 32 positions of a[i] * b[i] with a unsigned (at most 255) and b signed.</summary>
     private static int UnsignedSignedDot32(Vector256<byte> a, Vector256<sbyte> b)
     {
-        if (AvxVnni.IsSupported)
+        if (UseVnni && AvxVnni.IsSupported)
         {
             return Vector256.Sum(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, a, b));
         }
