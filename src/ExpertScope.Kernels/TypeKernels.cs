@@ -56,8 +56,9 @@ public sealed record TypeKernel(
 /// <summary>
 /// The one table of per-type kernels, indexed by <see cref="GgmlType"/>. Vectorized dequantizers: F16, BF16,
 /// Q8_0, Q4_0, Q4_K, Q6_K; every other type's fast entry is its reference kernel. Quantizers: F32, F16, BF16,
-/// Q8_0, Q4_0, Q4_K, Q6_K, Q8_K. Quantized dots (ggml's generic <c>vec_dot</c>, vectorized): Q8_0 and Q4_0 with
-/// Q8_0 activations, Q4_K and Q6_K with Q8_K activations.
+/// Q8_0, Q4_0, Q4_K, Q6_K, Q8_K. llama.cpp's dots (ggml's generic <c>vec_dot</c>): Q8_0 and Q4_0 with Q8_0
+/// activations and Q4_K and Q6_K with Q8_K activations (vectorized, same bits); F32, F16 and BF16 with activations
+/// of their own type (scalar float64 sums, as ggml's non-SIMD build; the fast entry is the reference).
 /// </summary>
 public static class TypeKernels
 {
@@ -84,9 +85,18 @@ public static class TypeKernels
         static TypeKernel Fast(GgmlType type, DequantizeRowKernel reference, DequantizeRowKernel fast, QuantizeRowKernel? quantize = null) =>
             new(GgmlTypes.Get(type), reference, fast, KernelPath.Vectorized, quantize);
 
-        yield return Fast(GgmlType.F32, Float16.DequantizeF32, Float16.DequantizeF32, Float16.QuantizeF32);
-        yield return Fast(GgmlType.F16, Float16.DequantizeF16Reference, Float16.DequantizeF16, Float16.QuantizeF16);
-        yield return Fast(GgmlType.BF16, Float16.DequantizeBF16Reference, Float16.DequantizeBF16, Float16.QuantizeBF16);
+        yield return Fast(GgmlType.F32, Float16.DequantizeF32, Float16.DequantizeF32, Float16.QuantizeF32) with
+        {
+            DotActivationType = GgmlType.F32, DotReference = PlainDots.F32, Dot = PlainDots.F32,
+        };
+        yield return Fast(GgmlType.F16, Float16.DequantizeF16Reference, Float16.DequantizeF16, Float16.QuantizeF16) with
+        {
+            DotActivationType = GgmlType.F16, DotReference = PlainDots.F16, Dot = PlainDots.F16,
+        };
+        yield return Fast(GgmlType.BF16, Float16.DequantizeBF16Reference, Float16.DequantizeBF16, Float16.QuantizeBF16) with
+        {
+            DotActivationType = GgmlType.BF16, DotReference = PlainDots.BF16, Dot = PlainDots.BF16,
+        };
         yield return Fast(GgmlType.Q8_0, Q8_0.DequantizeReference, Q8_0.Dequantize, Q8_0.QuantizeReference) with
         {
             DotActivationType = GgmlType.Q8_0, DotReference = QuantizedDots.Q8_0Reference, Dot = QuantizedDots.Q8_0, DotPath = KernelPath.Vectorized,

@@ -82,3 +82,53 @@ internal static class Float16
         }
     }
 }
+
+/// <summary>
+/// ggml's scalar <c>vec_dot_f32</c>, <c>vec_dot_f16</c> and <c>vec_dot_bf16</c> (the builds without
+/// <c>GGML_SIMD</c>, which produced the golden data): each product is formed in float32 and added to a float64 sum,
+/// which is rounded to float32 at the end. F16 and BF16 weights meet activations converted to their own type.
+/// </summary>
+internal static class PlainDots
+{
+    /// <summary>sum += (double)(x[i] * y[i]) over float32 rows.</summary>
+    public static float F32(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    {
+        var x = MemoryMarshal.Cast<byte, float>(weights);
+        var y = MemoryMarshal.Cast<byte, float>(activations);
+        double sum = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            sum += x[i] * y[i];
+        }
+
+        return (float)sum;
+    }
+
+    /// <summary>sum += (double)(fp16(x[i]) * fp16(y[i])).</summary>
+    public static float F16(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    {
+        var x = MemoryMarshal.Cast<byte, ushort>(weights);
+        var y = MemoryMarshal.Cast<byte, ushort>(activations);
+        double sum = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            sum += ScalarFormats.HalfToSingle(x[i]) * ScalarFormats.HalfToSingle(y[i]);
+        }
+
+        return (float)sum;
+    }
+
+    /// <summary>sum += (double)(bf16(x[i]) * bf16(y[i])).</summary>
+    public static float BF16(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    {
+        var x = MemoryMarshal.Cast<byte, ushort>(weights);
+        var y = MemoryMarshal.Cast<byte, ushort>(activations);
+        double sum = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            sum += ScalarFormats.BFloat16ToSingle(x[i]) * ScalarFormats.BFloat16ToSingle(y[i]);
+        }
+
+        return (float)sum;
+    }
+}

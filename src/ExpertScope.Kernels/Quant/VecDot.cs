@@ -6,8 +6,9 @@ namespace ExpertScope.Kernels.Quant;
 
 /// <summary>
 /// Dot products of one weight row (any ggml type) with one activation row: the float path (dequantize, then a
-/// float dot) and llama.cpp's quantized path (activations quantized per block to the weight type's
-/// <see cref="TypeKernel.DotActivationType"/>, then ggml's integer <c>vec_dot</c>).
+/// float dot with a fixed 16-lane order) and llama.cpp's path (activations converted per block to the weight
+/// type's <see cref="TypeKernel.DotActivationType"/>, then ggml's <c>vec_dot</c>: integer sums for the quantized
+/// types, a float64 sum for F32/F16/BF16), which reproduces llama.cpp's matrix products bit for bit.
 /// </summary>
 public static class VecDot
 {
@@ -75,7 +76,8 @@ public static class VecDot
 
     /// <summary>
     /// The type llama.cpp quantizes activations to before multiplying them with weights of <paramref name="type"/>
-    /// (ggml's <c>vec_dot_type</c>): Q8_0 for Q8_0/Q4_0, Q8_K for Q4_K/Q6_K; null where no quantized dot is ported.
+    /// (ggml's <c>vec_dot_type</c>): Q8_0 for Q8_0/Q4_0, Q8_K for Q4_K/Q6_K, and the type itself for F32/F16/BF16;
+    /// null where no llama.cpp dot is ported.
     /// </summary>
     public static GgmlType? ActivationType(GgmlType type) =>
         TypeKernels.TryGet(type, out var kernel) ? kernel.DotActivationType : null;
