@@ -147,4 +147,10 @@ internal sealed record Tolerances(float Hidden, float Router, float Logits, bool
 {
     /// <summary>Float32 models: the engine reproduces llama.cpp's arithmetic, so these hold with a wide margin.</summary>
     public static Tolerances Float32 { get; } = new(1e-4f, 1e-5f, 1e-4f, AllowNearTies: false);
+
+    /// <summary>
+    /// Quantized experts (Q8_0, Q4_K, F16): activations are converted per block exactly as llama.cpp converts them
+    /// and the dots are ggml's, so the same tolerances hold; near-ties are still accepted as the documented escape.
+    /// </summary>
+    public static Tolerances Quantized { get; } = new(1e-4f, 1e-5f, 1e-4f, AllowNearTies: true);
 }

@@ -18,6 +18,17 @@ public sealed class GoldenParityTests(ITestOutputHelper output)
         output.WriteLine($"{name}: largest logit difference {largest:E3}");
     }
 
+    [Theory]
+    [InlineData("olmoe-q8_0")]
+    [InlineData("olmoe-q4_k")]
+    [InlineData("qwen2moe-f16")]
+    public void QuantizedCase_MatchesLlamaCppAtEverySite(string name)
+    {
+        var golden = GoldenCase.Load(name);
+        float largest = GoldenParity.Check(golden, Tolerances.Quantized);
+        output.WriteLine($"{name}: largest logit difference {largest:E3}");
+    }
+
     [Fact]
     public void KOverrideCase_SelectsOneExpertPerToken()
     {

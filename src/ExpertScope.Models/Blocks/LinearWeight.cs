@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using ExpertScope.Core;
 using ExpertScope.Formats.Gguf;
 
@@ -68,8 +69,25 @@ public sealed class LinearWeight
             return;
         }
 
-        // Spans cannot enter the lambda; pin-free access goes through arrays or unsafe pointers, so the work is
-        // done on pointers whose targets outlive the (synchronous) parallel loop.
+        var activationType = WeightRows.ActivationType(Type);
+        int inputs = Inputs;
+        int outputs = Outputs;
+
+        // As llama.cpp: activations are converted once per call to the weight type's activation type (Q8_0, Q8_K,
+        // F16, ...), then every weight row is dotted with every converted row using ggml's kernels.
+        byte[]? converted = null;
+        int convertedBytes = 0;
+        if (activationType is not null)
+        {
+            convertedBytes = WeightRows.ActivationBytes(Type, inputs);
+            converted = new byte[convertedBytes * tokenCount];
+            for (int t = 0; t < tokenCount; t++)
+            {
+                WeightRows.QuantizeActivations(Type, input.Slice(t * inputs, inputs), converted.AsSpan(t * convertedBytes, convertedBytes));
+            }
+        }
+
+        // Spans cannot enter the lambda: it reads through pointers whose targets outlive the synchronous loop.
         unsafe
         {
             fixed (float* inputPointer = input)
@@ -77,16 +95,35 @@ public sealed class LinearWeight
             {
                 nint inAddress = (nint)inputPointer;
                 nint outAddress = (nint)outputPointer;
-                int inputs = Inputs;
-                int outputs = Outputs;
                 parallelism.For(outputs, (long)inputs * tokenCount, (start, end) =>
                 {
                     var x = new ReadOnlySpan<float>((float*)inAddress, tokenCount * inputs);
                     var y = new Span<float>((float*)outAddress, tokenCount * outputs);
-                    float[]? scratch = Type == GgmlType.F32 ? null : new float[inputs];
+                    float[]? scratch = Type == GgmlType.F32 || converted is not null ? null : new float[inputs];
                     for (int o = start; o < end; o++)
                     {
-                        var weights = WeightRows.Read(Type, RowData(o), scratch);
+                        var row = RowData(o);
+                        if (converted is not null)
+                        {
+                            for (int t = 0; t < tokenCount; t++)
+                            {
+                                y[t * outputs + o] = WeightRows.QuantizedDot(Type, row, converted.AsSpan(t * convertedBytes, convertedBytes));
+                            }
+
+                            continue;
+                        }
+
+                        ReadOnlySpan<float> weights;
+                        if (scratch is null)
+                        {
+                            weights = MemoryMarshal.Cast<byte, float>(row);
+                        }
+                        else
+                        {
+                            WeightRows.Decode(Type, row, scratch);
+                            weights = scratch;
+                        }
+
                         for (int t = 0; t < tokenCount; t++)
                         {
                             y[t * outputs + o] = DotProduct.Compute(weights, x.Slice(t * inputs, inputs));
