@@ -1,4 +1,5 @@
 using ExpertScope.Models.Architectures;
+using ExpertScope.Models.Blocks;
 using Xunit.Abstractions;
 
 namespace ExpertScope.Models.Tests;
@@ -48,5 +49,82 @@ public class DeepSeekAttentionTests(ITestOutputHelper output)
         output.WriteLine($"worst kqv_out {worstHeads:E3}, worst projected {worstOut:E3}");
         Assert.True(worstHeads <= 1e-6f, $"kqv_out differs by {worstHeads}");
         Assert.True(worstOut <= 1e-6f, $"attention output differs by {worstOut}");
+    }
+
+    [Theory]
+    [InlineData("deepseek2-lite")]
+    [InlineData("deepseek3")]
+    public void FusedKeyValueB_FromTheSplitWeights_AttendsLikeTheAbsorbedLatent(string caseName)
+    {
+        // Legacy files store attn_kv_b = per head [k_nope rows; value rows] x kv_lora. Built here from the split
+        // attn_k_b ([H, kv_lora, nope]) and attn_v_b ([H, value, kv_lora]), the decompressed MHA path must agree with
+        // the absorbed latent path up to float rounding.
+        using var golden = new DeepSeekGoldenCase(caseName);
+        var config = DeepSeek2Config.FromGguf(golden.Model);
+        var s = config.Attention;
+        const int block = 1;
+        var keyB = golden.Model.GetFloat32(golden.Model.GetTensor($"blk.{block}.attn_k_b.weight"));
+        var valueB = golden.Model.GetFloat32(golden.Model.GetTensor($"blk.{block}.attn_v_b.weight"));
+        var fusedRow = s.NopeLength + s.ValueLength;
+        var fused = new float[s.HeadCount * fusedRow * s.KvLoraRank];
+        for (var h = 0; h < s.HeadCount; h++)
+        {
+            for (var r = 0; r < s.KvLoraRank; r++)
+            {
+                for (var i = 0; i < s.NopeLength; i++)
+                {
+                    fused[(((h * fusedRow) + i) * s.KvLoraRank) + r] = keyB[(((h * s.KvLoraRank) + r) * s.NopeLength) + i];
+                }
+
+                for (var j = 0; j < s.ValueLength; j++)
+                {
+                    fused[(((h * fusedRow) + s.NopeLength + j) * s.KvLoraRank) + r] = valueB[(((h * s.ValueLength) + j) * s.KvLoraRank) + r];
+                }
+            }
+        }
+
+        var latent = DeepSeek2.CreateAttention(golden.Model, config, block);
+        var legacy = DeepSeek2.CreateAttention(golden.Model, config, block, new ArrayRows(fused, s.HeadCount * fusedRow, s.KvLoraRank));
+        Assert.False(latent.UsesFusedKeyValue);
+        Assert.True(legacy.UsesFusedKeyValue);
+
+        var tokens = golden.Tokens[0].Length;
+        var input = golden.Floats(0, $"attn_norm-{block}");
+        float[] Run(MultiHeadLatentAttention attention)
+        {
+            var cache = attention.CreateCache(64, KvCachePrecision.Float32);
+            var heads = new float[tokens * s.HeadOutputLength];
+            // Two calls: a prefill and then the rest, so the cached positions are used as well.
+            var first = 5;
+            attention.Forward(input, first, cache, heads, new float[first * s.EmbeddingLength]);
+            attention.Forward(input.AsSpan(first * s.EmbeddingLength), tokens - first, cache, heads.AsSpan(first * s.HeadOutputLength), new float[(tokens - first) * s.EmbeddingLength]);
+            Assert.Equal(tokens, cache.Length);
+            return heads;
+        }
+
+        var (difference, _) = DeepSeekGoldenCase.MaxDifference(Run(latent), Run(legacy));
+        output.WriteLine($"max |absorbed - decompressed| = {difference:E3}");
+        Assert.True(difference < 1e-5f, $"differ by {difference}");
+    }
+
+    [Fact]
+    public void IncrementalDecoding_MatchesOneBatch()
+    {
+        using var golden = new DeepSeekGoldenCase("deepseek3");
+        var config = DeepSeek2Config.FromGguf(golden.Model);
+        var s = config.Attention;
+        var attention = DeepSeek2.CreateAttention(golden.Model, config, 2);
+        var tokens = golden.Tokens[1].Length;
+        var input = golden.Floats(1, "attn_norm-2");
+
+        var cache = attention.CreateCache(64);
+        var heads = new float[tokens * s.HeadOutputLength];
+        for (var t = 0; t < tokens; t++)
+        {
+            attention.Forward(input.AsSpan(t * s.EmbeddingLength), 1, cache, heads.AsSpan(t * s.HeadOutputLength), new float[s.EmbeddingLength]);
+        }
+
+        // One token per call takes the same flash-attention path as the prefill, so the dump is matched exactly.
+        Assert.Equal(0f, DeepSeekGoldenCase.MaxDifference(golden.Floats(1, "kqv_out-2"), heads).Difference);
     }
 }

@@ -379,7 +379,12 @@ public static class DeepSeek2
 {
     /// <summary>The MLA block of block <paramref name="block"/>, its weights viewed in place.</summary>
     /// <exception cref="ExpertScopeException">A tensor is missing or mis-shaped; the message names file and tensor.</exception>
-    public static MultiHeadLatentAttention CreateAttention(GgufFile file, DeepSeek2Config config, int block)
+    /// <param name="file">The checkpoint.</param>
+    /// <param name="config">Its configuration.</param>
+    /// <param name="block">GGUF block index.</param>
+    /// <param name="fusedKeyValueB">Overrides the key/value decompression with a legacy fused <c>attn_kv_b</c>
+    /// (for tests and converted checkpoints); null reads what the file has.</param>
+    public static MultiHeadLatentAttention CreateAttention(GgufFile file, DeepSeek2Config config, int block, MatrixRows? fusedKeyValueB = null)
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(config);
@@ -410,6 +415,7 @@ public static class DeepSeek2
 
         var queryRows = s.HeadCount * s.KeyLength;
         var compressed = s.QueryLoraRank > 0;
+        var fused = fusedKeyValueB is not null || config.UsesFusedKeyValue;
         var weights = new MlaWeights
         {
             Query = compressed ? null : Matrix("attn_q", queryRows, s.EmbeddingLength),
@@ -418,9 +424,9 @@ public static class DeepSeek2
             QueryB = compressed ? Matrix("attn_q_b", queryRows, s.QueryLoraRank) : null,
             KeyValueA = Matrix("attn_kv_a_mqa", s.LatentRowLength, s.EmbeddingLength),
             KeyValueANorm = Vector("attn_kv_a_norm", s.KvLoraRank),
-            KeyB = config.UsesFusedKeyValue ? null : Matrix("attn_k_b", s.HeadCount * s.KvLoraRank, s.NopeLength),
-            ValueB = config.UsesFusedKeyValue ? null : Matrix("attn_v_b", s.HeadCount * s.ValueLength, s.KvLoraRank),
-            KeyValueB = config.UsesFusedKeyValue ? Matrix("attn_kv_b", s.HeadCount * (s.NopeLength + s.ValueLength), s.KvLoraRank) : null,
+            KeyB = fused ? null : Matrix("attn_k_b", s.HeadCount * s.KvLoraRank, s.NopeLength),
+            ValueB = fused ? null : Matrix("attn_v_b", s.HeadCount * s.ValueLength, s.KvLoraRank),
+            KeyValueB = fusedKeyValueB ?? (fused ? Matrix("attn_kv_b", s.HeadCount * (s.NopeLength + s.ValueLength), s.KvLoraRank) : null),
             Output = Matrix("attn_output", s.EmbeddingLength, s.HeadOutputLength),
         };
         return new MultiHeadLatentAttention(s, weights, config.Rope, config.AttentionScale, config.RmsEpsilon);
