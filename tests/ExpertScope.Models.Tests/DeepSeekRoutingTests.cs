@@ -122,9 +122,95 @@ public class DeepSeekRoutingTests(ITestOutputHelper output)
         foreach (var (name, d) in worst)
         {
             output.WriteLine($"{name}: max diff {d:E3}");
-            Assert.True(d <= 1e-6f, $"{name} differs by {d}");
+            Assert.True(d == 0f, $"{name} differs by {d}");
         }
 
         Assert.True(checkedLayers > 0);
+    }
+
+    [Theory]
+    [InlineData("deepseek2-lite")]
+    [InlineData("deepseek3")]
+    public void FeedForwardParts_FromGoldenFfnNorm_AreBitExact(string caseName)
+    {
+        // Dense leading block, shared experts, and the routed mixture (experts weighted, then summed in slot order).
+        using var golden = new DeepSeekGoldenCase(caseName);
+        var config = DeepSeek2Config.FromGguf(golden.Model);
+        var model = golden.Model;
+        var e = config.EmbeddingLength;
+        float[] SwiGlu(string gate, string up, string down, ReadOnlySpan<float> x, int tokens)
+        {
+            var g = new GgufFloat32Rows(model, model.GetTensor(gate));
+            var u = new GgufFloat32Rows(model, model.GetTensor(up));
+            var d = new GgufFloat32Rows(model, model.GetTensor(down));
+            var gv = new float[tokens * g.Rows];
+            var uv = new float[tokens * u.Rows];
+            g.Multiply(x, tokens, gv);
+            u.Multiply(x, tokens, uv);
+            GgmlMath.SwiGlu(gv, uv);
+            var result = new float[tokens * e];
+            d.Multiply(gv, tokens, result);
+            return result;
+        }
+
+        var worst = 0f;
+        for (var prompt = 0; prompt < golden.PromptCount; prompt++)
+        {
+            var tokens = golden.Tokens[prompt].Length;
+            var dense = SwiGlu("blk.0.ffn_gate.weight", "blk.0.ffn_up.weight", "blk.0.ffn_down.weight", golden.Floats(prompt, "ffn_norm-0"), tokens);
+            worst = MathF.Max(worst, DeepSeekGoldenCase.MaxDifference(golden.Floats(prompt, "ffn_out-0"), dense).Difference);
+            for (var block = config.LeadingDenseBlockCount; block < config.BlockCount; block++)
+            {
+                var x = golden.Floats(prompt, $"ffn_norm-{block}");
+                var shared = SwiGlu($"blk.{block}.ffn_gate_shexp.weight", $"blk.{block}.ffn_up_shexp.weight", $"blk.{block}.ffn_down_shexp.weight", x, tokens);
+                worst = MathF.Max(worst, DeepSeekGoldenCase.MaxDifference(golden.Floats(prompt, $"ffn_shexp-{block}"), shared).Difference);
+
+                var topk = golden.Ints(prompt, $"ffn_moe_topk-{block}");
+                var finalWeights = golden.Has(prompt, $"ffn_moe_weights_scaled-{block}") ? $"ffn_moe_weights_scaled-{block}"
+                    : golden.Has(prompt, $"ffn_moe_weights_norm-{block}") ? $"ffn_moe_weights_norm-{block}" : $"ffn_moe_weights-{block}";
+                var weights = golden.Floats(prompt, finalWeights);
+                var k = config.ExpertUsedCount;
+                var ff = config.ExpertFeedForwardLength;
+                var gates = model.GetFloat32(model.GetTensor($"blk.{block}.ffn_gate_exps.weight")).ToArray();
+                var ups = model.GetFloat32(model.GetTensor($"blk.{block}.ffn_up_exps.weight")).ToArray();
+                var downs = model.GetFloat32(model.GetTensor($"blk.{block}.ffn_down_exps.weight")).ToArray();
+                var routed = new float[tokens * e];
+                for (var t = 0; t < tokens; t++)
+                {
+                    var row = x.AsSpan(t * e, e);
+                    var sum = routed.AsSpan(t * e, e);
+                    for (var slot = 0; slot < k; slot++)
+                    {
+                        var expert = topk[(t * k) + slot];
+                        var gate = new ArrayRows(gates.AsSpan(expert * ff * e, ff * e).ToArray(), ff, e);
+                        var up = new ArrayRows(ups.AsSpan(expert * ff * e, ff * e).ToArray(), ff, e);
+                        var down = new ArrayRows(downs.AsSpan(expert * e * ff, e * ff).ToArray(), e, ff);
+                        var g = new float[ff];
+                        var u = new float[ff];
+                        gate.Multiply(row, 1, g);
+                        up.Multiply(row, 1, u);
+                        GgmlMath.SwiGlu(g, u);
+                        var y = new float[e];
+                        down.Multiply(g, 1, y);
+                        for (var j = 0; j < e; j++)
+                        {
+                            var weighted = y[j] * weights[(t * k) + slot];
+                            sum[j] = slot == 0 ? weighted : sum[j] + weighted;
+                        }
+                    }
+                }
+
+                worst = MathF.Max(worst, DeepSeekGoldenCase.MaxDifference(golden.Floats(prompt, $"ffn_moe_out-{block}"), routed).Difference);
+                for (var i = 0; i < routed.Length; i++)
+                {
+                    routed[i] += shared[i];
+                }
+
+                worst = MathF.Max(worst, DeepSeekGoldenCase.MaxDifference(golden.Floats(prompt, $"ffn_out-{block}"), routed).Difference);
+            }
+        }
+
+        output.WriteLine($"worst difference {worst:E3}");
+        Assert.Equal(0f, worst);
     }
 }

@@ -273,24 +273,8 @@ internal static class DeepSeekRouting
             return;
         }
 
-        var max = float.NegativeInfinity;
-        foreach (var v in logits)
-        {
-            max = MathF.Max(max, v);
-        }
-
-        double sum = 0;
-        for (var i = 0; i < logits.Length; i++)
-        {
-            probabilities[i] = MathF.Exp(logits[i] - max);
-            sum += probabilities[i];
-        }
-
-        var inverse = (float)(1.0 / sum);
-        for (var i = 0; i < logits.Length; i++)
-        {
-            probabilities[i] *= inverse;
-        }
+        logits.CopyTo(probabilities);
+        GgmlMath.Softmax(probabilities[..logits.Length]);
     }
 
     /// <summary>
