@@ -127,4 +127,47 @@ public class DeepSeekAttentionTests(ITestOutputHelper output)
         // One token per call takes the same flash-attention path as the prefill, so the dump is matched exactly.
         Assert.Equal(0f, DeepSeekGoldenCase.MaxDifference(golden.Floats(1, "kqv_out-2"), heads).Difference);
     }
+
+    [Fact]
+    public void LongBatch_TakesTheTiledKernel_AndStaysCloseToFloat32()
+    {
+        // 70 query rows (>= ggml's 64-row tile) spanning two key tiles; no golden dump is this long, so the tiled
+        // kernel is checked against the float32 reference: only the F16 rounding of the cache separates them.
+        using var golden = new DeepSeekGoldenCase("deepseek3");
+        var config = DeepSeek2Config.FromGguf(golden.Model);
+        var s = config.Attention;
+        var attention = DeepSeek2.CreateAttention(golden.Model, config, 1);
+        var rows = new List<float>();
+        for (var prompt = 0; rows.Count < 70 * s.EmbeddingLength; prompt++)
+        {
+            rows.AddRange(golden.Floats(prompt % golden.PromptCount, "attn_norm-1"));
+        }
+
+        const int tokens = 70;
+        var input = rows.Take(tokens * s.EmbeddingLength).ToArray();
+        float[] Run(KvCachePrecision precision, int firstBatch)
+        {
+            var cache = attention.CreateCache(128, precision);
+            var heads = new float[tokens * s.HeadOutputLength];
+            attention.Forward(input, firstBatch, cache, heads, new float[firstBatch * s.EmbeddingLength]);
+            if (firstBatch < tokens)
+            {
+                attention.Forward(input.AsSpan(firstBatch * s.EmbeddingLength), tokens - firstBatch, cache,
+                    heads.AsSpan(firstBatch * s.HeadOutputLength), new float[(tokens - firstBatch) * s.EmbeddingLength]);
+            }
+
+            return heads;
+        }
+
+        var reference = Run(KvCachePrecision.Float32, tokens);
+        var tiled = Run(KvCachePrecision.Float16, tokens);
+        var smallBatches = Run(KvCachePrecision.Float16, 10);
+        var tiledDifference = DeepSeekGoldenCase.MaxDifference(reference, tiled).Difference;
+        var chunkDifference = DeepSeekGoldenCase.MaxDifference(reference, smallBatches).Difference;
+        output.WriteLine($"tiled vs float32 {tiledDifference:E3}, 10+60 batches vs float32 {chunkDifference:E3}");
+        Assert.InRange(tiledDifference, 1e-9f, 5e-3f);
+        Assert.InRange(chunkDifference, 1e-9f, 5e-3f);
+        // The tiled kernel keeps the query and the accumulator in float32, so it is the closer of the two.
+        Assert.True(tiledDifference < chunkDifference);
+    }
 }

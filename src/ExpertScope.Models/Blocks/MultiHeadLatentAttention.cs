@@ -161,8 +161,9 @@ public enum KvCachePrecision
 {
     /// <summary>
     /// IEEE half precision, llama.cpp's default cache type. Attention then follows ggml's CPU flash-attention
-    /// kernel (llama.cpp's default on the CPU): the query is rounded to F16 for q·k, and the weighted value sum is
-    /// accumulated in F16 with an online softmax. This is what the golden dumps were computed with.
+    /// kernels (llama.cpp's default on the CPU): for batches under 64 tokens the query is rounded to F16 for q·k and
+    /// the weighted value sum is accumulated in F16 with an online softmax (what the golden dumps were computed
+    /// with); batches of 64 or more go through the tiled kernel, float32 apart from the cached values.
     /// </summary>
     Float16,
 
@@ -182,6 +183,11 @@ public sealed class MlaKvCache
     private readonly float[] _values32 = [];
     private readonly Half[] _keys16 = [];
     private readonly Half[] _values16 = [];
+
+    /// <summary>ggml's flash-attention tile (query rows and key positions).</summary>
+    internal const int TileLength = 64;
+
+    private const int TiledMinimumQueries = TileLength;
 
     /// <summary>Creates an empty cache for up to <paramref name="capacity"/> positions.</summary>
     /// <param name="shape">The block's sizes.</param>
@@ -294,7 +300,16 @@ public sealed class MlaKvCache
     {
         if (Precision == KvCachePrecision.Float16)
         {
-            AttendHalf(query, keyOffset, valueFromKeys, valueOffset, valueLength, visible, scale, scratch, output);
+            // ggml switches to its tiled kernel once the batch has a full tile of query rows.
+            if (scratch.BatchTokens >= TiledMinimumQueries)
+            {
+                AttendHalfTiled(query, keyOffset, valueFromKeys, valueOffset, valueLength, visible, scale, scratch, output);
+            }
+            else
+            {
+                AttendHalf(query, keyOffset, valueFromKeys, valueOffset, valueLength, visible, scale, scratch, output);
+            }
+
             return;
         }
 
@@ -340,6 +355,84 @@ public sealed class MlaKvCache
             {
                 result[j] += weight * value[j];
             }
+        }
+    }
+
+    // ggml's tiled CPU flash attention (batches of at least 64 query rows): float32 throughout except the F16 cache.
+    // Key positions go in tiles of 64; per tile: q·k summed in float, scaled; the running max and sum are updated
+    // (exp by ggml's vector polynomial, sum in double); the float accumulator gains Σ p·v in position order.
+    private void AttendHalfTiled(
+        ReadOnlySpan<float> query,
+        int keyOffset,
+        bool valueFromKeys,
+        int valueOffset,
+        int valueLength,
+        int visible,
+        float scale,
+        AttentionScratch scratch,
+        Span<float> output)
+    {
+        var keyLength = query.Length;
+        var valueRows = valueFromKeys ? _keys16 : _values16;
+        var valueStride = valueFromKeys ? KeyRowLength : ValueRowLength;
+        var accumulator = scratch.Accumulator.AsSpan(0, valueLength);
+        accumulator.Clear();
+        var tile = scratch.Scores.AsSpan(0, TileLength);
+        var runningMax = float.NegativeInfinity;
+        var runningSum = 0f;
+        for (var tileStart = 0; tileStart < visible; tileStart += TileLength)
+        {
+            var count = Math.Min(TileLength, visible - tileStart);
+            var tileMax = float.NegativeInfinity;
+            for (var i = 0; i < TileLength; i++)
+            {
+                if (i >= count)
+                {
+                    tile[i] = float.NegativeInfinity;
+                    continue;
+                }
+
+                var key = _keys16.AsSpan(((tileStart + i) * KeyRowLength) + keyOffset, keyLength);
+                var dot = 0f;
+                for (var d = 0; d < keyLength; d++)
+                {
+                    dot += query[d] * (float)key[d];
+                }
+
+                tile[i] = dot * scale;
+                tileMax = MathF.Max(tileMax, tile[i]);
+            }
+
+            var newMax = MathF.Max(runningMax, tileMax);
+            if (newMax > runningMax)
+            {
+                var rescale = MathF.Exp(runningMax - newMax);
+                for (var j = 0; j < valueLength; j++)
+                {
+                    accumulator[j] *= rescale;
+                }
+
+                runningSum *= rescale;
+            }
+
+            runningMax = newMax;
+            runningSum = (float)(runningSum + GgmlMath.ExpMinusMax(tile, newMax, tile));
+            for (var j = 0; j < valueLength; j++)
+            {
+                var sum = accumulator[j];
+                for (var i = 0; i < count; i++)
+                {
+                    sum += tile[i] * (float)valueRows[((tileStart + i) * valueStride) + valueOffset + j];
+                }
+
+                accumulator[j] = sum;
+            }
+        }
+
+        var inverse = runningSum == 0f ? 0f : 1f / runningSum;
+        for (var j = 0; j < valueLength; j++)
+        {
+            output[j] = accumulator[j] * inverse;
         }
     }
 
@@ -416,9 +509,12 @@ public sealed class MlaKvCache
 }
 
 /// <summary>Per-call buffers for <see cref="MlaKvCache.Attend"/>, allocated once per forward call.</summary>
-internal sealed class AttentionScratch(int positions, int keyLength, int valueLength)
+internal sealed class AttentionScratch(int batchTokens, int positions, int keyLength, int valueLength)
 {
-    public float[] Scores { get; } = new float[positions];
+    /// <summary>Query tokens in the batch (selects ggml's kernel).</summary>
+    public int BatchTokens { get; } = batchTokens;
+
+    public float[] Scores { get; } = new float[Math.Max(positions, MlaKvCache.TileLength)];
 
     public float[] Query { get; } = new float[keyLength];
 
@@ -560,7 +656,7 @@ public sealed class MultiHeadLatentAttention
         var queryRow = s.HeadCount * s.KeyLength;
         var absorbed = new float[s.LatentRowLength];
         var attended = new float[s.KvLoraRank];
-        var scratch = new AttentionScratch(start + tokenCount, s.LatentRowLength, s.KvLoraRank);
+        var scratch = new AttentionScratch(tokenCount, start + tokenCount, s.LatentRowLength, s.KvLoraRank);
         var keyB = _weights.KeyB!;
         var valueB = _weights.ValueB!;
         for (var t = 0; t < tokenCount; t++)
@@ -618,7 +714,7 @@ public sealed class MultiHeadLatentAttention
 
         cache.Store(start, newKeys, newValues);
         var queryRow = s.HeadCount * s.KeyLength;
-        var scratch = new AttentionScratch(start + tokenCount, s.KeyLength, s.ValueLength);
+        var scratch = new AttentionScratch(tokenCount, start + tokenCount, s.KeyLength, s.ValueLength);
         for (var t = 0; t < tokenCount; t++)
         {
             for (var h = 0; h < s.HeadCount; h++)
