@@ -1,126 +1,101 @@
 namespace ExpertScope.Models.Blocks;
 
 /// <summary>
-/// Elementwise functions computed the way the llama.cpp build behind the golden data computes them (x86-64
-/// baseline: SSE2, no FMA, no wider SIMD), so results agree bit for bit. Softmax and SwiGLU there evaluate exp
-/// with ggml's vectorised polynomial (four lanes at a time, <c>expf</c> from libm for the leftover lanes); the
-/// polynomial differs from a correctly rounded exp in the last bit now and then, which is enough to flip a
-/// float16 rounding further on.
+/// Elementwise functions computed the way llama.cpp's portable x86-64 CPU build computes them, so that outputs
+/// agree to the last bit where possible: a fast vector exp (an Arm optimized-routines polynomial with a documented
+/// error of about 1.5 ulp) for softmax and SiLU over groups of four, and the C library's <c>expf</c> for the rest.
+/// Agreement matters because llama.cpp's f16 key/value cache rounds activations, and one differently rounded
+/// value changes later layers by about 1e-4.
 /// </summary>
 internal static class GgmlMath
 {
-    private const int Lanes = 4;
-
-    // The polynomial's constants, exactly representable floats (hex floats in the comments).
-    private const float Shift = 12582912f;                  // 0x1.8p23: adding it rounds to an integer
-    private const float Log2E = 1.4426950216293335f;        // 0x1.715476p+0
-    private const float Ln2High = 0.693145751953125f;       // 0x1.62e4p-1
-    private const float Ln2Low = 1.428606765330187e-06f;    // 0x1.7f7d1cp-20
-    private const float C1 = 0.9999994039535522f;           // 0x1.ffffecp-1
-    private const float C2 = 0.4999912679195404f;           // 0x1.fffdb6p-2
-    private const float C3 = 0.16668395698070526f;          // 0x1.555e66p-3
-    private const float C4 = 0.04189976677298546f;          // 0x1.573e2ep-5
-    private const float C5 = 0.008247390389442444f;         // 0x1.0e4020p-7
+    private static readonly float Shift = BitConverter.UInt32BitsToSingle(0x4b400000);         // 1.5 * 2^23
+    private static readonly float InverseLn2 = BitConverter.UInt32BitsToSingle(0x3fb8aa3b);
+    private static readonly float Ln2High = BitConverter.UInt32BitsToSingle(0x3f317200);
+    private static readonly float Ln2Low = BitConverter.UInt32BitsToSingle(0x35bfbe8e);
+    private static readonly float C4 = BitConverter.UInt32BitsToSingle(0x3c072010);
+    private static readonly float C3 = BitConverter.UInt32BitsToSingle(0x3d2b9f17);
+    private static readonly float C2 = BitConverter.UInt32BitsToSingle(0x3e2aaf33);
+    private static readonly float C1 = BitConverter.UInt32BitsToSingle(0x3efffedb);
+    private static readonly float C0 = BitConverter.UInt32BitsToSingle(0x3f7ffff6);
 
     /// <summary>
-    /// ggml's SSE2 <c>v_expf</c> for one lane: e^x = 2^n · (1 + p(b)) with n = round(x / ln 2) and
-    /// b = x − n·ln 2 (ln 2 split in two parts), a degree-5 polynomial p, and a scaled path when |n| > 126
-    /// (overflow to ∞ above ≈ 88.38, flush to 0 below ≈ −103.97). Multiply and add are rounded separately.
+    /// The vector exp: <c>exp(x) = 2^n * (1 + p(r))</c> with <c>n = round(x / ln 2)</c> and a degree-5 polynomial in
+    /// the reduced argument; every operation is a separately rounded float operation (no fused multiply-add).
     /// </summary>
-    /// <remarks>ggml switches a whole vector to the scaled path when any lane needs it; lanes that do not need it
-    /// get k·j + k there too, the same value as on the fast path, so lanes can be evaluated one by one.</remarks>
-    public static float VectorExp(float x)
+    public static float FastExp(float x)
     {
-        var z = (x * Log2E) + Shift;
-        var n = z - Shift;
-        var b = x - (n * Ln2High);
-        b -= n * Ln2Low;
-        var e = BitConverter.SingleToUInt32Bits(z) << 23;
-        var k = BitConverter.UInt32BitsToSingle(e + BitConverter.SingleToUInt32Bits(1f));
-        var large = MathF.Abs(n) > 126;
-        var u = b * b;
-        var j = ((((C5 * b) + C4) * u) + ((C3 * b) + C2)) * u;
-        j += C1 * b;
-        if (!large)
+        float z = x * InverseLn2 + Shift;
+        float n = z - Shift;
+        float b = (x - n * Ln2High) - n * Ln2Low;
+        uint e = BitConverter.SingleToUInt32Bits(z) << 23;
+        float k = BitConverter.UInt32BitsToSingle(e + BitConverter.SingleToUInt32Bits(1.0f));
+        float u = b * b;
+        float j = ((C4 * b + C3) * u + (C2 * b + C1)) * u + C0 * b;
+        if (!(MathF.Abs(n) > 126))
         {
-            return (j * k) + k;
+            return j * k + k;
         }
 
-        var g = n <= 0 ? 0x82000000u : 0u;
-        var s1 = BitConverter.UInt32BitsToSingle(g + 0x7f000000u);
-        var s2 = BitConverter.UInt32BitsToSingle(e - g);
-        if (MathF.Abs(n) > 192)
-        {
-            return s1 * s1;
-        }
-
-        return ((s2 * j) + s2) * s1;
+        // Large |n|: split the scale in two so 2^n neither overflows nor underflows early.
+        uint g = n <= 0 ? 0x82000000u : 0u;
+        float s1 = BitConverter.UInt32BitsToSingle(g + 0x7f000000u);
+        float s2 = BitConverter.UInt32BitsToSingle(e - g);
+        return MathF.Abs(n) > 192 ? s1 * s1 : (s2 * j + s2) * s1;
     }
+
+    /// <summary>SiLU <c>x / (1 + exp(-x))</c> with the vector exp.</summary>
+    public static float FastSilu(float x) => x / (1.0f + FastExp(0.0f - x));
+
+    /// <summary>SiLU with the C library's expf (ggml's scalar path).</summary>
+    public static float Silu(float x) => x / (1.0f + MathF.Exp(-x));
 
     /// <summary>
-    /// ggml's <c>vec_soft_max_f32</c>: y[i] = e^(x[i] − max), returning Σ y in double. Whole 4-vectors use
-    /// <see cref="VectorExp"/> and add their lanes as (y0 + y1) + (y2 + y3) in float; the rest use libm exp.
+    /// Softmax in place as ggml: subtract the max; exponentials by the vector exp in groups of four (each group
+    /// summed pairwise in float, then added to a double sum), the tail by expf; scale by the float reciprocal.
     /// </summary>
-    public static double ExpMinusMax(ReadOnlySpan<float> x, float max, Span<float> y)
-    {
-        double sum = 0;
-        var i = 0;
-        for (; i + Lanes <= x.Length; i += Lanes)
-        {
-            for (var l = 0; l < Lanes; l++)
-            {
-                y[i + l] = VectorExp(x[i + l] - max);
-            }
-
-            sum += (y[i] + y[i + 1]) + (y[i + 2] + y[i + 3]);
-        }
-
-        for (; i < x.Length; i++)
-        {
-            y[i] = MathF.Exp(x[i] - max);
-            sum += y[i];
-        }
-
-        return sum;
-    }
-
-    /// <summary>ggml's <c>soft_max</c> of one row in place (scale 1, no mask): exp(x − max) · (1 / Σ).</summary>
     public static void Softmax(Span<float> values)
     {
-        var max = float.NegativeInfinity;
-        foreach (var v in values)
+        float max = float.NegativeInfinity;
+        foreach (float v in values)
         {
             max = MathF.Max(max, v);
         }
 
-        var sum = ExpMinusMax(values, max, values);
-        var inverse = (float)(1.0 / sum);
-        for (var i = 0; i < values.Length; i++)
+        double sum = 0;
+        int i = 0;
+        for (; i + 3 < values.Length; i += 4)
         {
-            values[i] *= inverse;
+            float v0 = values[i] = FastExp(values[i] - max);
+            float v1 = values[i + 1] = FastExp(values[i + 1] - max);
+            float v2 = values[i + 2] = FastExp(values[i + 2] - max);
+            float v3 = values[i + 3] = FastExp(values[i + 3] - max);
+            sum += (v0 + v1) + (v2 + v3);
+        }
+
+        for (; i < values.Length; i++)
+        {
+            float v = values[i] = MathF.Exp(values[i] - max);
+            sum += v;
+        }
+
+        float inverse = (float)(1.0 / sum);
+        for (int j = 0; j < values.Length; j++)
+        {
+            values[j] *= inverse;
         }
     }
 
-    /// <summary>
-    /// ggml's <c>vec_swiglu_f32</c> in place: gate[i] = silu(gate[i]) · up[i] with silu(x) = x / (1 + e^−x),
-    /// e^−x from <see cref="VectorExp"/> for whole 4-vectors and from libm for the rest.
-    /// </summary>
-    public static void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
+    /// <summary><c>gate[i] = silu(gate[i]) * up[i]</c>, groups of four by the vector exp, the tail by expf (as ggml's swiglu).</summary>
+    public static void SwiGlu(Span<float> gate, ReadOnlySpan<float> up, int rowLength)
     {
-        var i = 0;
-        for (; i + Lanes <= gate.Length; i += Lanes)
+        for (int row = 0; row + rowLength <= gate.Length; row += rowLength)
         {
-            for (var l = 0; l < Lanes; l++)
+            int vectorEnd = row + (rowLength & ~3);
+            for (int i = row; i < row + rowLength; i++)
             {
-                var x = gate[i + l];
-                gate[i + l] = x / (1f + VectorExp(0f - x)) * up[i + l];
+                gate[i] = (i < vectorEnd ? FastSilu(gate[i]) : Silu(gate[i])) * up[i];
             }
-        }
-
-        for (; i < gate.Length; i++)
-        {
-            var x = gate[i];
-            gate[i] = x / (1f + MathF.Exp(-x)) * up[i];
         }
     }
 }

@@ -1,4 +1,5 @@
 using ExpertScope.Core;
+using ExpertScope.Models.Routing;
 
 namespace ExpertScope.Models.Blocks;
 
@@ -32,143 +33,45 @@ public sealed record MlaShape(
 }
 
 /// <summary>
-/// The weights of one MLA block. Either <see cref="Query"/> (no query compression) or the
-/// <see cref="QueryA"/>/<see cref="QueryANorm"/>/<see cref="QueryB"/> triple is set; either the split
-/// <see cref="KeyB"/>/<see cref="ValueB"/> pair (what current converters write) or the legacy fused
-/// <see cref="KeyValueB"/> is set.
+/// The weights of one MLA block, viewed in the checkpoint. Either <see cref="Query"/> (no query compression, V2-Lite)
+/// or <see cref="QueryA"/>/<see cref="QueryANorm"/>/<see cref="QueryB"/> (V2, V3) is set; either the split per-head
+/// <see cref="KeyB"/>/<see cref="ValueB"/> (what current converters write) or the legacy fused
+/// <c>attn_kv_b</c> as per-head <see cref="KeyNope"/>/<see cref="Value"/> row views is set.
 /// </summary>
-public sealed class MlaWeights
+public sealed record MlaWeights
 {
-    /// <summary><c>attn_q</c>: [H·(nope+rope), E]; used when <c>q_lora_rank</c> is 0 (V2-Lite).</summary>
-    public MatrixRows? Query { get; init; }
+    /// <summary><c>attn_q</c>: [H·(nope+rope), E].</summary>
+    public LinearWeight? Query { get; init; }
 
     /// <summary><c>attn_q_a</c>: [q_lora, E].</summary>
-    public MatrixRows? QueryA { get; init; }
+    public LinearWeight? QueryA { get; init; }
 
-    /// <summary><c>attn_q_a_norm</c>: RMS-norm weight of length q_lora.</summary>
-    public float[]? QueryANorm { get; init; }
+    /// <summary><c>attn_q_a_norm</c> (width q_lora).</summary>
+    public RmsNorm? QueryANorm { get; init; }
 
     /// <summary><c>attn_q_b</c>: [H·(nope+rope), q_lora].</summary>
-    public MatrixRows? QueryB { get; init; }
+    public LinearWeight? QueryB { get; init; }
 
     /// <summary><c>attn_kv_a_mqa</c>: [kv_lora + rope, E]: the compressed latent and the shared rotary key.</summary>
-    public required MatrixRows KeyValueA { get; init; }
+    public required LinearWeight KeyValueA { get; init; }
 
-    /// <summary><c>attn_kv_a_norm</c>: RMS-norm weight of length kv_lora.</summary>
-    public required float[] KeyValueANorm { get; init; }
+    /// <summary><c>attn_kv_a_norm</c> (width kv_lora).</summary>
+    public required RmsNorm KeyValueANorm { get; init; }
 
-    /// <summary><c>attn_k_b</c>: [H, kv_lora, nope]: absorbs the key decompression into the query.</summary>
-    public MatrixRows? KeyB { get; init; }
+    /// <summary><c>attn_k_b</c> per head: [kv_lora, nope], absorbed into the query (q_nope → latent space).</summary>
+    public IReadOnlyList<LinearWeight>? KeyB { get; init; }
 
-    /// <summary><c>attn_v_b</c>: [H, value, kv_lora]: decompresses the attended latent per head.</summary>
-    public MatrixRows? ValueB { get; init; }
+    /// <summary><c>attn_v_b</c> per head: [value, kv_lora], decompressing the attended latent.</summary>
+    public IReadOnlyList<LinearWeight>? ValueB { get; init; }
 
-    /// <summary>Legacy <c>attn_kv_b</c>: [H·(nope+value), kv_lora], per head the key rows then the value rows.</summary>
-    public MatrixRows? KeyValueB { get; init; }
+    /// <summary>Legacy <c>attn_kv_b</c> key rows per head: [nope, kv_lora].</summary>
+    public IReadOnlyList<LinearWeight>? KeyNope { get; init; }
+
+    /// <summary>Legacy <c>attn_kv_b</c> value rows per head: [value, kv_lora].</summary>
+    public IReadOnlyList<LinearWeight>? Value { get; init; }
 
     /// <summary><c>attn_output</c>: [E, H·value].</summary>
-    public required MatrixRows Output { get; init; }
-}
-
-/// <summary>
-/// Rotary position embedding as ggml's <c>rope_ext</c> computes it for one rotated slice, including YaRN
-/// (NTK-by-parts interpolation with a magnitude factor). With <see cref="ExtrapolationFactor"/> 0 and
-/// <see cref="FrequencyScale"/> 1 this is plain RoPE.
-/// </summary>
-/// <param name="Dimensions">Rotated width (<c>rope.dimension_count</c>), even.</param>
-/// <param name="FrequencyBase">θ base (<c>rope.freq_base</c>).</param>
-/// <param name="FrequencyScale">1 / <c>rope.scaling.factor</c> (1 when unscaled).</param>
-/// <param name="ExtrapolationFactor">YaRN ramp mix (ggml <c>ext_factor</c>): 1 for YaRN, 0 otherwise.</param>
-/// <param name="AttentionFactor">Magnitude applied to cos and sin (ggml <c>attn_factor</c>).</param>
-/// <param name="BetaFast">YaRN high-frequency boundary in rotations (ggml <c>beta_fast</c>, 32).</param>
-/// <param name="BetaSlow">YaRN low-frequency boundary in rotations (ggml <c>beta_slow</c>, 1).</param>
-/// <param name="OriginalContextLength">Training context before scaling (<c>rope.scaling.original_context_length</c>).</param>
-/// <param name="Neox">True: rotate (x[i], x[i+d/2]) (NEOX, type 2); false: adjacent pairs (NORM, type 0).</param>
-public sealed record RotaryEmbedding(
-    int Dimensions,
-    float FrequencyBase,
-    float FrequencyScale = 1f,
-    float ExtrapolationFactor = 0f,
-    float AttentionFactor = 1f,
-    float BetaFast = 32f,
-    float BetaSlow = 1f,
-    int OriginalContextLength = 0,
-    bool Neox = false)
-{
-    /// <summary>
-    /// YaRN's correction range: the pair indices where the ramp between interpolation and extrapolation
-    /// starts and ends, <c>d · ln(n_ctx_orig / (β · 2π)) / (2 ln base)</c> floored / ceiled and clamped to [0, d-1].
-    /// </summary>
-    public (float Low, float High) CorrectionDimensions()
-    {
-        float Dimension(float rotations) =>
-            Dimensions * MathF.Log(OriginalContextLength / (rotations * 2 * MathF.PI)) / (2 * MathF.Log(FrequencyBase));
-        var low = MathF.Floor(Dimension(BetaFast));
-        var high = MathF.Ceiling(Dimension(BetaSlow));
-        return (MathF.Max(0, low), MathF.Min(Dimensions - 1, high));
-    }
-
-    /// <summary>
-    /// Fills <paramref name="cosSin"/> (length <see cref="Dimensions"/>) with (cos θ_i, sin θ_i) pairs for
-    /// <paramref name="position"/>, magnitude included: θ_i = position · base^(-2i/d), blended between
-    /// θ·scale and θ by YaRN's ramp, and scaled by attn_factor · (1 + 0.1 ln(1/scale)) when YaRN is on.
-    /// </summary>
-    public void Fill(int position, Span<float> cosSin)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(cosSin.Length, Dimensions);
-        var (low, high) = ExtrapolationFactor != 0f ? CorrectionDimensions() : (0f, 0f);
-        // ggml advances θ by repeated float multiplication, not pow per index; the rounding matches that.
-        var thetaScale = MathF.Pow(FrequencyBase, -2f / Dimensions);
-        float theta = position;
-        for (var i = 0; i < Dimensions; i += 2)
-        {
-            var interpolated = FrequencyScale * theta;
-            var angle = interpolated;
-            var magnitude = AttentionFactor;
-            if (ExtrapolationFactor != 0f)
-            {
-                var y = ((i / 2) - low) / MathF.Max(0.001f, high - low);
-                var rampMix = (1 - MathF.Min(1, MathF.Max(0, y))) * ExtrapolationFactor;
-                angle = (interpolated * (1 - rampMix)) + (theta * rampMix);
-                magnitude *= 1f + (0.1f * MathF.Log(1f / FrequencyScale));
-            }
-
-            cosSin[i] = MathF.Cos(angle) * magnitude;
-            cosSin[i + 1] = MathF.Sin(angle) * magnitude;
-            theta *= thetaScale;
-        }
-    }
-
-    /// <summary>Rotates <paramref name="values"/> (length ≥ <see cref="Dimensions"/>) in place with a table from <see cref="Fill"/>.</summary>
-    public void Apply(ReadOnlySpan<float> cosSin, Span<float> values)
-    {
-        var offset = Neox ? Dimensions / 2 : 1;
-        for (var i = 0; i < Dimensions; i += 2)
-        {
-            var first = Neox ? i / 2 : i;
-            var cos = cosSin[i];
-            var sin = cosSin[i + 1];
-            var x0 = values[first];
-            var x1 = values[first + offset];
-            values[first] = (x0 * cos) - (x1 * sin);
-            values[first + offset] = (x0 * sin) + (x1 * cos);
-        }
-    }
-}
-
-/// <summary>How cached keys and values are stored.</summary>
-public enum KvCachePrecision
-{
-    /// <summary>
-    /// IEEE half precision, llama.cpp's default cache type. Attention then follows ggml's CPU flash-attention
-    /// kernels (llama.cpp's default on the CPU): for batches under 64 tokens the query is rounded to F16 for q·k and
-    /// the weighted value sum is accumulated in F16 with an online softmax (what the golden dumps were computed
-    /// with); batches of 64 or more go through the tiled kernel, float32 apart from the cached values.
-    /// </summary>
-    Float16,
-
-    /// <summary>Single precision with a plain two-pass softmax; no rounding beyond float32.</summary>
-    Float32,
+    public required LinearWeight Output { get; init; }
 }
 
 /// <summary>
@@ -177,7 +80,7 @@ public enum KvCachePrecision
 /// position), which is what makes MLA's cache small; with the legacy <c>attn_kv_b</c> it holds full per-head keys
 /// and values, as llama.cpp does for such files.
 /// </summary>
-public sealed class MlaKvCache
+public sealed class MlaKvCache : IAttentionCache
 {
     private readonly float[] _keys32 = [];
     private readonly float[] _values32 = [];
@@ -193,8 +96,11 @@ public sealed class MlaKvCache
     /// <param name="shape">The block's sizes.</param>
     /// <param name="capacity">Positions to hold.</param>
     /// <param name="decompressed">True for the legacy fused-<c>attn_kv_b</c> layout (full per-head keys and values).</param>
-    /// <param name="precision">Storage precision (and with it, the attention arithmetic).</param>
-    public MlaKvCache(MlaShape shape, int capacity, bool decompressed, KvCachePrecision precision = KvCachePrecision.Float16)
+    /// <param name="precision">Storage precision, and with it the attention arithmetic: <see cref="CachePrecision.Float16"/>
+    /// follows ggml's CPU flash-attention kernels (llama.cpp's default): for batches under 64 tokens the query is
+    /// rounded to F16 and the weighted value sum accumulated in F16 (what the golden dumps were computed with);
+    /// batches of 64 or more take the tiled kernel, float32 apart from the cached values.</param>
+    public MlaKvCache(MlaShape shape, int capacity, bool decompressed, CachePrecision precision)
     {
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
@@ -203,7 +109,7 @@ public sealed class MlaKvCache
         Precision = precision;
         KeyRowLength = decompressed ? shape.HeadCount * shape.KeyLength : shape.LatentRowLength;
         ValueRowLength = decompressed ? shape.HeadCount * shape.ValueLength : 0;
-        if (precision == KvCachePrecision.Float16)
+        if (precision == CachePrecision.Float16)
         {
             _keys16 = new Half[checked(capacity * KeyRowLength)];
             _values16 = new Half[checked(capacity * ValueRowLength)];
@@ -225,7 +131,7 @@ public sealed class MlaKvCache
     public bool IsDecompressed { get; }
 
     /// <summary>Storage precision.</summary>
-    public KvCachePrecision Precision { get; }
+    public CachePrecision Precision { get; }
 
     /// <summary>Floats per cached key row: the latent row, or H · key length when decompressed.</summary>
     public int KeyRowLength { get; }
@@ -261,7 +167,7 @@ public sealed class MlaKvCache
     // Writes whole rows from position `start` (not yet counted in Length), rounding to the storage precision.
     internal void Store(int start, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
-        if (Precision == KvCachePrecision.Float16)
+        if (Precision == CachePrecision.Float16)
         {
             Round(keys, _keys16.AsSpan(start * KeyRowLength, keys.Length));
             Round(values, _values16.AsSpan(start * ValueRowLength, values.Length));
@@ -298,7 +204,7 @@ public sealed class MlaKvCache
         AttentionScratch scratch,
         Span<float> output)
     {
-        if (Precision == KvCachePrecision.Float16)
+        if (Precision == CachePrecision.Float16)
         {
             // ggml switches to its tiled kernel once the batch has a full tile of query rows.
             if (scratch.BatchTokens >= TiledMinimumQueries)
@@ -416,7 +322,7 @@ public sealed class MlaKvCache
             }
 
             runningMax = newMax;
-            runningSum = (float)(runningSum + GgmlMath.ExpMinusMax(tile, newMax, tile));
+            runningSum = (float)(runningSum + ExpMinusMax(tile, newMax));
             for (var j = 0; j < valueLength; j++)
             {
                 var sum = accumulator[j];
@@ -434,6 +340,30 @@ public sealed class MlaKvCache
         {
             output[j] = accumulator[j] * inverse;
         }
+    }
+
+    // ggml's vec_soft_max_f32 numerator: e^(x - max) in place (vector exp in groups of four, libm for the tail),
+    // returning the sum accumulated in double with each group's lanes added pairwise in float first.
+    private static double ExpMinusMax(Span<float> values, float max)
+    {
+        double sum = 0;
+        var i = 0;
+        for (; i + 4 <= values.Length; i += 4)
+        {
+            var v0 = values[i] = GgmlMath.FastExp(values[i] - max);
+            var v1 = values[i + 1] = GgmlMath.FastExp(values[i + 1] - max);
+            var v2 = values[i + 2] = GgmlMath.FastExp(values[i + 2] - max);
+            var v3 = values[i + 3] = GgmlMath.FastExp(values[i + 3] - max);
+            sum += (v0 + v1) + (v2 + v3);
+        }
+
+        for (; i < values.Length; i++)
+        {
+            values[i] = MathF.Exp(values[i] - max);
+            sum += values[i];
+        }
+
+        return sum;
     }
 
     // ggml's CPU flash attention for F16 K/V, one query row: q rounded to F16; scores as F16·F16 dot products;
@@ -522,283 +452,309 @@ internal sealed class AttentionScratch(int batchTokens, int positions, int keyLe
 }
 
 /// <summary>
-/// DeepSeek-V2/V3 multi-head latent attention, computed as llama.cpp computes it. Keys and values are
-/// compressed into one shared latent c (kv_lora floats, RMS-normed) plus a shared rotary key k_pe; with the
-/// split <c>attn_k_b</c>/<c>attn_v_b</c> weights the key decompression is absorbed into the query
-/// (q_nope · W_kb per head) so attention runs against the latent directly (one KV head, MQA), and the
-/// attended latent is decompressed per head by <c>attn_v_b</c>. With the legacy fused <c>attn_kv_b</c>, keys and
-/// values are decompressed per head first and attention is ordinary MHA. The rotary parts use RoPE on their
-/// own slice (DeepSeek uses NORM, adjacent pairs).
+/// DeepSeek-V2/V3 multi-head latent attention, computed as llama.cpp computes it. Keys and values are compressed
+/// into one shared latent c (kv_lora floats, RMS-normed) plus one rotary key k_pe shared by all heads. With the split
+/// <c>attn_k_b</c>/<c>attn_v_b</c> weights the key decompression is absorbed into the query (q_nope · W_kb per head),
+/// so attention runs against the cached latent directly (MQA with one key/value head of width kv_lora + rope) and
+/// the attended latent is decompressed per head by <c>attn_v_b</c>. With the legacy fused <c>attn_kv_b</c>, keys and
+/// values are decompressed per head first and attention is ordinary MHA. The rotary slices (the last rope values of
+/// each query head, and k_pe) use RoPE NORM (adjacent pairs), as llama.cpp does for deepseek2.
 /// </summary>
-public sealed class MultiHeadLatentAttention
+/// <remarks>Differs from <see cref="Attention"/>: a latent cache, a per-head query absorption and value
+/// decompression around a single shared key/value head, and a rotary part separate from the content part.</remarks>
+public sealed class MultiHeadLatentAttention : IAttention
 {
-    private readonly MlaShape _shape;
-    private readonly MlaWeights _weights;
-    private readonly RotaryEmbedding _rope;
-    private readonly float _attentionScale;
-    private readonly float _rmsEpsilon;
-
     /// <summary>Creates the block and checks that the weights fit the shape.</summary>
     /// <param name="shape">Sizes.</param>
-    /// <param name="weights">Weights (one of the query forms, one of the key/value forms).</param>
-    /// <param name="rope">Rotation of the decoupled rope slices; its <see cref="RotaryEmbedding.Dimensions"/> is the rope length.</param>
-    /// <param name="attentionScale">Multiplier of q·k before the softmax (llama.cpp's <c>kq_scale</c>:
-    /// mscale² / sqrt(key_length_mla)).</param>
-    /// <param name="rmsEpsilon">RMS-norm ε for the latent norms.</param>
-    /// <exception cref="ArgumentException">A weight is missing or has the wrong size.</exception>
-    public MultiHeadLatentAttention(MlaShape shape, MlaWeights weights, RotaryEmbedding rope, float attentionScale, float rmsEpsilon)
+    /// <param name="weights">Weights (one query form, one key/value form).</param>
+    /// <param name="rope">Rotation of the rope slices (<see cref="Rope.Dimensions"/> = rope length).</param>
+    /// <param name="scale">Multiplier of q·k before the softmax (llama.cpp's <c>kq_scale</c>: mscale² / sqrt(key_length_mla)).</param>
+    /// <param name="cachePrecision">Cache precision (llama.cpp's default is F16).</param>
+    /// <exception cref="ExpertScopeException">A weight is missing or has the wrong size.</exception>
+    public MultiHeadLatentAttention(MlaShape shape, MlaWeights weights, Rope rope, float scale, CachePrecision cachePrecision)
     {
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(rope);
-        _shape = shape;
-        _weights = weights;
-        _rope = rope;
-        _attentionScale = attentionScale;
-        _rmsEpsilon = rmsEpsilon;
+        Shape = shape;
+        Weights = weights;
+        Rope = rope;
+        Scale = scale;
+        CachePrecision = cachePrecision;
         Validate();
     }
 
-    /// <summary>The block's sizes.</summary>
-    public MlaShape Shape => _shape;
+    /// <summary>Sizes.</summary>
+    public MlaShape Shape { get; }
+
+    /// <summary>Weights.</summary>
+    public MlaWeights Weights { get; }
+
+    /// <summary>Rotation of the rope slices.</summary>
+    public Rope Rope { get; }
+
+    /// <summary>Multiplier of q·k.</summary>
+    public float Scale { get; }
+
+    /// <summary>Cache precision.</summary>
+    public CachePrecision CachePrecision { get; }
 
     /// <summary>True when the legacy fused <c>attn_kv_b</c> is used (decompressed MHA cache).</summary>
-    public bool UsesFusedKeyValue => _weights.KeyValueB is not null;
+    public bool UsesFusedKeyValue => Weights.KeyNope is not null;
 
-    /// <summary>A cache sized for this block.</summary>
-    public MlaKvCache CreateCache(int capacity, KvCachePrecision precision = KvCachePrecision.Float16) =>
-        new(_shape, capacity, UsesFusedKeyValue, precision);
+    /// <inheritdoc/>
+    public IAttentionCache CreateCache(int capacity) => new MlaKvCache(Shape, capacity, UsesFusedKeyValue, CachePrecision);
 
-    /// <summary>
-    /// Runs attention for <paramref name="tokenCount"/> new tokens at positions <c>cache.Length ..</c>, appending
-    /// them to <paramref name="cache"/> (causal: each token sees the cache and the new tokens up to itself).
-    /// </summary>
-    /// <param name="input">Normed residual rows [tokenCount, E] (<c>attn_norm</c>).</param>
-    /// <param name="tokenCount">Number of new tokens.</param>
-    /// <param name="cache">This layer's cache; grows by <paramref name="tokenCount"/>.</param>
-    /// <param name="headOutputs">Receives the concatenated head outputs [tokenCount, H·value] (llama.cpp's
-    /// <c>kqv_out</c>, before the output projection).</param>
-    /// <param name="output">Receives the projected attention output [tokenCount, E].</param>
-    public void Forward(ReadOnlySpan<float> input, int tokenCount, MlaKvCache cache, Span<float> headOutputs, Span<float> output)
+    /// <inheritdoc/>
+    public void Forward(ReadOnlySpan<float> input, Span<float> output, IAttentionCache cache, int layer, ForwardContext context)
     {
-        ArgumentNullException.ThrowIfNull(cache);
-        var s = _shape;
-        if (cache.IsDecompressed != UsesFusedKeyValue)
+        ArgumentNullException.ThrowIfNull(context);
+        if (cache is not MlaKvCache latentCache || latentCache.IsDecompressed != UsesFusedKeyValue)
         {
-            throw new ArgumentException("The cache was made for the other key/value layout.", nameof(cache));
+            throw new ArgumentException("The cache was not created by this attention layer.", nameof(cache));
         }
 
-        ArgumentOutOfRangeException.ThrowIfLessThan(input.Length, tokenCount * s.EmbeddingLength, nameof(input));
-        ArgumentOutOfRangeException.ThrowIfLessThan(headOutputs.Length, tokenCount * s.HeadOutputLength, nameof(headOutputs));
-        ArgumentOutOfRangeException.ThrowIfLessThan(output.Length, tokenCount * s.EmbeddingLength, nameof(output));
-        cache.EnsureRoom(tokenCount);
+        var s = Shape;
+        var tokens = context.TokenCount;
+        latentCache.EnsureRoom(tokens);
+        var start = latentCache.Length;
+        var parallelism = context.Parallelism;
 
-        var start = cache.Length;
         var queryRow = s.HeadCount * s.KeyLength;
-        var query = new float[tokenCount * queryRow];
-        ProjectQuery(input, tokenCount, query);
+        var query = new float[tokens * queryRow];
+        ProjectQuery(input, tokens, query, parallelism);
 
-        // Compressed latent + shared rotary key for each new token, written straight into the cache layout.
-        var latent = new float[tokenCount * s.LatentRowLength];
-        _weights.KeyValueA.Multiply(input, tokenCount, latent);
-        var cosSin = new float[s.RopeLength];
-        for (var t = 0; t < tokenCount; t++)
+        // [c, k_pe] per token: c RMS-normed, k_pe rotated; q_pe rotated per head.
+        var latent = new float[tokens * s.LatentRowLength];
+        Weights.KeyValueA.Multiply(input, tokens, latent, parallelism);
+        for (var t = 0; t < tokens; t++)
         {
             var row = latent.AsSpan(t * s.LatentRowLength, s.LatentRowLength);
-            RmsNormalize(row[..s.KvLoraRank], _weights.KeyValueANorm, _rmsEpsilon, row[..s.KvLoraRank]);
-            _rope.Fill(start + t, cosSin);
-            _rope.Apply(cosSin, row[s.KvLoraRank..]);
-            for (var h = 0; h < s.HeadCount; h++)
-            {
-                _rope.Apply(cosSin, query.AsSpan((t * queryRow) + (h * s.KeyLength) + s.NopeLength, s.RopeLength));
-            }
+            Weights.KeyValueANorm.Apply(row[..s.KvLoraRank], row[..s.KvLoraRank]);
+            Rope.Apply(row[s.KvLoraRank..], 1, s.RopeLength, start + t);
+            Rope.Apply(query.AsSpan((t * queryRow) + s.NopeLength, queryRow - s.NopeLength), s.HeadCount, s.KeyLength, start + t);
         }
 
+        var heads = new float[tokens * s.HeadOutputLength];
         if (UsesFusedKeyValue)
         {
-            AttendDecompressed(query, latent, tokenCount, cache, headOutputs);
+            AttendDecompressed(query, latent, tokens, latentCache, heads, parallelism);
         }
         else
         {
-            AttendLatent(query, latent, tokenCount, cache, headOutputs);
+            AttendLatent(query, latent, tokens, latentCache, heads, parallelism);
         }
 
-        cache.Append(tokenCount);
-        _weights.Output.Multiply(headOutputs, tokenCount, output);
+        latentCache.Append(tokens);
+        context.Emit(HookKind.AttentionHeads, layer, heads, s.HeadOutputLength);
+        Weights.Output.Multiply(heads, tokens, output, parallelism);
+        context.Emit(HookKind.AttentionOutput, layer, output, s.EmbeddingLength);
     }
 
-    private void ProjectQuery(ReadOnlySpan<float> input, int tokenCount, Span<float> query)
+    private void ProjectQuery(ReadOnlySpan<float> input, int tokens, Span<float> query, Parallelism parallelism)
     {
-        var s = _shape;
-        if (_weights.Query is { } direct)
+        if (Weights.Query is { } direct)
         {
-            direct.Multiply(input, tokenCount, query);
+            direct.Multiply(input, tokens, query, parallelism);
             return;
         }
 
-        var compressed = new float[tokenCount * s.QueryLoraRank];
-        _weights.QueryA!.Multiply(input, tokenCount, compressed);
-        for (var t = 0; t < tokenCount; t++)
-        {
-            var row = compressed.AsSpan(t * s.QueryLoraRank, s.QueryLoraRank);
-            RmsNormalize(row, _weights.QueryANorm!, _rmsEpsilon, row);
-        }
-
-        _weights.QueryB!.Multiply(compressed, tokenCount, query);
+        var compressed = new float[tokens * Shape.QueryLoraRank];
+        Weights.QueryA!.Multiply(input, tokens, compressed, parallelism);
+        Weights.QueryANorm!.Apply(compressed, compressed);
+        Weights.QueryB!.Multiply(compressed, tokens, query, parallelism);
     }
 
     // Absorbed MLA (llama.cpp's path for split k_b/v_b): score = (W_kb^T q_nope)·c + q_pe·k_pe; out = W_vb (Σ p c).
-    private void AttendLatent(float[] query, float[] latent, int tokenCount, MlaKvCache cache, Span<float> headOutputs)
+    private void AttendLatent(float[] query, float[] latent, int tokens, MlaKvCache cache, float[] heads, Parallelism parallelism)
     {
-        var s = _shape;
+        var s = Shape;
         var start = cache.Length;
         cache.Store(start, latent, []);
         var queryRow = s.HeadCount * s.KeyLength;
-        var absorbed = new float[s.LatentRowLength];
-        var attended = new float[s.KvLoraRank];
-        var scratch = new AttentionScratch(tokenCount, start + tokenCount, s.LatentRowLength, s.KvLoraRank);
-        var keyB = _weights.KeyB!;
-        var valueB = _weights.ValueB!;
-        for (var t = 0; t < tokenCount; t++)
-        {
-            for (var h = 0; h < s.HeadCount; h++)
-            {
-                var q = query.AsSpan((t * queryRow) + (h * s.KeyLength), s.KeyLength);
-                // Query in latent space followed by its rotary part, matching the cached [c, k_pe] rows.
-                for (var r = 0; r < s.KvLoraRank; r++)
-                {
-                    absorbed[r] = keyB.Dot((h * s.KvLoraRank) + r, q[..s.NopeLength]);
-                }
 
-                q[s.NopeLength..].CopyTo(absorbed.AsSpan(s.KvLoraRank));
-                // The values are the first kv_lora floats of each cached latent row (MQA over the latent).
-                cache.Attend(absorbed, keyOffset: 0, valueFromKeys: true, valueOffset: 0, s.KvLoraRank, start + t + 1, _attentionScale, scratch, attended);
-                var head = headOutputs.Slice((t * s.HeadOutputLength) + (h * s.ValueLength), s.ValueLength);
-                for (var j = 0; j < s.ValueLength; j++)
-                {
-                    head[j] = valueB.Dot((h * s.ValueLength) + j, attended);
-                }
+        // Queries in latent space, [T, H, kv_lora + rope]: absorbed q_nope followed by the rotated q_pe.
+        var absorbed = new float[tokens * s.HeadCount * s.LatentRowLength];
+        var nope = new float[tokens * s.NopeLength];
+        var projected = new float[tokens * s.KvLoraRank];
+        for (var h = 0; h < s.HeadCount; h++)
+        {
+            for (var t = 0; t < tokens; t++)
+            {
+                query.AsSpan((t * queryRow) + (h * s.KeyLength), s.NopeLength).CopyTo(nope.AsSpan(t * s.NopeLength));
+            }
+
+            Weights.KeyB![h].Multiply(nope, tokens, projected, parallelism);
+            for (var t = 0; t < tokens; t++)
+            {
+                var target = absorbed.AsSpan(((t * s.HeadCount) + h) * s.LatentRowLength, s.LatentRowLength);
+                projected.AsSpan(t * s.KvLoraRank, s.KvLoraRank).CopyTo(target);
+                query.AsSpan((t * queryRow) + (h * s.KeyLength) + s.NopeLength, s.RopeLength).CopyTo(target[s.KvLoraRank..]);
+            }
+        }
+
+        // The values are the first kv_lora floats of each cached latent row (MQA over the latent).
+        var attended = new float[tokens * s.HeadCount * s.KvLoraRank];
+        var slice = new AttentionSlice(0, ValueFromKeys: true, 0, s.KvLoraRank);
+        AttendAll(absorbed, s.LatentRowLength, tokens, start, cache, _ => slice, attended, s.KvLoraRank, parallelism);
+
+        var perHead = new float[tokens * s.KvLoraRank];
+        var decompressed = new float[tokens * s.ValueLength];
+        for (var h = 0; h < s.HeadCount; h++)
+        {
+            for (var t = 0; t < tokens; t++)
+            {
+                attended.AsSpan(((t * s.HeadCount) + h) * s.KvLoraRank, s.KvLoraRank).CopyTo(perHead.AsSpan(t * s.KvLoraRank));
+            }
+
+            Weights.ValueB![h].Multiply(perHead, tokens, decompressed, parallelism);
+            for (var t = 0; t < tokens; t++)
+            {
+                decompressed.AsSpan(t * s.ValueLength, s.ValueLength).CopyTo(heads.AsSpan((t * s.HeadOutputLength) + (h * s.ValueLength)));
             }
         }
     }
 
     // Legacy fused kv_b: decompress per-head keys [k_nope, k_pe] and values, then ordinary causal MHA.
-    private void AttendDecompressed(float[] query, float[] latent, int tokenCount, MlaKvCache cache, Span<float> headOutputs)
+    private void AttendDecompressed(float[] query, float[] latent, int tokens, MlaKvCache cache, float[] heads, Parallelism parallelism)
     {
-        var s = _shape;
+        var s = Shape;
         var start = cache.Length;
-        var kvB = _weights.KeyValueB!;
-        var newKeys = new float[tokenCount * cache.KeyRowLength];
-        var newValues = new float[tokenCount * cache.ValueRowLength];
-        var fusedRow = s.NopeLength + s.ValueLength;
-        for (var t = 0; t < tokenCount; t++)
+        var compressed = new float[tokens * s.KvLoraRank];
+        for (var t = 0; t < tokens; t++)
         {
-            var row = latent.AsSpan(t * s.LatentRowLength, s.LatentRowLength);
-            var c = row[..s.KvLoraRank];
-            for (var h = 0; h < s.HeadCount; h++)
-            {
-                var key = newKeys.AsSpan((t * cache.KeyRowLength) + (h * s.KeyLength), s.KeyLength);
-                for (var i = 0; i < s.NopeLength; i++)
-                {
-                    key[i] = kvB.Dot((h * fusedRow) + i, c);
-                }
+            latent.AsSpan(t * s.LatentRowLength, s.KvLoraRank).CopyTo(compressed.AsSpan(t * s.KvLoraRank));
+        }
 
-                row[s.KvLoraRank..].CopyTo(key[s.NopeLength..]);
-                var value = newValues.AsSpan((t * cache.ValueRowLength) + (h * s.ValueLength), s.ValueLength);
-                for (var j = 0; j < s.ValueLength; j++)
-                {
-                    value[j] = kvB.Dot((h * fusedRow) + s.NopeLength + j, c);
-                }
+        var keys = new float[tokens * cache.KeyRowLength];
+        var values = new float[tokens * cache.ValueRowLength];
+        var nope = new float[tokens * s.NopeLength];
+        var value = new float[tokens * s.ValueLength];
+        for (var h = 0; h < s.HeadCount; h++)
+        {
+            Weights.KeyNope![h].Multiply(compressed, tokens, nope, parallelism);
+            Weights.Value![h].Multiply(compressed, tokens, value, parallelism);
+            for (var t = 0; t < tokens; t++)
+            {
+                var key = keys.AsSpan((t * cache.KeyRowLength) + (h * s.KeyLength), s.KeyLength);
+                nope.AsSpan(t * s.NopeLength, s.NopeLength).CopyTo(key);
+                latent.AsSpan((t * s.LatentRowLength) + s.KvLoraRank, s.RopeLength).CopyTo(key[s.NopeLength..]);
+                value.AsSpan(t * s.ValueLength, s.ValueLength).CopyTo(values.AsSpan((t * cache.ValueRowLength) + (h * s.ValueLength)));
             }
         }
 
-        cache.Store(start, newKeys, newValues);
-        var queryRow = s.HeadCount * s.KeyLength;
-        var scratch = new AttentionScratch(tokenCount, start + tokenCount, s.KeyLength, s.ValueLength);
-        for (var t = 0; t < tokenCount; t++)
-        {
-            for (var h = 0; h < s.HeadCount; h++)
-            {
-                var q = query.AsSpan((t * queryRow) + (h * s.KeyLength), s.KeyLength);
-                var head = headOutputs.Slice((t * s.HeadOutputLength) + (h * s.ValueLength), s.ValueLength);
-                cache.Attend(q, h * s.KeyLength, valueFromKeys: false, h * s.ValueLength, s.ValueLength, start + t + 1, _attentionScale, scratch, head);
-            }
-        }
+        cache.Store(start, keys, values);
+        AttendAll(query, s.KeyLength, tokens, start, cache, h => new AttentionSlice(h * s.KeyLength, ValueFromKeys: false, h * s.ValueLength, s.ValueLength), heads, s.ValueLength, parallelism);
     }
 
-    // ggml rms_norm then mul: mean of squares accumulated in double, scale = 1/sqrtf(mean + eps).
-    private static void RmsNormalize(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float epsilon, Span<float> y)
+    // One work item per (token, head); each writes only its own output slice, so any thread count gives the same bits.
+    private void AttendAll(
+        float[] queries,
+        int queryLength,
+        int tokens,
+        int start,
+        MlaKvCache cache,
+        Func<int, AttentionSlice> sliceOfHead,
+        float[] outputs,
+        int outputLength,
+        Parallelism parallelism)
     {
-        double sum = 0;
-        foreach (var v in x)
+        var heads = Shape.HeadCount;
+        var scale = Scale;
+        parallelism.For(tokens * heads, (long)(start + tokens) * (queryLength + outputLength), (from, to) =>
         {
-            sum += v * v;
-        }
-
-        var mean = (float)(sum / x.Length);
-        var scale = 1f / MathF.Sqrt(mean + epsilon);
-        for (var i = 0; i < x.Length; i++)
-        {
-            y[i] = x[i] * scale * weight[i];
-        }
+            var scratch = new AttentionScratch(tokens, start + tokens, queryLength, outputLength);
+            for (var item = from; item < to; item++)
+            {
+                var t = item / heads;
+                var h = item % heads;
+                var slice = sliceOfHead(h);
+                cache.Attend(
+                    queries.AsSpan(item * queryLength, queryLength),
+                    slice.KeyOffset,
+                    slice.ValueFromKeys,
+                    slice.ValueOffset,
+                    slice.ValueLength,
+                    start + t + 1,
+                    scale,
+                    scratch,
+                    outputs.AsSpan(item * outputLength, outputLength));
+            }
+        });
     }
 
     private void Validate()
     {
-        var s = _shape;
-        var w = _weights;
+        var s = Shape;
+        var w = Weights;
         var queryRows = s.HeadCount * s.KeyLength;
         if (w.Query is { } q)
         {
-            Expect(q, queryRows, s.EmbeddingLength, "attn_q");
+            Expect(q, s.EmbeddingLength, queryRows);
         }
         else if (w.QueryA is { } qa && w.QueryB is { } qb && w.QueryANorm is { } qn)
         {
-            Expect(qa, s.QueryLoraRank, s.EmbeddingLength, "attn_q_a");
-            Expect(qb, queryRows, s.QueryLoraRank, "attn_q_b");
-            ExpectLength(qn, s.QueryLoraRank, "attn_q_a_norm");
+            Expect(qa, s.EmbeddingLength, s.QueryLoraRank);
+            Expect(qb, s.QueryLoraRank, queryRows);
+            ExpectWidth(qn, s.QueryLoraRank, "attn_q_a_norm");
         }
         else
         {
-            throw new ArgumentException("MLA needs attn_q, or attn_q_a + attn_q_a_norm + attn_q_b.", nameof(_weights));
+            throw new ExpertScopeException("MLA needs attn_q, or attn_q_a + attn_q_a_norm + attn_q_b.");
         }
 
-        Expect(w.KeyValueA, s.LatentRowLength, s.EmbeddingLength, "attn_kv_a_mqa");
-        ExpectLength(w.KeyValueANorm, s.KvLoraRank, "attn_kv_a_norm");
-        if (w.KeyValueB is { } kvb)
+        Expect(w.KeyValueA, s.EmbeddingLength, s.LatentRowLength);
+        ExpectWidth(w.KeyValueANorm, s.KvLoraRank, "attn_kv_a_norm");
+        if (w.KeyNope is { } kn && w.Value is { } v)
         {
-            Expect(kvb, s.HeadCount * (s.NopeLength + s.ValueLength), s.KvLoraRank, "attn_kv_b");
+            ExpectHeads(kn, s.KvLoraRank, s.NopeLength);
+            ExpectHeads(v, s.KvLoraRank, s.ValueLength);
         }
         else if (w.KeyB is { } kb && w.ValueB is { } vb)
         {
-            Expect(kb, s.HeadCount * s.KvLoraRank, s.NopeLength, "attn_k_b");
-            Expect(vb, s.HeadCount * s.ValueLength, s.KvLoraRank, "attn_v_b");
+            ExpectHeads(kb, s.NopeLength, s.KvLoraRank);
+            ExpectHeads(vb, s.KvLoraRank, s.ValueLength);
         }
         else
         {
-            throw new ArgumentException("MLA needs attn_k_b + attn_v_b, or the legacy attn_kv_b.", nameof(_weights));
+            throw new ExpertScopeException("MLA needs attn_k_b + attn_v_b, or the legacy attn_kv_b.");
         }
 
-        Expect(w.Output, s.EmbeddingLength, s.HeadOutputLength, "attn_output");
-        if (_rope.Dimensions != s.RopeLength)
+        Expect(w.Output, s.HeadOutputLength, s.EmbeddingLength);
+        if (Rope.Dimensions != s.RopeLength)
         {
-            throw new ArgumentException($"The rotary embedding rotates {_rope.Dimensions} values; the rope slice is {s.RopeLength}.", nameof(_rope));
+            throw new ExpertScopeException($"The rotary embedding rotates {Rope.Dimensions} values; the rope slice is {s.RopeLength}.");
+        }
+
+        void ExpectHeads(IReadOnlyList<LinearWeight> perHead, int inputs, int outputs)
+        {
+            if (perHead.Count != s.HeadCount)
+            {
+                throw new ExpertScopeException($"'{perHead[0].Tensor.Name}': {perHead.Count} head views for {s.HeadCount} heads.");
+            }
+
+            foreach (var weight in perHead)
+            {
+                Expect(weight, inputs, outputs);
+            }
         }
     }
 
-    private static void Expect(MatrixRows matrix, int rows, int columns, string name)
+    private static void Expect(LinearWeight weight, int inputs, int outputs)
     {
-        if (matrix.Rows != rows || matrix.Columns != columns)
+        if (weight.Inputs != inputs || weight.Outputs != outputs)
         {
-            throw new ArgumentException($"{name}: expected [{rows}, {columns}], got [{matrix.Rows}, {matrix.Columns}].");
+            throw new ExpertScopeException($"'{weight.Tensor.Name}': expected [{outputs}, {inputs}], got [{weight.Outputs}, {weight.Inputs}].");
         }
     }
 
-    private static void ExpectLength(float[] vector, int length, string name)
+    private static void ExpectWidth(RmsNorm norm, int width, string name)
     {
-        if (vector.Length != length)
+        if (norm.Width != width)
         {
-            throw new ArgumentException($"{name}: expected [{length}], got [{vector.Length}].");
+            throw new ExpertScopeException($"{name}: expected width {width}, got {norm.Width}.");
         }
     }
+
+    private readonly record struct AttentionSlice(int KeyOffset, bool ValueFromKeys, int ValueOffset, int ValueLength);
 }

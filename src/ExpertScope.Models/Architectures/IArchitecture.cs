@@ -1,0 +1,93 @@
+using ExpertScope.Models.Blocks;
+
+namespace ExpertScope.Models.Architectures;
+
+/// <summary>
+/// One architecture (<c>general.architecture</c>): reads its hyperparameters and tensors from a checkpoint and wires
+/// the shared blocks into a <see cref="ModelDefinition"/>. One implementation per file in this folder.
+/// </summary>
+public interface IArchitecture
+{
+    /// <summary>The <c>general.architecture</c> value it handles (<c>olmoe</c>).</summary>
+    string Name { get; }
+
+    /// <summary>A one-line description for listings and error messages.</summary>
+    string Description { get; }
+
+    /// <summary>Builds the model from <paramref name="source"/>.</summary>
+    /// <exception cref="Core.ExpertScopeException">Missing metadata, or missing or mis-shaped tensors.</exception>
+    ModelDefinition Build(ModelSource source, ModelLoadOptions options);
+}
+
+/// <summary>Hyperparameters every decoder architecture has, read from GGUF keys under the architecture prefix.</summary>
+/// <param name="Architecture"><c>general.architecture</c>.</param>
+/// <param name="EmbeddingLength">E (<c>embedding_length</c>).</param>
+/// <param name="BlockCount">Blocks (<c>block_count</c>).</param>
+/// <param name="HeadCount">Query heads (<c>attention.head_count</c>).</param>
+/// <param name="KvHeadCount">Key/value heads (<c>attention.head_count_kv</c>, default = heads).</param>
+/// <param name="HeadDimension">Values per head (<c>attention.key_length</c>, default E / heads).</param>
+/// <param name="ContextLength">Training context (<c>context_length</c>); prompts may not exceed it.</param>
+/// <param name="VocabularySize">V (<c>vocab_size</c>, default the embedding's rows).</param>
+/// <param name="RmsEpsilon"><c>attention.layer_norm_rms_epsilon</c>.</param>
+/// <param name="RopeBase"><c>rope.freq_base</c> (default 10000).</param>
+/// <param name="RopeDimensions"><c>rope.dimension_count</c> (default head size).</param>
+/// <param name="FeedForwardLength"><c>feed_forward_length</c> (0 if absent).</param>
+/// <param name="ExpertCount">X (<c>expert_count</c>, 0 for dense models).</param>
+/// <param name="ExpertUsedCount">k (<c>expert_used_count</c>).</param>
+public sealed record ModelHyperparameters(
+    string Architecture,
+    int EmbeddingLength,
+    int BlockCount,
+    int HeadCount,
+    int KvHeadCount,
+    int HeadDimension,
+    int ContextLength,
+    int VocabularySize,
+    float RmsEpsilon,
+    float RopeBase,
+    int RopeDimensions,
+    int FeedForwardLength,
+    int ExpertCount,
+    int ExpertUsedCount)
+{
+    /// <summary>Reads the common keys.</summary>
+    /// <exception cref="Core.ExpertScopeException">A required key is missing.</exception>
+    public static ModelHyperparameters Read(ModelSource source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        int embedding = source.Integer("embedding_length");
+        int heads = source.Integer("attention.head_count");
+        int headDimension = (int)(source.OptionalInteger("attention.key_length") ?? embedding / heads);
+        long vocabulary = source.OptionalInteger("vocab_size")
+            ?? source.File.FindTensor("token_embd.weight")?.Dimension(1)
+            ?? throw new Core.ExpertScopeException($"{source.FilePath}: tensor 'token_embd.weight' is missing.");
+        return new ModelHyperparameters(
+            source.Architecture,
+            embedding,
+            source.Integer("block_count"),
+            heads,
+            (int)(source.OptionalInteger("attention.head_count_kv") ?? heads),
+            headDimension,
+            source.Integer("context_length"),
+            (int)vocabulary,
+            source.Number("attention.layer_norm_rms_epsilon"),
+            (float)(source.OptionalNumber("rope.freq_base") ?? 10000.0),
+            (int)(source.OptionalInteger("rope.dimension_count") ?? headDimension),
+            (int)(source.OptionalInteger("feed_forward_length") ?? 0),
+            (int)(source.OptionalInteger("expert_count") ?? 0),
+            (int)(source.OptionalInteger("expert_used_count") ?? 0));
+    }
+}
+
+/// <summary>A built model: embedding, blocks, final norm and output head.</summary>
+/// <param name="Hyperparameters">Common hyperparameters.</param>
+/// <param name="Embedding"><c>token_embd</c> <c>[V, E]</c>: row t is token t's embedding.</param>
+/// <param name="Blocks">The blocks in order.</param>
+/// <param name="OutputNorm"><c>output_norm</c>.</param>
+/// <param name="Output"><c>output</c> <c>[V, E]</c> (the embedding when tied).</param>
+public sealed record ModelDefinition(
+    ModelHyperparameters Hyperparameters,
+    LinearWeight Embedding,
+    IReadOnlyList<DecoderBlock> Blocks,
+    RmsNorm OutputNorm,
+    LinearWeight Output);

@@ -1,0 +1,371 @@
+using ExpertScope.Core;
+using ExpertScope.Models.Routing;
+
+namespace ExpertScope.Models.Blocks;
+
+/// <summary>
+/// The attention half of a block. <see cref="Attention"/> is standard causal grouped-query attention; DeepSeek's
+/// multi-head latent attention implements the same interface with its own cache.
+/// </summary>
+public interface IAttention
+{
+    /// <summary>Creates an empty cache for up to <paramref name="capacity"/> positions.</summary>
+    IAttentionCache CreateCache(int capacity);
+
+    /// <summary>
+    /// Attends the batch's tokens (positions <c>cache.Length ..</c>) to every cached position and themselves,
+    /// appending the batch to the cache. Emits <c>kqv_out</c> and <c>attn_out</c>.
+    /// </summary>
+    /// <param name="input">The normed input <c>[T, E]</c> (<c>attn_norm</c>).</param>
+    /// <param name="output">Destination <c>[T, E]</c>, before the residual add.</param>
+    /// <param name="cache">This block's cache; its length must equal the batch's first position.</param>
+    /// <param name="layer">GGUF block index.</param>
+    /// <param name="context">The batch's context.</param>
+    void Forward(ReadOnlySpan<float> input, Span<float> output, IAttentionCache cache, int layer, ForwardContext context);
+}
+
+/// <summary>A block's key/value cache.</summary>
+public interface IAttentionCache
+{
+    /// <summary>Positions stored.</summary>
+    int Length { get; }
+
+    /// <summary>Positions it can hold.</summary>
+    int Capacity { get; }
+}
+
+/// <summary>Where query/key RMS norms apply.</summary>
+public enum QkNormMode
+{
+    /// <summary>No query/key norm (Mixtral, Qwen2-MoE).</summary>
+    None,
+
+    /// <summary>Per head, weights of size head_dim (Qwen3-MoE).</summary>
+    PerHead,
+
+    /// <summary>Over the whole projection, weights of size heads·head_dim (OLMoE).</summary>
+    WholeProjection,
+}
+
+/// <summary>Storage precision of cached keys and values.</summary>
+public enum CachePrecision
+{
+    /// <summary>float32.</summary>
+    Float32,
+
+    /// <summary>Rounded to float16 as stored, as llama.cpp's default cache (type_k = type_v = f16) does.</summary>
+    Float16,
+}
+
+/// <summary>Shape and options of a <see cref="Attention"/> layer.</summary>
+/// <param name="HeadCount">Query heads (GGUF <c>attention.head_count</c>).</param>
+/// <param name="KvHeadCount">Key/value heads (GGUF <c>attention.head_count_kv</c>).</param>
+/// <param name="HeadDimension">Values per head (GGUF <c>attention.key_length</c>, default E / heads).</param>
+/// <param name="Rope">Rotary embedding.</param>
+/// <param name="Scale">Scale on q·k (1/sqrt(head_dim) unless the model says otherwise).</param>
+/// <param name="QkNorm">Query/key norm placement.</param>
+/// <param name="CachePrecision">Cache storage precision.</param>
+public sealed record AttentionOptions(
+    int HeadCount,
+    int KvHeadCount,
+    int HeadDimension,
+    Rope Rope,
+    float Scale,
+    QkNormMode QkNorm = QkNormMode.None,
+    CachePrecision CachePrecision = CachePrecision.Float16);
+
+/// <summary>The projections of a <see cref="Attention"/> layer (biases and norms optional).</summary>
+/// <param name="Query"><c>attn_q</c> <c>[H·D, E]</c>.</param>
+/// <param name="Key"><c>attn_k</c> <c>[Hkv·D, E]</c>.</param>
+/// <param name="Value"><c>attn_v</c> <c>[Hkv·D, E]</c>.</param>
+/// <param name="Output"><c>attn_output</c> <c>[E, H·D]</c>.</param>
+/// <param name="QueryBias"><c>attn_q.bias</c> or null.</param>
+/// <param name="KeyBias"><c>attn_k.bias</c> or null.</param>
+/// <param name="ValueBias"><c>attn_v.bias</c> or null.</param>
+/// <param name="OutputBias"><c>attn_output.bias</c> or null.</param>
+/// <param name="QueryNorm"><c>attn_q_norm</c> or null.</param>
+/// <param name="KeyNorm"><c>attn_k_norm</c> or null.</param>
+public sealed record AttentionWeights(
+    LinearWeight Query,
+    LinearWeight Key,
+    LinearWeight Value,
+    LinearWeight Output,
+    float[]? QueryBias = null,
+    float[]? KeyBias = null,
+    float[]? ValueBias = null,
+    float[]? OutputBias = null,
+    RmsNorm? QueryNorm = null,
+    RmsNorm? KeyNorm = null);
+
+/// <summary>Causal grouped-query self-attention with rotary positions, optional QK norm and a key/value cache.</summary>
+public sealed class Attention : IAttention
+{
+    /// <summary>Creates the layer, checking that weights and options agree.</summary>
+    /// <exception cref="ExpertScopeException">Shapes disagree.</exception>
+    public Attention(AttentionOptions options, AttentionWeights weights)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(weights);
+        Options = options;
+        Weights = weights;
+        if (options.HeadCount % options.KvHeadCount != 0)
+        {
+            throw new ExpertScopeException($"{options.HeadCount} query heads cannot share {options.KvHeadCount} key/value heads.");
+        }
+
+        if (weights.Query.Outputs != options.HeadCount * options.HeadDimension ||
+            weights.Key.Outputs != options.KvHeadCount * options.HeadDimension ||
+            weights.Value.Outputs != options.KvHeadCount * options.HeadDimension)
+        {
+            throw new ExpertScopeException(
+                $"attention projections '{weights.Query.Tensor.Name}' etc. do not match {options.HeadCount} heads, {options.KvHeadCount} KV heads of size {options.HeadDimension}.");
+        }
+    }
+
+    /// <summary>Shape and options.</summary>
+    public AttentionOptions Options { get; }
+
+    /// <summary>Weights.</summary>
+    public AttentionWeights Weights { get; }
+
+    /// <inheritdoc/>
+    public IAttentionCache CreateCache(int capacity) =>
+        new KeyValueCache(capacity, Options.KvHeadCount * Options.HeadDimension, Options.KvHeadCount * Options.HeadDimension);
+
+    /// <inheritdoc/>
+    public void Forward(ReadOnlySpan<float> input, Span<float> output, IAttentionCache cache, int layer, ForwardContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (cache is not KeyValueCache kv)
+        {
+            throw new ArgumentException("The cache was not created by this attention layer.", nameof(cache));
+        }
+
+        int tokens = context.TokenCount;
+        int start = kv.Length;
+        if (start + tokens > kv.Capacity)
+        {
+            throw new ExpertScopeException($"the key/value cache holds {kv.Capacity} positions; {start + tokens} were needed.");
+        }
+
+        int heads = Options.HeadCount;
+        int kvHeads = Options.KvHeadCount;
+        int dim = Options.HeadDimension;
+        int qWidth = heads * dim;
+        int kvWidth = kvHeads * dim;
+        var w = Weights;
+
+        var q = new float[tokens * qWidth];
+        var k = new float[tokens * kvWidth];
+        var v = new float[tokens * kvWidth];
+        w.Query.Multiply(input, tokens, q, context.Parallelism);
+        w.Key.Multiply(input, tokens, k, context.Parallelism);
+        w.Value.Multiply(input, tokens, v, context.Parallelism);
+        AddBias(q, w.QueryBias);
+        AddBias(k, w.KeyBias);
+        AddBias(v, w.ValueBias);
+
+        // RmsNorm normalises consecutive groups of its width: per head or the whole projection alike.
+        w.QueryNorm?.Apply(q, q);
+        w.KeyNorm?.Apply(k, k);
+        for (int t = 0; t < tokens; t++)
+        {
+            Options.Rope.Apply(q.AsSpan(t * qWidth, qWidth), heads, dim, start + t);
+            Options.Rope.Apply(k.AsSpan(t * kvWidth, kvWidth), kvHeads, dim, start + t);
+        }
+
+        kv.Append(k, v, tokens, Options.CachePrecision);
+
+        var mixed = new float[tokens * qWidth];
+        Attend(q, kv, start, tokens, mixed, context.Parallelism);
+        context.Emit(HookKind.AttentionHeads, layer, mixed, qWidth);
+
+        w.Output.Multiply(mixed, tokens, output, context.Parallelism);
+        AddBias(output[..(tokens * w.Output.Outputs)], w.OutputBias);
+        context.Emit(HookKind.AttentionOutput, layer, output, w.Output.Outputs);
+    }
+
+    private void Attend(float[] q, KeyValueCache kv, int start, int tokens, float[] mixed, Parallelism parallelism)
+    {
+        int heads = Options.HeadCount;
+        int dim = Options.HeadDimension;
+        int group = heads / Options.KvHeadCount;
+        int kvWidth = Options.KvHeadCount * dim;
+        float scale = Options.Scale;
+        bool roundQuery = Options.CachePrecision == CachePrecision.Float16;
+
+        // One work item per (token, head); each writes only its own output slice.
+        parallelism.For(tokens * heads, (long)(start + tokens) * dim * 2, (from, to) =>
+        {
+            var scores = new float[start + tokens];
+            var query = new float[dim];
+            for (int item = from; item < to; item++)
+            {
+                int t = item / heads;
+                int h = item % heads;
+                int kvHead = h / group;
+                int visible = start + t + 1;
+                q.AsSpan((t * heads + h) * dim, dim).CopyTo(query);
+                if (roundQuery)
+                {
+                    // An f16 cache makes ggml convert the query to f16 for the q·k products too.
+                    RoundToHalf(query);
+                }
+
+                var target = mixed.AsSpan((t * heads + h) * dim, dim);
+                var keys = kv.Keys.AsSpan(kvHead * dim);
+                var values = kv.Values.AsSpan(kvHead * dim);
+                if (roundQuery)
+                {
+                    AttendHalf(query, keys, values, kvWidth, visible, scale, target);
+                }
+                else
+                {
+                    AttendSingle(query, keys, values, kvWidth, visible, scale, scores, target);
+                }
+            }
+        });
+    }
+
+    /// <summary>Exact softmax attention in float32 for one query head.</summary>
+    private static void AttendSingle(
+        ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride, int visible, float scale, Span<float> scores, Span<float> target)
+    {
+        int dim = query.Length;
+        float max = float.NegativeInfinity;
+        for (int p = 0; p < visible; p++)
+        {
+            float s = DotProduct.Compute(query, keys.Slice(p * stride, dim)) * scale;
+            scores[p] = s;
+            max = MathF.Max(max, s);
+        }
+
+        double sum = 0;
+        for (int p = 0; p < visible; p++)
+        {
+            float e = MathF.Exp(scores[p] - max);
+            scores[p] = e;
+            sum += e;
+        }
+
+        float inverse = (float)(1.0 / sum);
+        target.Clear();
+        for (int p = 0; p < visible; p++)
+        {
+            float weight = scores[p] * inverse;
+            var value = values.Slice(p * stride, dim);
+            for (int j = 0; j < dim; j++)
+            {
+                target[j] += weight * value[j];
+            }
+        }
+    }
+
+    /// <summary>
+    /// Attention as ggml's CPU flash-attention kernel computes it with an f16 cache: one pass of online softmax
+    /// over positions in order, the value accumulator held in float16 (rounded after every update), divided by
+    /// the softmax sum at the end. Reproducing the roundings is what makes outputs match llama.cpp's to ~1e-6.
+    /// </summary>
+    private static void AttendHalf(
+        ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride, int visible, float scale, Span<float> target)
+    {
+        int dim = query.Length;
+        float sum = 0.0f;
+        float max = float.NegativeInfinity;
+        target.Clear();
+        for (int p = 0; p < visible; p++)
+        {
+            float s = DotProduct.Compute(query, keys.Slice(p * stride, dim)) * scale;
+            float previousScale = 1.0f;
+            float valueScale = 1.0f;
+            if (s > max)
+            {
+                float oldMax = max;
+                max = s;
+                previousScale = MathF.Exp(oldMax - max);
+                for (int j = 0; j < dim; j++)
+                {
+                    target[j] = (float)(Half)(target[j] * previousScale);
+                }
+            }
+            else
+            {
+                valueScale = MathF.Exp(s - max);
+            }
+
+            var value = values.Slice(p * stride, dim);
+            for (int j = 0; j < dim; j++)
+            {
+                target[j] = (float)(Half)(target[j] + value[j] * valueScale);
+            }
+
+            sum = sum * previousScale + valueScale;
+        }
+
+        float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
+        for (int j = 0; j < dim; j++)
+        {
+            target[j] *= inverse;
+        }
+    }
+
+    private static void AddBias(Span<float> values, float[]? bias)
+    {
+        if (bias is null)
+        {
+            return;
+        }
+
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] += bias[i % bias.Length];
+        }
+    }
+
+    internal static void RoundToHalf(Span<float> values)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = (float)(Half)values[i];
+        }
+    }
+
+    private sealed class KeyValueCache : IAttentionCache
+    {
+        public KeyValueCache(int capacity, int keyWidth, int valueWidth)
+        {
+            Capacity = capacity;
+            KeyWidth = keyWidth;
+            ValueWidth = valueWidth;
+            Keys = new float[capacity * keyWidth];
+            Values = new float[capacity * valueWidth];
+        }
+
+        public int Length { get; private set; }
+
+        public int Capacity { get; }
+
+        public int KeyWidth { get; }
+
+        public int ValueWidth { get; }
+
+        public float[] Keys { get; }
+
+        public float[] Values { get; }
+
+        public void Append(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int tokens, CachePrecision precision)
+        {
+            var keyTarget = Keys.AsSpan(Length * KeyWidth, tokens * KeyWidth);
+            var valueTarget = Values.AsSpan(Length * ValueWidth, tokens * ValueWidth);
+            keys[..keyTarget.Length].CopyTo(keyTarget);
+            values[..valueTarget.Length].CopyTo(valueTarget);
+            if (precision == CachePrecision.Float16)
+            {
+                RoundToHalf(keyTarget);
+                RoundToHalf(valueTarget);
+            }
+
+            Length += tokens;
+        }
+    }
+}

@@ -1,0 +1,199 @@
+using ExpertScope.Models.Routing;
+
+namespace ExpertScope.Models.Blocks;
+
+/// <summary>One routed expert: a SwiGLU FFN whose three projections are slices of the stacked expert tensors.</summary>
+/// <param name="Gate">Slice of <c>ffn_gate_exps</c> <c>[ff, E]</c>.</param>
+/// <param name="Up">Slice of <c>ffn_up_exps</c> <c>[ff, E]</c>.</param>
+/// <param name="Down">Slice of <c>ffn_down_exps</c> <c>[E, ff]</c>.</param>
+public sealed record ExpertWeights(LinearWeight Gate, LinearWeight Up, LinearWeight Down);
+
+/// <summary>
+/// Shared experts that every token passes through, optionally scaled by a per-token sigmoid gate
+/// (Qwen2-MoE's <c>ffn_gate_inp_shexp</c>; DeepSeek has no gate).
+/// </summary>
+/// <param name="Ffn">The shared experts as one SwiGLU FFN (DeepSeek stores several shared experts concatenated).</param>
+/// <param name="Gate">The gate's weight vector <c>[1, E]</c>, or null for an ungated shared expert.</param>
+public sealed record SharedExperts(SwiGluFfn Ffn, LinearWeight? Gate);
+
+/// <summary>
+/// A mixture-of-experts feed-forward: router (<c>ffn_gate_inp</c> then <see cref="Router"/>), the selected routed
+/// experts weighted and summed in slot order (as llama.cpp's <c>build_moe_ffn</c>), plus optional shared experts.
+/// Tokens are grouped by expert so each expert's weights are read once per batch.
+/// </summary>
+public sealed class MoeLayer : IFeedForward
+{
+    private readonly RoutingResult _routing = new();
+
+    /// <summary>Creates the layer.</summary>
+    /// <param name="routerWeight">Router projection <c>ffn_gate_inp</c> <c>[X, E]</c>.</param>
+    /// <param name="router">The router.</param>
+    /// <param name="experts">The X routed experts.</param>
+    /// <param name="shared">Shared experts, or null.</param>
+    public MoeLayer(LinearWeight routerWeight, Router router, IReadOnlyList<ExpertWeights> experts, SharedExperts? shared)
+    {
+        ArgumentNullException.ThrowIfNull(routerWeight);
+        ArgumentNullException.ThrowIfNull(router);
+        ArgumentNullException.ThrowIfNull(experts);
+        RouterWeight = routerWeight;
+        Router = router;
+        Experts = experts;
+        Shared = shared;
+    }
+
+    /// <summary>Router projection <c>[X, E]</c>.</summary>
+    public LinearWeight RouterWeight { get; }
+
+    /// <summary>The router.</summary>
+    public Router Router { get; }
+
+    /// <summary>Routed experts.</summary>
+    public IReadOnlyList<ExpertWeights> Experts { get; }
+
+    /// <summary>Shared experts, or null.</summary>
+    public SharedExperts? Shared { get; }
+
+    /// <inheritdoc/>
+    public void Forward(ReadOnlySpan<float> input, Span<float> output, int layer, ForwardContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        int tokens = context.TokenCount;
+        int width = RouterWeight.Inputs;
+        int expertCount = Router.Config.ExpertCount;
+
+        var logits = new float[tokens * expertCount];
+        RouterWeight.Multiply(input, tokens, logits, context.Parallelism);
+
+        // The routing result is per layer; a model instance runs one forward pass at a time.
+        lock (_routing)
+        {
+            Router.Route(logits, tokens, context.Interventions, _routing);
+            context.EmitRouting(layer, Router, _routing);
+            RunExperts(input, output, _routing, context);
+        }
+
+        context.Emit(HookKind.ExpertOutput, layer, output, width);
+        if (Shared is not null)
+        {
+            AddShared(input, output, layer, context);
+        }
+
+        context.Emit(HookKind.FeedForwardOutput, layer, output, width);
+    }
+
+    private void RunExperts(ReadOnlySpan<float> input, Span<float> output, RoutingResult routing, ForwardContext context)
+    {
+        int tokens = context.TokenCount;
+        int width = RouterWeight.Inputs;
+        int k = routing.TopK;
+
+        // Group (token, slot) pairs by expert; a zero weight (an ablation) skips the computation.
+        var assignments = new List<int>[Experts.Count];
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int slot = 0; slot < k; slot++)
+            {
+                int index = t * k + slot;
+                if (routing.Weights[index] != 0.0f)
+                {
+                    (assignments[routing.Experts[index]] ??= []).Add(index);
+                }
+            }
+        }
+
+        // Per-slot outputs [T, k, E], then summed in slot order as llama.cpp adds its views.
+        var slotOutputs = new float[tokens * k * width];
+        for (int e = 0; e < Experts.Count; e++)
+        {
+            var rows = assignments[e];
+            if (rows is null)
+            {
+                continue;
+            }
+
+            var expert = Experts[e];
+            int n = rows.Count;
+            int ff = expert.Gate.Outputs;
+            var gathered = new float[n * width];
+            for (int i = 0; i < n; i++)
+            {
+                input.Slice(rows[i] / k * width, width).CopyTo(gathered.AsSpan(i * width));
+            }
+
+            var gate = new float[n * ff];
+            var up = new float[n * ff];
+            expert.Gate.Multiply(gathered, n, gate, context.Parallelism);
+            expert.Up.Multiply(gathered, n, up, context.Parallelism);
+            GgmlMath.SwiGlu(gate, up, ff);
+            var down = new float[n * width];
+            expert.Down.Multiply(gate, n, down, context.Parallelism);
+            for (int i = 0; i < n; i++)
+            {
+                float weight = routing.Weights[rows[i]];
+                var source = down.AsSpan(i * width, width);
+                var target = slotOutputs.AsSpan(rows[i] * width, width);
+                for (int j = 0; j < width; j++)
+                {
+                    target[j] = source[j] * weight;
+                }
+            }
+        }
+
+        for (int t = 0; t < tokens; t++)
+        {
+            var target = output.Slice(t * width, width);
+            slotOutputs.AsSpan(t * k * width, width).CopyTo(target);
+            for (int slot = 1; slot < k; slot++)
+            {
+                var source = slotOutputs.AsSpan((t * k + slot) * width, width);
+                for (int j = 0; j < width; j++)
+                {
+                    target[j] += source[j];
+                }
+            }
+        }
+    }
+
+    private void AddShared(ReadOnlySpan<float> input, Span<float> output, int layer, ForwardContext context)
+    {
+        int tokens = context.TokenCount;
+        int width = RouterWeight.Inputs;
+        var shared = new float[tokens * width];
+        Shared!.Ffn.Compute(input, tokens, shared, context.Parallelism);
+        context.Emit(HookKind.SharedExpert, layer, shared, width);
+        if (Shared.Gate is { } gateWeight)
+        {
+            var gateInput = new float[tokens];
+            gateWeight.Multiply(input, tokens, gateInput, context.Parallelism);
+            context.Emit(HookKind.SharedExpertGateInput, layer, gateInput, 1);
+            var gate = new float[tokens];
+            for (int t = 0; t < tokens; t++)
+            {
+                // llama.cpp forms the sigmoid as silu(x) / x.
+                float x = gateInput[t];
+                gate[t] = GgmlMath.Silu(x) / x;
+                if (float.IsNaN(gate[t]))
+                {
+                    gate[t] = 0.5f;
+                }
+            }
+
+            context.Emit(HookKind.SharedExpertGate, layer, gate, 1);
+            for (int t = 0; t < tokens; t++)
+            {
+                var row = shared.AsSpan(t * width, width);
+                for (int j = 0; j < width; j++)
+                {
+                    row[j] *= gate[t];
+                }
+            }
+
+            context.Emit(HookKind.SharedExpertOutput, layer, shared, width);
+        }
+
+        for (int i = 0; i < tokens * width; i++)
+        {
+            output[i] += shared[i];
+        }
+    }
+}

@@ -1,0 +1,50 @@
+namespace ExpertScope.Models.Blocks;
+
+/// <summary>
+/// RMS normalisation with a learned scale: <c>y = x / sqrt(mean(x^2) + eps) * weight</c>, applied to each
+/// contiguous group of <see cref="Width"/> values (a token's hidden state, or one attention head).
+/// </summary>
+public sealed class RmsNorm
+{
+    private readonly float[] _weight;
+
+    /// <summary>Creates the norm from its scale vector.</summary>
+    /// <param name="weight">Scale, length = the normalised width.</param>
+    /// <param name="epsilon">Added to the mean square (GGUF <c>attention.layer_norm_rms_epsilon</c>).</param>
+    public RmsNorm(ReadOnlySpan<float> weight, float epsilon)
+    {
+        _weight = weight.ToArray();
+        Epsilon = epsilon;
+    }
+
+    /// <summary>Number of values normalised together.</summary>
+    public int Width => _weight.Length;
+
+    /// <summary>The epsilon added to the mean square.</summary>
+    public float Epsilon { get; }
+
+    /// <summary>Normalises each group of <see cref="Width"/> values of <paramref name="input"/> into <paramref name="output"/> (may alias).</summary>
+    public void Apply(ReadOnlySpan<float> input, Span<float> output)
+    {
+        int width = _weight.Length;
+        for (int start = 0; start + width <= input.Length; start += width)
+        {
+            var x = input.Slice(start, width);
+            var y = output.Slice(start, width);
+
+            // ggml accumulates the sum of squares in double and takes the root in float.
+            double sum = 0;
+            for (int i = 0; i < width; i++)
+            {
+                sum += x[i] * x[i];
+            }
+
+            float mean = (float)(sum / width);
+            float scale = 1.0f / MathF.Sqrt(mean + Epsilon);
+            for (int i = 0; i < width; i++)
+            {
+                y[i] = x[i] * scale * _weight[i];
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+using ExpertScope.Models.Blocks;
+using ExpertScope.Models.Routing;
+
+namespace ExpertScope.Models;
+
+/// <summary>How a checkpoint is loaded.</summary>
+public sealed record ModelLoadOptions
+{
+    /// <summary>Default options.</summary>
+    public static ModelLoadOptions Default { get; } = new();
+
+    /// <summary>
+    /// Metadata overrides by full key (<c>qwen3moe.expert_used_count</c> → 1), as llama.cpp's <c>--override-kv</c>.
+    /// Values: integer, floating point, bool or string.
+    /// </summary>
+    public IReadOnlyDictionary<string, object> MetadataOverrides { get; init; } = new Dictionary<string, object>();
+
+    /// <summary>
+    /// Key/value cache precision. Float16 (the default) rounds cached keys and values (and queries) as llama.cpp's
+    /// default f16 cache does, which is what its outputs are computed with.
+    /// </summary>
+    public CachePrecision CachePrecision { get; init; } = CachePrecision.Float16;
+}
+
+/// <summary>Per-run settings: interventions, observers and threads.</summary>
+public sealed record RunOptions
+{
+    /// <summary>Default options: no interventions, no observers, one thread per processor.</summary>
+    public static RunOptions Default { get; } = new();
+
+    /// <summary>Router interventions applied in this run.</summary>
+    public IReadOnlyList<RouterIntervention> Interventions { get; init; } = [];
+
+    /// <summary>Observers asked about every hook site.</summary>
+    public IReadOnlyList<IRouterObserver> Observers { get; init; } = [];
+
+    /// <summary>Threads (null = processor count). Results are bit-identical for any count.</summary>
+    public int? ThreadCount { get; init; }
+
+    internal Parallelism Parallelism => ThreadCount is { } n ? new Parallelism(n) : Parallelism.Default;
+}
+
+/// <summary>Settings for <see cref="MoeModel.Generate"/>.</summary>
+public sealed record GenerationOptions
+{
+    /// <summary>Tokens to generate at most.</summary>
+    public int MaxNewTokens { get; init; } = 32;
+
+    /// <summary>Sampling temperature; 0 means greedy (argmax, ties to the lower id).</summary>
+    public float Temperature { get; init; }
+
+    /// <summary>Sample only among the <c>TopK</c> most likely tokens (0 = all).</summary>
+    public int TopK { get; init; }
+
+    /// <summary>Seed of the sampler's random generator (sampling is reproducible for a given seed).</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Generation stops after emitting one of these tokens.</summary>
+    public IReadOnlyCollection<int> StopTokens { get; init; } = [];
+
+    /// <summary>Interventions, observers and threads used for every step.</summary>
+    public RunOptions Run { get; init; } = RunOptions.Default;
+}
+
+/// <summary>A row-major float matrix (logits <c>[tokens, vocabulary]</c>).</summary>
+public sealed class FloatMatrix
+{
+    /// <summary>Creates a zeroed matrix.</summary>
+    public FloatMatrix(int rows, int columns)
+    {
+        Rows = rows;
+        Columns = columns;
+        Values = new float[rows * columns];
+    }
+
+    /// <summary>Rows.</summary>
+    public int Rows { get; }
+
+    /// <summary>Columns.</summary>
+    public int Columns { get; }
+
+    /// <summary>All values, row-major.</summary>
+    public float[] Values { get; }
+
+    /// <summary>Row <paramref name="row"/>.</summary>
+    public Span<float> Row(int row) => Values.AsSpan(row * Columns, Columns);
+}

@@ -1,0 +1,96 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using ExpertScope.Core;
+
+namespace ExpertScope.Models.Routing;
+
+/// <summary>Which blocks an intervention applies to.</summary>
+public sealed record LayerSelector
+{
+    private LayerSelector(ImmutableArray<int> layers) => Layers = layers;
+
+    /// <summary>Every block (<see cref="Layers"/> is empty).</summary>
+    public static LayerSelector All { get; } = new(ImmutableArray<int>.Empty);
+
+    /// <summary>The selected block indices; empty means all blocks.</summary>
+    public ImmutableArray<int> Layers { get; }
+
+    /// <summary>Only the given GGUF block indices.</summary>
+    /// <exception cref="ArgumentException">No index, or a negative one.</exception>
+    public static LayerSelector Only(params int[] layers)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        if (layers.Length == 0 || layers.Any(l => l < 0))
+        {
+            throw new ArgumentException("Give at least one non-negative block index.", nameof(layers));
+        }
+
+        return new LayerSelector([.. layers.Distinct().Order()]);
+    }
+
+    /// <summary>True if block <paramref name="layer"/> is selected.</summary>
+    public bool Includes(int layer) => Layers.IsEmpty || Layers.Contains(layer);
+
+    /// <inheritdoc/>
+    public bool Equals(LayerSelector? other) => other is not null && Layers.SequenceEqual(other.Layers);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => Layers.Aggregate(17, (hash, layer) => hash * 31 + layer);
+
+    /// <inheritdoc/>
+    public override string ToString() =>
+        Layers.IsEmpty ? "all" : string.Join(",", Layers.Select(l => l.ToString(CultureInfo.InvariantCulture)));
+}
+
+/// <summary>
+/// A change to the router's decision, as data (it prints into an experiment's manifest). All interventions are
+/// applied in one place, <see cref="Router.Route"/>, the same way for every architecture.
+/// </summary>
+/// <param name="Layers">Blocks it applies to.</param>
+public abstract record RouterIntervention(LayerSelector Layers);
+
+/// <summary>The experts can never be selected (their selection scores become -inf before group and top-k selection).</summary>
+/// <param name="Layers">Blocks it applies to.</param>
+/// <param name="Experts">Experts to disable.</param>
+public sealed record DisableExperts(LayerSelector Layers, ImmutableArray<ExpertId> Experts) : RouterIntervention(Layers)
+{
+    /// <inheritdoc/>
+    public bool Equals(DisableExperts? other) => other is not null && Layers.Equals(other.Layers) && Experts.SequenceEqual(other.Experts);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Layers, Experts.Length);
+}
+
+/// <summary>
+/// The experts are always selected: they take the first slots (best score first) and the remaining slots go to
+/// the best other experts. If more experts are forced than k, k grows to their count. Their mixing weights are
+/// gathered from the unbiased probabilities like any selected expert.
+/// </summary>
+/// <param name="Layers">Blocks it applies to.</param>
+/// <param name="Experts">Experts to force.</param>
+public sealed record ForceExperts(LayerSelector Layers, ImmutableArray<ExpertId> Experts) : RouterIntervention(Layers)
+{
+    /// <inheritdoc/>
+    public bool Equals(ForceExperts? other) => other is not null && Layers.Equals(other.Layers) && Experts.SequenceEqual(other.Experts);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Layers, Experts.Length);
+}
+
+/// <summary>Selects <paramref name="TopK"/> experts per token instead of the model's <c>expert_used_count</c>.</summary>
+/// <param name="Layers">Blocks it applies to.</param>
+/// <param name="TopK">Experts per token (1..expert count).</param>
+public sealed record OverrideTopK(LayerSelector Layers, int TopK) : RouterIntervention(Layers);
+
+/// <summary>
+/// Routing runs as usual (k experts, weights normalised and scaled over all k), then only the first-ranked expert
+/// is kept, with its weight unchanged. Unlike <c>OverrideTopK(1)</c>, a normalising router does not rescale it to 1.
+/// </summary>
+/// <param name="Layers">Blocks it applies to.</param>
+public sealed record KeepOnlyTopExpert(LayerSelector Layers) : RouterIntervention(Layers);
+
+/// <summary>Multiplies an expert's final mixing weight by <paramref name="Factor"/> wherever it is selected (0 ablates its output).</summary>
+/// <param name="Layers">Blocks it applies to.</param>
+/// <param name="Expert">The expert.</param>
+/// <param name="Factor">Multiplier.</param>
+public sealed record ScaleExpert(LayerSelector Layers, ExpertId Expert, float Factor) : RouterIntervention(Layers);
