@@ -64,7 +64,8 @@ internal static class GoldenParity
         Assert.True(expected.Length <= actual.Length, $"{golden.Name} '{prompt.Text}': {site} has {actual.Length} values, expected {expected.Length}.");
         for (int i = 0; i < expected.Length; i++)
         {
-            float difference = MathF.Abs(expected[i] - actual[i]);
+            // Equal values differ by nothing, masked -inf scores included (their difference would be NaN).
+            float difference = expected[i] == actual[i] ? 0 : MathF.Abs(expected[i] - actual[i]);
             if (!(difference <= tolerance))
             {
                 Assert.Fail(string.Create(

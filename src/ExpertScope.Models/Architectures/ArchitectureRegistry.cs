@@ -11,6 +11,7 @@ public static class ArchitectureRegistry
         new Qwen2Moe(),
         new Qwen3Moe(),
         new Olmoe(),
+        new DeepSeek2(),
     ];
 
     /// <summary>Every supported architecture.</summary>
