@@ -164,6 +164,22 @@ public sealed class ModelBehaviourTests
     }
 
     [Fact]
+    public void LongGreedyGeneration_AgreesWithOneBatchedPassOverTheWholeSequence()
+    {
+        // 19 prompt tokens + 90 generated: the key/value cache grows past its initial size on the way.
+        using var model = LoadMixtral(out var tokens);
+        var generated = model.Generate(tokens, new GenerationOptions { MaxNewTokens = 90, Run = new RunOptions { ThreadCount = 1 } });
+        Assert.Equal(90, generated.Count);
+        int[] sequence = [.. tokens, .. generated];
+        var batched = model.Run(sequence, new RunOptions { ThreadCount = 1 });
+        for (int i = 0; i < generated.Count; i++)
+        {
+            var row = batched.Row(tokens.Length - 1 + i).ToArray();
+            Assert.Equal(Array.IndexOf(row, row.Max()), generated[i]);
+        }
+    }
+
+    [Fact]
     public void ObserversAreAskedFirst_AndReceiveOnlyWhatTheyWant()
     {
         using var model = LoadMixtral(out var tokens);

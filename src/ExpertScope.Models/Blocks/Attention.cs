@@ -330,15 +330,21 @@ public sealed class Attention : IAttention
         }
     }
 
+    /// <summary>
+    /// Keys and values by position. Storage grows geometrically up to the capacity, so a model with a long context
+    /// does not reserve the whole context's cache for a short prompt.
+    /// </summary>
     private sealed class KeyValueCache : IAttentionCache
     {
+        private const int InitialPositions = 64;
+
         public KeyValueCache(int capacity, int keyWidth, int valueWidth)
         {
             Capacity = capacity;
             KeyWidth = keyWidth;
             ValueWidth = valueWidth;
-            Keys = new float[capacity * keyWidth];
-            Values = new float[capacity * valueWidth];
+            Keys = [];
+            Values = [];
         }
 
         public int Length { get; private set; }
@@ -349,12 +355,24 @@ public sealed class Attention : IAttention
 
         public int ValueWidth { get; }
 
-        public float[] Keys { get; }
+        public float[] Keys { get; private set; }
 
-        public float[] Values { get; }
+        public float[] Values { get; private set; }
 
         public void Append(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int tokens, CachePrecision precision)
         {
+            int needed = Length + tokens;
+            if (needed * KeyWidth > Keys.Length)
+            {
+                int positions = Math.Min(Capacity, Math.Max(needed, Math.Max(InitialPositions, 2 * Keys.Length / Math.Max(1, KeyWidth))));
+                var grownKeys = new float[positions * KeyWidth];
+                var grownValues = new float[positions * ValueWidth];
+                Keys.AsSpan(0, Length * KeyWidth).CopyTo(grownKeys);
+                Values.AsSpan(0, Length * ValueWidth).CopyTo(grownValues);
+                Keys = grownKeys;
+                Values = grownValues;
+            }
+
             var keyTarget = Keys.AsSpan(Length * KeyWidth, tokens * KeyWidth);
             var valueTarget = Values.AsSpan(Length * ValueWidth, tokens * ValueWidth);
             keys[..keyTarget.Length].CopyTo(keyTarget);
