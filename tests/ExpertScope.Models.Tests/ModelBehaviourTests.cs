@@ -180,6 +180,40 @@ public sealed class ModelBehaviourTests
     }
 
     [Fact]
+    public void RoutingTrace_KeepsThePromptAndGeneratedTokens_ByPosition()
+    {
+        var golden = GoldenCase.Load("qwen2moe");
+        using var model = MoeModel.Load(golden.ModelPath);
+        var prompt = golden.Prompts[1];
+        var trace = new RoutingTrace(includeProbabilities: true);
+        var options = new RunOptions { Observers = [trace] };
+        var session = model.CreateSession();
+        session.Append(prompt.Tokens.AsSpan(0, 10), options);
+        session.Append(prompt.Tokens.AsSpan(10), options);
+
+        Assert.Equal([0, 1, 2], trace.Layers);
+        Assert.Equal(prompt.Tokens.Length, trace.PositionCount);
+        foreach (int layer in trace.Layers)
+        {
+            var experts = prompt.Find($"ffn_moe_topk-{layer}")!.ReadInts();
+            var weights = prompt.Find($"ffn_moe_weights-{layer}")!.ReadFloats();
+            var probabilities = prompt.Find($"ffn_moe_probs-{layer}")!.ReadFloats();
+            int k = trace.TopK(layer);
+            for (int position = 0; position < prompt.Tokens.Length; position++)
+            {
+                Assert.Equal(experts.AsSpan(position * k, k), trace.ExpertsAt(layer, position));
+                for (int i = 0; i < k; i++)
+                {
+                    Assert.Equal(weights[position * k + i], trace.WeightsAt(layer, position)[i], 5);
+                    Assert.Equal(trace.ProbabilitiesAt(layer, position)[trace.ExpertsAt(layer, position)[i]], trace.ScoresAt(layer, position)[i]);
+                }
+
+                Assert.Equal(probabilities[position * 8], trace.ProbabilitiesAt(layer, position)[0], 5);
+            }
+        }
+    }
+
+    [Fact]
     public void ObserversAreAskedFirst_AndReceiveOnlyWhatTheyWant()
     {
         using var model = LoadMixtral(out var tokens);
