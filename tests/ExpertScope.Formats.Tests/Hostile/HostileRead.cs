@@ -1,3 +1,4 @@
+using ExpertScope.Core;
 using ExpertScope.Formats.Gguf;
 
 namespace ExpertScope.Formats.Tests.Hostile;
@@ -90,6 +91,16 @@ internal static class HostileRead
         {
             Assert.NotNull(key);
             Assert.NotNull(value.ToString());
+        }
+
+        // The summary reads many keys a flip may have retyped: it may refuse, but only with a user-facing error.
+        try
+        {
+            var info = ModelInfo.FromGguf(file);
+            Assert.True(info.ActiveParameters <= info.TotalParameters, what);
+        }
+        catch (ExpertScopeException)
+        {
         }
     }
 }
