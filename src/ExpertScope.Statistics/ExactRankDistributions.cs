@@ -11,6 +11,8 @@ internal static class ExactRankDistributions
     /// <summary>Frequencies of the Mann-Whitney U of a sample of <paramref name="m"/> against one of <paramref name="n"/>; index u = 0..m·n.</summary>
     public static double[] RankSumCounts(int m, int n)
     {
+        // U of x against y has the same distribution as U of y against x, so count subsets of the smaller size.
+        (m, n) = (Math.Min(m, n), Math.Max(m, n));
         var total = m + n;
         var minSum = m * (m + 1) / 2;
         var maxSum = minSum + (m * n);
@@ -37,6 +39,9 @@ internal static class ExactRankDistributions
 
         return counts;
     }
+
+    /// <summary>Rough number of inner-loop steps <see cref="RankSumCounts"/> takes, to refuse hopeless requests.</summary>
+    public static double RankSumCost(int m, int n) => (double)(m + n) * Math.Min(m, n) * ((double)m * n);
 
     /// <summary>Frequencies of the signed-rank statistic V for <paramref name="n"/> non-zero differences; index v = 0..n(n+1)/2.</summary>
     public static double[] SignedRankCounts(int n)

@@ -21,6 +21,9 @@ public static class RankTests
     /// <summary>Sample sizes below this use the exact distribution by default, as R does.</summary>
     public const int ExactSizeLimit = 50;
 
+    /// <summary>Forcing the exact rank-sum distribution is refused beyond about this many counting steps (seconds of CPU).</summary>
+    private const double MaxExactCost = 2e9;
+
     /// <summary>
     /// Wilcoxon rank-sum / Mann-Whitney U test of x against y, as R's <c>wilcox.test(x, y, alternative, correct)</c>.
     /// </summary>
@@ -34,9 +37,15 @@ public static class RankTests
     /// <param name="y">Second sample (at least one value).</param>
     /// <param name="alternative">The alternative hypothesis.</param>
     /// <param name="continuityCorrection">Apply the continuity correction in the normal approximation.</param>
-    /// <param name="exact">Force (true) or forbid (false) the exact distribution; null for R's default rule.</param>
+    /// <param name="exact">
+    /// Force (true) or forbid (false) the exact distribution; null for R's default rule. Ties always fall back to
+    /// the normal approximation, as in R.
+    /// </param>
     /// <returns>W, the p-value and which method produced it.</returns>
-    /// <exception cref="ArgumentException">A sample is empty or non-finite, or every value is tied (the variance is zero).</exception>
+    /// <exception cref="ArgumentException">
+    /// A sample is empty or non-finite, every value is tied (the variance is zero), or the exact distribution was
+    /// forced for samples too large to count.
+    /// </exception>
     public static MannWhitneyResult MannWhitney(
         ReadOnlySpan<double> x,
         ReadOnlySpan<double> y,
@@ -65,6 +74,13 @@ public static class RankTests
         var useExact = (exact ?? (nx < ExactSizeLimit && ny < ExactSizeLimit)) && !Ranking.HasTies(tieGroups);
         if (useExact)
         {
+            if (ExactRankDistributions.RankSumCost(nx, ny) > MaxExactCost)
+            {
+                throw new ArgumentException(
+                    $"The exact rank-sum distribution for samples of {nx} and {ny} is too costly to count; use the normal approximation (exact: false or null).",
+                    nameof(exact));
+            }
+
             var counts = ExactRankDistributions.RankSumCounts(nx, ny);
             var p = ExactPValue(counts, (int)w, nx * (double)ny / 2.0, alternative);
             return new MannWhitneyResult(w, p, true, null);

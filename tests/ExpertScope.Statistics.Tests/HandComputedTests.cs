@@ -66,6 +66,32 @@ public sealed class HandComputedTests
 
         // U for m = n = 2: the 6 ways to place x among 4 ranks give U = 0, 1, 2, 2, 3, 4.
         Assert.Equal([1.0, 1, 2, 1, 1], ExactRankDistributions.RankSumCounts(2, 2));
+
+        // m = 1, n = 3: the single x can have 0..3 values of y below it, one way each.
+        Assert.Equal([1.0, 1, 1, 1], ExactRankDistributions.RankSumCounts(1, 3));
+        Assert.Equal(ExactRankDistributions.RankSumCounts(3, 5), ExactRankDistributions.RankSumCounts(5, 3));
+    }
+
+    [Fact]
+    public void MannWhitney_ForcedExactIsSymmetricInTheSamples()
+    {
+        // 60 against 10 distinct values: beyond R's default exact rule, so exact must be forced.
+        var x = Enumerable.Range(0, 60).Select(i => (i * 7.3) % 101).ToArray();
+        var y = Enumerable.Range(0, 10).Select(i => 20.05 + (i * 9.1)).ToArray();
+        var xy = RankTests.MannWhitney(x, y, Alternative.Greater, exact: true);
+        var yx = RankTests.MannWhitney(y, x, Alternative.Less, exact: true);
+        Assert.True(xy.IsExact && yx.IsExact);
+        Assert.Equal(60.0 * 10.0, xy.W + yx.W);
+        Assert.Equal(xy.PValue, yx.PValue, 14);
+        Assert.False(RankTests.MannWhitney(x, y).IsExact);
+    }
+
+    [Fact]
+    public void MannWhitney_RefusesToCountHugeExactDistributions()
+    {
+        var x = Enumerable.Range(0, 400).Select(i => (double)i).ToArray();
+        var y = Enumerable.Range(0, 400).Select(i => i + 0.5).ToArray();
+        Assert.Throws<ArgumentException>(() => RankTests.MannWhitney(x, y, exact: true));
     }
 
     [Fact]
