@@ -1,0 +1,106 @@
+using ExpertScope.Core;
+using ExpertScope.Formats.Gguf;
+
+namespace ExpertScope.Formats.Tests.Hostile;
+
+/// <summary>What opening one hostile file did.</summary>
+internal enum ReadOutcome
+{
+    Opened,
+    Refused,
+}
+
+/// <summary>
+/// Opens a possibly hostile file and asserts the contract: either it opens and every tensor view lies inside the file,
+/// or it raises <see cref="GgufFormatException"/> naming the file and an offset inside it. Nothing else, within a
+/// time limit, and without allocating much more than the file's size.
+/// </summary>
+internal static class HostileRead
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+
+    // Parsed metadata costs a few objects per header byte (boxed scalars, strings, dictionary entries); what must
+    // never happen is an allocation driven by a count the file merely claims.
+    public const long AllocationPerFileByte = 8;
+    public const long AllocationConstant = 512 * 1024;
+
+    public static ReadOutcome Check(string path, string what)
+    {
+        long length = new FileInfo(path).Length;
+        var task = Task.Run(() => OpenAndMeasure(path, length, what));
+        if (!task.Wait(Timeout))
+        {
+            Assert.Fail($"{what}: reading did not finish within {Timeout.TotalSeconds} s");
+        }
+
+        var (outcome, allocated) = task.Result;
+        long limit = AllocationPerFileByte * length + AllocationConstant;
+        Assert.True(allocated <= limit, $"{what}: allocated {allocated} bytes for a {length}-byte file (limit {limit})");
+        return outcome;
+    }
+
+    private static (ReadOutcome Outcome, long Allocated) OpenAndMeasure(string path, long length, string what)
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        ReadOutcome outcome;
+        try
+        {
+            using var file = GgufFile.Open(path);
+            CheckViews(file, length, what);
+            outcome = ReadOutcome.Opened;
+        }
+        catch (GgufFormatException e)
+        {
+            Assert.True(e.FilePath == path, $"{what}: exception names '{e.FilePath}'");
+            Assert.True(e.Offset >= 0 && e.Offset <= length, $"{what}: offset {e.Offset} outside the {length}-byte file");
+            Assert.Contains(path, e.Message, StringComparison.Ordinal);
+            Assert.Contains($"byte {e.Offset}", e.Message, StringComparison.Ordinal);
+            outcome = ReadOutcome.Refused;
+        }
+        catch (Exception e) when (e is not Xunit.Sdk.XunitException)
+        {
+            Assert.Fail($"{what}: {e.GetType().Name} instead of GgufFormatException: {e.Message}");
+            throw;
+        }
+
+        return (outcome, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    private static void CheckViews(GgufFile file, long length, string what)
+    {
+        Assert.True(file.DataOffset % file.Alignment == 0, what);
+        foreach (var tensor in file.Tensors)
+        {
+            Assert.True(tensor.FileOffset >= file.DataOffset, $"{what}: '{tensor.Name}' starts before the data section");
+            Assert.True(tensor.ByteSize >= 0 && tensor.FileOffset + tensor.ByteSize <= length, $"{what}: '{tensor.Name}' extends past the file");
+            Assert.Equal(tensor.RowCount * tensor.RowBytes, tensor.ByteSize);
+            Assert.True(tensor.ElementCount >= 0, what);
+            if (tensor.ByteSize <= int.MaxValue)
+            {
+                var data = file.GetTensorData(tensor);
+                Assert.Equal(tensor.ByteSize, data.Length);
+                if (data.Length > 0)
+                {
+                    // Touch both ends of the view: any out-of-bounds view would fault here.
+                    _ = data[0] ^ data[^1];
+                }
+            }
+        }
+
+        foreach (var (key, value) in file.Metadata)
+        {
+            Assert.NotNull(key);
+            Assert.NotNull(value.ToString());
+        }
+
+        // The summary reads many keys a flip may have retyped: it may refuse, but only with a user-facing error.
+        try
+        {
+            var info = ModelInfo.FromGguf(file);
+            Assert.True(info.ActiveParameters <= info.TotalParameters, what);
+        }
+        catch (ExpertScopeException)
+        {
+        }
+    }
+}
