@@ -239,6 +239,21 @@ public class SyntheticWordNetTests
     }
 
     [Fact]
+    public void DanglingPointersAreReported()
+    {
+        using var folder = new TempDirectory();
+        var path = Write(folder, [.. Nouns, "00000600 05 n 01 wolf 0 001 @ 00000999 n 0000 | a wild dog"]);
+
+        var error = Assert.Throws<DataFormatException>(() => WordNetDatabase.Load(path));
+        Assert.Equal(Nouns.Length + 1, error.Line);
+        Assert.Contains("hypernym pointer to 00000999", error.Message, StringComparison.Ordinal);
+
+        var indexError = Assert.Throws<DataFormatException>(() => WordNetDatabase.Load(Write(folder, Nouns, ["wolf n 1 0 1 0 00000600  "])));
+        Assert.EndsWith("index.noun", indexError.File, StringComparison.Ordinal);
+        Assert.Contains("00000600 of 'wolf' is not in the data file", indexError.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void MalformedIndexLinesAreReported()
     {
         using var folder = new TempDirectory();

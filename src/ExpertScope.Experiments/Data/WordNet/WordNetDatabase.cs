@@ -76,8 +76,9 @@ public sealed class WordNetDatabase
         foreach (var pos in AllPos)
         {
             var name = FileName(pos);
-            database._synsets[pos] = ReadData(Path.Combine(folder, "data." + name), pos, options);
-            database._index[pos] = ReadIndex(Path.Combine(folder, "index." + name), options);
+            var synsets = ReadData(Path.Combine(folder, "data." + name), pos, options);
+            database._synsets[pos] = synsets;
+            database._index[pos] = ReadIndex(Path.Combine(folder, "index." + name), synsets, options);
             database._exceptions[pos] = ReadExceptions(Path.Combine(folder, name + ".exc"), options);
         }
 
@@ -190,6 +191,17 @@ public sealed class WordNetDatabase
             }
         }
 
+        // A hypernym pointer must name a synset of the same file; a lenient load drops the dangling pointer.
+        foreach (var synset in synsets.Values.ToList())
+        {
+            var dangling = synset.Hypernyms.Where(offset => !synsets.ContainsKey(offset)).ToList();
+            if (dangling.Count > 0)
+            {
+                options.Reject(path, synset.Source.Line, $"hypernym pointer to {dangling[0]:D8}, which is not a synset in this file");
+                synsets[synset.Offset] = synset with { Hypernyms = [.. synset.Hypernyms.Except(dangling)] };
+            }
+        }
+
         return synsets;
     }
 
@@ -288,7 +300,7 @@ public sealed class WordNetDatabase
         return (definition, examples);
     }
 
-    private static Dictionary<string, IndexEntry> ReadIndex(string path, LoadOptions options)
+    private static Dictionary<string, IndexEntry> ReadIndex(string path, Dictionary<int, Synset> synsets, LoadOptions options)
     {
         var index = new Dictionary<string, IndexEntry>(StringComparer.Ordinal);
         var lineNumber = 0;
@@ -322,6 +334,13 @@ public sealed class WordNetDatabase
             if (!valid)
             {
                 options.Reject(path, lineNumber, "a synset offset is not a number");
+                continue;
+            }
+
+            var missing = Array.FindIndex(offsets, offset => !synsets.ContainsKey(offset));
+            if (missing >= 0)
+            {
+                options.Reject(path, lineNumber, $"synset offset {offsets[missing]:D8} of '{fields[0]}' is not in the data file");
                 continue;
             }
 
