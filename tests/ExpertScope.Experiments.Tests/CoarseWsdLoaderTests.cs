@@ -17,6 +17,20 @@ public class CoarseWsdLoaderTests
     }
 
     [Fact]
+    public void OutOfDomainSentencesGetTheirClassNumbers()
+    {
+        var sentences = CoarseWsdLoader.ReadOutOfDomain(Root).ToList();
+
+        // SOURCE.md: 339 out-of-domain sentences. Line 1: "club club_club 5 Could an employee 's garden club take over ...".
+        Assert.Equal(339, sentences.Count);
+        Assert.Equal("club", sentences[0].Target.SurfaceForm);
+        Assert.Equal("club_club", sentences[0].SenseLabel);
+        Assert.Equal("club_club", CoarseWsdLoader.ReadClassesMap(Path.Combine(Root, "club", "classes_map.txt"))[sentences[0].SenseClass]);
+        // 48 bank sentences: 34 bank_bank and 14 bank_bank_(geography).
+        Assert.Equal(14, sentences.Count(s => s.SenseLabel == "bank_bank_(geography)"));
+    }
+
+    [Fact]
     public void FirstBankSentenceHasSpanClassAndLabel()
     {
         // bank/train line 1: "9 \t during the year 1990 , ronnie leibowitz robbed 21 bank branches ..." gold 0 = bank_bank.

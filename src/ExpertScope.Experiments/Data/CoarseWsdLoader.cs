@@ -72,6 +72,66 @@ public static class CoarseWsdLoader
         }
     }
 
+    /// <summary>
+    /// Streams <c>CoarseWSD-20.outofdomain.tsv</c> (<c>word \t sense label \t target token index \t sentence</c>;
+    /// 339 sentences not from Wikipedia, original casing), giving each sentence the class its label has in the
+    /// word's <c>classes_map.txt</c>.
+    /// </summary>
+    /// <param name="root">The CoarseWSD-20 folder (holding the word folders and the out-of-domain file).</param>
+    /// <param name="options">Strict (default) or lenient handling of malformed lines.</param>
+    /// <exception cref="DataFormatException">Strict mode: a malformed line, an unknown word or an unknown sense label.</exception>
+    public static IEnumerable<SenseSentence> ReadOutOfDomain(string root, LoadOptions? options = null)
+    {
+        options ??= LoadOptions.Strict;
+        var path = Path.Combine(root, "CoarseWSD-20.outofdomain.tsv");
+        var classMaps = new Dictionary<string, Dictionary<string, int>>(StringComparer.Ordinal);
+        var lineNumber = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            lineNumber++;
+            var fields = line.TrimEnd('\r').Split('\t');
+            if (fields.Length != 4)
+            {
+                options.Reject(path, lineNumber, $"expected 4 tab-separated fields (word, sense, target index, sentence), found {fields.Length}");
+                continue;
+            }
+
+            var word = fields[0];
+            if (!classMaps.TryGetValue(word, out var classes))
+            {
+                var mapFile = Path.Combine(root, word, "classes_map.txt");
+                if (!File.Exists(mapFile))
+                {
+                    options.Reject(path, lineNumber, $"word '{word}' has no folder with a classes_map.txt");
+                    continue;
+                }
+
+                classes = ReadClassesMap(mapFile).ToDictionary(pair => pair.Value, pair => pair.Key, StringComparer.Ordinal);
+                classMaps[word] = classes;
+            }
+
+            if (!classes.TryGetValue(fields[1], out var senseClass))
+            {
+                options.Reject(path, lineNumber, $"sense '{fields[1]}' is not in {word}/classes_map.txt");
+                continue;
+            }
+
+            if (!int.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var tokenIndex)
+                || SpaceTokenized.TokenSpan(fields[3], tokenIndex) is not { } span)
+            {
+                options.Reject(path, lineNumber, $"target index '{fields[2]}' is not a token of the sentence");
+                continue;
+            }
+
+            yield return new SenseSentence(
+                $"cwsd.{word}.outofdomain.{lineNumber - 1}",
+                word,
+                new SentenceTarget(fields[3], span, new SourceLocation(path, lineNumber)),
+                senseClass,
+                fields[1]);
+        }
+    }
+
     /// <summary>Reads <c>classes_map.txt</c>: a JSON object from class number (as a string) to sense label.</summary>
     /// <exception cref="DataFormatException">The file is not such an object.</exception>
     public static IReadOnlyDictionary<int, string> ReadClassesMap(string path)
@@ -109,6 +169,7 @@ public static class CoarseWsdLoader
     /// same-sense side: a same pair picks a class uniformly among those with two or more sentences, then two
     /// distinct sentences; a different pair picks two distinct classes uniformly, then one sentence of each.
     /// Pairs are unordered and never repeated. The result depends only on the input order and <paramref name="seed"/>.
+    /// A pair's id joins its sentences' ids: <c>cwsd.bank.test.3|cwsd.bank.test.41</c>.
     /// </remarks>
     /// <param name="sentences">Sentences of one split (any number of words).</param>
     /// <param name="pairsPerLabel">Pairs wanted per label and word.</param>
@@ -147,12 +208,11 @@ public static class CoarseWsdLoader
                 return (a[random.Next(a.Length)], b[random.Next(b.Length)]);
             }, () => AllDifferentPairs(byClass));
 
-            var number = 0;
             foreach (var (label, pairs) in new[] { (PairLabel.Same, same), (PairLabel.Different, different) })
             {
                 foreach (var (first, second) in pairs)
                 {
-                    yield return new WordPair($"cwsd-pair.{group.Key}.{number++}", group.Key, "N", first.Target, second.Target, label);
+                    yield return new WordPair($"{first.Id}|{second.Id}", group.Key, "N", first.Target, second.Target, label);
                 }
             }
         }
