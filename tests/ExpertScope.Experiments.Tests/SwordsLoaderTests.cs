@@ -118,6 +118,8 @@ public class SwordsLoaderTests(InstalledWordNet wordNet) : IClassFixture<Install
         var pairs = SwordsLoader.BuildWordNetDissimilarPairs(targets, pool, perTarget: 3, seed: 5, maxSimilarity: 0.3).ToList();
 
         Assert.Equal(30, pairs.Count);
+        // The same seed draws the same words (sub-seeds per target are arithmetic, not process-randomized hashes).
+        Assert.Equal(pairs.Select(p => p.Substitute), SwordsLoader.BuildWordNetDissimilarPairs(targets, new WordNetDissimilarPool(wordNet.Database), 3, 5, 0.3).Select(p => p.Substitute));
         Assert.All(pairs, pair =>
         {
             Assert.Equal(PairLabel.Different, pair.Label);

@@ -179,7 +179,9 @@ public static class SwordsLoader
                 continue;
             }
 
-            foreach (var (word, similarity) in pool.Sample(target.Lemma, pos, perTarget, HashCode.Combine(seed, number++), maxSimilarity))
+            // One sub-seed per target, derived arithmetically (HashCode.Combine is randomized per process).
+            var targetSeed = unchecked((seed * 1_000_003) + number++);
+            foreach (var (word, similarity) in pool.Sample(target.Lemma, pos, perTarget, targetSeed, maxSimilarity))
             {
                 yield return Substitution($"swords-wn.{target.Id}.{word}", target, word, PairLabel.Different, target.Target.Source) with { Score = similarity };
             }

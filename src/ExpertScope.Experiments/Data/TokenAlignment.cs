@@ -42,7 +42,7 @@ public static class TokenAlignment
     /// <exception cref="ArgumentException">The target or a token's offsets fall outside the text.</exception>
     public static WordTokens Align(string text, TextSpan target, IReadOnlyList<TokenSpan> tokens) => Align(text, [target], tokens);
 
-    /// <summary>The tokens covering any part of a possibly discontinuous target (<see cref="SentenceTarget.Parts"/>).</summary>
+    /// <summary>The tokens covering any part of a possibly discontinuous target (<see cref="SentenceTarget.Parts"/>; parts must not overlap).</summary>
     /// <exception cref="ArgumentException">A part or a token's offsets fall outside the text.</exception>
     public static WordTokens Align(string text, IReadOnlyList<TextSpan> parts, IReadOnlyList<TokenSpan> tokens)
     {
