@@ -80,6 +80,7 @@ public static partial class InspectCommand
             Number(w, "value_length", h.ValueLength);
             Number(w, "layer_norm_rms_epsilon", h.LayerNormRmsEpsilon);
             Number(w, "layer_norm_epsilon", h.LayerNormEpsilon);
+            w.WriteBoolean("multi_head_latent_attention", h.MultiHeadLatentAttention);
             w.WriteStartObject("rope");
             foreach (var (key, value) in h.Rope)
             {
@@ -161,7 +162,7 @@ public static partial class InspectCommand
             w.WriteStartObject("memory");
             w.WriteNumber("tensor_bytes", info.TensorBytes);
             Number(w, "kv_cache_bytes", info.KvCacheBytes);
-            w.WriteString("kv_cache", "float32 keys and values for context_length positions in every block");
+            w.WriteString("kv_cache", "float32 keys and values (keys only under MLA) for context_length positions in every block");
             w.WriteEndObject();
 
             w.WriteStartObject("metadata");
@@ -211,6 +212,7 @@ public static partial class InspectCommand
         hyper.Add("attention.value_length", Format(h.ValueLength));
         hyper.Add("attention.layer_norm_rms_epsilon", Format(h.LayerNormRmsEpsilon));
         hyper.Add("attention.layer_norm_epsilon", Format(h.LayerNormEpsilon));
+        hyper.Add("multi-head latent attention", h.MultiHeadLatentAttention ? "yes (no separate V cache)" : "no");
         foreach (var (key, value) in h.Rope)
         {
             hyper.Add("rope." + key, Shown(value));
