@@ -634,9 +634,14 @@ public sealed unsafe class GgufFile : IDisposable
         {
             long offset = _position;
             ulong length = ReadUInt64();
-            if (length > (ulong)Remaining || length > int.MaxValue)
+            if (length > (ulong)Remaining)
             {
                 throw Fail(offset, $"string length {length} exceeds the {Remaining} bytes that follow");
+            }
+
+            if (length > int.MaxValue)
+            {
+                throw Fail(offset, $"string length {length} is larger than 2 GiB, which this reader does not support");
             }
 
             var bytes = ReadBytes((int)length);
