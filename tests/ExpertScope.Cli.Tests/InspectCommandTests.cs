@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ExpertScope.Cli;
+using ExpertScope.Formats.Gguf;
 using ExpertScope.Testing;
 
 namespace ExpertScope.Cli.Tests;
@@ -174,6 +175,44 @@ public class InspectCommandTests
         }
 
         Assert.InRange(failures, 1, 150);
+    }
+
+    [Fact]
+    public void OddButValidMetadataStillGivesValidJsonAndTables()
+    {
+        using var temp = new TempDirectory();
+        string path = temp.File("odd.gguf");
+        using (var writer = GgufWriter.Create(path))
+        {
+            writer.SetMetadata("general.architecture", GgufValue.Create("mystery"));
+            writer.SetMetadata("mystery.rope.freq_base", GgufValue.Create(float.NaN));
+            writer.SetMetadata("mystery.attention.layer_norm_rms_epsilon", GgufValue.Create(double.PositiveInfinity));
+            writer.SetMetadata("weird \"key\" [red]", GgufValue.Create("line\nbreak \u001b[31m [bold]markup[/]"));
+            writer.SetMetadata("nested", GgufValue.CreateArray(GgufArray.Create(new[] { float.NegativeInfinity, 1f }), GgufArray.Create(Array.Empty<string>())));
+            writer.SetMetadata("u64", GgufValue.Create(ulong.MaxValue));
+            writer.AddTensor("blk.0.ffn_up_exps.weight", Core.GgmlType.F32, [2, 3, 4]);
+            writer.WriteTensorData(new byte[96]);
+            writer.Finish();
+        }
+
+        var (code, output, error) = Run("inspect", path, "--json");
+        Assert.Equal(0, code);
+        Assert.Equal(string.Empty, error);
+        using var json = JsonDocument.Parse(output);
+        var root = json.RootElement;
+        Assert.Equal("NaN", root.GetProperty("hyperparameters").GetProperty("rope").GetProperty("freq_base").GetString());
+        Assert.Equal("Infinity", root.GetProperty("hyperparameters").GetProperty("layer_norm_rms_epsilon").GetString());
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("moe").ValueKind);
+        Assert.Equal(ulong.MaxValue, root.GetProperty("metadata").GetProperty("u64").GetUInt64());
+        Assert.Equal("-Infinity", root.GetProperty("metadata").GetProperty("nested")[0][0].GetString());
+        Assert.Equal(24, root.GetProperty("parameters").GetProperty("active").GetInt64());
+
+        (code, output, error) = Run("inspect", path);
+        Assert.Equal(0, code);
+        Assert.Equal(string.Empty, error);
+        Assert.Contains("[bold]markup[/]", output, StringComparison.Ordinal);
+        Assert.DoesNotContain('\u001b', output);
+        Assert.Contains("none (dense model", output, StringComparison.Ordinal);
     }
 
     private static void AssertOneErrorLine(string error, string path)
