@@ -148,6 +148,15 @@ public class HandBuiltHostileFileTests
     }
 
     [Fact]
+    public void TheAllocationCheckSeesWhatParsingAllocates()
+    {
+        // Guards the guard: 508 token strings and 250 merges must register, or the bound above checks nothing.
+        string path = GoldenData.GoldenPath("models", "mixtral", "model.gguf");
+        long allocated = HostileRead.AllocatedWhileReading(path);
+        Assert.InRange(allocated, (508 + 250) * 24, HostileRead.AllocationPerFileByte * new FileInfo(path).Length);
+    }
+
+    [Fact]
     public void AMissingFileIsFileNotFound()
     {
         using var temp = new TempDirectory();

@@ -39,6 +39,10 @@ internal static class HostileRead
         return outcome;
     }
 
+    /// <summary>Bytes allocated on the reading thread while <paramref name="path"/> is opened and checked.</summary>
+    public static long AllocatedWhileReading(string path) =>
+        Task.Run(() => OpenAndMeasure(path, new FileInfo(path).Length, path)).Result.Allocated;
+
     private static (ReadOutcome Outcome, long Allocated) OpenAndMeasure(string path, long length, string what)
     {
         long before = GC.GetAllocatedBytesForCurrentThread();
