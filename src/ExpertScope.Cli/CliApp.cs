@@ -24,6 +24,7 @@ public static class CliApp
     /// <summary>Every verb, one class each under <c>Commands/</c>.</summary>
     private static IEnumerable<Command> CreateCommands(CliContext context)
     {
+        yield return InspectCommand.Create(context);
         yield return MakeModelCommand.Create(context);
     }
 }

@@ -54,6 +54,8 @@ public enum TensorRole
 /// <param name="RopeDimensionCount"><c>rope.dimension_count</c>.</param>
 /// <param name="RopeFrequencyBase"><c>rope.freq_base</c>.</param>
 /// <param name="Rope">Every <c>{arch}.rope.*</c> key, named without the <c>{arch}.rope.</c> prefix, in file order.</param>
+/// <param name="MultiHeadLatentAttention">True when <c>attention.key_length_mla</c> and <c>value_length_mla</c> are set
+/// (DeepSeek MLA): keys hold the compressed latent plus the RoPE part, and llama.cpp keeps no separate V cache.</param>
 public sealed record ModelHyperparameters(
     long? VocabularySize,
     long? ContextLength,
@@ -68,7 +70,8 @@ public sealed record ModelHyperparameters(
     double? LayerNormEpsilon,
     long? RopeDimensionCount,
     double? RopeFrequencyBase,
-    IReadOnlyList<KeyValuePair<string, GgufValue>> Rope);
+    IReadOnlyList<KeyValuePair<string, GgufValue>> Rope,
+    bool MultiHeadLatentAttention);
 
 /// <summary>Mixture-of-Experts configuration, read from <c>{arch}.expert_*</c> keys; null where the file has no such key.</summary>
 /// <param name="ExpertCount">Routed experts per MoE block.</param>
@@ -121,8 +124,9 @@ public sealed record ModelTensor(GgufTensorInfo Info, TensorRole Role, long Acti
 /// <param name="ActiveParameters">Elements used per token: routed expert tensors count <c>expert_used_count / expert_count</c> of
 /// their size, everything else (shared experts, attention, embeddings, output) in full.</param>
 /// <param name="TensorBytes">Bytes of tensor data in the file.</param>
-/// <param name="KvCacheBytes">A float32 KV cache holding <c>context_length</c> positions in every block, or null when the
-/// hyperparameters needed are missing.</param>
+/// <param name="KvCacheBytes">A float32 KV cache holding <c>context_length</c> positions in every block, sized as llama.cpp
+/// sizes it (KV heads × (key + value length) per position; keys only under MLA), or null when the hyperparameters needed
+/// are missing.</param>
 public sealed record ModelInfo(
     string FilePath,
     string Architecture,
@@ -175,7 +179,8 @@ public sealed record ModelInfo(
             keys.Number("attention.layer_norm_epsilon"),
             keys.Count("rope.dimension_count"),
             keys.Number("rope.freq_base"),
-            rope);
+            rope,
+            keys.Count("attention.key_length_mla") is > 0 && keys.Count("attention.value_length_mla") is > 0);
 
         var moe = ReadMoe(file, keys);
         var tensors = new List<ModelTensor>(file.Tensors.Count);
@@ -193,7 +198,8 @@ public sealed record ModelInfo(
             bytes = Add(file, bytes, tensor.ByteSize, "tensor bytes");
         }
 
-        long? kvCache = KvCache(file, hyperparameters.ContextLength, kvHeadsPerLayer, keyLength, valueLength);
+        // With MLA llama.cpp caches only the latent keys; values are read back out of them.
+        long? kvCache = KvCache(file, hyperparameters.ContextLength, kvHeadsPerLayer, keyLength, hyperparameters.MultiHeadLatentAttention ? 0 : valueLength);
         return new ModelInfo(file.FilePath, arch, file.TryGetString("general.name"), hyperparameters, moe, tensors, total, active, bytes, kvCache);
     }
 
@@ -245,7 +251,7 @@ public sealed record ModelInfo(
             ? elements / count * used
             : (long)Math.Round((double)elements * used / count);
 
-    /// <summary>Per block: positions × KV heads × (key + value head size) × 4 bytes.</summary>
+    /// <summary>Sum over blocks of positions × KV heads × (key + value head size) × 4 bytes.</summary>
     private static long? KvCache(GgufFile file, long? context, long[]? kvHeadsPerLayer, long? keyLength, long? valueLength)
     {
         if (context is null || kvHeadsPerLayer is null || keyLength is null || valueLength is null)

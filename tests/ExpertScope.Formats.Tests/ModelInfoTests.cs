@@ -40,6 +40,7 @@ public class ModelInfoTests
         Assert.Equal(info.Tensors.Sum(t => t.Info.ElementCount), info.TotalParameters);
 
         // 128 positions x 3 blocks x 2 KV heads x (16 + 16) x 4 bytes.
+        Assert.False(info.Hyperparameters.MultiHeadLatentAttention);
         Assert.Equal(128L * 3 * 2 * 32 * 4, info.KvCacheBytes);
         Assert.Equal(info.Tensors.Sum(t => t.Info.ByteSize) + info.KvCacheBytes, info.MemoryBytes);
     }
@@ -67,7 +68,9 @@ public class ModelInfoTests
         Assert.Equal(6 * ExpertTensorElements * 5 / 8, info.TotalParameters - info.ActiveParameters);
         Assert.Equal(6, info.Tensors.Count(t => t.Role == TensorRole.SharedExpert));
         Assert.Equal(4, info.Tensors.Count(t => t.Role == TensorRole.Router));
-        Assert.Equal(128L * 3 * 1 * (40 + 32) * 4, info.KvCacheBytes);
+        // MLA: llama.cpp caches the 40-wide latent keys (kv_lora 32 + rope 8) and no separate values.
+        Assert.True(info.Hyperparameters.MultiHeadLatentAttention);
+        Assert.Equal(128L * 3 * 1 * 40 * 4, info.KvCacheBytes);
     }
 
     [Fact]

@@ -33,7 +33,7 @@ public sealed unsafe class GgufFile : IDisposable
     private readonly MemoryMappedFile? _mapping;
     private readonly MemoryMappedViewAccessor? _view;
     private readonly byte* _base;
-    private readonly Dictionary<string, GgufTensorInfo> _tensorsByName;
+    private readonly Dictionary<string, int> _tensorIndex;
     private bool _pointerAcquired;
     private bool _disposed;
 
@@ -46,8 +46,7 @@ public sealed unsafe class GgufFile : IDisposable
         _base = basePointer;
         _pointerAcquired = true;
         var reader = new HeaderReader(path, basePointer, length);
-        (Version, Metadata, Tensors, Alignment, DataOffset) = reader.ReadAll();
-        _tensorsByName = Tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        (Version, Metadata, Tensors, _tensorIndex, Alignment, DataOffset) = reader.ReadAll();
     }
 
     /// <summary>The file's path as given to <see cref="Open"/>.</summary>
@@ -117,7 +116,7 @@ public sealed unsafe class GgufFile : IDisposable
     }
 
     /// <summary>The tensor called <paramref name="name"/>, or null.</summary>
-    public GgufTensorInfo? FindTensor(string name) => _tensorsByName.GetValueOrDefault(name);
+    public GgufTensorInfo? FindTensor(string name) => _tensorIndex.TryGetValue(name, out int index) ? Tensors[index] : null;
 
     /// <summary>The tensor called <paramref name="name"/>.</summary>
     /// <exception cref="ExpertScopeException">No such tensor; the message names the file.</exception>
@@ -297,7 +296,7 @@ public sealed unsafe class GgufFile : IDisposable
 
         private readonly long Remaining => _length - _position;
 
-        public (uint Version, IReadOnlyDictionary<string, GgufValue> Metadata, IReadOnlyList<GgufTensorInfo> Tensors, int Alignment, long DataOffset) ReadAll()
+        public (uint Version, IReadOnlyDictionary<string, GgufValue> Metadata, IReadOnlyList<GgufTensorInfo> Tensors, Dictionary<string, int> TensorIndex, int Alignment, long DataOffset) ReadAll()
         {
             uint magic = ReadUInt32();
             if (magic != Magic)
@@ -374,12 +373,12 @@ public sealed unsafe class GgufFile : IDisposable
             int tensorCapacity = (int)Math.Min(tensorCount, InitialCapacity);
             var tensors = new List<GgufTensorInfo>(tensorCapacity);
             var pending = new List<(string Name, long[] Dims, GgmlType Type, long Offset, long Size, long InfoOffset)>(tensorCapacity);
-            var names = new HashSet<string>(StringComparer.Ordinal);
+            var index = new Dictionary<string, int>(tensorCapacity, StringComparer.Ordinal);
             for (ulong i = 0; i < tensorCount; i++)
             {
                 long infoOffset = _position;
                 string name = ReadString();
-                if (!names.Add(name))
+                if (!index.TryAdd(name, index.Count))
                 {
                     throw Fail(infoOffset, $"duplicate tensor name '{name}'");
                 }
@@ -482,7 +481,7 @@ public sealed unsafe class GgufFile : IDisposable
             }
 
             CheckOverlaps(tensors);
-            return (version, metadata, tensors, alignment, dataOffset);
+            return (version, metadata, tensors, index, alignment, dataOffset);
         }
 
         private readonly void CheckOverlaps(List<GgufTensorInfo> tensors)
@@ -634,9 +633,14 @@ public sealed unsafe class GgufFile : IDisposable
         {
             long offset = _position;
             ulong length = ReadUInt64();
-            if (length > (ulong)Remaining || length > int.MaxValue)
+            if (length > (ulong)Remaining)
             {
                 throw Fail(offset, $"string length {length} exceeds the {Remaining} bytes that follow");
+            }
+
+            if (length > int.MaxValue)
+            {
+                throw Fail(offset, $"string length {length} is larger than 2 GiB, which this reader does not support");
             }
 
             var bytes = ReadBytes((int)length);

@@ -100,6 +100,7 @@ public class HandBuiltHostileFileTests
         ["array of 20000 empty strings"] = (true, () => Many(8, 20_000, 8)),
         ["array of 20000 empty arrays of arrays"] = (true, () => Many(9, 20_000, 12, [9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
         ["5000 one-byte key/values"] = (true, ManySmallKeys),
+        ["20000 empty tensors"] = (true, ManyEmptyTensors),
         ["every value type"] = (true, EveryValueType),
         ["alignment 1 with packed tensors"] = (true, () => new Raw().U32(GgufFile.Magic).U32(3).U64(2).U64(1).Str("general.alignment").U32(4).U32(1)
             .Tensor("a", [3], GgmlType.I8, 0).Tensor("b", [1], GgmlType.I8, 3).Zeros(4).Bytes()),
@@ -148,6 +149,15 @@ public class HandBuiltHostileFileTests
     }
 
     [Fact]
+    public void TheAllocationCheckSeesWhatParsingAllocates()
+    {
+        // Guards the guard: 508 token strings and 250 merges must register, or the bound above checks nothing.
+        string path = GoldenData.GoldenPath("models", "mixtral", "model.gguf");
+        long allocated = HostileRead.AllocatedWhileReading(path);
+        Assert.InRange(allocated, (508 + 250) * 24, HostileRead.AllocationPerFileByte * new FileInfo(path).Length);
+    }
+
+    [Fact]
     public void AMissingFileIsFileNotFound()
     {
         using var temp = new TempDirectory();
@@ -189,6 +199,18 @@ public class HandBuiltHostileFileTests
         }
 
         return raw.Bytes();
+    }
+
+    private static byte[] ManyEmptyTensors()
+    {
+        const int count = 20_000;
+        var raw = Header(count, 0);
+        for (int i = 0; i < count; i++)
+        {
+            raw.Str(i.ToString("x4", System.Globalization.CultureInfo.InvariantCulture)).U32(1).U64(0).U32((uint)GgmlType.F32).U64(0);
+        }
+
+        return raw.Pad(32).Bytes();
     }
 
     private static byte[] EveryValueType()
