@@ -74,16 +74,33 @@ public sealed class LinearWeight
         int outputs = Outputs;
 
         // As llama.cpp: activations are converted once per call to the weight type's activation type (Q8_0, Q8_K,
-        // F16, ...), then every weight row is dotted with every converted row using ggml's kernels.
+        // F16, ...), then every weight row is dotted with every converted row using ggml's kernels. F16/BF16 take a
+        // float route with the same bits: activations rounded to the type, rows decoded, the float dot.
         byte[]? converted = null;
         int convertedBytes = 0;
+        float[]? rounded = null;
         if (activationType is not null)
         {
             convertedBytes = WeightRows.ActivationBytes(Type, inputs);
-            converted = new byte[convertedBytes * tokenCount];
+            var bytes = new byte[convertedBytes * tokenCount];
             for (int t = 0; t < tokenCount; t++)
             {
-                WeightRows.QuantizeActivations(Type, input.Slice(t * inputs, inputs), converted.AsSpan(t * convertedBytes, convertedBytes));
+                WeightRows.QuantizeActivations(Type, input.Slice(t * inputs, inputs), bytes.AsSpan(t * convertedBytes, convertedBytes));
+            }
+
+            if (WeightRows.HasExactFloatProducts(Type))
+            {
+                rounded = new float[tokenCount * inputs];
+                for (int t = 0; t < tokenCount; t++)
+                {
+                    WeightRows.Decode(Type, bytes.AsSpan(t * convertedBytes, convertedBytes), rounded.AsSpan(t * inputs, inputs));
+                }
+
+                input = rounded;
+            }
+            else
+            {
+                converted = bytes;
             }
         }
 

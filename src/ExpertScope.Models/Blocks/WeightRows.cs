@@ -21,6 +21,13 @@ internal static class WeightRows
     public static GgmlType? ActivationType(GgmlType type) =>
         type == GgmlType.F32 ? null : VecDot.ActivationType(type);
 
+    /// <summary>
+    /// True for F16 and BF16: ggml multiplies them with activations of the same type, each product exact in float,
+    /// summed in double. Decoding both sides to float and using the float dot (also double sums) gives the same bits,
+    /// vectorised.
+    /// </summary>
+    public static bool HasExactFloatProducts(GgmlType type) => type is GgmlType.F16 or GgmlType.BF16;
+
     /// <summary>Decodes one row into <paramref name="destination"/> (its length is the row's element count).</summary>
     /// <exception cref="ExpertScopeException">The type is not supported.</exception>
     public static void Decode(GgmlType type, ReadOnlySpan<byte> row, Span<float> destination)
