@@ -214,6 +214,20 @@ public sealed class ModelBehaviourTests
     }
 
     [Fact]
+    public void LogitsSelection_ComputesOnlyTheRequestedRows_WithTheSameValues()
+    {
+        using var model = LoadMixtral(out var tokens);
+        var all = model.Run(tokens, new RunOptions { ThreadCount = 1 });
+        var last = model.Run(tokens, new RunOptions { ThreadCount = 1, Logits = LogitsSelection.Last });
+        var trace = new RoutingTrace();
+        var none = model.Run(tokens, new RunOptions { ThreadCount = 1, Logits = LogitsSelection.None, Observers = [trace] });
+        Assert.Equal(1, last.Rows);
+        Assert.Equal(all.Row(tokens.Length - 1).ToArray(), last.Row(0).ToArray());
+        Assert.Equal(0, none.Rows);
+        Assert.Equal(tokens.Length, trace.PositionCount);
+    }
+
+    [Fact]
     public void ObserversAreAskedFirst_AndReceiveOnlyWhatTheyWant()
     {
         using var model = LoadMixtral(out var tokens);

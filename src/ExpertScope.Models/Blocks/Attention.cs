@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using ExpertScope.Core;
 using ExpertScope.Models.Routing;
 
@@ -273,6 +274,7 @@ public sealed class Attention : IAttention
         float sum = 0.0f;
         float max = float.NegativeInfinity;
         target.Clear();
+        Span<Half> halves = dim <= 1024 ? stackalloc Half[dim] : new Half[dim];
         for (int p = 0; p < visible; p++)
         {
             float s = DotProduct.Compute(query, keys.Slice(p * stride, dim)) * scale;
@@ -283,22 +285,17 @@ public sealed class Attention : IAttention
                 float oldMax = max;
                 max = s;
                 previousScale = MathF.Exp(oldMax - max);
-                for (int j = 0; j < dim; j++)
-                {
-                    target[j] = (float)(Half)(target[j] * previousScale);
-                }
+                TensorPrimitives.Multiply(target, previousScale, target);
+                RoundToHalf(target, halves);
             }
             else
             {
                 valueScale = MathF.Exp(s - max);
             }
 
-            var value = values.Slice(p * stride, dim);
-            for (int j = 0; j < dim; j++)
-            {
-                target[j] = (float)(Half)(target[j] + value[j] * valueScale);
-            }
-
+            // target = half(target + value * valueScale): multiply, then add, each rounded (no fused multiply-add).
+            TensorPrimitives.MultiplyAdd(values.Slice(p * stride, dim), valueScale, target, target);
+            RoundToHalf(target, halves);
             sum = sum * previousScale + valueScale;
         }
 
@@ -320,6 +317,13 @@ public sealed class Attention : IAttention
         {
             values[i] += bias[i % bias.Length];
         }
+    }
+
+    /// <summary>Rounds to the nearest float16 (ties to even) and back, vectorised, through <paramref name="scratch"/>.</summary>
+    private static void RoundToHalf(Span<float> values, Span<Half> scratch)
+    {
+        TensorPrimitives.ConvertToHalf(values, scratch);
+        TensorPrimitives.ConvertToSingle(scratch, values);
     }
 
     internal static void RoundToHalf(Span<float> values)
