@@ -152,7 +152,7 @@ internal static unsafe class KQuants
     /// The 16 6-bit scales of Q3_K (still offset by 32): low 4 bits from bytes 0..7 (low nibbles for scales 0..7,
     /// high nibbles for 8..15), high 2 bits from bytes 8..11 (scale j uses bits 2(j / 4) of byte 8 + j % 4).
     /// </summary>
-    private static void UnpackQ3KScales(ReadOnlySpan<byte> packed, Span<sbyte> scales)
+    internal static void UnpackQ3KScales(ReadOnlySpan<byte> packed, Span<sbyte> scales)
     {
         for (int j = 0; j < 16; j++)
         {
