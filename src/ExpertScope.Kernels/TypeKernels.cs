@@ -55,8 +55,9 @@ public sealed record TypeKernel(
 
 /// <summary>
 /// The one table of per-type kernels, indexed by <see cref="GgmlType"/>. Vectorized dequantizers: F16, BF16,
-/// Q8_0, Q4_0, Q4_K, Q6_K; every other type's fast entry is its reference kernel. Quantizers: F32, F16, BF16,
-/// Q8_0, Q4_0, Q4_K, Q6_K, Q8_K. llama.cpp's dots (ggml's generic <c>vec_dot</c>): Q8_0 and Q4_0 with Q8_0
+/// Q8_0, Q4_0, Q4_K, Q6_K; every other type's fast entry is its reference kernel. Quantizers (ggml's reference
+/// quantizers, bit for bit): F32, F16, BF16, Q8_0, Q8_1, Q8_K, Q4_0, Q4_1, Q5_0, Q5_1, Q1_0, Q2_0, MXFP4, NVFP4,
+/// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, TQ1_0, TQ2_0 (none for the i-quants). llama.cpp's dots (ggml's generic <c>vec_dot</c>): Q8_0 and Q4_0 with Q8_0
 /// activations and Q4_K and Q6_K with Q8_K activations (vectorized, same bits); F32, F16 and BF16 with activations
 /// of their own type (scalar float64 sums, as ggml's non-SIMD build); Q4_1 and Q5_1 (Q8_1 activations), Q5_0,
 /// IQ4_NL, MXFP4, NVFP4 (Q8_0), Q2_K, Q3_K, Q5_K, IQ4_XS (Q8_K) as scalar ports whose fast entry is the reference.
@@ -117,18 +118,18 @@ public static class TypeKernels
         };
         yield return Plain(GgmlType.Q8_K, Q8K.DequantizeReference, Q8K.QuantizeReference);
         yield return Plain(GgmlType.Q8_1, Quant.Q8_1.DequantizeReference, Quant.Q8_1.QuantizeReference);
-        yield return Plain(GgmlType.Q4_1, LegacyQuants.DequantizeQ4_1) with { DotActivationType = GgmlType.Q8_1, DotReference = ReferenceDots.Q4_1, Dot = ReferenceDots.Q4_1 };
-        yield return Plain(GgmlType.Q5_0, LegacyQuants.DequantizeQ5_0) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.Q5_0, Dot = ReferenceDots.Q5_0 };
-        yield return Plain(GgmlType.Q5_1, LegacyQuants.DequantizeQ5_1) with { DotActivationType = GgmlType.Q8_1, DotReference = ReferenceDots.Q5_1, Dot = ReferenceDots.Q5_1 };
-        yield return Plain(GgmlType.Q1_0, LowBitQuants.DequantizeQ1_0);
-        yield return Plain(GgmlType.Q2_0, LowBitQuants.DequantizeQ2_0);
-        yield return Plain(GgmlType.MXFP4, Fp4Quants.DequantizeMxfp4) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.Mxfp4, Dot = ReferenceDots.Mxfp4 };
-        yield return Plain(GgmlType.NVFP4, Fp4Quants.DequantizeNvfp4) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.Nvfp4, Dot = ReferenceDots.Nvfp4 };
-        yield return Plain(GgmlType.Q2_K, KQuants.DequantizeQ2K) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.Q2K, Dot = ReferenceDots.Q2K };
-        yield return Plain(GgmlType.Q3_K, KQuants.DequantizeQ3K) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.Q3K, Dot = ReferenceDots.Q3K };
-        yield return Plain(GgmlType.Q5_K, KQuants.DequantizeQ5K) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.Q5K, Dot = ReferenceDots.Q5K };
-        yield return Plain(GgmlType.TQ1_0, TernaryQuants.DequantizeTQ1_0);
-        yield return Plain(GgmlType.TQ2_0, TernaryQuants.DequantizeTQ2_0);
+        yield return Plain(GgmlType.Q4_1, LegacyQuants.DequantizeQ4_1, LegacyQuants.QuantizeQ4_1) with { DotActivationType = GgmlType.Q8_1, DotReference = ReferenceDots.Q4_1, Dot = ReferenceDots.Q4_1 };
+        yield return Plain(GgmlType.Q5_0, LegacyQuants.DequantizeQ5_0, LegacyQuants.QuantizeQ5_0) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.Q5_0, Dot = ReferenceDots.Q5_0 };
+        yield return Plain(GgmlType.Q5_1, LegacyQuants.DequantizeQ5_1, LegacyQuants.QuantizeQ5_1) with { DotActivationType = GgmlType.Q8_1, DotReference = ReferenceDots.Q5_1, Dot = ReferenceDots.Q5_1 };
+        yield return Plain(GgmlType.Q1_0, LowBitQuants.DequantizeQ1_0, LowBitQuants.QuantizeQ1_0);
+        yield return Plain(GgmlType.Q2_0, LowBitQuants.DequantizeQ2_0, LowBitQuants.QuantizeQ2_0);
+        yield return Plain(GgmlType.MXFP4, Fp4Quants.DequantizeMxfp4, Fp4Quants.QuantizeMxfp4) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.Mxfp4, Dot = ReferenceDots.Mxfp4 };
+        yield return Plain(GgmlType.NVFP4, Fp4Quants.DequantizeNvfp4, Fp4Quants.QuantizeNvfp4) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.Nvfp4, Dot = ReferenceDots.Nvfp4 };
+        yield return Plain(GgmlType.Q2_K, KQuants.DequantizeQ2K, KQuants.QuantizeQ2K) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.Q2K, Dot = ReferenceDots.Q2K };
+        yield return Plain(GgmlType.Q3_K, KQuants.DequantizeQ3K, KQuants.QuantizeQ3K) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.Q3K, Dot = ReferenceDots.Q3K };
+        yield return Plain(GgmlType.Q5_K, KQuants.DequantizeQ5K, KQuants.QuantizeQ5K) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.Q5K, Dot = ReferenceDots.Q5K };
+        yield return Plain(GgmlType.TQ1_0, TernaryQuants.DequantizeTQ1_0, TernaryQuants.QuantizeTQ1_0);
+        yield return Plain(GgmlType.TQ2_0, TernaryQuants.DequantizeTQ2_0, TernaryQuants.QuantizeTQ2_0);
         yield return Plain(GgmlType.IQ2_S, IQuants.DequantizeIQ2S);
         yield return Plain(GgmlType.IQ3_XXS, IQuants.DequantizeIQ3Xxs);
         yield return Plain(GgmlType.IQ3_S, IQuants.DequantizeIQ3S);
