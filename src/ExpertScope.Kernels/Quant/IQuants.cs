@@ -165,7 +165,7 @@ internal static unsafe class IQuants
                     byte signs = block.Qs[BlockIQ2S.Size / 8 + 4 * ib32 + l];
                     for (int j = 0; j < 8; j++)
                     {
-                        y[output++] = dl * GridByte(entry, j) * ((signs & (1 << j)) != 0 ? -1f : 1f);
+                        y[output++] = dl * GridByte(entry, j) * Sign(signs, j);
                     }
                 }
             }
@@ -196,8 +196,8 @@ internal static unsafe class IQuants
                     uint grid2 = grid[block.Qs[8 * ib32 + 2 * l + 1]];
                     for (int j = 0; j < 4; j++)
                     {
-                        y[output + j] = db * GridByte(grid1, j) * ((signs & (1 << j)) != 0 ? -1f : 1f);
-                        y[output + j + 4] = db * GridByte(grid2, j) * ((signs & (1 << (j + 4))) != 0 ? -1f : 1f);
+                        y[output + j] = db * GridByte(grid1, j) * Sign(signs, j);
+                        y[output + j + 4] = db * GridByte(grid2, j) * Sign(signs, j + 4);
                     }
 
                     output += 8;
@@ -234,8 +234,8 @@ internal static unsafe class IQuants
                         byte sign = block.Signs[signs + l];
                         for (int j = 0; j < 4; j++)
                         {
-                            y[output + j] = db * GridByte(grid1, j) * ((sign & (1 << j)) != 0 ? -1f : 1f);
-                            y[output + j + 4] = db * GridByte(grid2, j) * ((sign & (1 << (j + 4))) != 0 ? -1f : 1f);
+                            y[output + j] = db * GridByte(grid1, j) * Sign(sign, j);
+                            y[output + j + 4] = db * GridByte(grid2, j) * Sign(sign, j + 4);
                         }
 
                         output += 8;
@@ -332,6 +332,10 @@ internal static unsafe class IQuants
             }
         }
     }
+
+    /// <summary>-1 where bit <paramref name="j"/> of <paramref name="signs"/> is set, else 1 (computed without a branch: sign bits are random).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Sign(int signs, int j) => 1 - 2 * ((signs >> j) & 1);
 
     /// <summary>Byte <paramref name="j"/> of a grid entry as ggml reads it through a byte pointer (little-endian).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -125,7 +125,7 @@ internal static unsafe class KQuants
             var y = destination.Slice(i * BlockQ3K.Size, BlockQ3K.Size);
             int output = 0;
             int scaleIndex = 0;
-            int mask = 1;
+            int highBit = 0;
             for (int n = 0; n < 2; n++)
             {
                 int q = 32 * n;
@@ -136,13 +136,14 @@ internal static unsafe class KQuants
                         float dl = dAll * (scales[scaleIndex++] - 32);
                         for (int l = 0; l < 16; l++)
                         {
+                            // q - (high bit clear ? 4 : 0), written without a branch (the bits are random).
                             int index = 16 * part + l;
-                            int value = ((block.Qs[q + index] >> shift) & 3) - ((block.HMask[index] & mask) != 0 ? 0 : 4);
+                            int value = ((block.Qs[q + index] >> shift) & 3) - 4 + 4 * ((block.HMask[index] >> highBit) & 1);
                             y[output++] = dl * value;
                         }
                     }
 
-                    mask <<= 1;
+                    highBit++;
                 }
             }
         }
@@ -175,8 +176,7 @@ internal static unsafe class KQuants
             var y = destination.Slice(i * BlockQ5K.Size, BlockQ5K.Size);
             int output = 0;
             int ql = 0;
-            int u1 = 1;
-            int u2 = 2;
+            int bit = 0;
             for (int j = 0; j < BlockQ5K.Size; j += 64)
             {
                 var (sc1, m1Raw) = KQuantScales.ScaleMin(j / 32, scales);
@@ -187,17 +187,16 @@ internal static unsafe class KQuants
                 float m2 = min * m2Raw;
                 for (int l = 0; l < 32; l++)
                 {
-                    y[output++] = d1 * ((block.Qs[ql + l] & 0xF) + ((block.Qh[l] & u1) != 0 ? 16 : 0)) - m1;
+                    y[output++] = d1 * ((block.Qs[ql + l] & 0xF) + (((block.Qh[l] >> bit) & 1) << 4)) - m1;
                 }
 
                 for (int l = 0; l < 32; l++)
                 {
-                    y[output++] = d2 * ((block.Qs[ql + l] >> 4) + ((block.Qh[l] & u2) != 0 ? 16 : 0)) - m2;
+                    y[output++] = d2 * ((block.Qs[ql + l] >> 4) + (((block.Qh[l] >> (bit + 1)) & 1) << 4)) - m2;
                 }
 
                 ql += 32;
-                u1 <<= 2;
-                u2 <<= 2;
+                bit += 2;
             }
         }
     }

@@ -241,18 +241,18 @@ internal static unsafe class ReferenceDots
             ref readonly var yb = ref y[i];
             aux32.Clear();
             int a = 0;
-            int mask = 1;
+            int highBit = 0;
             for (int half = 0; half < 2; half++)
             {
                 for (int shift = 0; shift < 8; shift += 2)
                 {
                     for (int l = 0; l < 32; l++)
                     {
-                        aux8[a + l] = (sbyte)(((xb.Qs[32 * half + l] >> shift) & 3) - ((xb.HMask[l] & mask) != 0 ? 0 : 4));
+                        aux8[a + l] = (sbyte)(((xb.Qs[32 * half + l] >> shift) & 3) - 4 + 4 * ((xb.HMask[l] >> highBit) & 1));
                     }
 
                     a += 32;
-                    mask <<= 1;
+                    highBit++;
                 }
             }
 
@@ -304,21 +304,13 @@ internal static unsafe class ReferenceDots
             ref readonly var yb = ref y[i];
             var scalesAndMins = weights.Slice(i * sizeof(BlockQ5K) + 4, 12);
             aux32.Clear();
-            int mask = 1;
             for (int j = 0; j < 4; j++)
             {
                 for (int l = 0; l < 32; l++)
                 {
-                    aux8[64 * j + l] = (sbyte)((xb.Qs[32 * j + l] & 0xF) + ((xb.Qh[l] & mask) != 0 ? 16 : 0));
+                    aux8[64 * j + l] = (sbyte)((xb.Qs[32 * j + l] & 0xF) + (((xb.Qh[l] >> (2 * j)) & 1) << 4));
+                    aux8[64 * j + 32 + l] = (sbyte)((xb.Qs[32 * j + l] >> 4) + (((xb.Qh[l] >> (2 * j + 1)) & 1) << 4));
                 }
-
-                mask <<= 1;
-                for (int l = 0; l < 32; l++)
-                {
-                    aux8[64 * j + 32 + l] = (sbyte)((xb.Qs[32 * j + l] >> 4) + ((xb.Qh[l] & mask) != 0 ? 16 : 0));
-                }
-
-                mask <<= 1;
             }
 
             int sumi = 0;
