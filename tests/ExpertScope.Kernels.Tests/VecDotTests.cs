@@ -274,17 +274,17 @@ public class VecDotTests
     }
 }
 
-/// <summary>Runs the quantized dot checks with AVX-VNNI switched off, so the plain Vector256 integer path runs too.</summary>
-[Collection(nameof(VnniSwitchCollection))]
-public class VecDotWithoutVnniTests
+/// <summary>Runs the quantized dot checks with AVX-VNNI and VBMI paths switched off, so the plain Vector256 integer path runs too.</summary>
+[Collection(nameof(IsaSwitchCollection))]
+public class VecDotPlainVectorPathTests
 {
     [Theory]
     [MemberData(nameof(VecDotTests.QuantizedDotTypes), MemberType = typeof(VecDotTests))]
     public void PlainVectorPathEqualsReference(GgmlType type)
     {
         var checks = new VecDotTests();
-        bool saved = QuantizedDots.UseVnni;
-        QuantizedDots.UseVnni = false;
+        bool saved = QuantizedDots.UseAdvancedIsa;
+        QuantizedDots.UseAdvancedIsa = false;
         try
         {
             checks.QuantizedFastEqualsReferenceOnQuantizedRows(type);
@@ -292,10 +292,10 @@ public class VecDotWithoutVnniTests
         }
         finally
         {
-            QuantizedDots.UseVnni = saved;
+            QuantizedDots.UseAdvancedIsa = saved;
         }
     }
 }
 
-[CollectionDefinition(nameof(VnniSwitchCollection), DisableParallelization = true)]
-public class VnniSwitchCollection;
+[CollectionDefinition(nameof(IsaSwitchCollection), DisableParallelization = true)]
+public class IsaSwitchCollection;
