@@ -190,12 +190,13 @@ public class VecDotTests
         var weights = new byte[2 * 144];
         Assert.Throws<ArgumentException>(() => VecDot.Quantized(GgmlType.Q4_K, weights, new byte[292]));
         Assert.Throws<ArgumentException>(() => VecDot.Quantized(GgmlType.Q4_K, weights.AsSpan(1), new byte[2 * 292]));
-        Assert.Throws<ArgumentException>(() => VecDot.QuantizedReference(GgmlType.IQ2_S, new byte[82], new byte[292]));
+        Assert.Throws<ArgumentException>(() => VecDot.QuantizedReference(GgmlType.Q8_K, new byte[292], new byte[292]));
         Assert.Throws<ArgumentException>(() => VecDot.Float(GgmlType.Q4_K, weights, new float[256]));
-        Assert.Throws<ArgumentException>(() => VecDot.QuantizeActivations(GgmlType.IQ2_S, new float[256], new byte[292]));
+        Assert.Throws<ArgumentException>(() => VecDot.QuantizeActivations(GgmlType.Q8_K, new float[256], new byte[292]));
         Assert.Equal(GgmlType.Q8_0, VecDot.ActivationType(GgmlType.Q4_0));
         Assert.Equal(GgmlType.Q8_K, VecDot.ActivationType(GgmlType.Q6_K));
-        Assert.Null(VecDot.ActivationType(GgmlType.IQ2_S));
+        Assert.Null(VecDot.ActivationType(GgmlType.Q8_K));
+        Assert.Equal(GgmlType.Q8_K, VecDot.ActivationType(GgmlType.IQ2_S));
         Assert.Equal(GgmlType.Q8_1, VecDot.ActivationType(GgmlType.Q4_1));
         Assert.Equal(2 * 292, VecDot.ActivationBytes(GgmlType.Q4_K, 512));
     }
@@ -210,6 +211,9 @@ public class VecDotTests
             GgmlType.Q2_K => [80, 82],
             GgmlType.Q3_K => [108],
             GgmlType.Q6_K => [208],
+            GgmlType.TQ1_0 => [52],
+            GgmlType.TQ2_0 => [64],
+            GgmlType.IQ1_M => [],
             GgmlType.Q4_1 or GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K => [0, 2],
             _ => [0],
         };
@@ -219,6 +223,19 @@ public class VecDotTests
             {
                 ushort bits = BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.01));
                 BitConverter.TryWriteBytes(blocks.AsSpan(block * info.TypeSize + offset), bits);
+            }
+        }
+
+        if (type == GgmlType.IQ1_M)
+        {
+            // The float16 scale is spread over the top nibbles of the four scale words: make it 0x2000 (1/128).
+            for (int block = 0; block < blocks.Length / info.TypeSize; block++)
+            {
+                for (int k = 0; k < 4; k++)
+                {
+                    int high = block * info.TypeSize + 49 + 2 * k;
+                    blocks[high] = (byte)((blocks[high] & 0x0F) | (k == 3 ? 0x20 : 0));
+                }
             }
         }
 

@@ -393,4 +393,320 @@ internal static unsafe class ReferenceDots
             return sumi1 + sumi2;
         }
     }
+
+    /// <summary>ggml's <c>vec_dot_q1_0_q8_0</c>: one Q1_0 block meets four Q8_0 blocks; sumi += dy * ±sum, sumf += dx * sumi.</summary>
+    public static float Q1_0(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    {
+        var x = MemoryMarshal.Cast<byte, BlockQ1_0>(weights);
+        var y = MemoryMarshal.Cast<byte, BlockQ8_0>(activations);
+        float sum = 0f;
+        for (int i = 0; i < x.Length; i++)
+        {
+            ref readonly var xb = ref x[i];
+            float d0 = ScalarFormats.HalfToSingle(xb.D);
+            float sumi = 0f;
+            for (int k = 0; k < 4; k++)
+            {
+                ref readonly var yb = ref y[4 * i + k];
+                float d1 = ScalarFormats.HalfToSingle(yb.D);
+                int blockSum = 0;
+                for (int j = 0; j < 32; j++)
+                {
+                    // +q where the bit is set, -q where it is clear (2 * bit - 1, no branch).
+                    int bit = (xb.Qs[4 * k + j / 8] >> (j % 8)) & 1;
+                    blockSum += (2 * bit - 1) * yb.Qs[j];
+                }
+
+                sumi += d1 * blockSum;
+            }
+
+            sum += d0 * sumi;
+        }
+
+        return sum;
+    }
+
+    /// <summary>ggml's <c>vec_dot_q2_0_q8_0</c>: one Q2_0 block meets two Q8_0 blocks; sumi += dy * sum, sumf += dx * sumi.</summary>
+    public static float Q2_0(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    {
+        var x = MemoryMarshal.Cast<byte, BlockQ2_0>(weights);
+        var y = MemoryMarshal.Cast<byte, BlockQ8_0>(activations);
+        float sum = 0f;
+        for (int i = 0; i < x.Length; i++)
+        {
+            ref readonly var xb = ref x[i];
+            float d0 = ScalarFormats.HalfToSingle(xb.D);
+            float sumi = 0f;
+            for (int k = 0; k < 2; k++)
+            {
+                ref readonly var yb = ref y[2 * i + k];
+                float d1 = ScalarFormats.HalfToSingle(yb.D);
+                int blockSum = 0;
+                for (int j = 0; j < 32; j++)
+                {
+                    int q = (xb.Qs[8 * k + j / 4] >> (2 * (j % 4))) & 3;
+                    blockSum += (q - 1) * yb.Qs[j];
+                }
+
+                sumi += d1 * blockSum;
+            }
+
+            sum += d0 * sumi;
+        }
+
+        return sum;
+    }
+
+    /// <summary>ggml's <c>vec_dot_tq1_0_q8_K</c>: sumf += sum * (dx * dy).</summary>
+    public static float TQ1_0(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    {
+        ReadOnlySpan<byte> powersOfThree = [1, 3, 9, 27, 81, 243];
+        var x = MemoryMarshal.Cast<byte, BlockTQ1_0>(weights);
+        var y = MemoryMarshal.Cast<byte, BlockQ8K>(activations);
+        float sumf = 0f;
+        for (int i = 0; i < x.Length; i++)
+        {
+            ref readonly var xb = ref x[i];
+            ref readonly var yb = ref y[i];
+            int sum = 0;
+            for (int l = 0; l < 5; l++)
+            {
+                for (int m = 0; m < 32; m++)
+                {
+                    sum += (Digit(xb.Qs[m], powersOfThree[l]) - 1) * yb.Qs[l * 32 + m];
+                }
+            }
+
+            for (int l = 0; l < 5; l++)
+            {
+                for (int m = 0; m < 16; m++)
+                {
+                    sum += (Digit(xb.Qs[32 + m], powersOfThree[l]) - 1) * yb.Qs[160 + l * 16 + m];
+                }
+            }
+
+            for (int l = 0; l < 4; l++)
+            {
+                for (int j = 0; j < 4; j++)
+                {
+                    sum += (Digit(xb.Qh[j], powersOfThree[l]) - 1) * yb.Qs[240 + l * 4 + j];
+                }
+            }
+
+            sumf += (float)sum * (ScalarFormats.HalfToSingle(xb.D) * yb.D);
+        }
+
+        return sumf;
+
+        static int Digit(byte packed, byte power) => ((byte)(packed * power) * 3) >> 8;
+    }
+
+    /// <summary>ggml's <c>vec_dot_tq2_0_q8_K</c>: sumf += sum * (dy * dx).</summary>
+    public static float TQ2_0(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    {
+        var x = MemoryMarshal.Cast<byte, BlockTQ2_0>(weights);
+        var y = MemoryMarshal.Cast<byte, BlockQ8K>(activations);
+        float sumf = 0f;
+        for (int i = 0; i < x.Length; i++)
+        {
+            ref readonly var xb = ref x[i];
+            ref readonly var yb = ref y[i];
+            int sum = 0;
+            for (int j = 0; j < 64; j += 32)
+            {
+                for (int l = 0; l < 4; l++)
+                {
+                    for (int k = 0; k < 32; k++)
+                    {
+                        sum += yb.Qs[j * 4 + l * 32 + k] * (((xb.Qs[j + k] >> (l * 2)) & 3) - 1);
+                    }
+                }
+            }
+
+            sumf += (float)sum * (yb.D * ScalarFormats.HalfToSingle(xb.D));
+        }
+
+        return sumf;
+    }
+
+    /// <summary>ggml's <c>vec_dot_iq2_s_q8_K</c>: integer sums with scales 2s + 1, sumf += (dx * dy) * bsum, result / 8.</summary>
+    public static float IQ2S(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    {
+        var x = MemoryMarshal.Cast<byte, BlockIQ2S>(weights);
+        var y = MemoryMarshal.Cast<byte, BlockQ8K>(activations);
+        var grid = GgmlTables.Iq2sGrid;
+        float sumf = 0f;
+        for (int i = 0; i < x.Length; i++)
+        {
+            ref readonly var xb = ref x[i];
+            ref readonly var yb = ref y[i];
+            float d = ScalarFormats.HalfToSingle(xb.D) * yb.D;
+            int bsum = 0;
+            for (int ib32 = 0; ib32 < 8; ib32++)
+            {
+                int ls1 = 1 + 2 * (xb.Scales[ib32] & 0xf);
+                int ls2 = 1 + 2 * (xb.Scales[ib32] >> 4);
+                int sumi1 = 0;
+                int sumi2 = 0;
+                for (int l = 0; l < 4; l++)
+                {
+                    ulong entry = grid[xb.Qs[4 * ib32 + l] | ((xb.Qh[ib32] << (8 - 2 * l)) & 0x300)];
+                    int signs = xb.Qs[32 + 4 * ib32 + l];
+                    int partial = 0;
+                    for (int j = 0; j < 8; j++)
+                    {
+                        partial += yb.Qs[32 * ib32 + 8 * l + j] * (byte)(entry >> (8 * j)) * (1 - 2 * ((signs >> j) & 1));
+                    }
+
+                    if (l < 2)
+                    {
+                        sumi1 += partial;
+                    }
+                    else
+                    {
+                        sumi2 += partial;
+                    }
+                }
+
+                bsum += ls1 * sumi1 + ls2 * sumi2;
+            }
+
+            sumf += d * bsum;
+        }
+
+        return 0.125f * sumf;
+    }
+
+    /// <summary>ggml's <c>vec_dot_iq3_xxs_q8_K</c>: sumf += (dx * dy) * bsum, result / 4.</summary>
+    public static float IQ3Xxs(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    {
+        var x = MemoryMarshal.Cast<byte, BlockIQ3Xxs>(weights);
+        var y = MemoryMarshal.Cast<byte, BlockQ8K>(activations);
+        var grid = GgmlTables.Iq3xxsGrid;
+        var signTable = GgmlTables.KSignsIq2xs;
+        float sumf = 0f;
+        for (int i = 0; i < x.Length; i++)
+        {
+            ref readonly var xb = ref x[i];
+            ref readonly var yb = ref y[i];
+            float d = ScalarFormats.HalfToSingle(xb.D) * yb.D;
+            var scalesAndSigns = weights.Slice(i * sizeof(BlockIQ3Xxs) + 2 + 64, 32);
+            int bsum = 0;
+            for (int ib32 = 0; ib32 < 8; ib32++)
+            {
+                uint aux = MemoryMarshal.Read<uint>(scalesAndSigns.Slice(4 * ib32));
+                int ls = (int)(2 * (aux >> 28) + 1);
+                int sumi = 0;
+                for (int l = 0; l < 4; l++)
+                {
+                    uint grid1 = grid[xb.Qs[8 * ib32 + 2 * l]];
+                    uint grid2 = grid[xb.Qs[8 * ib32 + 2 * l + 1]];
+                    int signs = signTable[(int)((aux >> (7 * l)) & 127)];
+                    int q8 = 32 * ib32 + 8 * l;
+                    for (int j = 0; j < 4; j++)
+                    {
+                        sumi += (byte)(grid1 >> (8 * j)) * yb.Qs[q8 + j] * (1 - 2 * ((signs >> j) & 1));
+                        sumi += (byte)(grid2 >> (8 * j)) * yb.Qs[q8 + j + 4] * (1 - 2 * ((signs >> (j + 4)) & 1));
+                    }
+                }
+
+                bsum += sumi * ls;
+            }
+
+            sumf += d * bsum;
+        }
+
+        return 0.25f * sumf;
+    }
+
+    /// <summary>ggml's <c>vec_dot_iq3_s_q8_K</c>: sumf += (dx * dy) * bsum with scales 2s + 1.</summary>
+    public static float IQ3S(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    {
+        var x = MemoryMarshal.Cast<byte, BlockIQ3S>(weights);
+        var y = MemoryMarshal.Cast<byte, BlockQ8K>(activations);
+        var grid = GgmlTables.Iq3sGrid;
+        float sumf = 0f;
+        for (int i = 0; i < x.Length; i++)
+        {
+            ref readonly var xb = ref x[i];
+            ref readonly var yb = ref y[i];
+            float d = ScalarFormats.HalfToSingle(xb.D) * yb.D;
+            int bsum = 0;
+            for (int ib32 = 0; ib32 < 8; ib32++)
+            {
+                int ls = 2 * (ib32 % 2 == 0 ? xb.Scales[ib32 / 2] & 0xf : xb.Scales[ib32 / 2] >> 4) + 1;
+                int qh = xb.Qh[ib32];
+                int sumi = 0;
+                for (int l = 0; l < 4; l++)
+                {
+                    uint grid1 = grid[xb.Qs[8 * ib32 + 2 * l] | ((qh << (8 - 2 * l)) & 256)];
+                    uint grid2 = grid[xb.Qs[8 * ib32 + 2 * l + 1] | ((qh << (7 - 2 * l)) & 256)];
+                    int signs = xb.Signs[4 * ib32 + l];
+                    int q8 = 32 * ib32 + 8 * l;
+                    for (int j = 0; j < 4; j++)
+                    {
+                        sumi += (byte)(grid1 >> (8 * j)) * yb.Qs[q8 + j] * (1 - 2 * ((signs >> j) & 1));
+                        sumi += (byte)(grid2 >> (8 * j)) * yb.Qs[q8 + j + 4] * (1 - 2 * ((signs >> (j + 4)) & 1));
+                    }
+                }
+
+                bsum += sumi * ls;
+            }
+
+            sumf += d * bsum;
+        }
+
+        return sumf;
+    }
+
+    /// <summary>ggml's <c>vec_dot_iq1_m_q8_K</c>: sumf += dx * dy * (sumi1 + 1/8 * sumi2), sumi2 carrying the ±1/8 shifts.</summary>
+    public static float IQ1M(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    {
+        var x = MemoryMarshal.Cast<byte, BlockIQ1M>(weights);
+        var y = MemoryMarshal.Cast<byte, BlockQ8K>(activations);
+        var grid = GgmlTables.Iq1sGrid;
+        Span<int> sum1 = stackalloc int[2];
+        Span<int> sum2 = stackalloc int[2];
+        float sumf = 0f;
+        for (int i = 0; i < x.Length; i++)
+        {
+            ref readonly var xb = ref x[i];
+            ref readonly var yb = ref y[i];
+            var sc = MemoryMarshal.Cast<byte, ushort>(weights.Slice(i * sizeof(BlockIQ1M) + 48, 8));
+            ushort scaleBits = (ushort)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
+            int sumi1 = 0;
+            int sumi2 = 0;
+            for (int ib = 0; ib < 8; ib++)
+            {
+                sum1.Clear();
+                sum2.Clear();
+                for (int l = 0; l < 4; l++)
+                {
+                    int qh = xb.Qh[2 * ib + l / 2];
+                    int delta = ((qh >> (l % 2 == 0 ? 3 : 7)) & 1) != 0 ? -1 : 1;
+                    ulong entry = grid[xb.Qs[4 * ib + l] | ((qh << (8 - 4 * (l % 2))) & 0x700)];
+                    int lsum1 = 0;
+                    int lsum2 = 0;
+                    for (int j = 0; j < 8; j++)
+                    {
+                        int q8 = yb.Qs[32 * ib + 8 * l + j];
+                        lsum1 += q8 * (sbyte)(entry >> (8 * j));
+                        lsum2 += q8;
+                    }
+
+                    sum1[l / 2] += lsum1;
+                    sum2[l / 2] += lsum2 * delta;
+                }
+
+                int ls1 = 2 * ((sc[ib / 2] >> (6 * (ib % 2))) & 0x7) + 1;
+                int ls2 = 2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3)) & 0x7) + 1;
+                sumi1 += sum1[0] * ls1 + sum1[1] * ls2;
+                sumi2 += sum2[0] * ls1 + sum2[1] * ls2;
+            }
+
+            sumf += ScalarFormats.HalfToSingle(scaleBits) * yb.D * (sumi1 + 0.125f * sumi2);
+        }
+
+        return sumf;
+    }
 }
