@@ -57,7 +57,7 @@ public sealed record TypeKernel(
 /// The one table of per-type kernels, indexed by <see cref="GgmlType"/>. Vectorized dequantizers: F16, BF16,
 /// Q8_0, Q4_0, Q4_K, Q6_K; every other type's fast entry is its reference kernel. Quantizers (ggml's reference
 /// quantizers, bit for bit): F32, F16, BF16, Q8_0, Q8_1, Q8_K, Q4_0, Q4_1, Q5_0, Q5_1, Q1_0, Q2_0, MXFP4, NVFP4,
-/// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, TQ1_0, TQ2_0 (none for the i-quants). llama.cpp's dots (ggml's generic <c>vec_dot</c>): Q8_0 and Q4_0 with Q8_0
+/// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, TQ1_0, TQ2_0, IQ4_NL, IQ4_XS (none for the grid i-quants). llama.cpp's dots (ggml's generic <c>vec_dot</c>): Q8_0 and Q4_0 with Q8_0
 /// activations and Q4_K and Q6_K with Q8_K activations (vectorized, same bits); F32, F16 and BF16 with activations
 /// of their own type (scalar float64 sums, as ggml's non-SIMD build); every other type as a scalar port whose fast
 /// entry is the reference: Q4_1 and Q5_1 with Q8_1 activations, Q5_0, Q1_0, Q2_0, IQ4_NL, MXFP4, NVFP4 with Q8_0,
@@ -134,7 +134,7 @@ public static class TypeKernels
         yield return Plain(GgmlType.IQ3_XXS, IQuants.DequantizeIQ3Xxs) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ3Xxs, Dot = ReferenceDots.IQ3Xxs };
         yield return Plain(GgmlType.IQ3_S, IQuants.DequantizeIQ3S) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ3S, Dot = ReferenceDots.IQ3S };
         yield return Plain(GgmlType.IQ1_M, IQuants.DequantizeIQ1M) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ1M, Dot = ReferenceDots.IQ1M };
-        yield return Plain(GgmlType.IQ4_NL, IQuants.DequantizeIQ4NL) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.IQ4NL, Dot = ReferenceDots.IQ4NL };
-        yield return Plain(GgmlType.IQ4_XS, IQuants.DequantizeIQ4XS) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ4XS, Dot = ReferenceDots.IQ4XS };
+        yield return Plain(GgmlType.IQ4_NL, IQuants.DequantizeIQ4NL, IQuants.QuantizeIQ4NL) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.IQ4NL, Dot = ReferenceDots.IQ4NL };
+        yield return Plain(GgmlType.IQ4_XS, IQuants.DequantizeIQ4XS, IQuants.QuantizeIQ4XS) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ4XS, Dot = ReferenceDots.IQ4XS };
     }
 }

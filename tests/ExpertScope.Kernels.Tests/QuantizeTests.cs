@@ -19,6 +19,8 @@ public class QuantizeTests
         { GgmlType.Q8_1, 1e-4 },
         { GgmlType.Q4_1, 2e-2 },
         { GgmlType.Q5_0, 1e-2 },
+        { GgmlType.IQ4_NL, 2e-2 },
+        { GgmlType.IQ4_XS, 2e-2 },
         { GgmlType.Q5_1, 5e-3 },
         { GgmlType.Q5_K, 3e-3 },
         { GgmlType.Q3_K, 5e-2 },
