@@ -54,14 +54,19 @@ public sealed record TypeKernel(
     KernelPath DotPath = KernelPath.Reference);
 
 /// <summary>
-/// The one table of per-type kernels, indexed by <see cref="GgmlType"/>. Vectorized dequantizers: F16, BF16,
-/// Q8_0, Q4_0, Q4_K, Q6_K; every other type's fast entry is its reference kernel. Quantizers (ggml's reference
-/// quantizers, bit for bit): F32, F16, BF16, Q8_0, Q8_1, Q8_K, Q4_0, Q4_1, Q5_0, Q5_1, Q1_0, Q2_0, MXFP4, NVFP4,
-/// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, TQ1_0, TQ2_0, IQ4_NL, IQ4_XS (none for the grid i-quants). llama.cpp's dots (ggml's generic <c>vec_dot</c>): Q8_0 and Q4_0 with Q8_0
-/// activations and Q4_K and Q6_K with Q8_K activations (vectorized, same bits); F32, F16 and BF16 with activations
-/// of their own type (scalar float64 sums, as ggml's non-SIMD build); every other type as a scalar port whose fast
-/// entry is the reference: Q4_1 and Q5_1 with Q8_1 activations, Q5_0, Q1_0, Q2_0, IQ4_NL, MXFP4, NVFP4 with Q8_0,
-/// Q2_K, Q3_K, Q5_K, TQ1_0, TQ2_0, IQ2_S, IQ3_XXS, IQ3_S, IQ1_M, IQ4_XS with Q8_K.
+/// The one table of per-type kernels, indexed by <see cref="GgmlType"/> (ggml's <c>type_traits</c> and
+/// <c>type_traits_cpu</c> in one place). Each entry says which of its kernels are vectorized.
+/// <list type="bullet">
+/// <item>Vectorized dequantizers: F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; every other type's fast entry is its
+/// reference kernel.</item>
+/// <item>Quantizers (ggml's, without importance matrix, bit for bit): F32, F16, BF16, Q8_0, Q8_1, Q8_K, Q4_0, Q4_1,
+/// Q5_0, Q5_1, Q1_0, Q2_0, MXFP4, NVFP4, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, TQ1_0, TQ2_0, IQ4_NL, IQ4_XS; none for the
+/// grid i-quants.</item>
+/// <item>llama.cpp's dots (ggml's generic <c>vec_dot</c>): vectorized for Q8_0 and Q4_0 (Q8_0 activations) and Q4_K,
+/// Q5_K, Q6_K (Q8_K activations); scalar float64 sums for F32, F16, BF16 (activations of their own type, as ggml's
+/// non-SIMD build); scalar ports, whose fast entry is the reference, for Q4_1 and Q5_1 (Q8_1), Q5_0, Q1_0, Q2_0,
+/// IQ4_NL, MXFP4, NVFP4 (Q8_0), and Q2_K, Q3_K, TQ1_0, TQ2_0, IQ2_S, IQ3_XXS, IQ3_S, IQ1_M, IQ4_XS (Q8_K).</item>
+/// </list>
 /// </summary>
 public static class TypeKernels
 {
@@ -127,7 +132,10 @@ public static class TypeKernels
         yield return Plain(GgmlType.NVFP4, Fp4Quants.DequantizeNvfp4, Fp4Quants.QuantizeNvfp4) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.Nvfp4, Dot = ReferenceDots.Nvfp4 };
         yield return Plain(GgmlType.Q2_K, KQuants.DequantizeQ2K, KQuants.QuantizeQ2K) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.Q2K, Dot = ReferenceDots.Q2K };
         yield return Plain(GgmlType.Q3_K, KQuants.DequantizeQ3K, KQuants.QuantizeQ3K) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.Q3K, Dot = ReferenceDots.Q3K };
-        yield return Plain(GgmlType.Q5_K, KQuants.DequantizeQ5K, KQuants.QuantizeQ5K) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.Q5K, Dot = ReferenceDots.Q5K };
+        yield return Fast(GgmlType.Q5_K, KQuants.DequantizeQ5K, KQuants.DequantizeQ5KFast, KQuants.QuantizeQ5K) with
+        {
+            DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.Q5K, Dot = QuantizedDots.Q5K, DotPath = KernelPath.Vectorized,
+        };
         yield return Plain(GgmlType.TQ1_0, TernaryQuants.DequantizeTQ1_0, TernaryQuants.QuantizeTQ1_0) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.TQ1_0, Dot = ReferenceDots.TQ1_0 };
         yield return Plain(GgmlType.TQ2_0, TernaryQuants.DequantizeTQ2_0, TernaryQuants.QuantizeTQ2_0) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.TQ2_0, Dot = ReferenceDots.TQ2_0 };
         yield return Plain(GgmlType.IQ2_S, IQuants.DequantizeIQ2S) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ2S, Dot = ReferenceDots.IQ2S };

@@ -5,7 +5,7 @@ namespace ExpertScope.Kernels.Tests;
 
 public class VecDotTests
 {
-    public static TheoryData<GgmlType> QuantizedDotTypes() => new() { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K };
+    public static TheoryData<GgmlType> QuantizedDotTypes() => new() { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K };
 
     public static TheoryData<GgmlType> KernelTypes() => DequantizeTests.KernelTypes();
 

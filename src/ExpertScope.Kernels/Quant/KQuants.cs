@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace ExpertScope.Kernels.Quant;
 
@@ -77,7 +78,7 @@ internal unsafe struct BlockQ5K
     public fixed byte Qs[Size / 2];
 }
 
-/// <summary>The K-quants without a vectorized path: Q2_K, Q3_K, Q5_K (reference kernels).</summary>
+/// <summary>The K-quants Q2_K, Q3_K (reference kernels) and Q5_K (reference and vectorized).</summary>
 internal static unsafe class KQuants
 {
     /// <summary>ggml's <c>dequantize_row_q2_K</c>.</summary>
@@ -198,6 +199,50 @@ internal static unsafe class KQuants
                 ql += 32;
                 bit += 2;
             }
+        }
+    }
+
+    /// <summary>Vectorized Q5_K dequantization: the same multiply-then-subtract per element (bit-identical).</summary>
+    public static void DequantizeQ5KFast(ReadOnlySpan<byte> source, Span<float> destination)
+    {
+        if (!Vector256.IsHardwareAccelerated)
+        {
+            DequantizeQ5K(source, destination);
+            return;
+        }
+
+        var blocks = MemoryMarshal.Cast<byte, BlockQ5K>(source);
+        var lowMask = Vector256.Create((byte)0x0F);
+        var one = Vector256.Create((byte)1);
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            var blockBytes = source.Slice(i * sizeof(BlockQ5K), sizeof(BlockQ5K));
+            var scales = blockBytes.Slice(4, 12);
+            float d = ScalarFormats.HalfToSingle(blocks[i].D);
+            float min = ScalarFormats.HalfToSingle(blocks[i].DMin);
+            var high = Vector256.Create(blockBytes.Slice(16, 32));
+            var y = destination.Slice(i * BlockQ5K.Size, BlockQ5K.Size);
+            for (int j = 0; j < 4; j++)
+            {
+                var (sc1, m1) = KQuantScales.ScaleMin(2 * j, scales);
+                var (sc2, m2) = KQuantScales.ScaleMin(2 * j + 1, scales);
+                var packed = Vector256.Create(blockBytes.Slice(48 + 32 * j, 32));
+                var low = (packed & lowMask) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(high, 2 * j) & one, 4);
+                var upper = Vector256.ShiftRightLogical(packed, 4) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(high, 2 * j + 1) & one, 4);
+                Store(low, Vector256.Create(d * sc1), Vector256.Create(min * m1), y.Slice(64 * j, 32));
+                Store(upper, Vector256.Create(d * sc2), Vector256.Create(min * m2), y.Slice(64 * j + 32, 32));
+            }
+        }
+
+        static void Store(Vector256<byte> quants, Vector256<float> scale, Vector256<float> offset, Span<float> y)
+        {
+            var (lowHalf, highHalf) = Vector256.Widen(quants);
+            var (q0, q1) = Vector256.Widen(lowHalf);
+            var (q2, q3) = Vector256.Widen(highHalf);
+            (scale * Vector256.ConvertToSingle(q0.AsInt32()) - offset).CopyTo(y);
+            (scale * Vector256.ConvertToSingle(q1.AsInt32()) - offset).CopyTo(y.Slice(8));
+            (scale * Vector256.ConvertToSingle(q2.AsInt32()) - offset).CopyTo(y.Slice(16));
+            (scale * Vector256.ConvertToSingle(q3.AsInt32()) - offset).CopyTo(y.Slice(24));
         }
     }
 

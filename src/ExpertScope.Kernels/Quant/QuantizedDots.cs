@@ -254,6 +254,79 @@ internal static unsafe class QuantizedDots
         return sumf;
     }
 
+    /// <summary>Vectorized ggml <c>vec_dot_q5_K_q8_K</c> (reference: <see cref="ReferenceDots.Q5K"/>): Q4_K's lane sums with 5-bit quants.</summary>
+    public static float Q5K(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    {
+        if (!Vector256.IsHardwareAccelerated)
+        {
+            return ReferenceDots.Q5K(weights, activations);
+        }
+
+        var x = MemoryMarshal.Cast<byte, BlockQ5K>(weights);
+        var y = MemoryMarshal.Cast<byte, BlockQ8K>(activations);
+        var yq = MemoryMarshal.Cast<byte, sbyte>(activations);
+        var lowMask = Vector256.Create((byte)0x0F);
+        var one = Vector256.Create((byte)1);
+        bool permute = UseAdvancedIsa && AvxVnni.IsSupported && Avx512Vbmi.VL.IsSupported;
+        var sums = Vector256<float>.Zero;
+        float sumf = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            var blockBytes = weights.Slice(i * sizeof(BlockQ5K), sizeof(BlockQ5K));
+            var scalesAndMins = blockBytes.Slice(4, 12);
+            var q8 = yq.Slice(i * sizeof(BlockQ8K) + sizeof(float), BlockQ8K.Size);
+            var bsums = MemoryMarshal.Cast<byte, short>(activations.Slice(i * sizeof(BlockQ8K) + sizeof(float) + BlockQ8K.Size, 32));
+            var high = Vector256.Create(blockBytes.Slice(16, 32));
+            if (permute)
+            {
+                high = Avx512Vbmi.VL.PermuteVar32x8(high, LaneClassOrder);
+            }
+
+            var lanes = Vector256<int>.Zero;
+            int sumi = 0;
+            for (int j = 0; j < 4; j++)
+            {
+                var (scale0, min0) = KQuantScales.ScaleMin(2 * j, scalesAndMins);
+                var (scale1, min1) = KQuantScales.ScaleMin(2 * j + 1, scalesAndMins);
+                sumi += (bsums[4 * j] + bsums[4 * j + 1]) * min0 + (bsums[4 * j + 2] + bsums[4 * j + 3]) * min1;
+                var packed = Vector256.Create(blockBytes.Slice(48 + 32 * j, 32));
+                var activations0 = Vector256.Create(q8.Slice(64 * j, 32));
+                var activations1 = Vector256.Create(q8.Slice(64 * j + 32, 32));
+                if (permute)
+                {
+                    packed = Avx512Vbmi.VL.PermuteVar32x8(packed, LaneClassOrder);
+                    activations0 = Avx512Vbmi.VL.PermuteVar32x8(activations0.AsByte(), LaneClassOrder).AsSByte();
+                    activations1 = Avx512Vbmi.VL.PermuteVar32x8(activations1.AsByte(), LaneClassOrder).AsSByte();
+                }
+
+                var a0 = (packed & lowMask) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(high, 2 * j) & one, 4);
+                var a1 = Vector256.ShiftRightLogical(packed, 4) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(high, 2 * j + 1) & one, 4);
+                if (permute)
+                {
+                    lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, a0, activations0) * scale0;
+                    lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, a1, activations1) * scale1;
+                }
+                else
+                {
+                    lanes += LaneSums8(a0, activations0) * scale0;
+                    lanes += LaneSums8(a1, activations1) * scale1;
+                }
+            }
+
+            float d = ScalarFormats.HalfToSingle(x[i].D) * y[i].D;
+            sums += Vector256.Create(d) * Vector256.ConvertToSingle(lanes);
+            float dmin = ScalarFormats.HalfToSingle(x[i].DMin) * y[i].D;
+            sumf -= dmin * sumi;
+        }
+
+        for (int l = 0; l < 8; l++)
+        {
+            sumf += sums.GetElement(l);
+        }
+
+        return sumf;
+    }
+
     /// <summary>
     /// ggml's <c>vec_dot_q6_K_q8_K</c>: like Q4_K with sixteen sub-blocks of 16, signed 6-bit quants and no mins.
     /// </summary>
@@ -441,7 +514,7 @@ internal static unsafe class QuantizedDots
     }
 
     /// <summary>
-    /// For 32 positions (a unsigned 0..15, b signed): lane l of the result is the sum of a[p] * b[p] over the
+    /// For 32 positions (a unsigned 0..31, b signed): lane l of the result is the sum of a[p] * b[p] over the
     /// positions p with p mod 8 == l, as ggml's eight-lane loop accumulates them.
     /// </summary>
     private static Vector256<int> LaneSums8(Vector256<byte> a, Vector256<sbyte> b)
@@ -449,7 +522,7 @@ internal static unsafe class QuantizedDots
         var (a0, a1) = Vector256.Widen(a);
         var (b0, b1) = Vector256.Widen(b);
 
-        // Products fit in int16 (|15 * 128| * 2 < 32768). Lane k of the sum holds positions k and k + 16.
+        // Products fit in int16 (|31 * 128| * 2 < 32768). Lane k of the sum holds positions k and k + 16.
         var products = a0.AsInt16() * b0 + a1.AsInt16() * b1;
         var (low, high) = Vector256.Widen(products);
         return low + high;
