@@ -93,15 +93,15 @@ public static class TypeKernels
         static TypeKernel Fast(GgmlType type, DequantizeRowKernel reference, DequantizeRowKernel fast, QuantizeRowKernel? quantize = null) =>
             new(GgmlTypes.Get(type), reference, fast, KernelPath.Vectorized, quantize);
 
-        yield return Fast(GgmlType.F32, Float16.DequantizeF32, Float16.DequantizeF32, Float16.QuantizeF32) with
+        yield return Fast(GgmlType.F32, PlainFloats.DequantizeF32, PlainFloats.DequantizeF32, PlainFloats.QuantizeF32) with
         {
             DotActivationType = GgmlType.F32, DotReference = PlainDots.F32, Dot = PlainDots.F32,
         };
-        yield return Fast(GgmlType.F16, Float16.DequantizeF16Reference, Float16.DequantizeF16, Float16.QuantizeF16) with
+        yield return Fast(GgmlType.F16, PlainFloats.DequantizeF16Reference, PlainFloats.DequantizeF16, PlainFloats.QuantizeF16) with
         {
             DotActivationType = GgmlType.F16, DotReference = PlainDots.F16, Dot = PlainDots.F16,
         };
-        yield return Fast(GgmlType.BF16, Float16.DequantizeBF16Reference, Float16.DequantizeBF16, Float16.QuantizeBF16) with
+        yield return Fast(GgmlType.BF16, PlainFloats.DequantizeBF16Reference, PlainFloats.DequantizeBF16, PlainFloats.QuantizeBF16) with
         {
             DotActivationType = GgmlType.BF16, DotReference = PlainDots.BF16, Dot = PlainDots.BF16,
         };
