@@ -235,12 +235,15 @@ public static class RoutingTraceReader
             throw new ExpertScopeException($"The trace '{path}' does not exist.");
         }
 
+        // Share with a writer that holds the file open, so a trace can be inspected while a run is going on.
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         try
         {
-            return await ParquetReader.CreateAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return await ParquetReader.CreateAsync(stream, leaveStreamOpen: false, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or ParquetException or InvalidDataException or EndOfStreamException)
         {
+            await stream.DisposeAsync().ConfigureAwait(false);
             throw new ExpertScopeException(
                 $"The trace '{path}' is not a readable Parquet file ({e.Message}). If a run writing it was interrupted, " +
                 "reopening it with the trace writer repairs it from its .commit record.", e);
