@@ -81,7 +81,7 @@ public sealed record RunManifest
     public string ToJson()
     {
         using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        using (var writer = new Utf8JsonWriter(buffer, Reports.JsonOutput.WriterOptions(indented: true)))
         {
             writer.WriteStartObject();
             writer.WriteString("kind", Kind);

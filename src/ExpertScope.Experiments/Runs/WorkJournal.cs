@@ -101,7 +101,7 @@ public sealed class WorkJournal : IDisposable
         foreach (var record in records)
         {
             ArgumentException.ThrowIfNullOrEmpty(record.Unit);
-            using (var writer = new Utf8JsonWriter(buffer))
+            using (var writer = new Utf8JsonWriter(buffer, Reports.JsonOutput.WriterOptions(indented: false)))
             {
                 writer.WriteStartObject();
                 writer.WriteString("unit", record.Unit);
