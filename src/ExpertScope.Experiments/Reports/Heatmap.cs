@@ -79,7 +79,7 @@ public sealed class Heatmap : Figure
         var (o1, c1) = stops[upper];
         var f = (t - o0) / (o1 - o0);
         static int Channel(string color, int index) => int.Parse(color.AsSpan(1 + 2 * index, 2), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-        var rgb = Enumerable.Range(0, 3).Select(i => (int)Math.Round(Channel(c0, i) + f * (Channel(c1, i) - Channel(c0, i))));
+        var rgb = Enumerable.Range(0, 3).Select(i => (int)Math.Round(Channel(c0, i) + f * (Channel(c1, i) - Channel(c0, i)), MidpointRounding.AwayFromZero));
         return "#" + string.Concat(rgb.Select(v => v.ToString("X2", CultureInfo.InvariantCulture)));
     }
 

@@ -8,6 +8,8 @@ namespace ExpertScope.Experiments.Reports;
 /// </summary>
 public sealed record NiceScale
 {
+    private static readonly double[] NiceSteps = [1, 2, 2.5, 5, 10, 20];
+
     private NiceScale(double minimum, double maximum, double spacing)
     {
         Minimum = minimum;
@@ -72,15 +74,19 @@ public sealed record NiceScale
             (minimum, maximum) = (minimum == 0 ? 0 : minimum - pad, maximum + pad);
         }
 
-        var range = NiceNumber(maximum - minimum, round: false);
-        var spacing = NiceNumber(range / (maximumTicks - 1), round: true);
-        var low = Math.Floor(minimum / spacing + 1e-9) * spacing;
-        var high = Math.Ceiling(maximum / spacing - 1e-9) * spacing;
-        while ((high - low) / spacing + 1 > maximumTicks + 1e-9)
+        // The smallest step of the form {1, 2, 2.5, 5} x 10^n that covers the data in at most maximumTicks ticks.
+        var rough = (maximum - minimum) / (maximumTicks - 1);
+        var magnitude = Math.Pow(10, Math.Floor(Math.Log10(rough)));
+        double spacing = 0, low = 0, high = 0;
+        foreach (var candidate in NiceSteps.Select(step => step * magnitude))
         {
-            spacing = NiceNumber(spacing * 1.5, round: false);
+            spacing = candidate;
             low = Math.Floor(minimum / spacing + 1e-9) * spacing;
             high = Math.Ceiling(maximum / spacing - 1e-9) * spacing;
+            if (Math.Round((high - low) / spacing) + 1 <= maximumTicks)
+            {
+                break;
+            }
         }
 
         return new NiceScale(low, high, spacing);
@@ -122,23 +128,4 @@ public sealed record NiceScale
 
     /// <summary>Where <paramref name="value"/> falls on a pixel range: <see cref="Minimum"/> maps to <paramref name="start"/>, <see cref="Maximum"/> to <paramref name="end"/>.</summary>
     public double Map(double value, double start, double end) => start + (value - Minimum) / (Maximum - Minimum) * (end - start);
-
-    /// <summary>Heckbert's "nice number": the 1, 2, 5 (or 2.5 when rounding) times a power of ten closest to <paramref name="value"/>.</summary>
-    private static double NiceNumber(double value, bool round)
-    {
-        var exponent = Math.Floor(Math.Log10(value));
-        var magnitude = Math.Pow(10, exponent);
-        var fraction = value / magnitude;
-        double nice;
-        if (round)
-        {
-            nice = fraction < 1.5 ? 1 : fraction < 2.25 ? 2 : fraction < 3.5 ? 2.5 : fraction < 7.5 ? 5 : 10;
-        }
-        else
-        {
-            nice = fraction <= 1 ? 1 : fraction <= 2 ? 2 : fraction <= 5 ? 5 : 10;
-        }
-
-        return nice * magnitude;
-    }
 }
