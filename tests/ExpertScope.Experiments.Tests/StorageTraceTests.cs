@@ -92,6 +92,27 @@ public sealed class StorageTraceTests
         Assert.Equal(Metadata, metadata);
     }
 
+    [Theory]
+    [InlineData(TraceFormat.Parquet)]
+    [InlineData(TraceFormat.Jsonl)]
+    public async Task MissingAndEmptyProbabilities_RoundTrip(TraceFormat format)
+    {
+        using var temp = new TempDirectory();
+        var path = temp.File(format == TraceFormat.Parquet ? "trace.parquet" : "trace.jsonl");
+        List<RoutingTraceRow> rows =
+        [
+            new(0, 0, 1, "a", 0, 0, 1, 0.5f, 0.5f, null),
+            new(0, 0, 1, "a", 0, 1, 2, 0.5f, 0.5f, []),
+            new(0, 1, 2, "", 0, 0, 3, 1f, 0.9f, [1f, 0f, -0f, 0.5f]),
+        ];
+        await using (var writer = await RoutingTraceWriter.OpenAsync(path, format, Metadata, new TraceWriterOptions { IncludeProbabilities = true }))
+        {
+            await writer.WriteSequenceAsync(0, rows);
+        }
+
+        AssertRowsEqual(rows, await ReadAll(path));
+    }
+
     [Fact]
     public async Task Parquet_RowGroupsHoldWholeSequences()
     {

@@ -48,6 +48,9 @@ public sealed class ReportTable
         }
     }
 
+    private static bool IsNumber(string cell) =>
+        cell == "—" || double.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out _);
+
     internal void AppendHtml(StringBuilder html)
     {
         html.Append("<table>");
@@ -57,9 +60,11 @@ public sealed class ReportTable
         }
 
         html.Append("<thead><tr>");
-        foreach (var column in Columns)
+        for (var c = 0; c < Columns.Count; c++)
         {
-            html.Append("<th>").Append(HtmlReport.Escape(column)).Append("</th>");
+            // A column of numbers gets a right-aligned header over its right-aligned cells.
+            var numeric = Rows.Count > 0 && Rows.All(row => IsNumber(row[c]));
+            html.Append(numeric ? "<th class=\"num\">" : "<th>").Append(HtmlReport.Escape(Columns[c])).Append("</th>");
         }
 
         html.Append("</tr></thead><tbody>");
@@ -69,8 +74,7 @@ public sealed class ReportTable
             foreach (var cell in row)
             {
                 // Numbers line up on the right, as in printed tables.
-                var numeric = double.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out _) || cell == "—";
-                html.Append(numeric ? "<td class=\"num\">" : "<td>").Append(HtmlReport.Escape(cell)).Append("</td>");
+                html.Append(IsNumber(cell) ? "<td class=\"num\">" : "<td>").Append(HtmlReport.Escape(cell)).Append("</td>");
             }
 
             html.Append("</tr>");
@@ -176,7 +180,7 @@ public sealed class HtmlReport
         .summary h2{border:none;margin-top:.3em}nav ol{columns:2;padding-left:1.2em}
         figure{margin:1.5em 0}figure svg{max-width:100%;height:auto;display:block}figcaption{color:#444;font-size:.92em;margin-top:.3em}
         table{border-collapse:collapse;margin:1em 0;font-size:.92em}caption{text-align:left;font-weight:bold;padding-bottom:.3em}
-        th,td{padding:.25em .7em;border-bottom:1px solid #e3e3e3;text-align:left}th{border-bottom:2px solid #999}td.num{text-align:right;font-variant-numeric:tabular-nums}
+        th,td{padding:.25em .7em;border-bottom:1px solid #e3e3e3;text-align:left}th{border-bottom:2px solid #999}.num{text-align:right;font-variant-numeric:tabular-nums}
         dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}dd{margin:0;word-break:break-all}
         footer{color:#777;font-size:.85em;margin-top:3em;border-top:1px solid #ddd;padding-top:.5em}
         @media print{body{max-width:none}figure{break-inside:avoid}}

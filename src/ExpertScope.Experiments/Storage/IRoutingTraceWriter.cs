@@ -35,6 +35,7 @@ public sealed record TraceWriterOptions
 /// <summary>
 /// Writes a routing trace one finished sequence at a time and resumes where an earlier, interrupted run stopped:
 /// sequences in <see cref="FinishedSequences"/> are already stored and should be skipped.
+/// A writer is not thread-safe, and a trace must have one writer at a time (readers may open it meanwhile).
 /// </summary>
 public interface IRoutingTraceWriter : IAsyncDisposable
 {
