@@ -302,6 +302,150 @@ public sealed class StorageTraceTests
         AssertRowsEqual([.. committedRows, .. MakeSequence(2, true)], all);
     }
 
+    /// <summary>
+    /// A file stream that "dies" after a byte budget: the write that crosses it lands only partly, and every later
+    /// call fails, as if the process had been killed there. Bytes already written stay, as they would in the page cache.
+    /// </summary>
+    private sealed class DyingStream(FileStream file, long budget) : Stream
+    {
+        private long _written;
+
+        public bool Died { get; private set; }
+
+        public long Written => _written;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => true;
+
+        public override bool CanWrite => true;
+
+        public override long Length => file.Length;
+
+        public override long Position { get => file.Position; set => file.Position = value; }
+
+        public override void Flush()
+        {
+            Check();
+            file.Flush(flushToDisk: true);
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => file.Read(buffer, offset, count);
+
+        public override long Seek(long offset, SeekOrigin origin) => file.Seek(offset, origin);
+
+        public override void SetLength(long value)
+        {
+            Check();
+            file.SetLength(value);
+        }
+
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            Check();
+            var allowed = (int)Math.Min(count, budget - _written);
+            file.Write(buffer, offset, allowed);
+            _written += allowed;
+            if (allowed < count)
+            {
+                Died = true;
+                file.Flush();
+                throw new IOException("simulated kill");
+            }
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                file.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+
+        private void Check()
+        {
+            if (Died)
+            {
+                throw new IOException("simulated kill");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Kills a real writer after every n-th byte it writes over a run of several appends, then resumes: the trace must
+    /// always reopen, hold a whole number of the sequences written before the kill, and end with every row exactly once.
+    /// </summary>
+    [Fact]
+    public async Task Parquet_WriterKilledAfterAnyWrite_ResumesToTheSameRows()
+    {
+        var options = new TraceWriterOptions { IncludeProbabilities = true, RowGroupRows = 1 };
+        var sequences = Enumerable.Range(0, 4).Select(s => MakeSequence(s, true, tokens: 2 + s)).ToList();
+        var expected = sequences.SelectMany(r => r).ToList();
+
+        // Bytes a clean run writes after the file exists (footers are rewritten, so more than the file grows).
+        long total;
+        using (var temp = new TempDirectory())
+        {
+            var path = temp.File("trace.parquet");
+            await (await ParquetTraceWriter.OpenAsync(path, Metadata, options)).DisposeAsync();
+            DyingStream? counter = null;
+            await using (var writer = await ParquetTraceWriter.OpenAsync(path, Metadata, options, f => counter = new DyingStream(f, long.MaxValue), default))
+            {
+                foreach (var rows in sequences)
+                {
+                    await writer.WriteSequenceAsync(rows[0].Sequence, rows);
+                }
+            }
+
+            total = counter!.Written;
+        }
+
+        int kills = 0, repairs = 0, runs = 0;
+        for (var budget = 0L; budget <= total + 50; budget += 41)
+        {
+            runs++;
+            using var temp = new TempDirectory();
+            var path = temp.File("trace.parquet");
+            await (await ParquetTraceWriter.OpenAsync(path, Metadata, options)).DisposeAsync();
+            DyingStream? dying = null;
+            var writer = await ParquetTraceWriter.OpenAsync(path, Metadata, options, f => dying = new DyingStream(f, budget), default);
+            try
+            {
+                foreach (var rows in sequences)
+                {
+                    await writer.WriteSequenceAsync(rows[0].Sequence, rows);
+                }
+
+                await writer.DisposeAsync();
+            }
+            catch (IOException) when (dying!.Died)
+            {
+                dying.Dispose(); // the process is gone; its file handle closes
+                kills++;
+            }
+
+            await using (var resumed = await ParquetTraceWriter.OpenAsync(path, Metadata, options))
+            {
+                repairs += resumed.RecoveredBytes > 0 ? 1 : 0;
+                var done = resumed.FinishedSequences.Order().ToList();
+                Assert.Equal(Enumerable.Range(0, done.Count), done);
+                AssertRowsEqual(sequences.Take(done.Count).SelectMany(r => r).ToList(), await ReadAll(path));
+                foreach (var rows in sequences.Skip(done.Count))
+                {
+                    await resumed.WriteSequenceAsync(rows[0].Sequence, rows);
+                }
+            }
+
+            AssertRowsEqual(expected, await ReadAll(path));
+        }
+
+        // The budgets must cover kills mid-append (repairs) as well as runs that finished.
+        Assert.InRange(kills, runs / 3, runs - 1);
+        Assert.True(repairs > kills / 4, $"{repairs} repairs in {kills} kills");
+    }
+
     [Fact]
     public async Task Parquet_OpenWithNothingFlushed_IsAnEmptyReadableTrace()
     {

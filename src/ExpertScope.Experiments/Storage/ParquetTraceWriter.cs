@@ -29,7 +29,7 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
     /// <summary>Extension of the commit record written beside the trace.</summary>
     public const string CommitExtension = ".commit";
 
-    private readonly FileStream _stream;
+    private readonly Stream _stream;
     private readonly ParquetSchema _schema;
     private readonly TraceWriterOptions _options;
     private readonly HashSet<int> _finished;
@@ -37,7 +37,7 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
     private readonly List<RoutingTraceRow> _rows = [];
     private long _bufferStarted;
 
-    private ParquetTraceWriter(string path, FileStream stream, TraceMetadata metadata, TraceWriterOptions options, HashSet<int> finished)
+    private ParquetTraceWriter(string path, Stream stream, TraceMetadata metadata, TraceWriterOptions options, HashSet<int> finished)
     {
         Path = path;
         _stream = stream;
@@ -71,8 +71,13 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
     /// <param name="options">Buffering and columns; when resuming, <see cref="TraceWriterOptions.IncludeProbabilities"/> must match the file.</param>
     /// <param name="cancellationToken">Stops the work.</param>
     /// <exception cref="ExpertScopeException">The file belongs to another model or settings, or cannot be repaired.</exception>
-    public static async Task<ParquetTraceWriter> OpenAsync(
-        string path, TraceMetadata metadata, TraceWriterOptions? options = null, CancellationToken cancellationToken = default)
+    public static Task<ParquetTraceWriter> OpenAsync(
+        string path, TraceMetadata metadata, TraceWriterOptions? options = null, CancellationToken cancellationToken = default) =>
+        OpenAsync(path, metadata, options, wrapStream: null, cancellationToken);
+
+    /// <summary>As the public overload; <paramref name="wrapStream"/> lets tests put a fault-injecting stream over the file.</summary>
+    internal static async Task<ParquetTraceWriter> OpenAsync(
+        string path, TraceMetadata metadata, TraceWriterOptions? options, Func<FileStream, Stream>? wrapStream, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(metadata);
@@ -94,7 +99,8 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
             Runs.AtomicFile.WriteAllBytes(path, empty.ToArray());
         }
 
-        var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        var stream = wrapStream?.Invoke(file) ?? file;
         try
         {
             var recovered = await RecoverAsync(stream, path, commitPath, cancellationToken).ConfigureAwait(false);
@@ -258,7 +264,7 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
     }
 
     private static async Task<HashSet<int>> CheckExistingAsync(
-        FileStream stream, string path, TraceMetadata metadata, TraceWriterOptions options, CancellationToken cancellationToken)
+        Stream stream, string path, TraceMetadata metadata, TraceWriterOptions options, CancellationToken cancellationToken)
     {
         await using var reader = await ParquetReader.CreateAsync(stream, leaveStreamOpen: true, cancellationToken: cancellationToken)
             .ConfigureAwait(false);
@@ -285,15 +291,28 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
         return await RoutingTraceReader.FinishedSequencesAsync(reader, path, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Pushes written bytes through to the disk (a wrapping stream must do the same in its <see cref="Stream.Flush"/>).</summary>
+    private static void FlushToDisk(Stream stream)
+    {
+        if (stream is FileStream file)
+        {
+            file.Flush(flushToDisk: true);
+        }
+        else
+        {
+            stream.Flush();
+        }
+    }
+
     // ---- commit records --------------------------------------------------------------------------------------
     // Layout: "ESCR" | int64 footer offset | int32 tail length | tail bytes (footer, its length, "PAR1") | SHA-256 of all before.
 
     private static ReadOnlySpan<byte> CommitMagic => "ESCR"u8;
 
-    private static async Task CommitAsync(FileStream stream, string commitPath, CancellationToken cancellationToken)
+    private static async Task CommitAsync(Stream stream, string commitPath, CancellationToken cancellationToken)
     {
         stream.SetLength(stream.Position);
-        stream.Flush(flushToDisk: true);
+        FlushToDisk(stream);
         var (footerStart, tail) = await ReadTailAsync(stream, cancellationToken).ConfigureAwait(false)
             ?? throw new InvalidOperationException("the file just written has no Parquet footer");
         var record = new byte[4 + 8 + 4 + tail.Length + 32];
@@ -330,7 +349,7 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
     }
 
     /// <summary>The footer offset and the bytes from there to the end, if the file ends like a Parquet file.</summary>
-    private static async Task<(long FooterStart, byte[] Tail)?> ReadTailAsync(FileStream stream, CancellationToken cancellationToken)
+    private static async Task<(long FooterStart, byte[] Tail)?> ReadTailAsync(Stream stream, CancellationToken cancellationToken)
     {
         var length = stream.Length;
         if (length < 12)
@@ -355,7 +374,7 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
     }
 
     /// <summary>Brings the file back to its last committed state; returns how many bytes were cut off.</summary>
-    private static async Task<long> RecoverAsync(FileStream stream, string path, string commitPath, CancellationToken cancellationToken)
+    private static async Task<long> RecoverAsync(Stream stream, string path, string commitPath, CancellationToken cancellationToken)
     {
         var commit = TryReadCommit(commitPath);
         if (commit is not { } committed)
@@ -406,7 +425,7 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
         stream.SetLength(footerStart);
         stream.Seek(footerStart, SeekOrigin.Begin);
         await stream.WriteAsync(tail, cancellationToken).ConfigureAwait(false);
-        stream.Flush(flushToDisk: true);
+        FlushToDisk(stream);
         return length - footerStart;
     }
 }
