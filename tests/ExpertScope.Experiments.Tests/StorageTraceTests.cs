@@ -460,6 +460,36 @@ public sealed class StorageTraceTests
     }
 
     [Fact]
+    public async Task Parquet_StaleCommitRecordOfAnotherTrace_IsNotUsedToCutIt()
+    {
+        using var temp = new TempDirectory();
+        var first = temp.File("a.parquet");
+        var second = temp.File("b.parquet");
+        await using (var writer = await ParquetTraceWriter.OpenAsync(first, Metadata))
+        {
+            await writer.WriteSequenceAsync(0, MakeSequence(0, false));
+            await writer.FlushAsync();
+            await writer.WriteSequenceAsync(1, MakeSequence(1, false));
+        }
+
+        await using (var writer = await ParquetTraceWriter.OpenAsync(second, Metadata))
+        {
+            await writer.WriteSequenceAsync(5, MakeSequence(5, false, tokens: 9));
+        }
+
+        // Another trace copied over the first one, which leaves the first one's commit record beside it.
+        File.Copy(second, first, overwrite: true);
+        var copied = await File.ReadAllBytesAsync(first);
+        await using (var writer = await ParquetTraceWriter.OpenAsync(first, Metadata))
+        {
+            Assert.Equal([5], writer.FinishedSequences);
+            Assert.Equal(0, writer.RecoveredBytes);
+        }
+
+        Assert.Equal(copied, await File.ReadAllBytesAsync(first));
+    }
+
+    [Fact]
     public async Task Parquet_DamagedWithoutCommitRecord_IsRefused()
     {
         using var temp = new TempDirectory();

@@ -14,7 +14,8 @@ namespace ExpertScope.Experiments.Storage;
 /// Crash safety. Parquet keeps its index (the footer) at the end of the file, and appending a row group
 /// overwrites the old footer before writing the new one, so a run killed during an append leaves a file no reader
 /// can open. After every append the writer therefore saves a <em>commit record</em> beside the trace
-/// (<c>trace.parquet.commit</c>, replaced atomically): the offset where the footer starts and the footer bytes.
+/// (<c>trace.parquet.commit</c>, replaced atomically): the offset where the footer starts, the footer bytes, and a
+/// fingerprint of the data before the footer (so a record left beside some other file is ignored).
 /// Reopening the trace compares the file's end with the record; if they differ (an append was in flight), the file
 /// is cut back to the recorded offset and the recorded footer is written again, which restores the last committed
 /// state. At most the row group in flight is lost.
@@ -305,9 +306,16 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
     }
 
     // ---- commit records --------------------------------------------------------------------------------------
-    // Layout: "ESCR" | int64 footer offset | int32 tail length | tail bytes (footer, its length, "PAR1") | SHA-256 of all before.
+    // Layout: "ESCR" | int64 footer offset | 32-byte fingerprint of the data before the footer | int32 tail length |
+    //         tail bytes (footer, its length, "PAR1") | SHA-256 of everything before it.
+    // The fingerprint (SHA-256 of the first and last 64 KiB before the footer, which an append never changes) ties
+    // the record to its file, so a stale record beside another trace is never used to cut that trace.
+
+    private const int FingerprintSpan = 64 * 1024;
 
     private static ReadOnlySpan<byte> CommitMagic => "ESCR"u8;
+
+    private sealed record CommitRecord(long FooterStart, byte[] Fingerprint, byte[] Tail);
 
     private static async Task CommitAsync(Stream stream, string commitPath, CancellationToken cancellationToken)
     {
@@ -315,17 +323,19 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
         FlushToDisk(stream);
         var (footerStart, tail) = await ReadTailAsync(stream, cancellationToken).ConfigureAwait(false)
             ?? throw new InvalidOperationException("the file just written has no Parquet footer");
-        var record = new byte[4 + 8 + 4 + tail.Length + 32];
+        var fingerprint = await FingerprintAsync(stream, footerStart, cancellationToken).ConfigureAwait(false);
+        var record = new byte[4 + 8 + 32 + 4 + tail.Length + 32];
         CommitMagic.CopyTo(record);
         BinaryPrimitives.WriteInt64LittleEndian(record.AsSpan(4), footerStart);
-        BinaryPrimitives.WriteInt32LittleEndian(record.AsSpan(12), tail.Length);
-        tail.CopyTo(record.AsSpan(16));
+        fingerprint.CopyTo(record.AsSpan(12));
+        BinaryPrimitives.WriteInt32LittleEndian(record.AsSpan(44), tail.Length);
+        tail.CopyTo(record.AsSpan(48));
         SHA256.HashData(record.AsSpan(0, record.Length - 32), record.AsSpan(record.Length - 32));
         Runs.AtomicFile.WriteAllBytes(commitPath, record);
         stream.Seek(0, SeekOrigin.End);
     }
 
-    private static (long FooterStart, byte[] Tail)? TryReadCommit(string commitPath)
+    private static CommitRecord? TryReadCommit(string commitPath)
     {
         if (!File.Exists(commitPath))
         {
@@ -333,19 +343,32 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
         }
 
         var record = File.ReadAllBytes(commitPath);
-        if (record.Length < 4 + 8 + 4 + 32 || !record.AsSpan(0, 4).SequenceEqual(CommitMagic))
+        if (record.Length < 48 + 32 || !record.AsSpan(0, 4).SequenceEqual(CommitMagic))
         {
             return null;
         }
 
-        var tailLength = BinaryPrimitives.ReadInt32LittleEndian(record.AsSpan(12));
-        if (tailLength < 0 || record.Length != 16 + tailLength + 32
+        var tailLength = BinaryPrimitives.ReadInt32LittleEndian(record.AsSpan(44));
+        if (tailLength < 0 || record.Length != 48 + tailLength + 32
             || !SHA256.HashData(record.AsSpan(0, record.Length - 32)).AsSpan().SequenceEqual(record.AsSpan(record.Length - 32)))
         {
             return null;
         }
 
-        return (BinaryPrimitives.ReadInt64LittleEndian(record.AsSpan(4)), record.AsSpan(16, tailLength).ToArray());
+        return new CommitRecord(BinaryPrimitives.ReadInt64LittleEndian(record.AsSpan(4)), record.AsSpan(12, 32).ToArray(),
+            record.AsSpan(48, tailLength).ToArray());
+    }
+
+    private static async Task<byte[]> FingerprintAsync(Stream stream, long footerStart, CancellationToken cancellationToken)
+    {
+        var headLength = (int)Math.Min(FingerprintSpan, footerStart);
+        var tailStart = Math.Max(headLength, footerStart - FingerprintSpan);
+        var buffer = new byte[headLength + (int)(footerStart - tailStart)];
+        stream.Seek(0, SeekOrigin.Begin);
+        await stream.ReadExactlyAsync(buffer.AsMemory(0, headLength), cancellationToken).ConfigureAwait(false);
+        stream.Seek(tailStart, SeekOrigin.Begin);
+        await stream.ReadExactlyAsync(buffer.AsMemory(headLength), cancellationToken).ConfigureAwait(false);
+        return SHA256.HashData(buffer);
     }
 
     /// <summary>The footer offset and the bytes from there to the end, if the file ends like a Parquet file.</summary>
@@ -377,9 +400,18 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
     private static async Task<long> RecoverAsync(Stream stream, string path, string commitPath, CancellationToken cancellationToken)
     {
         var commit = TryReadCommit(commitPath);
-        if (commit is not { } committed)
+        var length = stream.Length;
+        if (commit is not null
+            && (length < commit.FooterStart
+                || !(await FingerprintAsync(stream, commit.FooterStart, cancellationToken).ConfigureAwait(false)).AsSpan().SequenceEqual(commit.Fingerprint)))
         {
-            // No commit record (e.g. a trace copied without it): accept the file only if it reads as Parquet.
+            // The record describes some other file (the trace was replaced or copied over): do not cut with it.
+            commit = null;
+        }
+
+        if (commit is null)
+        {
+            // No usable commit record (e.g. a trace copied without it): accept the file only if it reads as Parquet.
             try
             {
                 await using (await ParquetReader.CreateAsync(stream, leaveStreamOpen: true, cancellationToken: cancellationToken)
@@ -391,7 +423,7 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
                                           or ArgumentException or InvalidOperationException)
             {
                 throw new ExpertScopeException(
-                    $"The trace '{path}' is not a readable Parquet file and has no commit record ('{commitPath}') to repair it from. " +
+                    $"The trace '{path}' is not a readable Parquet file and has no matching commit record ('{commitPath}') to repair it from. " +
                     "Delete it to start over.", e);
             }
 
@@ -400,32 +432,23 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
             return 0;
         }
 
-        var (footerStart, tail) = committed;
-        var length = stream.Length;
-        if (length == footerStart + tail.Length)
+        if (length == commit.FooterStart + commit.Tail.Length)
         {
-            var current = new byte[tail.Length];
-            stream.Seek(footerStart, SeekOrigin.Begin);
+            var current = new byte[commit.Tail.Length];
+            stream.Seek(commit.FooterStart, SeekOrigin.Begin);
             await stream.ReadExactlyAsync(current, cancellationToken).ConfigureAwait(false);
-            if (current.AsSpan().SequenceEqual(tail))
+            if (current.AsSpan().SequenceEqual(commit.Tail))
             {
                 stream.Seek(0, SeekOrigin.End);
                 return 0;
             }
         }
 
-        if (length < footerStart)
-        {
-            throw new ExpertScopeException(
-                $"The trace '{path}' is shorter ({length} bytes) than its last commit ({footerStart + tail.Length} bytes): " +
-                "it was cut by something other than an interrupted run. Delete it and its .commit file to start over.");
-        }
-
         // An append was in flight: drop everything after the committed row groups and restore the committed footer.
-        stream.SetLength(footerStart);
-        stream.Seek(footerStart, SeekOrigin.Begin);
-        await stream.WriteAsync(tail, cancellationToken).ConfigureAwait(false);
+        stream.SetLength(commit.FooterStart);
+        stream.Seek(commit.FooterStart, SeekOrigin.Begin);
+        await stream.WriteAsync(commit.Tail, cancellationToken).ConfigureAwait(false);
         FlushToDisk(stream);
-        return length - footerStart;
+        return length - commit.FooterStart;
     }
 }
