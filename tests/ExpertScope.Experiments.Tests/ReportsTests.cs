@@ -302,6 +302,9 @@ public sealed class ReportsTests
         Assert.Equal([0, 1, 2], NiceScale.CreateInteger(0, 2).Ticks);
         Assert.Equal("0.25", NiceScale.Create(0, 1, 5).Format(0.25));
         Assert.Equal("0.0", NiceScale.Create(-1, 1).Format(-0.0000001));
+        var within = NiceScale.CreateWithin(0, 64, 8);
+        Assert.Equal((0.0, 64.0), (within.Minimum, within.Maximum));
+        Assert.Equal([0, 10, 20, 30, 40, 50, 60], within.Ticks);
         var single = NiceScale.Create(5, 5);
         Assert.True(single.Minimum < 5 && single.Maximum > 5);
     }

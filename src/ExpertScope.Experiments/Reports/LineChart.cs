@@ -37,7 +37,13 @@ public sealed class LineChart : Figure
     /// <summary>Whether each point gets a dot (default true).</summary>
     public bool ShowMarkers { get; init; } = true;
 
-    /// <summary>A fixed lower y bound, or null to fit the data.</summary>
+    /// <summary>A fixed lower x bound, or null to fit the data (with <see cref="XMaximum"/>, the axis spans exactly that range).</summary>
+    public double? XMinimum { get; init; }
+
+    /// <summary>A fixed upper x bound, or null to fit the data.</summary>
+    public double? XMaximum { get; init; }
+
+    /// <summary>A fixed lower y bound, or null to fit the data (with <see cref="YMaximum"/>, the axis spans exactly that range).</summary>
     public double? YMinimum { get; init; }
 
     /// <summary>A fixed upper y bound, or null to fit the data.</summary>
@@ -78,6 +84,8 @@ public sealed class LineChart : Figure
             YLabel = "share of routing decisions",
             YMinimum = 0,
             YMaximum = 1,
+            XMinimum = 0,
+            XMaximum = lines.Select(l => l.X.Count - 1).DefaultIfEmpty(1).Max(),
             ShowMarkers = false,
             Intervals = IntervalStyle.None,
         };
@@ -96,10 +104,14 @@ public sealed class LineChart : Figure
             ys.Add(reference);
         }
 
-        var xScale = IntegerX
-            ? NiceScale.CreateInteger(xs.DefaultIfEmpty(0).Min(), xs.DefaultIfEmpty(1).Max())
-            : NiceScale.Create(xs.DefaultIfEmpty(0).Min(), xs.DefaultIfEmpty(1).Max());
-        var yScale = NiceScale.Create(YMinimum ?? ys.DefaultIfEmpty(0).Min(), YMaximum ?? ys.DefaultIfEmpty(1).Max());
+        var xLow = XMinimum ?? xs.DefaultIfEmpty(0).Min();
+        var xHigh = XMaximum ?? xs.DefaultIfEmpty(1).Max();
+        var xScale = XMinimum is not null && XMaximum is not null ? NiceScale.CreateWithin(xLow, xHigh, IntegerX ? 8 : 6)
+            : IntegerX ? NiceScale.CreateInteger(xLow, xHigh)
+            : NiceScale.Create(xLow, xHigh);
+        var yLow = YMinimum ?? ys.DefaultIfEmpty(0).Min();
+        var yHigh = YMaximum ?? ys.DefaultIfEmpty(1).Max();
+        var yScale = YMinimum is not null && YMaximum is not null ? NiceScale.CreateWithin(yLow, yHigh) : NiceScale.Create(yLow, yHigh);
         frame.YAxis(yScale, YLabel);
         frame.XAxis(xScale, XLabel);
         if (ReferenceY is { } line)

@@ -15,12 +15,14 @@ public sealed record NiceScale
         Minimum = minimum;
         Maximum = maximum;
         Spacing = spacing;
-        var count = (int)Math.Round((maximum - minimum) / spacing) + 1;
-        var ticks = new double[count];
-        for (var i = 0; i < count; i++)
+        // Ticks are the multiples of the spacing within the range (all of it, for a widened range).
+        var first = Math.Ceiling(minimum / spacing - 1e-9);
+        var last = Math.Floor(maximum / spacing + 1e-9);
+        var ticks = new List<double>();
+        for (var i = first; i <= last; i++)
         {
             // Round away the binary noise of i * spacing so labels and positions are exact decimals.
-            ticks[i] = Math.Round(minimum + i * spacing, Decimals + 2);
+            ticks.Add(Math.Round(i * spacing, Decimals + 2));
         }
 
         Ticks = ticks;
@@ -90,6 +92,21 @@ public sealed record NiceScale
         }
 
         return new NiceScale(low, high, spacing);
+    }
+
+    /// <summary>
+    /// A scale over exactly <paramref name="minimum"/>..<paramref name="maximum"/> (not widened), with nice ticks
+    /// inside it: 0..64 gets ticks 0, 10, …, 60 and the axis still ends at 64.
+    /// </summary>
+    public static NiceScale CreateWithin(double minimum, double maximum, int maximumTicks = 6)
+    {
+        var widened = Create(minimum, maximum, maximumTicks);
+        if (!(maximum > minimum) || !double.IsFinite(minimum) || !double.IsFinite(maximum))
+        {
+            return widened;
+        }
+
+        return new NiceScale(minimum, maximum, widened.Spacing);
     }
 
     /// <summary>Like <see cref="Create"/>, but every tick is a whole number (for layers, counts, expert ranks).</summary>
