@@ -41,6 +41,8 @@ internal sealed class DeepSeekGoldenCase : IDisposable
 
     public int PromptCount => Tokens.Count;
 
+    public int BlockCount => (int)Model.GetInteger("deepseek2.block_count");
+
     public bool Has(int prompt, string name) => _files[prompt].ContainsKey(name);
 
     public float[] Floats(int prompt, string name) =>
