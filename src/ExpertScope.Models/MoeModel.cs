@@ -3,6 +3,7 @@ using ExpertScope.Formats.Gguf;
 using ExpertScope.Models.Architectures;
 using ExpertScope.Models.Blocks;
 using ExpertScope.Models.Routing;
+using ExpertScope.Tokenizers;
 
 namespace ExpertScope.Models;
 
@@ -13,13 +14,19 @@ namespace ExpertScope.Models;
 public sealed class MoeModel : IDisposable
 {
     private readonly GgufFile _file;
+    private readonly Lazy<GgufTokenizer> _tokenizer;
 
     private MoeModel(GgufFile file, IArchitecture architecture, ModelDefinition definition)
     {
         _file = file;
         Architecture = architecture;
         Definition = definition;
+        _tokenizer = new Lazy<GgufTokenizer>(() => GgufTokenizer.FromGguf(file));
     }
+
+    /// <summary>The checkpoint's own tokenizer (built on first use from its <c>tokenizer.ggml.*</c> metadata).</summary>
+    /// <exception cref="ExpertScopeException">The file has no usable vocabulary.</exception>
+    public GgufTokenizer Tokenizer => _tokenizer.Value;
 
     /// <summary>The checkpoint's path.</summary>
     public string FilePath => _file.FilePath;

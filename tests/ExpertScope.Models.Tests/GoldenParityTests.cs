@@ -29,6 +29,26 @@ public sealed class GoldenParityTests(ITestOutputHelper output)
         output.WriteLine($"{name}: largest logit difference {largest:E3}");
     }
 
+    [Theory]
+    [InlineData("mixtral")]
+    [InlineData("qwen2moe")]
+    [InlineData("qwen3moe")]
+    [InlineData("olmoe")]
+    [InlineData("olmoe-q4_k")]
+    public void TextToLogits_ThroughTheModelsOwnTokenizer_MatchesLlamaCpp(string name)
+    {
+        var golden = GoldenCase.Load(name);
+        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
+        foreach (var prompt in golden.Prompts)
+        {
+            var tokens = model.Tokenizer.Encode(prompt.Text).ToArray();
+            Assert.Equal(prompt.Tokens, tokens);
+            var logits = model.Run(tokens, new RunOptions { Logits = LogitsSelection.Last });
+            var expected = prompt.Logits.ReadFloats().AsSpan((tokens.Length - 1) * logits.Columns, logits.Columns);
+            Assert.True(expected.SequenceEqual(logits.Row(0)), $"{name} '{prompt.Text}': last-position logits differ.");
+        }
+    }
+
     [Fact]
     public void KOverrideCase_SelectsOneExpertPerToken()
     {
