@@ -64,7 +64,7 @@ public sealed class LinearWeight
             throw new ArgumentException($"Multiply by '{Tensor.Name}': buffers too small for {tokenCount} tokens.");
         }
 
-        if (tokenCount == 0)
+        if (tokenCount == 0 || Outputs == 0)
         {
             return;
         }
@@ -79,6 +79,7 @@ public sealed class LinearWeight
         byte[]? converted = null;
         int convertedBytes = 0;
         float[]? rounded = null;
+        Kernels.QuantizedDotKernel? quantizedDot = null;
         if (activationType is not null)
         {
             convertedBytes = WeightRows.ActivationBytes(Type, inputs);
@@ -101,6 +102,10 @@ public sealed class LinearWeight
             else
             {
                 converted = bytes;
+
+                // One validated call checks the row and activation lengths; the loop then calls the kernel directly.
+                WeightRows.QuantizedDot(Type, RowData(0), bytes.AsSpan(0, convertedBytes));
+                quantizedDot = WeightRows.QuantizedDotKernel(Type);
             }
         }
 
@@ -124,7 +129,7 @@ public sealed class LinearWeight
                         {
                             for (int t = 0; t < tokenCount; t++)
                             {
-                                y[t * outputs + o] = WeightRows.QuantizedDot(Type, row, converted.AsSpan(t * convertedBytes, convertedBytes));
+                                y[t * outputs + o] = quantizedDot!(row, converted.AsSpan(t * convertedBytes, convertedBytes));
                             }
 
                             continue;

@@ -53,7 +53,14 @@ internal static class WeightRows
     /// <summary>Bytes of one converted activation row.</summary>
     public static int ActivationBytes(GgmlType type, int elements) => VecDot.ActivationBytes(type, elements);
 
-    /// <summary>llama.cpp's dot of a stored row with a converted activation row (bit for bit).</summary>
+    /// <summary>llama.cpp's dot of a stored row with a converted activation row (bit for bit), validating the lengths.</summary>
     public static float QuantizedDot(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<byte> activations) =>
         VecDot.Quantized(type, row, activations);
+
+    /// <summary>
+    /// The kernel behind <see cref="QuantizedDot"/>, for loops that validated the lengths once with a first
+    /// <see cref="QuantizedDot"/> call and then call it per row without checks.
+    /// </summary>
+    public static QuantizedDotKernel QuantizedDotKernel(GgmlType type) =>
+        TypeKernels.Get(type).Dot ?? throw new ExpertScopeException($"weights of type {GgmlTypes.Get(type).Name} have no llama.cpp dot product.");
 }
