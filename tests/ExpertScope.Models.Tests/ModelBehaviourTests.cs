@@ -228,6 +228,26 @@ public sealed class ModelBehaviourTests
     }
 
     [Fact]
+    public void WeightedExpertOutputs_SumToTheMoeOutput_InSlotOrder()
+    {
+        using var model = LoadMixtral(out var tokens);
+        var recorder = new RecordingObserver(site => site is { Layer: 1, Kind: HookKind.WeightedExpertOutputs or HookKind.ExpertOutput });
+        model.Run(tokens, new RunOptions { Observers = [recorder] });
+        var weighted = recorder.Activations["ffn_moe_weighted-1"];
+        var sum = recorder.Activations["ffn_moe_out-1"];
+        const int Width = 64;
+        const int K = 2;
+        Assert.Equal(tokens.Length * K * Width, weighted.Length);
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            for (int j = 0; j < Width; j++)
+            {
+                Assert.Equal(sum[t * Width + j], weighted[(t * K * Width) + j] + weighted[(t * K * Width) + Width + j]);
+            }
+        }
+    }
+
+    [Fact]
     public void ObserversAreAskedFirst_AndReceiveOnlyWhatTheyWant()
     {
         using var model = LoadMixtral(out var tokens);
