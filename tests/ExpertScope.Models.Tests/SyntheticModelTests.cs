@@ -45,15 +45,26 @@ public class SyntheticModelTests
         Assert.NotEqual(Hash("a.gguf"), Hash("c.gguf"));
     }
 
-    [Fact]
-    public void ExpertTensorsCanBeStoredAsF16()
+    [Theory]
+    [InlineData(GgmlType.F16)]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_K)]
+    public void ExpertTensorsCanBeStoredQuantized(GgmlType type)
     {
         using var temp = new TempDirectory();
-        SyntheticModelWriter.Write(SyntheticPresets.Get("tiny-olmoe") with { ExpertTensorType = GgmlType.F16 }, temp.File("m.gguf"));
+        // Q4_K needs rows of 256: widen the tiny model so its expert rows are whole blocks.
+        var spec = SyntheticPresets.Get("tiny-olmoe") with { ExpertTensorType = type, EmbeddingLength = 256, ExpertFeedForwardLength = 256 };
+        SyntheticModelWriter.Write(spec, temp.File("m.gguf"));
 
         using var file = GgufFile.Open(temp.File("m.gguf"));
-        Assert.Equal(GgmlType.F16, file.GetTensor("blk.0.ffn_up_exps.weight").Type);
+        var up = file.GetTensor("blk.0.ffn_up_exps.weight");
+        Assert.Equal(type, up.Type);
         Assert.Equal(GgmlType.F32, file.GetTensor("blk.0.ffn_gate_inp.weight").Type);
+        var values = new float[up.RowLength];
+        Kernels.Quant.Dequantize.Row(type, file.GetTensorData(up, 0, (int)up.RowBytes), values);
+        float limit = MathF.Sqrt(3f / 256) * 1.1f; // 4-bit rounding may step slightly past the range
+        Assert.All(values, v => Assert.InRange(v, -limit, limit));
+        Assert.Contains(values, v => v != 0);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Runtime.InteropServices;
 using ExpertScope.Core;
 using ExpertScope.Formats.Gguf;
+using ExpertScope.Kernels.Quant;
 
 namespace ExpertScope.Models.Synthetic;
 
@@ -329,26 +330,22 @@ public static class SyntheticModelWriter
     }
 }
 
-/// <summary>Encodes float rows into a tensor type's storage for the synthetic writer.</summary>
+/// <summary>Encodes float rows into a tensor type's storage with the Kernels quantizers (bit-exact with ggml's).</summary>
 internal static class RowEncoding
 {
     public static void Encode(GgmlType type, ReadOnlySpan<float> row, Span<byte> destination)
     {
-        switch (type)
+        if (type == GgmlType.F32)
         {
-            case GgmlType.F32:
-                MemoryMarshal.AsBytes(row).CopyTo(destination);
-                break;
-            case GgmlType.F16:
-                var halves = MemoryMarshal.Cast<byte, Half>(destination);
-                for (int i = 0; i < row.Length; i++)
-                {
-                    halves[i] = (Half)row[i];
-                }
-
-                break;
-            default:
-                throw new ExpertScopeException($"synthetic models cannot be written with {GgmlTypes.Get(type).Name} tensors yet");
+            MemoryMarshal.AsBytes(row).CopyTo(destination);
+            return;
         }
+
+        if (!Quantize.IsSupported(type))
+        {
+            throw new ExpertScopeException($"synthetic models cannot be written with {GgmlTypes.Get(type).Name} tensors: no quantizer for that type");
+        }
+
+        Quantize.Row(type, row, destination);
     }
 }
