@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using ExpertScope.Core;
 using ExpertScope.Formats.Gguf;
+using ExpertScope.Kernels.Quant;
 
 namespace ExpertScope.Models.Blocks;
 
@@ -109,6 +110,13 @@ public sealed class LinearWeight
             }
         }
 
+        if (converted is not null && tokenCount > 1)
+        {
+            // A batch goes through the batched kernel (same bits as the per-row dots above, which remain for one token).
+            Multiply(MatrixProduct.Pack(Type, input, tokenCount, inputs), output, parallelism);
+            return;
+        }
+
         // Spans cannot enter the lambda: it reads through pointers whose targets outlive the synchronous loop.
         unsafe
         {
@@ -151,6 +159,59 @@ public sealed class LinearWeight
                             y[t * outputs + o] = DotProduct.Compute(weights, x.Slice(t * inputs, inputs));
                         }
                     }
+                });
+            }
+        }
+    }
+
+    /// <summary>True when <see cref="Pack"/> applies: quantized weights with a llama.cpp integer dot (not F32, F16, BF16).</summary>
+    public bool TakesPackedActivations =>
+        WeightRows.ActivationType(Type) is not null && !WeightRows.HasExactFloatProducts(Type);
+
+    /// <summary>
+    /// Converts <paramref name="tokenCount"/> input rows once for this weight's type, so several weights of the same
+    /// type and width (an FFN's gate and up projections) can share the conversion.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The weight does not take packed activations.</exception>
+    public PackedActivations Pack(ReadOnlySpan<float> input, int tokenCount)
+    {
+        if (!TakesPackedActivations)
+        {
+            throw new InvalidOperationException($"'{Tensor.Name}' ({GgmlTypes.Get(Type).Name}) multiplies float activations.");
+        }
+
+        return MatrixProduct.Pack(Type, input, tokenCount, Inputs);
+    }
+
+    /// <summary>
+    /// <see cref="Multiply(ReadOnlySpan{float}, int, Span{float}, Parallelism)"/> with activations converted by
+    /// <see cref="Pack"/>: each output is llama.cpp's dot of one weight row with one token, bit for bit.
+    /// </summary>
+    public void Multiply(PackedActivations activations, Span<float> output, Parallelism parallelism)
+    {
+        ArgumentNullException.ThrowIfNull(activations);
+        int tokenCount = activations.TokenCount;
+        if (activations.Elements != Inputs || output.Length < tokenCount * Outputs)
+        {
+            throw new ArgumentException($"Multiply by '{Tensor.Name}': activations or output do not fit {tokenCount} tokens.");
+        }
+
+        if (tokenCount == 0 || Outputs == 0)
+        {
+            return;
+        }
+
+        int outputs = Outputs;
+        unsafe
+        {
+            fixed (float* outputPointer = output)
+            {
+                nint outAddress = (nint)outputPointer;
+                parallelism.For(outputs, (long)Inputs * tokenCount, (start, end) =>
+                {
+                    var weights = _file.GetTensorData(Tensor, _byteOffset + (long)start * RowBytes, (end - start) * RowBytes);
+                    var y = new Span<float>((float*)outAddress + start, (tokenCount - 1) * outputs + (end - start));
+                    MatrixProduct.Multiply(Type, weights, end - start, activations, y, outputs);
                 });
             }
         }

@@ -122,8 +122,19 @@ public sealed class MoeLayer : IFeedForward
 
             var gate = new float[n * ff];
             var up = new float[n * ff];
-            expert.Gate.Multiply(gathered, n, gate, context.Parallelism);
-            expert.Up.Multiply(gathered, n, up, context.Parallelism);
+            if (n > 1 && expert.Gate.TakesPackedActivations && expert.Up.Type == expert.Gate.Type)
+            {
+                // Gate and up read the same tokens: convert them once.
+                var packed = expert.Gate.Pack(gathered, n);
+                expert.Gate.Multiply(packed, gate, context.Parallelism);
+                expert.Up.Multiply(packed, up, context.Parallelism);
+            }
+            else
+            {
+                expert.Gate.Multiply(gathered, n, gate, context.Parallelism);
+                expert.Up.Multiply(gathered, n, up, context.Parallelism);
+            }
+
             GgmlMath.SwiGlu(gate, up, ff);
             var down = new float[n * width];
             expert.Down.Multiply(gate, n, down, context.Parallelism);

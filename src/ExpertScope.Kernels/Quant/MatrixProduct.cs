@@ -1,0 +1,320 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using ExpertScope.Core;
+
+namespace ExpertScope.Kernels.Quant;
+
+/// <summary>
+/// Several tokens' activations converted once (ggml's <c>from_float</c>) for <see cref="MatrixProduct.Multiply"/>;
+/// for Q8_0 weights they are also re-laid out eight tokens at a time so one integer vector holds eight tokens.
+/// </summary>
+public sealed class PackedActivations
+{
+    internal PackedActivations(GgmlType weightType, int tokenCount, int elements, byte[] rows, int rowBytes)
+    {
+        WeightType = weightType;
+        TokenCount = tokenCount;
+        Elements = elements;
+        Rows = rows;
+        RowBytes = rowBytes;
+    }
+
+    /// <summary>The weight type these activations are converted for.</summary>
+    public GgmlType WeightType { get; }
+
+    /// <summary>Tokens (activation rows).</summary>
+    public int TokenCount { get; }
+
+    /// <summary>Elements per token.</summary>
+    public int Elements { get; }
+
+    /// <summary>Bytes of one converted row.</summary>
+    public int RowBytes { get; }
+
+    /// <summary>The converted rows, <c>[TokenCount, RowBytes]</c>, as <see cref="VecDot.QuantizeActivations"/> writes them.</summary>
+    internal byte[] Rows { get; }
+
+    /// <summary>Q8_0 tiles: quants as <c>[tile][block][group of 4][token of 8]</c> 32-bit words (null when not packed).</summary>
+    internal uint[]? TileQuants { get; set; }
+
+    /// <summary>Q8_0 tiles: each block's float scale <c>[tile][block][token of 8]</c>.</summary>
+    internal float[]? TileScales { get; set; }
+
+    /// <summary>Q8_0 tiles: 128 times each block's quant sum <c>[tile][block][token of 8]</c> (the unsigned-shift correction).</summary>
+    internal int[]? TileCorrections { get; set; }
+
+    /// <summary>Token <paramref name="token"/>'s converted row.</summary>
+    public ReadOnlySpan<byte> Row(int token) => Rows.AsSpan(token * RowBytes, RowBytes);
+}
+
+/// <summary>
+/// Matrix products of many weight rows with many tokens (prefill), each output exactly what
+/// <see cref="VecDot.Quantized"/> returns for that (row, token) pair: the integer block sums may be formed in any
+/// order (integer addition is exact), and each pair's float accumulation over blocks keeps ggml's order. For Q8_0 on a
+/// CPU with AVX-VNNI the kernel takes four weight rows and eight tokens at a time: each 4-byte group of a weight row is
+/// broadcast and multiplied with the same group of eight tokens in one VNNI instruction, so the eight tokens' block sums
+/// come out in the eight lanes with no horizontal additions, and the weights are read once per eight tokens.
+/// </summary>
+public static unsafe class MatrixProduct
+{
+    /// <summary>Tokens per packed tile (lanes of a 256-bit integer vector).</summary>
+    public const int TokenTile = 8;
+
+    private const int RowTile = 4;
+    private const int GroupsPerBlock = BlockQ8_0.Size / 4;
+
+    /// <summary>True when <see cref="Multiply"/> runs the tiled integer kernel for <paramref name="weightType"/> on this CPU.</summary>
+    public static bool IsTiled(GgmlType weightType) =>
+        weightType == GgmlType.Q8_0 && QuantizedDots.UseAdvancedIsa && AvxVnni.IsSupported;
+
+    /// <summary>
+    /// Converts <paramref name="tokenCount"/> activation rows of <paramref name="elements"/> floats for weights of
+    /// <paramref name="weightType"/> (once per batch; reuse the result for every weight matrix that reads these rows).
+    /// </summary>
+    /// <exception cref="ArgumentException">No quantized dot exists for the type, or the lengths do not match.</exception>
+    public static PackedActivations Pack(GgmlType weightType, ReadOnlySpan<float> activations, int tokenCount, int elements)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tokenCount);
+        if (activations.Length < (long)tokenCount * elements)
+        {
+            throw new ArgumentException($"{tokenCount} tokens of {elements} elements need {(long)tokenCount * elements} activations, but there are {activations.Length}.", nameof(activations));
+        }
+
+        int rowBytes = VecDot.ActivationBytes(weightType, elements);
+        var rows = new byte[(long)rowBytes * tokenCount];
+        for (int t = 0; t < tokenCount; t++)
+        {
+            VecDot.QuantizeActivations(weightType, activations.Slice(t * elements, elements), rows.AsSpan(t * rowBytes, rowBytes));
+        }
+
+        var packed = new PackedActivations(weightType, tokenCount, elements, rows, rowBytes);
+        if (IsTiled(weightType))
+        {
+            TileQ8_0(packed);
+        }
+
+        return packed;
+    }
+
+    /// <summary>
+    /// <c>output[t * outputStride + r] = VecDot.Quantized(weightType, row r, token t)</c> for <paramref name="rowCount"/>
+    /// consecutive weight rows and every packed token, bit for bit.
+    /// </summary>
+    /// <param name="weightType">Storage type of the weight rows.</param>
+    /// <param name="weights">The rows, contiguous (<paramref name="rowCount"/> times the row's bytes).</param>
+    /// <param name="rowCount">Weight rows.</param>
+    /// <param name="activations">Tokens packed by <see cref="Pack"/> for the same type and row length.</param>
+    /// <param name="output">Destination; row r of token t goes to <c>t * outputStride + r</c>.</param>
+    /// <param name="outputStride">Distance between tokens in <paramref name="output"/> (at least <paramref name="rowCount"/>).</param>
+    /// <exception cref="ArgumentException">Types, lengths or the output size do not match.</exception>
+    public static void Multiply(GgmlType weightType, ReadOnlySpan<byte> weights, int rowCount, PackedActivations activations, Span<float> output, int outputStride)
+    {
+        ArgumentNullException.ThrowIfNull(activations);
+        if (activations.WeightType != weightType)
+        {
+            throw new ArgumentException($"The activations were packed for {activations.WeightType}, not {weightType}.", nameof(activations));
+        }
+
+        var info = GgmlTypes.Get(weightType);
+        long rowBytes = info.RowBytes(activations.Elements);
+        if (rowCount < 0 || weights.Length != rowBytes * rowCount)
+        {
+            throw new ArgumentException($"{rowCount} rows of {activations.Elements} {info.Name} weights are {rowBytes * rowCount} bytes, not {weights.Length}.", nameof(weights));
+        }
+
+        int tokens = activations.TokenCount;
+        if (rowCount == 0 || tokens == 0)
+        {
+            return;
+        }
+
+        if (outputStride < rowCount || output.Length < (long)(tokens - 1) * outputStride + rowCount)
+        {
+            throw new ArgumentException($"The output cannot hold {tokens} tokens of {rowCount} rows with stride {outputStride}.", nameof(output));
+        }
+
+        // One validated call checks the row and activation lengths for every pair.
+        VecDot.ValidateQuantized(weightType, weights[..(int)rowBytes], activations.Row(0));
+        fixed (byte* w = weights)
+        fixed (float* y = output)
+        {
+            if (activations.TileQuants is not null)
+            {
+                Q8_0Tiled(w, (int)rowBytes, rowCount, activations, y, outputStride);
+            }
+            else
+            {
+                Generic(weightType, weights, (int)rowBytes, rowCount, activations, output, outputStride);
+            }
+        }
+    }
+
+    /// <summary>Any type: one dot per pair, rows outermost so each weight row stays in cache for every token.</summary>
+    private static void Generic(GgmlType weightType, ReadOnlySpan<byte> weights, int rowBytes, int rowCount, PackedActivations activations, Span<float> output, int outputStride)
+    {
+        var dot = TypeKernels.Get(weightType).Dot!;
+        for (int r = 0; r < rowCount; r++)
+        {
+            var row = weights.Slice(r * rowBytes, rowBytes);
+            for (int t = 0; t < activations.TokenCount; t++)
+            {
+                output[t * outputStride + r] = dot(row, activations.Row(t));
+            }
+        }
+    }
+
+    /// <summary>Re-lays Q8_0 rows out as tiles of eight tokens (padding tokens are zeros, whose results are dropped).</summary>
+    private static void TileQ8_0(PackedActivations packed)
+    {
+        int blocks = packed.Elements / BlockQ8_0.Size;
+        int tiles = (packed.TokenCount + TokenTile - 1) / TokenTile;
+        var quants = new uint[(long)tiles * blocks * GroupsPerBlock * TokenTile];
+        var scales = new float[(long)tiles * blocks * TokenTile];
+        var corrections = new int[(long)tiles * blocks * TokenTile];
+        for (int t = 0; t < packed.TokenCount; t++)
+        {
+            int tile = t / TokenTile;
+            int lane = t % TokenTile;
+            var row = packed.Row(t);
+            for (int ib = 0; ib < blocks; ib++)
+            {
+                var block = row.Slice(ib * sizeof(BlockQ8_0), sizeof(BlockQ8_0));
+                long blockIndex = (long)tile * blocks + ib;
+                scales[blockIndex * TokenTile + lane] = ScalarFormats.HalfToSingle(MemoryMarshal.Read<ushort>(block));
+                int sum = 0;
+                for (int j = 0; j < BlockQ8_0.Size; j++)
+                {
+                    sum += (sbyte)block[sizeof(ushort) + j];
+                }
+
+                corrections[blockIndex * TokenTile + lane] = 128 * sum;
+                for (int g = 0; g < GroupsPerBlock; g++)
+                {
+                    quants[(blockIndex * GroupsPerBlock + g) * TokenTile + lane] = MemoryMarshal.Read<uint>(block.Slice(sizeof(ushort) + 4 * g));
+                }
+            }
+        }
+
+        packed.TileQuants = quants;
+        packed.TileScales = scales;
+        packed.TileCorrections = corrections;
+    }
+
+    private static void Q8_0Tiled(byte* weights, int rowBytes, int rowCount, PackedActivations activations, float* output, int outputStride)
+    {
+        int blocks = activations.Elements / BlockQ8_0.Size;
+        int tiles = (activations.TokenCount + TokenTile - 1) / TokenTile;
+        fixed (uint* quants = activations.TileQuants)
+        fixed (float* scales = activations.TileScales)
+        fixed (int* corrections = activations.TileCorrections)
+        {
+            int r = 0;
+            for (; r + RowTile <= rowCount; r += RowTile)
+            {
+                for (int tile = 0; tile < tiles; tile++)
+                {
+                    Q8_0FourRows(weights + (long)r * rowBytes, rowBytes, blocks, quants, scales, corrections, tile, activations.TokenCount, output + r, outputStride);
+                }
+            }
+
+            for (; r < rowCount; r++)
+            {
+                for (int tile = 0; tile < tiles; tile++)
+                {
+                    Q8_0OneRow(weights + (long)r * rowBytes, blocks, quants, scales, corrections, tile, activations.TokenCount, output + r, outputStride);
+                }
+            }
+        }
+    }
+
+    /// <summary>Eight tokens' integer block sums of one weight block: sum((w + 128) * y) over the eight 4-byte groups.</summary>
+    private static Vector256<int> BlockSums(byte* block, Vector256<sbyte> y0, Vector256<sbyte> y1, Vector256<sbyte> y2, Vector256<sbyte> y3,
+        Vector256<sbyte> y4, Vector256<sbyte> y5, Vector256<sbyte> y6, Vector256<sbyte> y7)
+    {
+        // VNNI multiplies unsigned by signed bytes; w + 128 (w ^ 0x80) is unsigned, and the 128 * sum(y) it adds is
+        // subtracted by the caller. Each instruction adds four products per token, exact in int32.
+        var flip = Vector256.Create(0x80808080u);
+        uint* q = (uint*)(block + sizeof(ushort));
+        var acc = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, (Vector256.Create(q[0]) ^ flip).AsByte(), y0);
+        acc = AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[1]) ^ flip).AsByte(), y1);
+        acc = AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[2]) ^ flip).AsByte(), y2);
+        acc = AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[3]) ^ flip).AsByte(), y3);
+        acc = AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[4]) ^ flip).AsByte(), y4);
+        acc = AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[5]) ^ flip).AsByte(), y5);
+        acc = AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[6]) ^ flip).AsByte(), y6);
+        return AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[7]) ^ flip).AsByte(), y7);
+    }
+
+    /// <summary>ggml's per-block step for eight tokens at once: sum += (float)sumi * (dx * dy), a multiply then an add.</summary>
+    private static Vector256<float> Accumulate(Vector256<float> sum, Vector256<int> sums, Vector256<int> correction, byte* block, Vector256<float> dy)
+    {
+        float dx = ScalarFormats.HalfToSingle(*(ushort*)block);
+        return sum + Vector256.ConvertToSingle(sums - correction) * (Vector256.Create(dx) * dy);
+    }
+
+    private static void Q8_0FourRows(byte* weights, int rowBytes, int blocks, uint* quants, float* scales, int* corrections, int tile, int tokenCount, float* output, int outputStride)
+    {
+        var sum0 = Vector256<float>.Zero;
+        var sum1 = Vector256<float>.Zero;
+        var sum2 = Vector256<float>.Zero;
+        var sum3 = Vector256<float>.Zero;
+        long tileBlock = (long)tile * blocks;
+        for (int ib = 0; ib < blocks; ib++)
+        {
+            sbyte* y = (sbyte*)(quants + (tileBlock + ib) * GroupsPerBlock * TokenTile);
+            var y0 = Vector256.Load(y);
+            var y1 = Vector256.Load(y + 32);
+            var y2 = Vector256.Load(y + 64);
+            var y3 = Vector256.Load(y + 96);
+            var y4 = Vector256.Load(y + 128);
+            var y5 = Vector256.Load(y + 160);
+            var y6 = Vector256.Load(y + 192);
+            var y7 = Vector256.Load(y + 224);
+            var correction = Vector256.Load(corrections + (tileBlock + ib) * TokenTile);
+            var dy = Vector256.Load(scales + (tileBlock + ib) * TokenTile);
+            byte* block = weights + ib * sizeof(BlockQ8_0);
+            sum0 = Accumulate(sum0, BlockSums(block, y0, y1, y2, y3, y4, y5, y6, y7), correction, block, dy);
+            block += rowBytes;
+            sum1 = Accumulate(sum1, BlockSums(block, y0, y1, y2, y3, y4, y5, y6, y7), correction, block, dy);
+            block += rowBytes;
+            sum2 = Accumulate(sum2, BlockSums(block, y0, y1, y2, y3, y4, y5, y6, y7), correction, block, dy);
+            block += rowBytes;
+            sum3 = Accumulate(sum3, BlockSums(block, y0, y1, y2, y3, y4, y5, y6, y7), correction, block, dy);
+        }
+
+        int first = tile * TokenTile;
+        int count = Math.Min(TokenTile, tokenCount - first);
+        for (int lane = 0; lane < count; lane++)
+        {
+            float* target = output + (long)(first + lane) * outputStride;
+            target[0] = sum0.GetElement(lane);
+            target[1] = sum1.GetElement(lane);
+            target[2] = sum2.GetElement(lane);
+            target[3] = sum3.GetElement(lane);
+        }
+    }
+
+    private static void Q8_0OneRow(byte* weights, int blocks, uint* quants, float* scales, int* corrections, int tile, int tokenCount, float* output, int outputStride)
+    {
+        var sum = Vector256<float>.Zero;
+        long tileBlock = (long)tile * blocks;
+        for (int ib = 0; ib < blocks; ib++)
+        {
+            sbyte* y = (sbyte*)(quants + (tileBlock + ib) * GroupsPerBlock * TokenTile);
+            var correction = Vector256.Load(corrections + (tileBlock + ib) * TokenTile);
+            var dy = Vector256.Load(scales + (tileBlock + ib) * TokenTile);
+            byte* block = weights + ib * sizeof(BlockQ8_0);
+            var sums = BlockSums(block, Vector256.Load(y), Vector256.Load(y + 32), Vector256.Load(y + 64), Vector256.Load(y + 96),
+                Vector256.Load(y + 128), Vector256.Load(y + 160), Vector256.Load(y + 192), Vector256.Load(y + 224));
+            sum = Accumulate(sum, sums, correction, block, dy);
+        }
+
+        int first = tile * TokenTile;
+        int count = Math.Min(TokenTile, tokenCount - first);
+        for (int lane = 0; lane < count; lane++)
+        {
+            output[(long)(first + lane) * outputStride] = sum.GetElement(lane);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+using ExpertScope.Core;
+using ExpertScope.Kernels.Quant;
+
+namespace ExpertScope.Kernels.Tests;
+
+/// <summary>The batched products give, for every (row, token) pair, exactly the bits of the one-pair dot.</summary>
+[Collection(nameof(IsaSwitchCollection))]
+public class MatrixProductTests
+{
+    public static TheoryData<GgmlType, int, int> Shapes() => new()
+    {
+        { GgmlType.Q8_0, 1, 1 },
+        { GgmlType.Q8_0, 4, 8 },
+        { GgmlType.Q8_0, 9, 13 },
+        { GgmlType.Q8_0, 7, 64 },
+        { GgmlType.Q8_0, 13, 3 },
+        { GgmlType.Q4_K, 5, 11 },
+        { GgmlType.F16, 3, 9 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void EveryPairEqualsTheOnePairDot(GgmlType type, int rows, int tokens)
+    {
+        Check(type, rows, tokens, randomBytes: false);
+        Check(type, rows, tokens, randomBytes: true);
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void WithoutVnniEveryPairEqualsTheOnePairDot(GgmlType type, int rows, int tokens)
+    {
+        bool saved = QuantizedDots.UseAdvancedIsa;
+        QuantizedDots.UseAdvancedIsa = false;
+        try
+        {
+            Assert.False(MatrixProduct.IsTiled(type));
+            Check(type, rows, tokens, randomBytes: false);
+        }
+        finally
+        {
+            QuantizedDots.UseAdvancedIsa = saved;
+        }
+    }
+
+    [Fact]
+    public void WritesOnlyItsRowsOfAWiderOutput()
+    {
+        const int Elements = 256;
+        var random = new Random(5);
+        var weights = Quantized(GgmlType.Q8_0, TestData.RandomFloats(6 * Elements, random), 6, Elements);
+        var packed = MatrixProduct.Pack(GgmlType.Q8_0, TestData.RandomFloats(10 * Elements, random), 10, Elements);
+        var output = new float[10 * 20];
+        Array.Fill(output, -7f);
+        MatrixProduct.Multiply(GgmlType.Q8_0, weights, 6, packed, output.AsSpan(3), 20);
+        for (int t = 0; t < 10; t++)
+        {
+            for (int c = 0; c < 20; c++)
+            {
+                bool written = c >= 3 && c < 9;
+                Assert.Equal(written, output[t * 20 + c] != -7f);
+            }
+        }
+    }
+
+    [Fact]
+    public void RejectsMismatchedTypesAndLengths()
+    {
+        var random = new Random(6);
+        var packed = MatrixProduct.Pack(GgmlType.Q8_0, TestData.RandomFloats(2 * 64, random), 2, 64);
+        var weights = Quantized(GgmlType.Q8_0, TestData.RandomFloats(64, random), 1, 64);
+        Assert.Throws<ArgumentException>(() => MatrixProduct.Multiply(GgmlType.Q4_0, weights, 1, packed, new float[2], 1));
+        Assert.Throws<ArgumentException>(() => MatrixProduct.Multiply(GgmlType.Q8_0, weights, 2, packed, new float[4], 2));
+        Assert.Throws<ArgumentException>(() => MatrixProduct.Multiply(GgmlType.Q8_0, weights, 1, packed, new float[1], 1));
+    }
+
+    private static void Check(GgmlType type, int rows, int tokens, bool randomBytes)
+    {
+        int elements = GgmlTypes.Get(type).BlockSize * (type == GgmlType.Q8_0 ? 24 : 2);
+        var random = new Random(rows * 1000 + tokens + (randomBytes ? 1 : 0));
+        var weights = randomBytes
+            ? TestData.RandomBlocks(type, rows * elements / GgmlTypes.Get(type).BlockSize, random)
+            : Quantized(type, TestData.RandomFloats(rows * elements, random), rows, elements);
+        var activations = TestData.RandomFloats(tokens * elements, random, 3f);
+        var packed = MatrixProduct.Pack(type, activations, tokens, elements);
+        var output = new float[tokens * rows];
+        MatrixProduct.Multiply(type, weights, rows, packed, output, rows);
+        int rowBytes = weights.Length / rows;
+        var converted = new byte[VecDot.ActivationBytes(type, elements)];
+        for (int t = 0; t < tokens; t++)
+        {
+            VecDot.QuantizeActivations(type, activations.AsSpan(t * elements, elements), converted);
+            Assert.True(converted.AsSpan().SequenceEqual(packed.Row(t)));
+            for (int r = 0; r < rows; r++)
+            {
+                float expected = VecDot.QuantizedReference(type, weights.AsSpan(r * rowBytes, rowBytes), converted);
+                float actual = output[t * rows + r];
+                Assert.True(TestData.SameBitsOrBothNaN(expected, actual), $"{type} row {r} token {t}: {actual} != {expected}");
+            }
+        }
+    }
+
+    private static byte[] Quantized(GgmlType type, float[] values, int rows, int elements)
+    {
+        int rowBytes = Quantize.RowBytes(type, elements);
+        var bytes = new byte[rows * rowBytes];
+        for (int r = 0; r < rows; r++)
+        {
+            Quantize.Row(type, values.AsSpan(r * elements, elements), bytes.AsSpan(r * rowBytes, rowBytes));
+        }
+
+        return bytes;
+    }
+}
