@@ -104,6 +104,12 @@ public sealed class Attention : IAttention
     /// <summary>ggml's flash-attention tile: query rows and key positions (<c>GGML_FA_TILE_Q</c>, <c>GGML_FA_TILE_KV</c>).</summary>
     internal const int TileLength = 64;
 
+    /// <summary>Whether tiled-kernel tokens are attended in blocks (tests switch it off to compare with one token at a time).</summary>
+    internal static bool BlockQueries { get; set; } = true;
+
+    /// <summary>Query tokens per attention work item (one per lane of a float vector).</summary>
+    private static readonly int QueryBlock = System.Numerics.Vector<float>.Count;
+
     /// <summary>llama.cpp's default micro-batch (<c>n_ubatch</c>).</summary>
     internal const int MicroBatchLength = 512;
 
@@ -196,20 +202,46 @@ public sealed class Attention : IAttention
     {
         int heads = Options.HeadCount;
         int dim = Options.HeadDimension;
+        float scale = Options.Scale;
+        bool half = Options.CachePrecision == CachePrecision.Float16;
+
+        // One work item per (block of QueryBlock tokens, head); each writes only its own output slices. Blocks whose
+        // tokens take the tiled kernel compute their q·k products together, one token per vector lane.
+        int blocks = (tokens + QueryBlock - 1) / QueryBlock;
+        parallelism.For(blocks * heads, (long)QueryBlock * (start + tokens) * dim * 2, (from, to) =>
+        {
+            var scores = new float[Math.Max(start + tokens, TileLength)];
+            var query = new float[dim];
+            var blockScratch = new float[dim * QueryBlock + TileLength * QueryBlock];
+            for (int blockItem = from; blockItem < to; blockItem++)
+            {
+                int h = blockItem % heads;
+                int first = blockItem / heads * QueryBlock;
+                int count = Math.Min(QueryBlock, tokens - first);
+                if (BlockQueries && half && UsesTiledKernel(first, tokens) && UsesTiledKernel(first + count - 1, tokens))
+                {
+                    AttendHalfTiledBlock(q, first, count, h, kv, start, scale, blockScratch, scores, mixed);
+                    continue;
+                }
+
+                for (int t = first; t < first + count; t++)
+                {
+                    AttendOne(q, kv, start, tokens, mixed, t, h, query, scores);
+                }
+            }
+        });
+    }
+
+    private void AttendOne(float[] q, KeyValueCache kv, int start, int tokens, float[] mixed, int t, int h, float[] query, float[] scores)
+    {
+        int heads = Options.HeadCount;
+        int dim = Options.HeadDimension;
         int group = heads / Options.KvHeadCount;
         int kvWidth = Options.KvHeadCount * dim;
         float scale = Options.Scale;
         bool half = Options.CachePrecision == CachePrecision.Float16;
-
-        // One work item per (token, head); each writes only its own output slice.
-        parallelism.For(tokens * heads, (long)(start + tokens) * dim * 2, (from, to) =>
         {
-            var scores = new float[Math.Max(start + tokens, TileLength)];
-            var query = new float[dim];
-            for (int item = from; item < to; item++)
             {
-                int t = item / heads;
-                int h = item % heads;
                 int kvHead = h / group;
                 int visible = start + t + 1;
                 q.AsSpan((t * heads + h) * dim, dim).CopyTo(query);
@@ -231,7 +263,132 @@ public sealed class Attention : IAttention
                     AttendHalf(query, keys, values, kvWidth, visible, scale, target);
                 }
             }
-        });
+        }
+    }
+
+    /// <summary>
+    /// <see cref="AttendHalfTiled"/> for up to <see cref="QueryBlock"/> consecutive tokens of one head: the q·k products
+    /// of all of them against each key are formed in one pass with token t in vector lane t (each lane still sums in
+    /// dimension order, a multiply then an add per dimension), then every token runs the tiled kernel's softmax and
+    /// value steps exactly as alone.
+    /// </summary>
+    private void AttendHalfTiledBlock(float[] q, int first, int count, int head, KeyValueCache kv, int start, float scale, float[] scratch, float[] tile, float[] mixed)
+    {
+        int heads = Options.HeadCount;
+        int dim = Options.HeadDimension;
+        int qWidth = heads * dim;
+        int stride = Options.KvHeadCount * dim;
+        int kvHead = head / (heads / Options.KvHeadCount);
+        var transposed = scratch.AsSpan(0, dim * QueryBlock);
+        var dots = scratch.AsSpan(dim * QueryBlock, TileLength * QueryBlock);
+        transposed.Clear();
+        for (int lane = 0; lane < count; lane++)
+        {
+            var query = q.AsSpan((first + lane) * qWidth + head * dim, dim);
+            for (int d = 0; d < dim; d++)
+            {
+                transposed[d * QueryBlock + lane] = query[d];
+            }
+
+            mixed.AsSpan((first + lane) * qWidth + head * dim, dim).Clear();
+        }
+
+        Span<float> runningMax = stackalloc float[QueryBlock];
+        Span<float> runningSum = stackalloc float[QueryBlock];
+        runningMax.Fill(float.NegativeInfinity);
+        runningSum.Clear();
+        int lastVisible = start + first + count;
+        var keys = kv.Keys.AsSpan(kvHead * dim);
+        var values = kv.Values.AsSpan(kvHead * dim);
+        var queryVectors = System.Runtime.InteropServices.MemoryMarshal.Cast<float, System.Numerics.Vector<float>>(transposed);
+        for (int tileStart = 0; tileStart < lastVisible; tileStart += TileLength)
+        {
+            int positions = Math.Min(TileLength, lastVisible - tileStart);
+            for (int i = 0; i < positions; i++)
+            {
+                var key = keys.Slice((tileStart + i) * stride, dim);
+                var dot = System.Numerics.Vector<float>.Zero;
+                for (int d = 0; d < dim; d++)
+                {
+                    dot += queryVectors[d] * new System.Numerics.Vector<float>(key[d]);
+                }
+
+                dot.CopyTo(dots.Slice(i * QueryBlock, QueryBlock));
+            }
+
+            for (int lane = 0; lane < count; lane++)
+            {
+                int visible = start + first + lane + 1;
+                if (tileStart >= visible)
+                {
+                    continue;
+                }
+
+                int valid = Math.Min(TileLength, visible - tileStart);
+                float tileMax = float.NegativeInfinity;
+                for (int i = 0; i < TileLength; i++)
+                {
+                    if (i >= valid)
+                    {
+                        tile[i] = float.NegativeInfinity;
+                        continue;
+                    }
+
+                    tile[i] = dots[i * QueryBlock + lane] * scale;
+                    tileMax = MathF.Max(tileMax, tile[i]);
+                }
+
+                var target = mixed.AsSpan((first + lane) * qWidth + head * dim, dim);
+                float newMax = MathF.Max(runningMax[lane], tileMax);
+                if (newMax > runningMax[lane])
+                {
+                    float rescale = MathF.Exp(runningMax[lane] - newMax);
+                    for (int j = 0; j < dim; j++)
+                    {
+                        target[j] *= rescale;
+                    }
+
+                    runningSum[lane] *= rescale;
+                }
+
+                runningMax[lane] = newMax;
+                runningSum[lane] = (float)(runningSum[lane] + GgmlMath.ExpMinusMax(tile.AsSpan(0, TileLength), newMax));
+                AccumulateValues(tile, values, tileStart, valid, stride, target);
+            }
+        }
+
+        for (int lane = 0; lane < count; lane++)
+        {
+            var target = mixed.AsSpan((first + lane) * qWidth + head * dim, dim);
+            float inverse = runningSum[lane] == 0.0f ? 0.0f : 1.0f / runningSum[lane];
+            for (int j = 0; j < dim; j++)
+            {
+                target[j] *= inverse;
+            }
+        }
+    }
+
+    /// <summary>target[j] += p[i] * v[i][j] for i in order, every j at once (a multiply then an add, as the scalar loop).</summary>
+    private static void AccumulateValues(ReadOnlySpan<float> weights, ReadOnlySpan<float> values, int tileStart, int count, int stride, Span<float> target)
+    {
+        int dim = target.Length;
+        int width = System.Numerics.Vector<float>.Count;
+        for (int i = 0; i < count; i++)
+        {
+            var p = new System.Numerics.Vector<float>(weights[i]);
+            var row = values.Slice((tileStart + i) * stride, dim);
+            int j = 0;
+            for (; j + width <= dim; j += width)
+            {
+                var sum = new System.Numerics.Vector<float>(target.Slice(j, width)) + p * new System.Numerics.Vector<float>(row.Slice(j, width));
+                sum.CopyTo(target.Slice(j, width));
+            }
+
+            for (; j < dim; j++)
+            {
+                target[j] += weights[i] * row[j];
+            }
+        }
     }
 
     /// <summary>
@@ -295,16 +452,7 @@ public sealed class Attention : IAttention
 
             runningMax = newMax;
             runningSum = (float)(runningSum + GgmlMath.ExpMinusMax(tile, newMax));
-            for (int j = 0; j < dim; j++)
-            {
-                float sum = target[j];
-                for (int i = 0; i < count; i++)
-                {
-                    sum += tile[i] * values[(tileStart + i) * stride + j];
-                }
-
-                target[j] = sum;
-            }
+            AccumulateValues(tile, values, tileStart, count, stride, target);
         }
 
         float inverse = runningSum == 0.0f ? 0.0f : 1.0f / runningSum;
