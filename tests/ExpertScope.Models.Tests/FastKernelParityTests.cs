@@ -44,5 +44,29 @@ public sealed class FastKernelParityTests
     }
 }
 
+/// <summary>The two-by-two float dot equals four single dots, bit for bit.</summary>
+public sealed class DotProductTileTests
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(8)]
+    [InlineData(24)]
+    [InlineData(100)]
+    [InlineData(2048)]
+    [InlineData(2053)]
+    public void Compute2x2_EqualsComputePerPair(int length)
+    {
+        var random = new Random(length);
+        float[] Row() => [.. Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() - 0.5) * Math.Pow(10, random.Next(-6, 6))))];
+        var (a0, a1, b0, b1) = (Row(), Row(), Row(), Row());
+        DotProduct.Compute2x2(a0, a1, b0, b1, out float r00, out float r01, out float r10, out float r11);
+        Assert.Equal(BitConverter.SingleToInt32Bits(DotProduct.Compute(a0, b0)), BitConverter.SingleToInt32Bits(r00));
+        Assert.Equal(BitConverter.SingleToInt32Bits(DotProduct.Compute(a0, b1)), BitConverter.SingleToInt32Bits(r01));
+        Assert.Equal(BitConverter.SingleToInt32Bits(DotProduct.Compute(a1, b0)), BitConverter.SingleToInt32Bits(r10));
+        Assert.Equal(BitConverter.SingleToInt32Bits(DotProduct.Compute(a1, b1)), BitConverter.SingleToInt32Bits(r11));
+    }
+}
+
 [CollectionDefinition(nameof(FastKernelSwitches), DisableParallelization = true)]
 public sealed class FastKernelSwitches;

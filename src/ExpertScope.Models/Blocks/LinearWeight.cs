@@ -129,6 +129,12 @@ public sealed class LinearWeight
                 {
                     var x = new ReadOnlySpan<float>((float*)inAddress, tokenCount * inputs);
                     var y = new Span<float>((float*)outAddress, tokenCount * outputs);
+                    if (converted is null && tokenCount > 1)
+                    {
+                        MultiplyFloatBlocked(x, tokenCount, y, start, end);
+                        return;
+                    }
+
                     float[]? scratch = Type == GgmlType.F32 || converted is not null ? null : new float[inputs];
                     for (int o = start; o < end; o++)
                     {
@@ -160,6 +166,66 @@ public sealed class LinearWeight
                         }
                     }
                 });
+            }
+        }
+    }
+
+    /// <summary>
+    /// The float route for a batch: rows and tokens two by two (<see cref="DotProduct.Compute2x2"/>, same bits as one
+    /// dot per pair), tokens in blocks that stay in cache while the rows stream past.
+    /// </summary>
+    private void MultiplyFloatBlocked(ReadOnlySpan<float> x, int tokenCount, Span<float> y, int start, int end)
+    {
+        const int TokenBlock = 32;
+        int inputs = Inputs;
+        int outputs = Outputs;
+        bool decode = Type != GgmlType.F32;
+        var scratch = decode ? new float[2 * inputs] : null;
+        for (int blockStart = 0; blockStart < tokenCount; blockStart += TokenBlock)
+        {
+            int blockEnd = Math.Min(tokenCount, blockStart + TokenBlock);
+            for (int o = start; o < end; o += 2)
+            {
+                bool pair = o + 1 < end;
+                ReadOnlySpan<float> w0, w1;
+                if (decode)
+                {
+                    WeightRows.Decode(Type, RowData(o), scratch.AsSpan(0, inputs));
+                    if (pair)
+                    {
+                        WeightRows.Decode(Type, RowData(o + 1), scratch.AsSpan(inputs, inputs));
+                    }
+
+                    w0 = scratch.AsSpan(0, inputs);
+                    w1 = scratch.AsSpan(inputs, inputs);
+                }
+                else
+                {
+                    w0 = MemoryMarshal.Cast<byte, float>(RowData(o));
+                    w1 = pair ? MemoryMarshal.Cast<byte, float>(RowData(o + 1)) : w0;
+                }
+
+                int t = blockStart;
+                for (; t + 1 < blockEnd; t += 2)
+                {
+                    DotProduct.Compute2x2(w0, w1, x.Slice(t * inputs, inputs), x.Slice((t + 1) * inputs, inputs), out float r00, out float r01, out float r10, out float r11);
+                    y[t * outputs + o] = r00;
+                    y[(t + 1) * outputs + o] = r01;
+                    if (pair)
+                    {
+                        y[t * outputs + o + 1] = r10;
+                        y[(t + 1) * outputs + o + 1] = r11;
+                    }
+                }
+
+                for (; t < blockEnd; t++)
+                {
+                    y[t * outputs + o] = DotProduct.Compute(w0, x.Slice(t * inputs, inputs));
+                    if (pair)
+                    {
+                        y[t * outputs + o + 1] = DotProduct.Compute(w1, x.Slice(t * inputs, inputs));
+                    }
+                }
             }
         }
     }
