@@ -4,18 +4,20 @@ using BenchmarkDotNet.Diagnosers;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 
 namespace ExpertScope.Benchmarks;
 
 /// <summary>
-/// Few, bounded iterations (one launch, two warm-ups, five measured iterations) so the whole suite takes minutes, with
+/// Few, bounded iterations (in process, one launch, two warm-ups, five measured iterations) so the whole suite takes minutes, with
 /// allocations and a GFLOP/s column.
 /// </summary>
 public sealed class BoundedConfig : ManualConfig
 {
     public BoundedConfig()
     {
-        AddJob(Job.Default.WithLaunchCount(1).WithWarmupCount(2).WithIterationCount(5).WithId("bounded"));
+        // In process: no per-run project generation and build, so the suite starts at once from any directory.
+        AddJob(Job.Default.WithLaunchCount(1).WithWarmupCount(2).WithIterationCount(5).WithToolchain(InProcessEmitToolchain.Instance).WithId("bounded"));
         AddDiagnoser(MemoryDiagnoser.Default);
         AddColumn(new GflopsColumn());
     }

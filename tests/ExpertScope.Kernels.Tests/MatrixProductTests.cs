@@ -10,6 +10,8 @@ public class MatrixProductTests
     public static TheoryData<GgmlType, int, int> Shapes() => new()
     {
         { GgmlType.Q8_0, 1, 1 },
+        { GgmlType.Q8_0, 8, 1 },
+        { GgmlType.Q8_0, 21, 1 },
         { GgmlType.Q8_0, 4, 8 },
         { GgmlType.Q8_0, 9, 13 },
         { GgmlType.Q8_0, 7, 64 },

@@ -89,7 +89,7 @@ public static unsafe class MatrixProduct
         }
 
         var packed = new PackedActivations(weightType, tokenCount, elements, rows, rowBytes);
-        if (IsTiled(weightType))
+        if (IsTiled(weightType) && tokenCount > 1)
         {
             TileQ8_0(packed);
         }
@@ -139,7 +139,14 @@ public static unsafe class MatrixProduct
         fixed (byte* w = weights)
         fixed (float* y = output)
         {
-            if (activations.TileQuants is not null)
+            if (activations.TokenCount == 1 && IsTiled(weightType))
+            {
+                fixed (byte* x = activations.Rows)
+                {
+                    Q8_0OneToken(w, (int)rowBytes, rowCount, x, activations.Elements / BlockQ8_0.Size, y);
+                }
+            }
+            else if (activations.TileQuants is not null)
             {
                 Q8_0Tiled(w, (int)rowBytes, rowCount, activations, y, outputStride);
             }
@@ -225,6 +232,67 @@ public static unsafe class MatrixProduct
                     Q8_0OneRow(weights + (long)r * rowBytes, blocks, quants, scales, corrections, tile, activations.TokenCount, output + r, outputStride);
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// One token (generation): eight weight rows at a time, each row's 32 products of a block summed by VNNI into
+    /// eight lanes, the eight rows' lanes folded into one vector of eight block sums, then ggml's float step for the
+    /// eight rows at once. Remaining rows take the one-pair kernel (same bits).
+    /// </summary>
+    private static void Q8_0OneToken(byte* weights, int rowBytes, int rowCount, byte* activations, int blocks, float* output)
+    {
+        const int Rows = 8;
+        var flip = Vector256.Create((byte)0x80);
+        var ones = Vector256.Create((byte)1);
+        int r = 0;
+        for (; r + Rows <= rowCount; r += Rows)
+        {
+            var sum = Vector256<float>.Zero;
+            byte* rows = weights + (long)r * rowBytes;
+            for (int ib = 0; ib < blocks; ib++)
+            {
+                byte* yBlock = activations + ib * sizeof(BlockQ8_0);
+                var y = Vector256.Load((sbyte*)(yBlock + sizeof(ushort)));
+                float dy = ScalarFormats.HalfToSingle(*(ushort*)yBlock);
+                int correction = 128 * Vector256.Sum(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ones, y));
+                long offset = (long)ib * sizeof(BlockQ8_0);
+                byte* b0 = rows + offset;
+                byte* b1 = b0 + rowBytes;
+                byte* b2 = b1 + rowBytes;
+                byte* b3 = b2 + rowBytes;
+                byte* b4 = b3 + rowBytes;
+                byte* b5 = b4 + rowBytes;
+                byte* b6 = b5 + rowBytes;
+                byte* b7 = b6 + rowBytes;
+                var s0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b0 + sizeof(ushort)) ^ flip, y);
+                var s1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b1 + sizeof(ushort)) ^ flip, y);
+                var s2 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b2 + sizeof(ushort)) ^ flip, y);
+                var s3 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b3 + sizeof(ushort)) ^ flip, y);
+                var s4 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b4 + sizeof(ushort)) ^ flip, y);
+                var s5 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b5 + sizeof(ushort)) ^ flip, y);
+                var s6 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b6 + sizeof(ushort)) ^ flip, y);
+                var s7 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b7 + sizeof(ushort)) ^ flip, y);
+
+                // Fold: after two rounds of pairwise adds, 128-bit half h of g0123 holds half h of rows 0-3 summed.
+                var g0123 = Avx2.HorizontalAdd(Avx2.HorizontalAdd(s0, s1), Avx2.HorizontalAdd(s2, s3));
+                var g4567 = Avx2.HorizontalAdd(Avx2.HorizontalAdd(s4, s5), Avx2.HorizontalAdd(s6, s7));
+                var sums = Avx2.Permute2x128(g0123, g4567, 0x20) + Avx2.Permute2x128(g0123, g4567, 0x31);
+                var dx = Vector256.Create(
+                    ScalarFormats.HalfToSingle(*(ushort*)b0), ScalarFormats.HalfToSingle(*(ushort*)b1),
+                    ScalarFormats.HalfToSingle(*(ushort*)b2), ScalarFormats.HalfToSingle(*(ushort*)b3),
+                    ScalarFormats.HalfToSingle(*(ushort*)b4), ScalarFormats.HalfToSingle(*(ushort*)b5),
+                    ScalarFormats.HalfToSingle(*(ushort*)b6), ScalarFormats.HalfToSingle(*(ushort*)b7));
+                sum += Vector256.ConvertToSingle(sums - Vector256.Create(correction)) * (dx * Vector256.Create(dy));
+            }
+
+            sum.Store(output + r);
+        }
+
+        var x = new ReadOnlySpan<byte>(activations, blocks * sizeof(BlockQ8_0));
+        for (; r < rowCount; r++)
+        {
+            output[r] = QuantizedDots.Q8_0(new ReadOnlySpan<byte>(weights + (long)r * rowBytes, rowBytes), x);
         }
     }
 

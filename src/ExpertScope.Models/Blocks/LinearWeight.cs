@@ -70,51 +70,31 @@ public sealed class LinearWeight
             return;
         }
 
-        var activationType = WeightRows.ActivationType(Type);
+        if (TakesPackedActivations)
+        {
+            // As llama.cpp: activations converted once per call to the weight type's activation type (Q8_0, Q8_K, ...),
+            // then ggml's dot for every (row, token) pair, through the batched kernels (same bits).
+            Multiply(MatrixProduct.Pack(Type, input, tokenCount, Inputs), output, parallelism);
+            return;
+        }
+
         int inputs = Inputs;
         int outputs = Outputs;
 
-        // As llama.cpp: activations are converted once per call to the weight type's activation type (Q8_0, Q8_K,
-        // F16, ...), then every weight row is dotted with every converted row using ggml's kernels. F16/BF16 take a
-        // float route with the same bits: activations rounded to the type, rows decoded, the float dot.
-        byte[]? converted = null;
-        int convertedBytes = 0;
-        float[]? rounded = null;
-        Kernels.QuantizedDotKernel? quantizedDot = null;
-        if (activationType is not null)
+        // F16/BF16 take a float route with llama.cpp's bits: activations rounded to the type (its from_float), rows
+        // decoded, the float dot (exact products, double sums). Other types without a ported dot use plain floats.
+        if (WeightRows.ActivationType(Type) is not null)
         {
-            convertedBytes = WeightRows.ActivationBytes(Type, inputs);
-            var bytes = new byte[convertedBytes * tokenCount];
+            int convertedBytes = WeightRows.ActivationBytes(Type, inputs);
+            var bytes = new byte[convertedBytes];
+            var rounded = new float[tokenCount * inputs];
             for (int t = 0; t < tokenCount; t++)
             {
-                WeightRows.QuantizeActivations(Type, input.Slice(t * inputs, inputs), bytes.AsSpan(t * convertedBytes, convertedBytes));
+                WeightRows.QuantizeActivations(Type, input.Slice(t * inputs, inputs), bytes);
+                WeightRows.Decode(Type, bytes, rounded.AsSpan(t * inputs, inputs));
             }
 
-            if (WeightRows.HasExactFloatProducts(Type))
-            {
-                rounded = new float[tokenCount * inputs];
-                for (int t = 0; t < tokenCount; t++)
-                {
-                    WeightRows.Decode(Type, bytes.AsSpan(t * convertedBytes, convertedBytes), rounded.AsSpan(t * inputs, inputs));
-                }
-
-                input = rounded;
-            }
-            else
-            {
-                converted = bytes;
-
-                // One validated call checks the row and activation lengths; the loop then calls the kernel directly.
-                WeightRows.QuantizedDot(Type, RowData(0), bytes.AsSpan(0, convertedBytes));
-                quantizedDot = WeightRows.QuantizedDotKernel(Type);
-            }
-        }
-
-        if (converted is not null && tokenCount > 1)
-        {
-            // A batch goes through the batched kernel (same bits as the per-row dots above, which remain for one token).
-            Multiply(MatrixProduct.Pack(Type, input, tokenCount, inputs), output, parallelism);
-            return;
+            input = rounded;
         }
 
         // Spans cannot enter the lambda: it reads through pointers whose targets outlive the synchronous loop.
@@ -129,26 +109,16 @@ public sealed class LinearWeight
                 {
                     var x = new ReadOnlySpan<float>((float*)inAddress, tokenCount * inputs);
                     var y = new Span<float>((float*)outAddress, tokenCount * outputs);
-                    if (converted is null && tokenCount > 1)
+                    if (tokenCount > 1)
                     {
                         MultiplyFloatBlocked(x, tokenCount, y, start, end);
                         return;
                     }
 
-                    float[]? scratch = Type == GgmlType.F32 || converted is not null ? null : new float[inputs];
+                    float[]? scratch = Type == GgmlType.F32 ? null : new float[inputs];
                     for (int o = start; o < end; o++)
                     {
                         var row = RowData(o);
-                        if (converted is not null)
-                        {
-                            for (int t = 0; t < tokenCount; t++)
-                            {
-                                y[t * outputs + o] = quantizedDot!(row, converted.AsSpan(t * convertedBytes, convertedBytes));
-                            }
-
-                            continue;
-                        }
-
                         ReadOnlySpan<float> weights;
                         if (scratch is null)
                         {
@@ -160,10 +130,7 @@ public sealed class LinearWeight
                             weights = scratch;
                         }
 
-                        for (int t = 0; t < tokenCount; t++)
-                        {
-                            y[t * outputs + o] = DotProduct.Compute(weights, x.Slice(t * inputs, inputs));
-                        }
+                        y[o] = DotProduct.Compute(weights, x[..inputs]);
                     }
                 });
             }
