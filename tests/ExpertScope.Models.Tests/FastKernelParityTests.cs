@@ -44,7 +44,8 @@ public sealed class FastKernelParityTests
     }
 }
 
-/// <summary>The two-by-two float dot equals four single dots, bit for bit.</summary>
+/// <summary>The two-by-two and 512-bit float dots equal the <c>Vector&lt;T&gt;</c> dot, bit for bit.</summary>
+[Collection(nameof(FastKernelSwitches))]
 public sealed class DotProductTileTests
 {
     [Theory]
@@ -57,14 +58,48 @@ public sealed class DotProductTileTests
     [InlineData(2053)]
     public void Compute2x2_EqualsComputePerPair(int length)
     {
+        bool saved = DotProduct.Uses512;
+        try
+        {
+            foreach (bool wide in new[] { false, saved })
+            {
+                DotProduct.Uses512 = wide;
+                CheckTile(length);
+            }
+        }
+        finally
+        {
+            DotProduct.Uses512 = saved;
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(8)]
+    [InlineData(24)]
+    [InlineData(2048)]
+    [InlineData(2053)]
+    public void Compute_EqualsTheVectorKernel(int length)
+    {
+        var random = new Random(length + 1);
+        float[] Row() => [.. Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() - 0.5) * Math.Pow(10, random.Next(-6, 6))))];
+        for (int trial = 0; trial < 20; trial++)
+        {
+            var (a, b) = (Row(), Row());
+            Assert.Equal(BitConverter.SingleToInt32Bits(DotProduct.ComputeVector(a, b)), BitConverter.SingleToInt32Bits(DotProduct.Compute(a, b)));
+        }
+    }
+
+    private static void CheckTile(int length)
+    {
         var random = new Random(length);
         float[] Row() => [.. Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() - 0.5) * Math.Pow(10, random.Next(-6, 6))))];
         var (a0, a1, b0, b1) = (Row(), Row(), Row(), Row());
         DotProduct.Compute2x2(a0, a1, b0, b1, out float r00, out float r01, out float r10, out float r11);
-        Assert.Equal(BitConverter.SingleToInt32Bits(DotProduct.Compute(a0, b0)), BitConverter.SingleToInt32Bits(r00));
-        Assert.Equal(BitConverter.SingleToInt32Bits(DotProduct.Compute(a0, b1)), BitConverter.SingleToInt32Bits(r01));
-        Assert.Equal(BitConverter.SingleToInt32Bits(DotProduct.Compute(a1, b0)), BitConverter.SingleToInt32Bits(r10));
-        Assert.Equal(BitConverter.SingleToInt32Bits(DotProduct.Compute(a1, b1)), BitConverter.SingleToInt32Bits(r11));
+        Assert.Equal(BitConverter.SingleToInt32Bits(DotProduct.ComputeVector(a0, b0)), BitConverter.SingleToInt32Bits(r00));
+        Assert.Equal(BitConverter.SingleToInt32Bits(DotProduct.ComputeVector(a0, b1)), BitConverter.SingleToInt32Bits(r01));
+        Assert.Equal(BitConverter.SingleToInt32Bits(DotProduct.ComputeVector(a1, b0)), BitConverter.SingleToInt32Bits(r10));
+        Assert.Equal(BitConverter.SingleToInt32Bits(DotProduct.ComputeVector(a1, b1)), BitConverter.SingleToInt32Bits(r11));
     }
 }
 

@@ -1,5 +1,7 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace ExpertScope.Models.Blocks;
 
@@ -10,8 +12,49 @@ namespace ExpertScope.Models.Blocks;
 /// </summary>
 internal static class DotProduct
 {
+    /// <summary>
+    /// True where the 512-bit kernels reproduce <see cref="ComputeVector"/>'s lanes: one 512-bit float vector is two
+    /// consecutive <see cref="Vector{T}"/> (an even and an odd one), and widening its halves gives the even vector's
+    /// (low, high) and the odd one's (low2, high2) accumulators side by side.
+    /// </summary>
+    internal static bool Uses512 { get; set; } = Vector512.IsHardwareAccelerated && Vector<float>.Count == 8;
+
     /// <summary><c>sum_i (float)(a[i] * b[i])</c> accumulated in double, returned as float.</summary>
     public static float Compute(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        if (!Uses512 || a.Length < Vector<float>.Count || b.Length < a.Length)
+        {
+            return ComputeVector(a, b);
+        }
+
+        int length = a.Length;
+        ref float pa = ref MemoryMarshal.GetReference(a);
+        ref float pb = ref MemoryMarshal.GetReference(b);
+        var even = Vector512<double>.Zero;
+        var odd = Vector512<double>.Zero;
+        int i = 0;
+        for (; i + 16 <= length; i += 16)
+        {
+            var product = Vector512.LoadUnsafe(ref pa, (nuint)i) * Vector512.LoadUnsafe(ref pb, (nuint)i);
+            even += Avx512F.ConvertToVector512Double(product.GetLower());
+            odd += Avx512F.ConvertToVector512Double(product.GetUpper());
+        }
+
+        if (i + 8 <= length)
+        {
+            even += Avx512F.ConvertToVector512Double(Vector256.LoadUnsafe(ref pa, (nuint)i) * Vector256.LoadUnsafe(ref pb, (nuint)i));
+            i += 8;
+        }
+
+        return Finish(Fold(even, odd), a, b, i);
+    }
+
+    /// <summary><see cref="ComputeVector"/>'s final sum from the 512-bit accumulators.</summary>
+    private static double Fold(Vector512<double> even, Vector512<double> odd) =>
+        Vector.Sum(((even.GetLower() + even.GetUpper()) + (odd.GetLower() + odd.GetUpper())).AsVector());
+
+    /// <summary>The <see cref="Vector{T}"/> kernel: the reference for the 512-bit paths (same bits).</summary>
+    internal static float ComputeVector(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         int length = a.Length;
         int i = 0;
@@ -75,6 +118,12 @@ internal static class DotProduct
             return;
         }
 
+        if (Uses512)
+        {
+            Compute2x2Wide(a0, a1, b0, b1, out a0b0, out a0b1, out a1b0, out a1b1);
+            return;
+        }
+
         var va0 = MemoryMarshal.Cast<float, Vector<float>>(a0);
         var va1 = MemoryMarshal.Cast<float, Vector<float>>(a1);
         var vb0 = MemoryMarshal.Cast<float, Vector<float>>(b0[..length]);
@@ -114,6 +163,57 @@ internal static class DotProduct
         a0b1 = Finish(s01.Sum(), a0, b1, tail);
         a1b0 = Finish(s10.Sum(), a1, b0, tail);
         a1b1 = Finish(s11.Sum(), a1, b1, tail);
+    }
+
+    private static void Compute2x2Wide(
+        ReadOnlySpan<float> a0, ReadOnlySpan<float> a1, ReadOnlySpan<float> b0, ReadOnlySpan<float> b1,
+        out float a0b0, out float a0b1, out float a1b0, out float a1b1)
+    {
+        int length = a0.Length;
+        ref float x0 = ref MemoryMarshal.GetReference(a0);
+        ref float x1 = ref MemoryMarshal.GetReference(a1);
+        ref float y0 = ref MemoryMarshal.GetReference(b0);
+        ref float y1 = ref MemoryMarshal.GetReference(b1);
+        Vector512<double> e00 = default, o00 = default, e01 = default, o01 = default;
+        Vector512<double> e10 = default, o10 = default, e11 = default, o11 = default;
+        int i = 0;
+        for (; i + 16 <= length; i += 16)
+        {
+            var w0 = Vector512.LoadUnsafe(ref x0, (nuint)i);
+            var w1 = Vector512.LoadUnsafe(ref x1, (nuint)i);
+            var v0 = Vector512.LoadUnsafe(ref y0, (nuint)i);
+            var v1 = Vector512.LoadUnsafe(ref y1, (nuint)i);
+            var p = w0 * v0;
+            e00 += Avx512F.ConvertToVector512Double(p.GetLower());
+            o00 += Avx512F.ConvertToVector512Double(p.GetUpper());
+            p = w0 * v1;
+            e01 += Avx512F.ConvertToVector512Double(p.GetLower());
+            o01 += Avx512F.ConvertToVector512Double(p.GetUpper());
+            p = w1 * v0;
+            e10 += Avx512F.ConvertToVector512Double(p.GetLower());
+            o10 += Avx512F.ConvertToVector512Double(p.GetUpper());
+            p = w1 * v1;
+            e11 += Avx512F.ConvertToVector512Double(p.GetLower());
+            o11 += Avx512F.ConvertToVector512Double(p.GetUpper());
+        }
+
+        if (i + 8 <= length)
+        {
+            var w0 = Vector256.LoadUnsafe(ref x0, (nuint)i);
+            var w1 = Vector256.LoadUnsafe(ref x1, (nuint)i);
+            var v0 = Vector256.LoadUnsafe(ref y0, (nuint)i);
+            var v1 = Vector256.LoadUnsafe(ref y1, (nuint)i);
+            e00 += Avx512F.ConvertToVector512Double(w0 * v0);
+            e01 += Avx512F.ConvertToVector512Double(w0 * v1);
+            e10 += Avx512F.ConvertToVector512Double(w1 * v0);
+            e11 += Avx512F.ConvertToVector512Double(w1 * v1);
+            i += 8;
+        }
+
+        a0b0 = Finish(Fold(e00, o00), a0, b0, i);
+        a0b1 = Finish(Fold(e01, o01), a0, b1, i);
+        a1b0 = Finish(Fold(e10, o10), a1, b0, i);
+        a1b1 = Finish(Fold(e11, o11), a1, b1, i);
     }
 
     private static float Finish(double sum, ReadOnlySpan<float> a, ReadOnlySpan<float> b, int from)
