@@ -35,14 +35,11 @@ public sealed class PackedActivations
     /// <summary>The converted rows, <c>[TokenCount, RowBytes]</c>, as <see cref="VecDot.QuantizeActivations"/> writes them.</summary>
     internal byte[] Rows { get; }
 
-    /// <summary>Q8_0 tiles: quants as <c>[tile][block][group of 4][token of 8]</c> 32-bit words (null when not packed).</summary>
+    /// <summary>Q8_0 tiles: quants plus 128 (unsigned) as <c>[tile][block][group of 4][token of 8]</c> 32-bit words (null when not packed).</summary>
     internal uint[]? TileQuants { get; set; }
 
     /// <summary>Q8_0 tiles: each block's float scale <c>[tile][block][token of 8]</c>.</summary>
     internal float[]? TileScales { get; set; }
-
-    /// <summary>Q8_0 tiles: 128 times each block's quant sum <c>[tile][block][token of 8]</c> (the unsigned-shift correction).</summary>
-    internal int[]? TileCorrections { get; set; }
 
     /// <summary>Token <paramref name="token"/>'s converted row.</summary>
     public ReadOnlySpan<byte> Row(int token) => Rows.AsSpan(token * RowBytes, RowBytes);
@@ -55,6 +52,8 @@ public sealed class PackedActivations
 /// CPU with AVX-VNNI the kernel takes four weight rows and eight tokens at a time: each 4-byte group of a weight row is
 /// broadcast and multiplied with the same group of eight tokens in one VNNI instruction, so the eight tokens' block sums
 /// come out in the eight lanes with no horizontal additions, and the weights are read once per eight tokens.
+/// (Activations are stored plus 128, as VNNI multiplies unsigned by signed bytes; 128 times each weight block's sum,
+/// computed once per row, is subtracted.)
 /// </summary>
 public static unsafe class MatrixProduct
 {
@@ -177,8 +176,8 @@ public static unsafe class MatrixProduct
         int blocks = packed.Elements / BlockQ8_0.Size;
         int tiles = (packed.TokenCount + TokenTile - 1) / TokenTile;
         var quants = new uint[(long)tiles * blocks * GroupsPerBlock * TokenTile];
+        Array.Fill(quants, 0x80808080u);
         var scales = new float[(long)tiles * blocks * TokenTile];
-        var corrections = new int[(long)tiles * blocks * TokenTile];
         for (int t = 0; t < packed.TokenCount; t++)
         {
             int tile = t / TokenTile;
@@ -189,23 +188,16 @@ public static unsafe class MatrixProduct
                 var block = row.Slice(ib * sizeof(BlockQ8_0), sizeof(BlockQ8_0));
                 long blockIndex = (long)tile * blocks + ib;
                 scales[blockIndex * TokenTile + lane] = ScalarFormats.HalfToSingle(MemoryMarshal.Read<ushort>(block));
-                int sum = 0;
-                for (int j = 0; j < BlockQ8_0.Size; j++)
-                {
-                    sum += (sbyte)block[sizeof(ushort) + j];
-                }
-
-                corrections[blockIndex * TokenTile + lane] = 128 * sum;
                 for (int g = 0; g < GroupsPerBlock; g++)
                 {
-                    quants[(blockIndex * GroupsPerBlock + g) * TokenTile + lane] = MemoryMarshal.Read<uint>(block.Slice(sizeof(ushort) + 4 * g));
+                    // Stored as y + 128 (unsigned), VNNI's unsigned operand; the 128 * sum(w) this adds is taken off per weight block.
+                    quants[(blockIndex * GroupsPerBlock + g) * TokenTile + lane] = MemoryMarshal.Read<uint>(block.Slice(sizeof(ushort) + 4 * g)) ^ 0x80808080u;
                 }
             }
         }
 
         packed.TileQuants = quants;
         packed.TileScales = scales;
-        packed.TileCorrections = corrections;
     }
 
     private static void Q8_0Tiled(byte* weights, int rowBytes, int rowCount, PackedActivations activations, float* output, int outputStride)
@@ -214,22 +206,28 @@ public static unsafe class MatrixProduct
         int tiles = (activations.TokenCount + TokenTile - 1) / TokenTile;
         fixed (uint* quants = activations.TileQuants)
         fixed (float* scales = activations.TileScales)
-        fixed (int* corrections = activations.TileCorrections)
         {
-            int r = 0;
-            for (; r + RowTile <= rowCount; r += RowTile)
+            // 128 * sum(w) of every block of the current rows: the shift's correction, once per row for all tokens.
+            var weightSums = new int[RowTile * blocks];
+            fixed (int* sums = weightSums)
             {
-                for (int tile = 0; tile < tiles; tile++)
+                int r = 0;
+                for (; r + RowTile <= rowCount; r += RowTile)
                 {
-                    Q8_0FourRows(weights + (long)r * rowBytes, rowBytes, blocks, quants, scales, corrections, tile, activations.TokenCount, output + r, outputStride);
+                    WeightSums(weights + (long)r * rowBytes, rowBytes, RowTile, blocks, sums);
+                    for (int tile = 0; tile < tiles; tile++)
+                    {
+                        Q8_0FourRows(weights + (long)r * rowBytes, rowBytes, blocks, quants, scales, sums, tile, activations.TokenCount, output + r, outputStride);
+                    }
                 }
-            }
 
-            for (; r < rowCount; r++)
-            {
-                for (int tile = 0; tile < tiles; tile++)
+                for (; r < rowCount; r++)
                 {
-                    Q8_0OneRow(weights + (long)r * rowBytes, blocks, quants, scales, corrections, tile, activations.TokenCount, output + r, outputStride);
+                    WeightSums(weights + (long)r * rowBytes, rowBytes, 1, blocks, sums);
+                    for (int tile = 0; tile < tiles; tile++)
+                    {
+                        Q8_0OneRow(weights + (long)r * rowBytes, blocks, quants, scales, sums, tile, activations.TokenCount, output + r, outputStride);
+                    }
                 }
             }
         }
@@ -296,32 +294,46 @@ public static unsafe class MatrixProduct
         }
     }
 
-    /// <summary>Eight tokens' integer block sums of one weight block: sum((w + 128) * y) over the eight 4-byte groups.</summary>
-    private static Vector256<int> BlockSums(byte* block, Vector256<sbyte> y0, Vector256<sbyte> y1, Vector256<sbyte> y2, Vector256<sbyte> y3,
-        Vector256<sbyte> y4, Vector256<sbyte> y5, Vector256<sbyte> y6, Vector256<sbyte> y7)
+    /// <summary><c>sums[r * blocks + ib] = 128 * (sum of the 32 quants of block ib of row r)</c>.</summary>
+    private static void WeightSums(byte* weights, int rowBytes, int rows, int blocks, int* sums)
     {
-        // VNNI multiplies unsigned by signed bytes; w + 128 (w ^ 0x80) is unsigned, and the 128 * sum(y) it adds is
-        // subtracted by the caller. Each instruction adds four products per token, exact in int32.
-        var flip = Vector256.Create(0x80808080u);
-        uint* q = (uint*)(block + sizeof(ushort));
-        var acc = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, (Vector256.Create(q[0]) ^ flip).AsByte(), y0);
-        acc = AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[1]) ^ flip).AsByte(), y1);
-        acc = AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[2]) ^ flip).AsByte(), y2);
-        acc = AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[3]) ^ flip).AsByte(), y3);
-        acc = AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[4]) ^ flip).AsByte(), y4);
-        acc = AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[5]) ^ flip).AsByte(), y5);
-        acc = AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[6]) ^ flip).AsByte(), y6);
-        return AvxVnni.MultiplyWideningAndAdd(acc, (Vector256.Create(q[7]) ^ flip).AsByte(), y7);
+        var ones = Vector256.Create((byte)1);
+        for (int r = 0; r < rows; r++)
+        {
+            for (int ib = 0; ib < blocks; ib++)
+            {
+                var w = Vector256.Load((sbyte*)(weights + (long)r * rowBytes + ib * sizeof(BlockQ8_0) + sizeof(ushort)));
+                sums[r * blocks + ib] = 128 * Vector256.Sum(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ones, w));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Eight tokens' sums over one weight block of (y + 128) * w: each 4-byte group of the weights broadcast to all
+    /// lanes and multiplied with that group of the eight tokens (VNNI: unsigned activations times signed weights, four
+    /// products per token per instruction, exact in int32).
+    /// </summary>
+    private static Vector256<int> BlockSums(byte* block, byte* y)
+    {
+        int* q = (int*)(block + sizeof(ushort));
+        var acc = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(y), Vector256.Create(q[0]).AsSByte());
+        acc = AvxVnni.MultiplyWideningAndAdd(acc, Vector256.Load(y + 32), Vector256.Create(q[1]).AsSByte());
+        acc = AvxVnni.MultiplyWideningAndAdd(acc, Vector256.Load(y + 64), Vector256.Create(q[2]).AsSByte());
+        acc = AvxVnni.MultiplyWideningAndAdd(acc, Vector256.Load(y + 96), Vector256.Create(q[3]).AsSByte());
+        acc = AvxVnni.MultiplyWideningAndAdd(acc, Vector256.Load(y + 128), Vector256.Create(q[4]).AsSByte());
+        acc = AvxVnni.MultiplyWideningAndAdd(acc, Vector256.Load(y + 160), Vector256.Create(q[5]).AsSByte());
+        acc = AvxVnni.MultiplyWideningAndAdd(acc, Vector256.Load(y + 192), Vector256.Create(q[6]).AsSByte());
+        return AvxVnni.MultiplyWideningAndAdd(acc, Vector256.Load(y + 224), Vector256.Create(q[7]).AsSByte());
     }
 
     /// <summary>ggml's per-block step for eight tokens at once: sum += (float)sumi * (dx * dy), a multiply then an add.</summary>
-    private static Vector256<float> Accumulate(Vector256<float> sum, Vector256<int> sums, Vector256<int> correction, byte* block, Vector256<float> dy)
+    private static Vector256<float> Accumulate(Vector256<float> sum, Vector256<int> shiftedSums, int correction, byte* block, Vector256<float> dy)
     {
         float dx = ScalarFormats.HalfToSingle(*(ushort*)block);
-        return sum + Vector256.ConvertToSingle(sums - correction) * (Vector256.Create(dx) * dy);
+        return sum + Vector256.ConvertToSingle(shiftedSums - Vector256.Create(correction)) * (Vector256.Create(dx) * dy);
     }
 
-    private static void Q8_0FourRows(byte* weights, int rowBytes, int blocks, uint* quants, float* scales, int* corrections, int tile, int tokenCount, float* output, int outputStride)
+    private static void Q8_0FourRows(byte* weights, int rowBytes, int blocks, uint* quants, float* scales, int* weightSums, int tile, int tokenCount, float* output, int outputStride)
     {
         var sum0 = Vector256<float>.Zero;
         var sum1 = Vector256<float>.Zero;
@@ -330,25 +342,16 @@ public static unsafe class MatrixProduct
         long tileBlock = (long)tile * blocks;
         for (int ib = 0; ib < blocks; ib++)
         {
-            sbyte* y = (sbyte*)(quants + (tileBlock + ib) * GroupsPerBlock * TokenTile);
-            var y0 = Vector256.Load(y);
-            var y1 = Vector256.Load(y + 32);
-            var y2 = Vector256.Load(y + 64);
-            var y3 = Vector256.Load(y + 96);
-            var y4 = Vector256.Load(y + 128);
-            var y5 = Vector256.Load(y + 160);
-            var y6 = Vector256.Load(y + 192);
-            var y7 = Vector256.Load(y + 224);
-            var correction = Vector256.Load(corrections + (tileBlock + ib) * TokenTile);
+            byte* y = (byte*)(quants + (tileBlock + ib) * GroupsPerBlock * TokenTile);
             var dy = Vector256.Load(scales + (tileBlock + ib) * TokenTile);
             byte* block = weights + ib * sizeof(BlockQ8_0);
-            sum0 = Accumulate(sum0, BlockSums(block, y0, y1, y2, y3, y4, y5, y6, y7), correction, block, dy);
+            sum0 = Accumulate(sum0, BlockSums(block, y), weightSums[ib], block, dy);
             block += rowBytes;
-            sum1 = Accumulate(sum1, BlockSums(block, y0, y1, y2, y3, y4, y5, y6, y7), correction, block, dy);
+            sum1 = Accumulate(sum1, BlockSums(block, y), weightSums[blocks + ib], block, dy);
             block += rowBytes;
-            sum2 = Accumulate(sum2, BlockSums(block, y0, y1, y2, y3, y4, y5, y6, y7), correction, block, dy);
+            sum2 = Accumulate(sum2, BlockSums(block, y), weightSums[2 * blocks + ib], block, dy);
             block += rowBytes;
-            sum3 = Accumulate(sum3, BlockSums(block, y0, y1, y2, y3, y4, y5, y6, y7), correction, block, dy);
+            sum3 = Accumulate(sum3, BlockSums(block, y), weightSums[3 * blocks + ib], block, dy);
         }
 
         int first = tile * TokenTile;
@@ -363,19 +366,16 @@ public static unsafe class MatrixProduct
         }
     }
 
-    private static void Q8_0OneRow(byte* weights, int blocks, uint* quants, float* scales, int* corrections, int tile, int tokenCount, float* output, int outputStride)
+    private static void Q8_0OneRow(byte* weights, int blocks, uint* quants, float* scales, int* weightSums, int tile, int tokenCount, float* output, int outputStride)
     {
         var sum = Vector256<float>.Zero;
         long tileBlock = (long)tile * blocks;
         for (int ib = 0; ib < blocks; ib++)
         {
-            sbyte* y = (sbyte*)(quants + (tileBlock + ib) * GroupsPerBlock * TokenTile);
-            var correction = Vector256.Load(corrections + (tileBlock + ib) * TokenTile);
+            byte* y = (byte*)(quants + (tileBlock + ib) * GroupsPerBlock * TokenTile);
             var dy = Vector256.Load(scales + (tileBlock + ib) * TokenTile);
             byte* block = weights + ib * sizeof(BlockQ8_0);
-            var sums = BlockSums(block, Vector256.Load(y), Vector256.Load(y + 32), Vector256.Load(y + 64), Vector256.Load(y + 96),
-                Vector256.Load(y + 128), Vector256.Load(y + 160), Vector256.Load(y + 192), Vector256.Load(y + 224));
-            sum = Accumulate(sum, sums, correction, block, dy);
+            sum = Accumulate(sum, BlockSums(block, y), weightSums[ib], block, dy);
         }
 
         int first = tile * TokenTile;
