@@ -28,12 +28,12 @@ public static class TraceCommand
             Description = "Input texts: a .txt file (one sequence per line; the 0-based line index is the sequence id; empty lines are skipped but keep their index) or a .jsonl file (one object per line).",
             Required = true,
         };
-        var output = new Option<FileInfo>("--out", "-o") { Description = "Trace file to write (or resume): .parquet, or .jsonl with --format jsonl.", Required = true };
+        var output = new Option<FileInfo>("--out", "-o") { Description = "Trace file to write (or resume): .jsonl for JSON Lines, anything else (.parquet) for Parquet.", Required = true };
         var field = new Option<string?>("--field") { Description = "The text field of a .jsonl input (default: text)." };
         var probabilities = new Option<bool>("--probs") { Description = "Also store the full router distribution of each token and layer (column probs)." };
         var format = new Option<string?>("--format")
         {
-            Description = "parquet or jsonl (default: from the --out extension, .jsonl is JSON Lines, anything else Parquet).",
+            Description = "parquet or jsonl; must agree with the --out extension (.jsonl is JSON Lines, anything else Parquet), which decides by default.",
         };
         format.AcceptOnlyFromAmong("parquet", "jsonl");
         var limit = new Option<int?>("--limit") { Description = "Trace only sequences 0..N-1 (the first N input lines)." };
@@ -74,12 +74,13 @@ public static class TraceCommand
                 throw new ExpertScopeException("--flush-seconds must not be negative.");
             }
 
-            var traceFormat = parse.GetValue(format) switch
+            // Readers tell the format by the extension, so --format may only confirm it.
+            var traceFormat = RoutingTraceWriter.FormatOf(outputPath);
+            if (parse.GetValue(format) is { } named && named != (traceFormat == TraceFormat.Jsonl ? "jsonl" : "parquet"))
             {
-                "parquet" => TraceFormat.Parquet,
-                "jsonl" => TraceFormat.Jsonl,
-                _ => RoutingTraceWriter.FormatOf(outputPath),
-            };
+                throw new ExpertScopeException(
+                    $"--format {named} does not match --out '{outputPath}': a JSON Lines trace must end in .jsonl and a Parquet trace must not (readers tell the format by the extension).");
+            }
             int? threads = model.ThreadCount(parse);
             var prompts = PromptFile.Read(inputPath, fieldName ?? "text");
             if (parse.GetValue(limit) is { } n)
