@@ -132,12 +132,37 @@ public static class TraceCommand
                         $"resuming {outputPath}: {held} of {sequences.Count} sequences already traced{repaired}."));
                 }
 
-                summary = ProgressDisplay.Run(context, sink =>
-                    TraceRunner.RunAsync(moe, sequences, writer, sink, includeProbabilities, threads).GetAwaiter().GetResult());
+                // Ctrl+C or SIGTERM: finish the sequence in flight, write what finished, exit 130. A second Ctrl+C kills.
+                using var stop = new CancellationTokenSource();
+                void OnCancelKey(object? sender, ConsoleCancelEventArgs e)
+                {
+                    e.Cancel = !stop.IsCancellationRequested;
+                    stop.Cancel();
+                }
+
+                System.Console.CancelKeyPress += OnCancelKey;
+                using var terminate = OperatingSystem.IsWindows() ? null : System.Runtime.InteropServices.PosixSignalRegistration.Create(
+                    System.Runtime.InteropServices.PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
+                try
+                {
+                    summary = ProgressDisplay.Run(context, sink =>
+                        TraceRunner.RunAsync(moe, sequences, writer, sink, includeProbabilities, threads, stop.Token).GetAwaiter().GetResult());
+                }
+                finally
+                {
+                    System.Console.CancelKeyPress -= OnCancelKey;
+                }
             }
             finally
             {
                 writer.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+
+            if (summary.Interrupted)
+            {
+                context.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"interrupted: {summary.Traced} sequences written to {outputPath}; re-run the same command to resume."));
+                return 130;
             }
 
             double seconds = summary.Elapsed.TotalSeconds;

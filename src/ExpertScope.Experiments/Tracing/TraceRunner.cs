@@ -24,7 +24,8 @@ public sealed record TokenizedPrompt(int Sequence, int LineNumber, IReadOnlyList
 /// <param name="Tokens">Tokens run by this run.</param>
 /// <param name="Rows">Rows written by this run.</param>
 /// <param name="Elapsed">Time spent running and writing.</param>
-public sealed record TraceRunSummary(int Traced, int Skipped, long Tokens, long Rows, TimeSpan Elapsed);
+/// <param name="Interrupted">True when cancellation stopped the run early (what finished was still written).</param>
+public sealed record TraceRunSummary(int Traced, int Skipped, long Tokens, long Rows, TimeSpan Elapsed, bool Interrupted = false);
 
 /// <summary>
 /// Runs a model over tokenized inputs with a <see cref="RoutingTrace"/> observer and no output head, and writes one
@@ -76,7 +77,8 @@ public static class TraceRunner
 
     /// <summary>
     /// Runs every sequence the trace does not hold yet and writes its rows; flushes the writer at the end.
-    /// Progress counts tokens.
+    /// Progress counts tokens. Cancellation is checked between sequences: the run then stops, still flushes what
+    /// finished, and reports <see cref="TraceRunSummary.Interrupted"/>, so only the sequence in flight is lost.
     /// </summary>
     /// <param name="model">The model.</param>
     /// <param name="sequences">The inputs, in the order to run them.</param>
@@ -84,7 +86,7 @@ public static class TraceRunner
     /// <param name="progress">Where progress goes.</param>
     /// <param name="includeProbabilities">Rows carry the full router distribution (the writer must have been opened with the <c>probs</c> column).</param>
     /// <param name="threadCount">Threads of the forward pass (null = processor count).</param>
-    /// <param name="cancellationToken">Stops between sequences.</param>
+    /// <param name="cancellationToken">Stops the run after the sequence in flight (see above).</param>
     public static async Task<TraceRunSummary> RunAsync(
         MoeModel model,
         IReadOnlyList<TokenizedPrompt> sequences,
@@ -103,25 +105,32 @@ public static class TraceRunner
         long totalTokens = sequences.Sum(s => (long)s.Tokens.Count);
         var stopwatch = Stopwatch.StartNew();
         long tokens = 0, rows = 0;
+        int traced = 0;
         using (var task = progress.StartTask("tracing", totalTokens, doneTokens, "tokens"))
         {
             foreach (var sequence in todo)
             {
-                cancellationToken.ThrowIfCancellationRequested();
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    break;
+                }
+
                 var trace = new RoutingTrace(includeProbabilities);
                 var options = new RunOptions { Observers = [trace], ThreadCount = threadCount, Logits = LogitsSelection.None };
                 model.Run(sequence.Tokens.ToArray(), options);
                 var sequenceRows = ToRows(sequence.Sequence, sequence.Tokens, model.Tokenizer.TokenToPiece, trace);
-                await writer.WriteSequenceAsync(sequence.Sequence, sequenceRows, cancellationToken).ConfigureAwait(false);
+                // Never cancel a write half-way: the sequence is finished, so it is kept.
+                await writer.WriteSequenceAsync(sequence.Sequence, sequenceRows, CancellationToken.None).ConfigureAwait(false);
+                traced++;
                 tokens += sequence.Tokens.Count;
                 rows += sequenceRows.Count;
                 task.Advance(sequence.Tokens.Count);
             }
 
-            await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+            await writer.FlushAsync(CancellationToken.None).ConfigureAwait(false);
         }
 
-        return new TraceRunSummary(todo.Count, sequences.Count - todo.Count, tokens, rows, stopwatch.Elapsed);
+        return new TraceRunSummary(traced, sequences.Count - todo.Count, tokens, rows, stopwatch.Elapsed, traced < todo.Count);
     }
 
     /// <summary>
