@@ -22,11 +22,14 @@ public static class GenerateCommand
         var sampleTopK = new Option<int>("--sample-top-k") { Description = "With a temperature: sample only among the N most likely tokens (0 = all). Not to be confused with --top-k, the experts per token." };
         var seed = new Option<int>("--seed") { Description = "Seed of the sampler (sampling is reproducible for a seed).", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object: prompt and new token ids, the continuation's text, and the interventions applied." };
-        var command = new Command("generate", "Continue a prompt with the model, optionally steering its routers (--disable, --force, --top-k, --keep-top-expert).")
-        {
-            prompt, maxTokens, temperature, sampleTopK, seed, json,
-        };
+        var command = new Command("generate", "Continue a prompt with the model, optionally steering its routers (--disable, --force, --top-k, --keep-top-expert).");
         model.AddTo(command);
+        command.Options.Add(prompt);
+        command.Options.Add(maxTokens);
+        command.Options.Add(temperature);
+        command.Options.Add(sampleTopK);
+        command.Options.Add(seed);
+        command.Options.Add(json);
         interventions.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {

@@ -30,11 +30,12 @@ public static class PerplexityCommand
                           "Without it a text longer than the window is an error.",
         };
         var json = new Option<bool>("--json") { Description = "Print one JSON object: perplexity, tokens scored, and details." };
-        var command = new Command("perplexity", "Perplexity of a text under the model (every token after BOS given its prefix), optionally with router interventions.")
-        {
-            input, window, stride, json,
-        };
+        var command = new Command("perplexity", "Perplexity of a text under the model (every token after BOS given its prefix), optionally with router interventions.");
         model.AddTo(command);
+        command.Options.Add(input);
+        command.Options.Add(window);
+        command.Options.Add(stride);
+        command.Options.Add(json);
         interventions.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {

@@ -47,11 +47,16 @@ public static class TraceCommand
                           "A killed run loses the sequence in flight plus at most this much finished work; re-running resumes. Default 10.",
             DefaultValueFactory = _ => 10.0,
         };
-        var command = new Command("trace", "Run a model over texts and write every router decision (expert, weight, score per token, layer and rank) to a resumable Parquet or JSON Lines trace.")
-        {
-            input, output, field, probabilities, format, limit, truncate, flushSeconds,
-        };
+        var command = new Command("trace", "Run a model over texts and write every router decision (expert, weight, score per token, layer and rank) to a resumable Parquet or JSON Lines trace.");
         model.AddTo(command);
+        command.Options.Add(input);
+        command.Options.Add(output);
+        command.Options.Add(field);
+        command.Options.Add(probabilities);
+        command.Options.Add(format);
+        command.Options.Add(limit);
+        command.Options.Add(truncate);
+        command.Options.Add(flushSeconds);
         command.SetAction(parse => context.Guard(() =>
         {
             string inputPath = parse.GetValue(input)!.FullName;
