@@ -24,8 +24,8 @@ public static class CliApp
     /// <summary>Every verb, one class each under <c>Commands/</c>.</summary>
     private static IEnumerable<Command> CreateCommands(CliContext context)
     {
-        _ = context;
-        yield break;
+        yield return InspectCommand.Create(context);
+        yield return MakeModelCommand.Create(context);
     }
 }
 

@@ -54,11 +54,19 @@ public sealed record TypeKernel(
     KernelPath DotPath = KernelPath.Reference);
 
 /// <summary>
-/// The one table of per-type kernels, indexed by <see cref="GgmlType"/>. Vectorized dequantizers: F16, BF16,
-/// Q8_0, Q4_0, Q4_K, Q6_K; every other type's fast entry is its reference kernel. Quantizers: F32, F16, BF16,
-/// Q8_0, Q4_0, Q4_K, Q6_K, Q8_K. llama.cpp's dots (ggml's generic <c>vec_dot</c>): Q8_0 and Q4_0 with Q8_0
-/// activations and Q4_K and Q6_K with Q8_K activations (vectorized, same bits); F32, F16 and BF16 with activations
-/// of their own type (scalar float64 sums, as ggml's non-SIMD build; the fast entry is the reference).
+/// The one table of per-type kernels, indexed by <see cref="GgmlType"/> (ggml's <c>type_traits</c> and
+/// <c>type_traits_cpu</c> in one place). Each entry says which of its kernels are vectorized.
+/// <list type="bullet">
+/// <item>Vectorized dequantizers: F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; every other type's fast entry is its
+/// reference kernel.</item>
+/// <item>Quantizers (ggml's, without importance matrix, bit for bit): F32, F16, BF16, Q8_0, Q8_1, Q8_K, Q4_0, Q4_1,
+/// Q5_0, Q5_1, Q1_0, Q2_0, MXFP4, NVFP4, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, TQ1_0, TQ2_0, IQ4_NL, IQ4_XS; none for the
+/// grid i-quants.</item>
+/// <item>llama.cpp's dots (ggml's generic <c>vec_dot</c>): vectorized for Q8_0 and Q4_0 (Q8_0 activations) and Q4_K,
+/// Q5_K, Q6_K (Q8_K activations); scalar float64 sums for F32, F16, BF16 (activations of their own type, as ggml's
+/// non-SIMD build); scalar ports, whose fast entry is the reference, for Q4_1 and Q5_1 (Q8_1), Q5_0, Q1_0, Q2_0,
+/// IQ4_NL, MXFP4, NVFP4 (Q8_0), and Q2_K, Q3_K, TQ1_0, TQ2_0, IQ2_S, IQ3_XXS, IQ3_S, IQ1_M, IQ4_XS (Q8_K).</item>
+/// </list>
 /// </summary>
 public static class TypeKernels
 {
@@ -85,15 +93,15 @@ public static class TypeKernels
         static TypeKernel Fast(GgmlType type, DequantizeRowKernel reference, DequantizeRowKernel fast, QuantizeRowKernel? quantize = null) =>
             new(GgmlTypes.Get(type), reference, fast, KernelPath.Vectorized, quantize);
 
-        yield return Fast(GgmlType.F32, Float16.DequantizeF32, Float16.DequantizeF32, Float16.QuantizeF32) with
+        yield return Fast(GgmlType.F32, PlainFloats.DequantizeF32, PlainFloats.DequantizeF32, PlainFloats.QuantizeF32) with
         {
             DotActivationType = GgmlType.F32, DotReference = PlainDots.F32, Dot = PlainDots.F32,
         };
-        yield return Fast(GgmlType.F16, Float16.DequantizeF16Reference, Float16.DequantizeF16, Float16.QuantizeF16) with
+        yield return Fast(GgmlType.F16, PlainFloats.DequantizeF16Reference, PlainFloats.DequantizeF16, PlainFloats.QuantizeF16) with
         {
             DotActivationType = GgmlType.F16, DotReference = PlainDots.F16, Dot = PlainDots.F16,
         };
-        yield return Fast(GgmlType.BF16, Float16.DequantizeBF16Reference, Float16.DequantizeBF16, Float16.QuantizeBF16) with
+        yield return Fast(GgmlType.BF16, PlainFloats.DequantizeBF16Reference, PlainFloats.DequantizeBF16, PlainFloats.QuantizeBF16) with
         {
             DotActivationType = GgmlType.BF16, DotReference = PlainDots.BF16, Dot = PlainDots.BF16,
         };
@@ -114,23 +122,27 @@ public static class TypeKernels
             DotActivationType = GgmlType.Q8_K, DotReference = QuantizedDots.Q6KReference, Dot = QuantizedDots.Q6K, DotPath = KernelPath.Vectorized,
         };
         yield return Plain(GgmlType.Q8_K, Q8K.DequantizeReference, Q8K.QuantizeReference);
-        yield return Plain(GgmlType.Q4_1, LegacyQuants.DequantizeQ4_1);
-        yield return Plain(GgmlType.Q5_0, LegacyQuants.DequantizeQ5_0);
-        yield return Plain(GgmlType.Q5_1, LegacyQuants.DequantizeQ5_1);
-        yield return Plain(GgmlType.Q1_0, LowBitQuants.DequantizeQ1_0);
-        yield return Plain(GgmlType.Q2_0, LowBitQuants.DequantizeQ2_0);
-        yield return Plain(GgmlType.MXFP4, Fp4Quants.DequantizeMxfp4);
-        yield return Plain(GgmlType.NVFP4, Fp4Quants.DequantizeNvfp4);
-        yield return Plain(GgmlType.Q2_K, KQuants.DequantizeQ2K);
-        yield return Plain(GgmlType.Q3_K, KQuants.DequantizeQ3K);
-        yield return Plain(GgmlType.Q5_K, KQuants.DequantizeQ5K);
-        yield return Plain(GgmlType.TQ1_0, TernaryQuants.DequantizeTQ1_0);
-        yield return Plain(GgmlType.TQ2_0, TernaryQuants.DequantizeTQ2_0);
-        yield return Plain(GgmlType.IQ2_S, IQuants.DequantizeIQ2S);
-        yield return Plain(GgmlType.IQ3_XXS, IQuants.DequantizeIQ3Xxs);
-        yield return Plain(GgmlType.IQ3_S, IQuants.DequantizeIQ3S);
-        yield return Plain(GgmlType.IQ1_M, IQuants.DequantizeIQ1M);
-        yield return Plain(GgmlType.IQ4_NL, IQuants.DequantizeIQ4NL);
-        yield return Plain(GgmlType.IQ4_XS, IQuants.DequantizeIQ4XS);
+        yield return Plain(GgmlType.Q8_1, Quant.Q8_1.DequantizeReference, Quant.Q8_1.QuantizeReference);
+        yield return Plain(GgmlType.Q4_1, LegacyQuants.DequantizeQ4_1, LegacyQuants.QuantizeQ4_1) with { DotActivationType = GgmlType.Q8_1, DotReference = ReferenceDots.Q4_1, Dot = ReferenceDots.Q4_1 };
+        yield return Plain(GgmlType.Q5_0, LegacyQuants.DequantizeQ5_0, LegacyQuants.QuantizeQ5_0) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.Q5_0, Dot = ReferenceDots.Q5_0 };
+        yield return Plain(GgmlType.Q5_1, LegacyQuants.DequantizeQ5_1, LegacyQuants.QuantizeQ5_1) with { DotActivationType = GgmlType.Q8_1, DotReference = ReferenceDots.Q5_1, Dot = ReferenceDots.Q5_1 };
+        yield return Plain(GgmlType.Q1_0, LowBitQuants.DequantizeQ1_0, LowBitQuants.QuantizeQ1_0) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.Q1_0, Dot = ReferenceDots.Q1_0 };
+        yield return Plain(GgmlType.Q2_0, LowBitQuants.DequantizeQ2_0, LowBitQuants.QuantizeQ2_0) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.Q2_0, Dot = ReferenceDots.Q2_0 };
+        yield return Plain(GgmlType.MXFP4, Fp4Quants.DequantizeMxfp4, Fp4Quants.QuantizeMxfp4) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.Mxfp4, Dot = ReferenceDots.Mxfp4 };
+        yield return Plain(GgmlType.NVFP4, Fp4Quants.DequantizeNvfp4, Fp4Quants.QuantizeNvfp4) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.Nvfp4, Dot = ReferenceDots.Nvfp4 };
+        yield return Plain(GgmlType.Q2_K, KQuants.DequantizeQ2K, KQuants.QuantizeQ2K) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.Q2K, Dot = ReferenceDots.Q2K };
+        yield return Plain(GgmlType.Q3_K, KQuants.DequantizeQ3K, KQuants.QuantizeQ3K) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.Q3K, Dot = ReferenceDots.Q3K };
+        yield return Fast(GgmlType.Q5_K, KQuants.DequantizeQ5K, KQuants.DequantizeQ5KFast, KQuants.QuantizeQ5K) with
+        {
+            DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.Q5K, Dot = QuantizedDots.Q5K, DotPath = KernelPath.Vectorized,
+        };
+        yield return Plain(GgmlType.TQ1_0, TernaryQuants.DequantizeTQ1_0, TernaryQuants.QuantizeTQ1_0) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.TQ1_0, Dot = ReferenceDots.TQ1_0 };
+        yield return Plain(GgmlType.TQ2_0, TernaryQuants.DequantizeTQ2_0, TernaryQuants.QuantizeTQ2_0) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.TQ2_0, Dot = ReferenceDots.TQ2_0 };
+        yield return Plain(GgmlType.IQ2_S, IQuants.DequantizeIQ2S) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ2S, Dot = ReferenceDots.IQ2S };
+        yield return Plain(GgmlType.IQ3_XXS, IQuants.DequantizeIQ3Xxs) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ3Xxs, Dot = ReferenceDots.IQ3Xxs };
+        yield return Plain(GgmlType.IQ3_S, IQuants.DequantizeIQ3S) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ3S, Dot = ReferenceDots.IQ3S };
+        yield return Plain(GgmlType.IQ1_M, IQuants.DequantizeIQ1M) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ1M, Dot = ReferenceDots.IQ1M };
+        yield return Plain(GgmlType.IQ4_NL, IQuants.DequantizeIQ4NL, IQuants.QuantizeIQ4NL) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.IQ4NL, Dot = ReferenceDots.IQ4NL };
+        yield return Plain(GgmlType.IQ4_XS, IQuants.DequantizeIQ4XS, IQuants.QuantizeIQ4XS) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ4XS, Dot = ReferenceDots.IQ4XS };
     }
 }

@@ -3,6 +3,7 @@ using ExpertScope.Formats.Gguf;
 using ExpertScope.Models.Architectures;
 using ExpertScope.Models.Blocks;
 using ExpertScope.Models.Routing;
+using ExpertScope.Tokenizers;
 
 namespace ExpertScope.Models;
 
@@ -13,13 +14,19 @@ namespace ExpertScope.Models;
 public sealed class MoeModel : IDisposable
 {
     private readonly GgufFile _file;
+    private readonly Lazy<GgufTokenizer> _tokenizer;
 
     private MoeModel(GgufFile file, IArchitecture architecture, ModelDefinition definition)
     {
         _file = file;
         Architecture = architecture;
         Definition = definition;
+        _tokenizer = new Lazy<GgufTokenizer>(() => GgufTokenizer.FromGguf(file));
     }
+
+    /// <summary>The checkpoint's own tokenizer (built on first use from its <c>tokenizer.ggml.*</c> metadata).</summary>
+    /// <exception cref="ExpertScopeException">The file has no usable vocabulary.</exception>
+    public GgufTokenizer Tokenizer => _tokenizer.Value;
 
     /// <summary>The checkpoint's path.</summary>
     public string FilePath => _file.FilePath;
@@ -79,7 +86,7 @@ public sealed class MoeModel : IDisposable
     {
         options ??= new GenerationOptions();
         var session = CreateSession();
-        var logits = session.Append(prompt, options.Run);
+        var logits = session.Append(prompt, options.Run with { Logits = LogitsSelection.Last });
         var random = new Random(options.Seed);
         var generated = new List<int>();
         var last = logits.Row(logits.Rows - 1).ToArray();
@@ -93,7 +100,7 @@ public sealed class MoeModel : IDisposable
                 break;
             }
 
-            last = session.Append([next], options.Run).Row(0).ToArray();
+            last = session.Append([next], options.Run with { Logits = LogitsSelection.Last }).Row(0).ToArray();
         }
 
         return generated;
@@ -166,7 +173,10 @@ public sealed class InferenceSession
     /// <summary>Positions processed so far.</summary>
     public int Length { get; private set; }
 
-    /// <summary>Runs <paramref name="tokens"/> at positions <c>Length..</c> and returns their logits <c>[T, V]</c>.</summary>
+    /// <summary>
+    /// Runs <paramref name="tokens"/> at positions <c>Length..</c> and returns their logits: <c>[T, V]</c>, or fewer rows
+    /// as <see cref="RunOptions.Logits"/> asks (the <c>result_output</c> site is emitted only when all rows are computed).
+    /// </summary>
     /// <exception cref="ExpertScopeException">Empty input, a token outside the vocabulary, or the context would overflow.</exception>
     public FloatMatrix Append(ReadOnlySpan<int> tokens, RunOptions? options = null)
     {
@@ -207,9 +217,22 @@ public sealed class InferenceSession
 
         _model.Definition.OutputNorm.Apply(hidden, hidden);
         context.Emit(HookKind.ResultNorm, -1, hidden, width);
-        var logits = new FloatMatrix(count, hp.VocabularySize);
-        _model.Definition.Output.Multiply(hidden, count, logits.Values, options.Parallelism);
-        context.Emit(HookKind.ResultOutput, -1, logits.Values, hp.VocabularySize);
+        int first = options.Logits switch
+        {
+            LogitsSelection.All => 0,
+            LogitsSelection.Last => count - 1,
+            _ => count,
+        };
+        var logits = new FloatMatrix(count - first, hp.VocabularySize);
+        if (logits.Rows > 0)
+        {
+            _model.Definition.Output.Multiply(hidden.AsSpan(first * width), logits.Rows, logits.Values, options.Parallelism);
+            if (first == 0)
+            {
+                context.Emit(HookKind.ResultOutput, -1, logits.Values, hp.VocabularySize);
+            }
+        }
+
         Length += count;
         return logits;
     }

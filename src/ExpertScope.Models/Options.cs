@@ -37,7 +37,26 @@ public sealed record RunOptions
     /// <summary>Threads (null = processor count). Results are bit-identical for any count.</summary>
     public int? ThreadCount { get; init; }
 
+    /// <summary>
+    /// Which positions get logits. The output head is often the largest matrix of a model (vocabulary × E), so a
+    /// routing trace that needs no logits can skip it (<see cref="LogitsSelection.None"/>).
+    /// </summary>
+    public LogitsSelection Logits { get; init; } = LogitsSelection.All;
+
     internal Parallelism Parallelism => ThreadCount is { } n ? new Parallelism(n) : Parallelism.Default;
+}
+
+/// <summary>Which positions of a batch get logits.</summary>
+public enum LogitsSelection
+{
+    /// <summary>Every position: logits <c>[T, V]</c>.</summary>
+    All,
+
+    /// <summary>Only the batch's last position: logits <c>[1, V]</c>.</summary>
+    Last,
+
+    /// <summary>None: logits <c>[0, V]</c>; the output head is not computed (hook sites up to <c>result_norm</c> still are).</summary>
+    None,
 }
 
 /// <summary>Settings for <see cref="MoeModel.Generate"/>.</summary>

@@ -25,6 +25,7 @@ public class BlockLayoutTests
         AssertSize<BlockQ5K>(GgmlType.Q5_K, BlockQ5K.Size);
         AssertSize<BlockQ6K>(GgmlType.Q6_K, BlockQ6K.Size);
         AssertSize<BlockQ8K>(GgmlType.Q8_K, BlockQ8K.Size);
+        AssertSize<BlockQ8_1>(GgmlType.Q8_1, BlockQ8_1.Size);
         AssertSize<BlockTQ1_0>(GgmlType.TQ1_0, BlockTQ1_0.Size);
         AssertSize<BlockTQ2_0>(GgmlType.TQ2_0, BlockTQ2_0.Size);
         AssertSize<BlockIQ2S>(GgmlType.IQ2_S, BlockIQ2S.Size);

@@ -16,6 +16,21 @@ public class QuantizeTests
         { GgmlType.Q6_K, 1e-3 },
         { GgmlType.Q4_K, 1e-2 },
         { GgmlType.Q4_0, 2e-2 },
+        { GgmlType.Q8_1, 1e-4 },
+        { GgmlType.Q4_1, 2e-2 },
+        { GgmlType.Q5_0, 1e-2 },
+        { GgmlType.IQ4_NL, 2e-2 },
+        { GgmlType.IQ4_XS, 2e-2 },
+        { GgmlType.Q5_1, 5e-3 },
+        { GgmlType.Q5_K, 3e-3 },
+        { GgmlType.Q3_K, 5e-2 },
+        { GgmlType.Q2_K, 2e-1 },
+        { GgmlType.MXFP4, 5e-2 },
+        { GgmlType.NVFP4, 5e-2 },
+        { GgmlType.TQ2_0, 0.7 }, // ternary and 1-bit codes: clearly better than predicting zero (NMSE 1), no more
+        { GgmlType.TQ1_0, 0.7 },
+        { GgmlType.Q2_0, 0.5 },
+        { GgmlType.Q1_0, 0.7 },
     };
 
     [Theory]
@@ -40,6 +55,7 @@ public class QuantizeTests
         }
 
         Assert.InRange(error / power, 0, maxNmse);
+        Assert.True(error / power > 0 || type is GgmlType.F32, "a lossy type reproduced the input exactly");
     }
 
     [Fact]

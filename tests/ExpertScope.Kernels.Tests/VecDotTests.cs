@@ -5,9 +5,53 @@ namespace ExpertScope.Kernels.Tests;
 
 public class VecDotTests
 {
-    public static TheoryData<GgmlType> QuantizedDotTypes() => new() { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K };
+    public static TheoryData<GgmlType> QuantizedDotTypes() => new() { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K };
 
     public static TheoryData<GgmlType> KernelTypes() => DequantizeTests.KernelTypes();
+
+    public static TheoryData<GgmlType> AllDotTypes()
+    {
+        var data = new TheoryData<GgmlType>();
+        foreach (var kernel in TypeKernels.All.Where(kernel => kernel.Dot is not null).OrderBy(kernel => kernel.Info.Type))
+        {
+            data.Add(kernel.Info.Type);
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(AllDotTypes))]
+    public void DotEqualsTheProductOfTheDequantizedRows(GgmlType type)
+    {
+        // The integer sums are exact, so the dot must equal sum(dequantized weight * dequantized activation) up to
+        // the rounding of the few float operations per block (and, for Q8_1, of the float16 sum s).
+        var info = GgmlTypes.Get(type);
+        var activationType = VecDot.ActivationType(type)!.Value;
+        var random = new Random(4242 + (int)type);
+        int count = 4 * Math.Max(256, info.BlockSize);
+        for (int trial = 0; trial < 20; trial++)
+        {
+            var weights = TestData.RandomBlocks(type, count / info.BlockSize, random);
+            FixScales(type, weights, random);
+            var activations = QuantizedActivations(type, TestData.RandomFloats(count, random, 2f));
+            var w = new float[count];
+            var a = new float[count];
+            Dequantize.Row(type, weights, w);
+            Dequantize.Row(activationType, activations, a);
+            double expected = 0;
+            double magnitude = 0;
+            for (int i = 0; i < count; i++)
+            {
+                expected += (double)w[i] * a[i];
+                magnitude += Math.Abs((double)w[i] * a[i]);
+            }
+
+            double tolerance = (activationType == GgmlType.Q8_1 ? 2e-3 : 1e-5) * magnitude;
+            Assert.InRange(VecDot.QuantizedReference(type, weights, activations), expected - tolerance, expected + tolerance);
+            Assert.InRange(VecDot.Quantized(type, weights, activations), expected - tolerance, expected + tolerance);
+        }
+    }
 
     [Theory]
     [MemberData(nameof(QuantizedDotTypes))]
@@ -146,13 +190,72 @@ public class VecDotTests
         var weights = new byte[2 * 144];
         Assert.Throws<ArgumentException>(() => VecDot.Quantized(GgmlType.Q4_K, weights, new byte[292]));
         Assert.Throws<ArgumentException>(() => VecDot.Quantized(GgmlType.Q4_K, weights.AsSpan(1), new byte[2 * 292]));
-        Assert.Throws<ArgumentException>(() => VecDot.QuantizedReference(GgmlType.IQ4_XS, new byte[136], new byte[292]));
+        Assert.Throws<ArgumentException>(() => VecDot.QuantizedReference(GgmlType.Q8_K, new byte[292], new byte[292]));
         Assert.Throws<ArgumentException>(() => VecDot.Float(GgmlType.Q4_K, weights, new float[256]));
-        Assert.Throws<ArgumentException>(() => VecDot.QuantizeActivations(GgmlType.IQ4_XS, new float[256], new byte[292]));
+        Assert.Throws<ArgumentException>(() => VecDot.QuantizeActivations(GgmlType.Q8_K, new float[256], new byte[292]));
         Assert.Equal(GgmlType.Q8_0, VecDot.ActivationType(GgmlType.Q4_0));
         Assert.Equal(GgmlType.Q8_K, VecDot.ActivationType(GgmlType.Q6_K));
-        Assert.Null(VecDot.ActivationType(GgmlType.IQ4_XS));
+        Assert.Null(VecDot.ActivationType(GgmlType.Q8_K));
+        Assert.Equal(GgmlType.Q8_K, VecDot.ActivationType(GgmlType.IQ2_S));
+        Assert.Equal(GgmlType.Q8_1, VecDot.ActivationType(GgmlType.Q4_1));
         Assert.Equal(2 * 292, VecDot.ActivationBytes(GgmlType.Q4_K, 512));
+    }
+
+    /// <summary>Replaces random float16 scale fields by modest finite values so that sums stay meaningful.</summary>
+    private static void FixScales(GgmlType type, byte[] blocks, Random random)
+    {
+        var info = GgmlTypes.Get(type);
+        int[] halfOffsets = type switch
+        {
+            GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.MXFP4 or GgmlType.NVFP4 => [],
+            GgmlType.Q2_K => [80, 82],
+            GgmlType.Q3_K => [108],
+            GgmlType.Q6_K => [208],
+            GgmlType.TQ1_0 => [52],
+            GgmlType.TQ2_0 => [64],
+            GgmlType.IQ1_M => [],
+            GgmlType.Q4_1 or GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K => [0, 2],
+            _ => [0],
+        };
+        for (int block = 0; block < blocks.Length / info.TypeSize; block++)
+        {
+            foreach (int offset in halfOffsets)
+            {
+                ushort bits = BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.01));
+                BitConverter.TryWriteBytes(blocks.AsSpan(block * info.TypeSize + offset), bits);
+            }
+        }
+
+        if (type == GgmlType.IQ1_M)
+        {
+            // The float16 scale is spread over the top nibbles of the four scale words: make it 0x2000 (1/128).
+            for (int block = 0; block < blocks.Length / info.TypeSize; block++)
+            {
+                for (int k = 0; k < 4; k++)
+                {
+                    int high = block * info.TypeSize + 49 + 2 * k;
+                    blocks[high] = (byte)((blocks[high] & 0x0F) | (k == 3 ? 0x20 : 0));
+                }
+            }
+        }
+
+        if (type == GgmlType.MXFP4)
+        {
+            for (int block = 0; block < blocks.Length / info.TypeSize; block++)
+            {
+                blocks[block * info.TypeSize] = (byte)random.Next(110, 130); // E8M0 exponent near 2^0
+            }
+        }
+
+        if (type is GgmlType.F16 or GgmlType.BF16)
+        {
+            var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(blocks.AsSpan());
+            for (int i = 0; i < values.Length; i++)
+            {
+                float value = (float)(random.NextDouble() - 0.5);
+                values[i] = type == GgmlType.F16 ? ScalarFormats.SingleToHalf(value) : ScalarFormats.SingleToBFloat16(value);
+            }
+        }
     }
 
     private static byte[] QuantizeRandom(GgmlType type, int count, Random random)
@@ -188,17 +291,17 @@ public class VecDotTests
     }
 }
 
-/// <summary>Runs the quantized dot checks with AVX-VNNI switched off, so the plain Vector256 integer path runs too.</summary>
-[Collection(nameof(VnniSwitchCollection))]
-public class VecDotWithoutVnniTests
+/// <summary>Runs the quantized dot checks with AVX-VNNI and VBMI paths switched off, so the plain Vector256 integer path runs too.</summary>
+[Collection(nameof(IsaSwitchCollection))]
+public class VecDotPlainVectorPathTests
 {
     [Theory]
     [MemberData(nameof(VecDotTests.QuantizedDotTypes), MemberType = typeof(VecDotTests))]
     public void PlainVectorPathEqualsReference(GgmlType type)
     {
         var checks = new VecDotTests();
-        bool saved = QuantizedDots.UseVnni;
-        QuantizedDots.UseVnni = false;
+        bool saved = QuantizedDots.UseAdvancedIsa;
+        QuantizedDots.UseAdvancedIsa = false;
         try
         {
             checks.QuantizedFastEqualsReferenceOnQuantizedRows(type);
@@ -206,10 +309,10 @@ public class VecDotWithoutVnniTests
         }
         finally
         {
-            QuantizedDots.UseVnni = saved;
+            QuantizedDots.UseAdvancedIsa = saved;
         }
     }
 }
 
-[CollectionDefinition(nameof(VnniSwitchCollection), DisableParallelization = true)]
-public class VnniSwitchCollection;
+[CollectionDefinition(nameof(IsaSwitchCollection), DisableParallelization = true)]
+public class IsaSwitchCollection;

@@ -29,6 +29,26 @@ public sealed class GoldenParityTests(ITestOutputHelper output)
         output.WriteLine($"{name}: largest logit difference {largest:E3}");
     }
 
+    [Theory]
+    [InlineData("mixtral")]
+    [InlineData("qwen2moe")]
+    [InlineData("qwen3moe")]
+    [InlineData("olmoe")]
+    [InlineData("olmoe-q4_k")]
+    public void TextToLogits_ThroughTheModelsOwnTokenizer_MatchesLlamaCpp(string name)
+    {
+        var golden = GoldenCase.Load(name);
+        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
+        foreach (var prompt in golden.Prompts)
+        {
+            var tokens = model.Tokenizer.Encode(prompt.Text).ToArray();
+            Assert.Equal(prompt.Tokens, tokens);
+            var logits = model.Run(tokens, new RunOptions { Logits = LogitsSelection.Last });
+            var expected = prompt.Logits.ReadFloats().AsSpan((tokens.Length - 1) * logits.Columns, logits.Columns);
+            Assert.True(expected.SequenceEqual(logits.Row(0)), $"{name} '{prompt.Text}': last-position logits differ.");
+        }
+    }
+
     [Fact]
     public void KOverrideCase_SelectsOneExpertPerToken()
     {
@@ -42,13 +62,21 @@ public sealed class GoldenParityTests(ITestOutputHelper output)
     [InlineData("mixtral")]
     [InlineData("qwen2moe")]
     [InlineData("olmoe")]
+    [InlineData("olmoe-q4_k")]
     public void Results_AreBitIdentical_ForOneAndTwoThreads(string name)
     {
         var golden = GoldenCase.Load(name);
         using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
         var tokens = golden.Prompts[^1].Tokens;
-        var one = model.Run(tokens, new RunOptions { ThreadCount = 1 });
-        var two = model.Run(tokens, new RunOptions { ThreadCount = 2 });
+        var oneThread = new RecordingObserver();
+        var twoThreads = new RecordingObserver();
+        var one = model.Run(tokens, new RunOptions { ThreadCount = 1, Observers = [oneThread] });
+        var two = model.Run(tokens, new RunOptions { ThreadCount = 2, Observers = [twoThreads] });
         Assert.Equal(one.Values, two.Values);
+        Assert.Equal(oneThread.Activations.Keys, twoThreads.Activations.Keys);
+        foreach (var (site, values) in oneThread.Activations)
+        {
+            Assert.True(values.AsSpan().SequenceEqual(twoThreads.Activations[site]), $"{name}: {site} differs between 1 and 2 threads.");
+        }
     }
 }

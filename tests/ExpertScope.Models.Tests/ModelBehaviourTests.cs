@@ -164,6 +164,90 @@ public sealed class ModelBehaviourTests
     }
 
     [Fact]
+    public void LongGreedyGeneration_AgreesWithOneBatchedPassOverTheWholeSequence()
+    {
+        // 19 prompt tokens + 90 generated: the key/value cache grows past its initial size on the way.
+        using var model = LoadMixtral(out var tokens);
+        var generated = model.Generate(tokens, new GenerationOptions { MaxNewTokens = 90, Run = new RunOptions { ThreadCount = 1 } });
+        Assert.Equal(90, generated.Count);
+        int[] sequence = [.. tokens, .. generated];
+        var batched = model.Run(sequence, new RunOptions { ThreadCount = 1 });
+        for (int i = 0; i < generated.Count; i++)
+        {
+            var row = batched.Row(tokens.Length - 1 + i).ToArray();
+            Assert.Equal(Array.IndexOf(row, row.Max()), generated[i]);
+        }
+    }
+
+    [Fact]
+    public void RoutingTrace_KeepsThePromptAndGeneratedTokens_ByPosition()
+    {
+        var golden = GoldenCase.Load("qwen2moe");
+        using var model = MoeModel.Load(golden.ModelPath);
+        var prompt = golden.Prompts[1];
+        var trace = new RoutingTrace(includeProbabilities: true);
+        var options = new RunOptions { Observers = [trace] };
+        var session = model.CreateSession();
+        session.Append(prompt.Tokens.AsSpan(0, 10), options);
+        session.Append(prompt.Tokens.AsSpan(10), options);
+
+        Assert.Equal([0, 1, 2], trace.Layers);
+        Assert.Equal(prompt.Tokens.Length, trace.PositionCount);
+        foreach (int layer in trace.Layers)
+        {
+            var experts = prompt.Find($"ffn_moe_topk-{layer}")!.ReadInts();
+            var weights = prompt.Find($"ffn_moe_weights-{layer}")!.ReadFloats();
+            var probabilities = prompt.Find($"ffn_moe_probs-{layer}")!.ReadFloats();
+            int k = trace.TopK(layer);
+            for (int position = 0; position < prompt.Tokens.Length; position++)
+            {
+                Assert.Equal(experts.AsSpan(position * k, k), trace.ExpertsAt(layer, position));
+                for (int i = 0; i < k; i++)
+                {
+                    Assert.Equal(weights[position * k + i], trace.WeightsAt(layer, position)[i], 5);
+                    Assert.Equal(trace.ProbabilitiesAt(layer, position)[trace.ExpertsAt(layer, position)[i]], trace.ScoresAt(layer, position)[i]);
+                }
+
+                Assert.Equal(probabilities[position * 8], trace.ProbabilitiesAt(layer, position)[0], 5);
+            }
+        }
+    }
+
+    [Fact]
+    public void LogitsSelection_ComputesOnlyTheRequestedRows_WithTheSameValues()
+    {
+        using var model = LoadMixtral(out var tokens);
+        var all = model.Run(tokens, new RunOptions { ThreadCount = 1 });
+        var last = model.Run(tokens, new RunOptions { ThreadCount = 1, Logits = LogitsSelection.Last });
+        var trace = new RoutingTrace();
+        var none = model.Run(tokens, new RunOptions { ThreadCount = 1, Logits = LogitsSelection.None, Observers = [trace] });
+        Assert.Equal(1, last.Rows);
+        Assert.Equal(all.Row(tokens.Length - 1).ToArray(), last.Row(0).ToArray());
+        Assert.Equal(0, none.Rows);
+        Assert.Equal(tokens.Length, trace.PositionCount);
+    }
+
+    [Fact]
+    public void WeightedExpertOutputs_SumToTheMoeOutput_InSlotOrder()
+    {
+        using var model = LoadMixtral(out var tokens);
+        var recorder = new RecordingObserver(site => site is { Layer: 1, Kind: HookKind.WeightedExpertOutputs or HookKind.ExpertOutput });
+        model.Run(tokens, new RunOptions { Observers = [recorder] });
+        var weighted = recorder.Activations["ffn_moe_weighted-1"];
+        var sum = recorder.Activations["ffn_moe_out-1"];
+        const int Width = 64;
+        const int K = 2;
+        Assert.Equal(tokens.Length * K * Width, weighted.Length);
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            for (int j = 0; j < Width; j++)
+            {
+                Assert.Equal(sum[t * Width + j], weighted[(t * K * Width) + j] + weighted[(t * K * Width) + Width + j]);
+            }
+        }
+    }
+
+    [Fact]
     public void ObserversAreAskedFirst_AndReceiveOnlyWhatTheyWant()
     {
         using var model = LoadMixtral(out var tokens);

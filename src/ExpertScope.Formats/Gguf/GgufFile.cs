@@ -28,10 +28,12 @@ public sealed unsafe class GgufFile : IDisposable
 
     private const int MaxArrayNesting = 8;
 
+    private const int InitialCapacity = 1024;
+
     private readonly MemoryMappedFile? _mapping;
     private readonly MemoryMappedViewAccessor? _view;
     private readonly byte* _base;
-    private readonly Dictionary<string, GgufTensorInfo> _tensorsByName;
+    private readonly Dictionary<string, int> _tensorIndex;
     private bool _pointerAcquired;
     private bool _disposed;
 
@@ -44,8 +46,7 @@ public sealed unsafe class GgufFile : IDisposable
         _base = basePointer;
         _pointerAcquired = true;
         var reader = new HeaderReader(path, basePointer, length);
-        (Version, Metadata, Tensors, Alignment, DataOffset) = reader.ReadAll();
-        _tensorsByName = Tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        (Version, Metadata, Tensors, _tensorIndex, Alignment, DataOffset) = reader.ReadAll();
     }
 
     /// <summary>The file's path as given to <see cref="Open"/>.</summary>
@@ -115,7 +116,7 @@ public sealed unsafe class GgufFile : IDisposable
     }
 
     /// <summary>The tensor called <paramref name="name"/>, or null.</summary>
-    public GgufTensorInfo? FindTensor(string name) => _tensorsByName.GetValueOrDefault(name);
+    public GgufTensorInfo? FindTensor(string name) => _tensorIndex.TryGetValue(name, out int index) ? Tensors[index] : null;
 
     /// <summary>The tensor called <paramref name="name"/>.</summary>
     /// <exception cref="ExpertScopeException">No such tensor; the message names the file.</exception>
@@ -190,6 +191,8 @@ public sealed unsafe class GgufFile : IDisposable
         {
             GgufValueType.String or GgufValueType.Array or GgufValueType.Float32 or GgufValueType.Float64 =>
                 throw new ExpertScopeException($"{FilePath}: metadata '{key}' is {value.Type}, expected an integer."),
+            GgufValueType.UInt64 when (ulong)value.Value > long.MaxValue =>
+                throw new ExpertScopeException($"{FilePath}: metadata '{key}' is {value.Value}, too large."),
             _ => value.ToInt64(),
         };
     }
@@ -203,13 +206,33 @@ public sealed unsafe class GgufFile : IDisposable
             return null;
         }
 
-        return value.Type is GgufValueType.String or GgufValueType.Array
-            ? throw new ExpertScopeException($"{FilePath}: metadata '{key}' is {value.Type}, expected a number.")
-            : value.ToDouble();
+        return value.Type switch
+        {
+            GgufValueType.String or GgufValueType.Array => throw new ExpertScopeException($"{FilePath}: metadata '{key}' is {value.Type}, expected a number."),
+            GgufValueType.UInt64 => (ulong)value.Value,
+            _ => value.ToDouble(),
+        };
     }
 
-    /// <summary>A boolean value, or null when absent.</summary>
-    public bool? TryGetBool(string key) => TryGet(key) is { } v ? v.Type == GgufValueType.Bool ? (bool)v.Value : v.ToInt64() != 0 : null;
+    /// <summary>A boolean value (or an integer, non-zero meaning true), or null when absent.</summary>
+    /// <exception cref="ExpertScopeException">The key holds a string, float or array.</exception>
+    public bool? TryGetBool(string key)
+    {
+        var value = TryGet(key);
+        if (value is null)
+        {
+            return null;
+        }
+
+        return value.Type switch
+        {
+            GgufValueType.Bool => (bool)value.Value,
+            GgufValueType.UInt64 => (ulong)value.Value != 0,
+            GgufValueType.String or GgufValueType.Array or GgufValueType.Float32 or GgufValueType.Float64 =>
+                throw new ExpertScopeException($"{FilePath}: metadata '{key}' is {value.Type}, expected a bool."),
+            _ => value.ToInt64() != 0,
+        };
+    }
 
     /// <summary>An array value whose items are <typeparamref name="T"/>, or null when absent.</summary>
     /// <exception cref="ExpertScopeException">The key holds something else.</exception>
@@ -273,7 +296,7 @@ public sealed unsafe class GgufFile : IDisposable
 
         private readonly long Remaining => _length - _position;
 
-        public (uint Version, IReadOnlyDictionary<string, GgufValue> Metadata, IReadOnlyList<GgufTensorInfo> Tensors, int Alignment, long DataOffset) ReadAll()
+        public (uint Version, IReadOnlyDictionary<string, GgufValue> Metadata, IReadOnlyList<GgufTensorInfo> Tensors, Dictionary<string, int> TensorIndex, int Alignment, long DataOffset) ReadAll()
         {
             uint magic = ReadUInt32();
             if (magic != Magic)
@@ -309,7 +332,9 @@ public sealed unsafe class GgufFile : IDisposable
                 throw Fail(tensorCountOffset, $"tensor count {tensorCount} cannot fit in the {Remaining} bytes that follow");
             }
 
-            var metadata = new Dictionary<string, GgufValue>((int)kvCount, StringComparer.Ordinal);
+            // Capacities grow with what is actually parsed, never with a count the file merely claims.
+            var metadata = new Dictionary<string, GgufValue>((int)Math.Min(kvCount, InitialCapacity), StringComparer.Ordinal);
+            long alignmentKeyOffset = -1;
             for (ulong i = 0; i < kvCount; i++)
             {
                 long keyOffset = _position;
@@ -321,6 +346,11 @@ public sealed unsafe class GgufFile : IDisposable
                 {
                     throw Fail(keyOffset, $"duplicate metadata key '{key}'");
                 }
+
+                if (key == "general.alignment")
+                {
+                    alignmentKeyOffset = keyOffset;
+                }
             }
 
             int alignment = DefaultAlignment;
@@ -328,26 +358,27 @@ public sealed unsafe class GgufFile : IDisposable
             {
                 if (alignValue.Type != GgufValueType.UInt32)
                 {
-                    throw Fail(kvCountOffset, $"general.alignment has type {alignValue.Type}, expected UInt32");
+                    throw Fail(alignmentKeyOffset, $"general.alignment has type {alignValue.Type}, expected UInt32");
                 }
 
                 uint a = (uint)alignValue.Value;
                 if (a == 0 || (a & (a - 1)) != 0 || a > 1 << 20)
                 {
-                    throw Fail(kvCountOffset, $"general.alignment {a} is not a power of two up to 1 MiB");
+                    throw Fail(alignmentKeyOffset, $"general.alignment {a} is not a power of two up to 1 MiB");
                 }
 
                 alignment = (int)a;
             }
 
-            var tensors = new List<GgufTensorInfo>((int)tensorCount);
-            var pending = new List<(string Name, long[] Dims, GgmlType Type, long Offset, long Size, long InfoOffset)>((int)tensorCount);
-            var names = new HashSet<string>(StringComparer.Ordinal);
+            int tensorCapacity = (int)Math.Min(tensorCount, InitialCapacity);
+            var tensors = new List<GgufTensorInfo>(tensorCapacity);
+            var pending = new List<(string Name, long[] Dims, GgmlType Type, long Offset, long Size, long InfoOffset)>(tensorCapacity);
+            var index = new Dictionary<string, int>(tensorCapacity, StringComparer.Ordinal);
             for (ulong i = 0; i < tensorCount; i++)
             {
                 long infoOffset = _position;
                 string name = ReadString();
-                if (!names.Add(name))
+                if (!index.TryAdd(name, index.Count))
                 {
                     throw Fail(infoOffset, $"duplicate tensor name '{name}'");
                 }
@@ -360,7 +391,8 @@ public sealed unsafe class GgufFile : IDisposable
                 }
 
                 var dims = new long[rank];
-                long elements = 1;
+                long nonZeroProduct = 1;
+                bool empty = false;
                 for (int d = 0; d < rank; d++)
                 {
                     long dimOffset = _position;
@@ -371,13 +403,23 @@ public sealed unsafe class GgufFile : IDisposable
                     }
 
                     dims[d] = (long)dim;
-                    if (dim != 0 && elements > long.MaxValue / (long)dim)
+
+                    // Zeros are skipped so that the product of any subset of dimensions (rows, say) cannot overflow either.
+                    if (dim == 0)
+                    {
+                        empty = true;
+                        continue;
+                    }
+
+                    if (nonZeroProduct > long.MaxValue / (long)dim)
                     {
                         throw Fail(dimOffset, $"tensor '{name}' element count overflows");
                     }
 
-                    elements *= (long)dim;
+                    nonZeroProduct *= (long)dim;
                 }
+
+                long elements = empty ? 0 : nonZeroProduct;
 
                 long typeOffset = _position;
                 uint rawType = ReadUInt32();
@@ -395,7 +437,13 @@ public sealed unsafe class GgufFile : IDisposable
                 }
 
                 long rows = rowLength == 0 ? 0 : elements / rowLength;
-                long rowBytes = rowLength / traits.BlockSize * traits.TypeSize;
+                long blocks = rowLength / traits.BlockSize;
+                if (blocks > long.MaxValue / traits.TypeSize)
+                {
+                    throw Fail(dimsOffset, $"tensor '{name}' row size overflows");
+                }
+
+                long rowBytes = blocks * traits.TypeSize;
                 if (rows != 0 && rowBytes > long.MaxValue / rows)
                 {
                     throw Fail(dimsOffset, $"tensor '{name}' byte size overflows");
@@ -433,7 +481,7 @@ public sealed unsafe class GgufFile : IDisposable
             }
 
             CheckOverlaps(tensors);
-            return (version, metadata, tensors, alignment, dataOffset);
+            return (version, metadata, tensors, index, alignment, dataOffset);
         }
 
         private readonly void CheckOverlaps(List<GgufTensorInfo> tensors)
@@ -492,7 +540,7 @@ public sealed unsafe class GgufFile : IDisposable
             var elementType = ReadValueType();
             long countOffset = _position;
             ulong count = ReadUInt64();
-            int minSize = elementType switch
+            int elementSize = elementType switch
             {
                 GgufValueType.UInt8 or GgufValueType.Int8 or GgufValueType.Bool => 1,
                 GgufValueType.UInt16 or GgufValueType.Int16 => 2,
@@ -501,9 +549,15 @@ public sealed unsafe class GgufFile : IDisposable
                 GgufValueType.Array => 12,
                 _ => 8,
             };
-            if (count > (ulong)(Remaining / minSize) || count > int.MaxValue / 2)
+            // Strings and nested arrays need at least elementSize bytes each; scalars exactly that.
+            if (count > (ulong)(Remaining / elementSize))
             {
                 throw Fail(countOffset, $"array of {count} {elementType} elements cannot fit in the {Remaining} bytes that follow");
+            }
+
+            if (count * (ulong)elementSize > int.MaxValue)
+            {
+                throw Fail(countOffset, $"array of {count} {elementType} elements is larger than 2 GiB, which this reader does not support");
             }
 
             int n = (int)count;
@@ -528,14 +582,14 @@ public sealed unsafe class GgufFile : IDisposable
                     return new(elementType, result);
                 }
 
-                case GgufValueType.UInt16: return new(elementType, MemoryMarshal.Cast<byte, ushort>(ReadBytes(checked(n * 2))).ToArray());
-                case GgufValueType.Int16: return new(elementType, MemoryMarshal.Cast<byte, short>(ReadBytes(checked(n * 2))).ToArray());
-                case GgufValueType.UInt32: return new(elementType, MemoryMarshal.Cast<byte, uint>(ReadBytes(checked(n * 4))).ToArray());
-                case GgufValueType.Int32: return new(elementType, MemoryMarshal.Cast<byte, int>(ReadBytes(checked(n * 4))).ToArray());
-                case GgufValueType.Float32: return new(elementType, MemoryMarshal.Cast<byte, float>(ReadBytes(checked(n * 4))).ToArray());
-                case GgufValueType.UInt64: return new(elementType, MemoryMarshal.Cast<byte, ulong>(ReadBytes(checked(n * 8))).ToArray());
-                case GgufValueType.Int64: return new(elementType, MemoryMarshal.Cast<byte, long>(ReadBytes(checked(n * 8))).ToArray());
-                case GgufValueType.Float64: return new(elementType, MemoryMarshal.Cast<byte, double>(ReadBytes(checked(n * 8))).ToArray());
+                case GgufValueType.UInt16: return new(elementType, MemoryMarshal.Cast<byte, ushort>(ReadBytes(n * 2)).ToArray());
+                case GgufValueType.Int16: return new(elementType, MemoryMarshal.Cast<byte, short>(ReadBytes(n * 2)).ToArray());
+                case GgufValueType.UInt32: return new(elementType, MemoryMarshal.Cast<byte, uint>(ReadBytes(n * 4)).ToArray());
+                case GgufValueType.Int32: return new(elementType, MemoryMarshal.Cast<byte, int>(ReadBytes(n * 4)).ToArray());
+                case GgufValueType.Float32: return new(elementType, MemoryMarshal.Cast<byte, float>(ReadBytes(n * 4)).ToArray());
+                case GgufValueType.UInt64: return new(elementType, MemoryMarshal.Cast<byte, ulong>(ReadBytes(n * 8)).ToArray());
+                case GgufValueType.Int64: return new(elementType, MemoryMarshal.Cast<byte, long>(ReadBytes(n * 8)).ToArray());
+                case GgufValueType.Float64: return new(elementType, MemoryMarshal.Cast<byte, double>(ReadBytes(n * 8)).ToArray());
                 case GgufValueType.String:
                 {
                     var strings = new string[n];
@@ -579,9 +633,14 @@ public sealed unsafe class GgufFile : IDisposable
         {
             long offset = _position;
             ulong length = ReadUInt64();
-            if (length > (ulong)Remaining || length > int.MaxValue)
+            if (length > (ulong)Remaining)
             {
                 throw Fail(offset, $"string length {length} exceeds the {Remaining} bytes that follow");
+            }
+
+            if (length > int.MaxValue)
+            {
+                throw Fail(offset, $"string length {length} is larger than 2 GiB, which this reader does not support");
             }
 
             var bytes = ReadBytes((int)length);

@@ -39,7 +39,20 @@ public sealed record GgufTensorInfo(
     public long RowLength => Dimensions.Length > 0 ? Dimensions[0] : 1;
 
     /// <summary>Number of rows (product of every dimension but the first).</summary>
-    public long RowCount => Dimensions.Length == 0 ? 1 : ElementCount / Dimensions[0];
+    public long RowCount
+    {
+        get
+        {
+            // The product of the outer dimensions, not ElementCount / ne[0], so that an empty row (ne[0] = 0) is no division by zero.
+            long rows = 1;
+            for (int i = 1; i < Dimensions.Length; i++)
+            {
+                rows *= Dimensions[i];
+            }
+
+            return rows;
+        }
+    }
 
     /// <summary>Bytes in one row.</summary>
     public long RowBytes => GgmlTypes.Get(Type).RowBytes(RowLength);

@@ -165,7 +165,7 @@ internal static unsafe class IQuants
                     byte signs = block.Qs[BlockIQ2S.Size / 8 + 4 * ib32 + l];
                     for (int j = 0; j < 8; j++)
                     {
-                        y[output++] = dl * GridByte(entry, j) * ((signs & (1 << j)) != 0 ? -1f : 1f);
+                        y[output++] = dl * GridByte(entry, j) * Sign(signs, j);
                     }
                 }
             }
@@ -196,8 +196,8 @@ internal static unsafe class IQuants
                     uint grid2 = grid[block.Qs[8 * ib32 + 2 * l + 1]];
                     for (int j = 0; j < 4; j++)
                     {
-                        y[output + j] = db * GridByte(grid1, j) * ((signs & (1 << j)) != 0 ? -1f : 1f);
-                        y[output + j + 4] = db * GridByte(grid2, j) * ((signs & (1 << (j + 4))) != 0 ? -1f : 1f);
+                        y[output + j] = db * GridByte(grid1, j) * Sign(signs, j);
+                        y[output + j + 4] = db * GridByte(grid2, j) * Sign(signs, j + 4);
                     }
 
                     output += 8;
@@ -234,8 +234,8 @@ internal static unsafe class IQuants
                         byte sign = block.Signs[signs + l];
                         for (int j = 0; j < 4; j++)
                         {
-                            y[output + j] = db * GridByte(grid1, j) * ((sign & (1 << j)) != 0 ? -1f : 1f);
-                            y[output + j + 4] = db * GridByte(grid2, j) * ((sign & (1 << (j + 4))) != 0 ? -1f : 1f);
+                            y[output + j] = db * GridByte(grid1, j) * Sign(sign, j);
+                            y[output + j + 4] = db * GridByte(grid2, j) * Sign(sign, j + 4);
                         }
 
                         output += 8;
@@ -333,7 +333,207 @@ internal static unsafe class IQuants
         }
     }
 
+    /// <summary>-1 where bit <paramref name="j"/> of <paramref name="signs"/> is set, else 1 (computed without a branch: sign bits are random).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Sign(int signs, int j) => 1 - 2 * ((signs >> j) & 1);
+
     /// <summary>Byte <paramref name="j"/> of a grid entry as ggml reads it through a byte pointer (little-endian).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static byte GridByte(ulong entry, int j) => (byte)(entry >> (8 * j));
+
+    /// <summary>
+    /// ggml's <c>quantize_iq4_nl</c> without importance weights, the function <c>ggml_quantize_chunk</c> calls: per block
+    /// of 32 a weighted (x²) least-squares scale over 15 trial grids. (ggml's <c>quantize_row_iq4_nl_ref</c> skips the
+    /// trials; quants.gguf was written with them.)
+    /// </summary>
+    public static void QuantizeIQ4NL(ReadOnlySpan<float> source, Span<byte> destination)
+    {
+        Span<float> scales = stackalloc float[1];
+        Span<byte> levels = stackalloc byte[BlockIQ4NL.Size];
+        for (int i = 0; i < destination.Length / sizeof(BlockIQ4NL); i++)
+        {
+            var block = destination.Slice(i * sizeof(BlockIQ4NL), sizeof(BlockIQ4NL));
+            NonLinearFit(source.Slice(i * BlockIQ4NL.Size, BlockIQ4NL.Size), block.Slice(0, 2), block.Slice(2, 16), default, default, scales, levels, 7);
+        }
+    }
+
+    /// <summary>ggml's <c>quantize_iq4_xs</c> without importance weights: IQ4_NL's fit per 32, then 6-bit sub-block scales.</summary>
+    public static void QuantizeIQ4XS(ReadOnlySpan<float> source, Span<byte> destination)
+    {
+        Span<float> scales = stackalloc float[BlockIQ4XS.Size / 32];
+        Span<byte> levels = stackalloc byte[BlockIQ4XS.Size];
+        for (int i = 0; i < destination.Length / sizeof(BlockIQ4XS); i++)
+        {
+            var block = destination.Slice(i * sizeof(BlockIQ4XS), sizeof(BlockIQ4XS));
+            NonLinearFit(source.Slice(i * BlockIQ4XS.Size, BlockIQ4XS.Size), block.Slice(0, 2), block.Slice(8, 128), block.Slice(2, 2), block.Slice(4, 4), scales, levels, 7);
+        }
+    }
+
+    /// <summary>
+    /// ggml's <c>quantize_row_iq4_nl_impl</c> (no importance weights, blocks of 32): <paramref name="trials"/> &gt; 0
+    /// tries 2 * trials + 1 grids; super-blocks of more than one block get 6-bit scales in
+    /// <paramref name="scalesHigh"/> / <paramref name="scalesLow"/>.
+    /// </summary>
+    private static void NonLinearFit(
+        ReadOnlySpan<float> x, Span<byte> scaleBits, Span<byte> quants, Span<byte> scalesHigh, Span<byte> scalesLow,
+        Span<float> scales, Span<byte> levels, int trials)
+    {
+        const int BlockSize = 32;
+        var values = GgmlTables.KValuesIq4nl;
+        int blockCount = x.Length / BlockSize;
+        quants.Clear();
+        levels.Clear();
+        MemoryMarshal.Write(scaleBits, ScalarFormats.SingleToHalf(0f));
+        float maxScale = 0;
+        float amaxScale = 0;
+        for (int ib = 0; ib < blockCount; ib++)
+        {
+            var xb = x.Slice(ib * BlockSize, BlockSize);
+            var lb = levels.Slice(ib * BlockSize, BlockSize);
+            float amax = 0;
+            float max = 0;
+            for (int j = 0; j < BlockSize; j++)
+            {
+                float ax = MathF.Abs(xb[j]);
+                if (ax > amax)
+                {
+                    amax = ax;
+                    max = xb[j];
+                }
+            }
+
+            if (amax < 1e-15f)
+            {
+                scales[ib] = 0;
+                continue;
+            }
+
+            float d = trials > 0 ? -max / values[0] : max / values[0];
+            float id = 1 / d;
+            float sumQX = 0;
+            float sumQ2 = 0;
+            for (int j = 0; j < BlockSize; j++)
+            {
+                int l = BestIndex(values, id * xb[j]);
+                lb[j] = (byte)l;
+                float q = values[l];
+                float w = xb[j] * xb[j];
+                sumQX += w * q * xb[j];
+                sumQ2 += w * q * q;
+            }
+
+            d = sumQ2 > 0 ? sumQX / sumQ2 : 0f;
+            float best = d * sumQX;
+            for (int trial = -trials; trial <= trials; trial++)
+            {
+                id = (trial + values[0]) / max;
+                sumQX = sumQ2 = 0;
+                for (int j = 0; j < BlockSize; j++)
+                {
+                    float q = values[BestIndex(values, id * xb[j])];
+                    float w = xb[j] * xb[j];
+                    sumQX += w * q * xb[j];
+                    sumQ2 += w * q * q;
+                }
+
+                if (sumQ2 > 0 && sumQX * sumQX > best * sumQ2)
+                {
+                    d = sumQX / sumQ2;
+                    best = d * sumQX;
+                }
+            }
+
+            scales[ib] = d;
+            if (MathF.Abs(d) > amaxScale)
+            {
+                amaxScale = MathF.Abs(d);
+                maxScale = d;
+            }
+        }
+
+        if (blockCount > 1)
+        {
+            scalesHigh.Clear();
+            float d = -maxScale / 32;
+            MemoryMarshal.Write(scaleBits, ScalarFormats.SingleToHalf(d));
+            float id = d != 0f ? 1 / d : 0f;
+            ushort high = 0;
+            for (int ib = 0; ib < blockCount; ib++)
+            {
+                int l = Math.Clamp(KQuantScales.NearestInt(id * scales[ib]), -32, 31);
+                float dl = d * l;
+                float idl = dl != 0f ? 1 / dl : 0f;
+                var xb = x.Slice(ib * BlockSize, BlockSize);
+                for (int j = 0; j < BlockSize; j++)
+                {
+                    levels[ib * BlockSize + j] = (byte)BestIndex(values, idl * xb[j]);
+                }
+
+                l += 32;
+                if (ib % 2 == 0)
+                {
+                    scalesLow[ib / 2] = (byte)(l & 0xf);
+                }
+                else
+                {
+                    scalesLow[ib / 2] |= (byte)((l & 0xf) << 4);
+                }
+
+                high |= (ushort)((l >> 4) << (2 * (ib % 8)));
+            }
+
+            MemoryMarshal.Write(scalesHigh, high);
+        }
+        else
+        {
+            MemoryMarshal.Write(scaleBits, ScalarFormats.SingleToHalf(scales[0]));
+            if (trials > 0)
+            {
+                float id = scales[0] != 0f ? 1 / scales[0] : 0f;
+                for (int j = 0; j < x.Length; j++)
+                {
+                    levels[j] = (byte)BestIndex(values, id * x[j]);
+                }
+            }
+        }
+
+        for (int i = 0; i < x.Length / 32; i++)
+        {
+            for (int j = 0; j < 16; j++)
+            {
+                quants[16 * i + j] = (byte)(levels[32 * i + j] | (levels[32 * i + 16 + j] << 4));
+            }
+        }
+    }
+
+    /// <summary>ggml's <c>best_index_int8</c>: the index of the level nearest to <paramref name="x"/> (ties to the upper).</summary>
+    private static int BestIndex(ReadOnlySpan<sbyte> values, float x)
+    {
+        if (x <= values[0])
+        {
+            return 0;
+        }
+
+        if (x >= values[^1])
+        {
+            return values.Length - 1;
+        }
+
+        int low = 0;
+        int high = values.Length - 1;
+        while (high - low > 1)
+        {
+            int middle = (low + high) / 2;
+            if (x < values[middle])
+            {
+                high = middle;
+            }
+            else
+            {
+                low = middle;
+            }
+        }
+
+        return x - values[high - 1] < values[high] - x ? high - 1 : high;
+    }
 }

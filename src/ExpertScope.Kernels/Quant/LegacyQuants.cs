@@ -126,4 +126,109 @@ internal static unsafe class LegacyQuants
             }
         }
     }
+
+    /// <summary>ggml's <c>quantize_row_q4_1_ref</c>: d = (max - min) / 15, m = min, q = min(15, (int8)((x - min) / d + 0.5)).</summary>
+    public static void QuantizeQ4_1(ReadOnlySpan<float> source, Span<byte> destination)
+    {
+        var blocks = MemoryMarshal.Cast<byte, BlockQ4_1>(destination);
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            var x = source.Slice(i * 32, 32);
+            var (min, max) = MinMax(x);
+            float d = (max - min) / 15;
+            float id = d != 0f ? 1f / d : 0f;
+            ref var block = ref blocks[i];
+            block.D = ScalarFormats.SingleToHalf(d);
+            block.M = ScalarFormats.SingleToHalf(min);
+            for (int j = 0; j < 16; j++)
+            {
+                int q0 = Math.Min(15, (int)(sbyte)((x[j] - min) * id + 0.5f));
+                int q1 = Math.Min(15, (int)(sbyte)((x[j + 16] - min) * id + 0.5f));
+                block.Qs[j] = (byte)(q0 | (q1 << 4));
+            }
+        }
+    }
+
+    /// <summary>ggml's <c>quantize_row_q5_0_ref</c>: d = max / -16, q = min(31, (int8)(x / d + 16.5)).</summary>
+    public static void QuantizeQ5_0(ReadOnlySpan<float> source, Span<byte> destination)
+    {
+        var blocks = MemoryMarshal.Cast<byte, BlockQ5_0>(destination);
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            var x = source.Slice(i * 32, 32);
+            float amax = 0f;
+            float max = 0f;
+            for (int j = 0; j < 32; j++)
+            {
+                if (amax < MathF.Abs(x[j]))
+                {
+                    amax = MathF.Abs(x[j]);
+                    max = x[j];
+                }
+            }
+
+            float d = max / -16;
+            float id = d != 0f ? 1f / d : 0f;
+            ref var block = ref blocks[i];
+            block.D = ScalarFormats.SingleToHalf(d);
+            uint qh = 0;
+            for (int j = 0; j < 16; j++)
+            {
+                int q0 = Math.Min(31, (int)(sbyte)(x[j] * id + 16.5f));
+                int q1 = Math.Min(31, (int)(sbyte)(x[j + 16] * id + 16.5f));
+                block.Qs[j] = (byte)((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+                qh |= (uint)((q0 & 0x10) >> 4) << j;
+                qh |= (uint)((q1 & 0x10) >> 4) << (j + 16);
+            }
+
+            block.Qh = qh;
+        }
+    }
+
+    /// <summary>ggml's <c>quantize_row_q5_1_ref</c>: d = (max - min) / 31, m = min, q = (uint8)((x - min) / d + 0.5).</summary>
+    public static void QuantizeQ5_1(ReadOnlySpan<float> source, Span<byte> destination)
+    {
+        var blocks = MemoryMarshal.Cast<byte, BlockQ5_1>(destination);
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            var x = source.Slice(i * 32, 32);
+            var (min, max) = MinMax(x);
+            float d = (max - min) / 31;
+            float id = d != 0f ? 1f / d : 0f;
+            ref var block = ref blocks[i];
+            block.D = ScalarFormats.SingleToHalf(d);
+            block.M = ScalarFormats.SingleToHalf(min);
+            uint qh = 0;
+            for (int j = 0; j < 16; j++)
+            {
+                int q0 = (byte)((x[j] - min) * id + 0.5f);
+                int q1 = (byte)((x[j + 16] - min) * id + 0.5f);
+                block.Qs[j] = (byte)((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+                qh |= (uint)((q0 & 0x10) >> 4) << j;
+                qh |= (uint)((q1 & 0x10) >> 4) << (j + 16);
+            }
+
+            block.Qh = qh;
+        }
+    }
+
+    private static (float Min, float Max) MinMax(ReadOnlySpan<float> x)
+    {
+        float min = float.MaxValue;
+        float max = -float.MaxValue;
+        foreach (float v in x)
+        {
+            if (v < min)
+            {
+                min = v;
+            }
+
+            if (v > max)
+            {
+                max = v;
+            }
+        }
+
+        return (min, max);
+    }
 }

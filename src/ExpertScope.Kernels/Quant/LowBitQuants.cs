@@ -72,4 +72,67 @@ internal static unsafe class LowBitQuants
             }
         }
     }
+
+    /// <summary>ggml's <c>quantize_row_q1_0_ref</c>: d = mean |x|, bit set where x >= 0.</summary>
+    public static void QuantizeQ1_0(ReadOnlySpan<float> source, Span<byte> destination)
+    {
+        var blocks = MemoryMarshal.Cast<byte, BlockQ1_0>(destination);
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            var x = source.Slice(i * BlockQ1_0.Size, BlockQ1_0.Size);
+            float sumAbs = 0f;
+            for (int j = 0; j < x.Length; j++)
+            {
+                sumAbs += MathF.Abs(x[j]);
+            }
+
+            ref var block = ref blocks[i];
+            block.D = ScalarFormats.SingleToHalf(sumAbs / BlockQ1_0.Size);
+            for (int j = 0; j < BlockQ1_0.Size / 8; j++)
+            {
+                block.Qs[j] = 0;
+            }
+
+            for (int j = 0; j < BlockQ1_0.Size; j++)
+            {
+                if (x[j] >= 0f)
+                {
+                    block.Qs[j / 8] |= (byte)(1 << (j % 8));
+                }
+            }
+        }
+    }
+
+    /// <summary>ggml's <c>quantize_row_q2_0_ref</c>: d = max |x|, q = clamp(round(x / d) + 1, 0, 3).</summary>
+    public static void QuantizeQ2_0(ReadOnlySpan<float> source, Span<byte> destination)
+    {
+        var blocks = MemoryMarshal.Cast<byte, BlockQ2_0>(destination);
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            var x = source.Slice(i * BlockQ2_0.Size, BlockQ2_0.Size);
+            float amax = 0f;
+            for (int j = 0; j < x.Length; j++)
+            {
+                float a = MathF.Abs(x[j]);
+                if (a > amax)
+                {
+                    amax = a;
+                }
+            }
+
+            float id = amax > 0f ? 1f / amax : 0f;
+            ref var block = ref blocks[i];
+            block.D = ScalarFormats.SingleToHalf(amax);
+            for (int j = 0; j < BlockQ2_0.Size / 4; j++)
+            {
+                block.Qs[j] = 0;
+            }
+
+            for (int j = 0; j < BlockQ2_0.Size; j++)
+            {
+                int q = Math.Clamp((int)MathF.Round(x[j] * id, MidpointRounding.AwayFromZero) + 1, 0, 3);
+                block.Qs[j / 4] |= (byte)(q << ((j % 4) * 2));
+            }
+        }
+    }
 }

@@ -147,59 +147,17 @@ internal static unsafe class Q4K
         for (int i = 0; i < blocks.Length; i++)
         {
             var x = source.Slice(i * BlockQ4K.Size, BlockQ4K.Size);
-            float maxScale = 0f;
-            float maxMin = 0f;
             for (int j = 0; j < BlockQ4K.Size / 32; j++)
             {
                 var xs = x.Slice(32 * j, 32);
-                float sumX2 = 0f;
-                for (int l = 0; l < 32; l++)
-                {
-                    sumX2 += xs[l] * xs[l];
-                }
-
-                float averageX = MathF.Sqrt(sumX2 / 32);
-                for (int l = 0; l < 32; l++)
-                {
-                    weights[l] = averageX + MathF.Abs(xs[l]);
-                }
-
+                KQuantFit.SubBlockWeights(xs, weights);
                 scales[j] = KQuantFit.ScaleAndMin(15, xs, weights, levels.Slice(32 * j, 32), out mins[j], levelsTried, -1f, 0.1f, 20);
-                if (scales[j] > maxScale)
-                {
-                    maxScale = scales[j];
-                }
-
-                if (mins[j] > maxMin)
-                {
-                    maxMin = mins[j];
-                }
             }
 
             ref var block = ref blocks[i];
             var packedScales = destination.Slice(i * sizeof(BlockQ4K) + 4, 12);
-            float inverseScale = maxScale > 0 ? 63f / maxScale : 0f;
-            float inverseMin = maxMin > 0 ? 63f / maxMin : 0f;
-            for (int j = 0; j < BlockQ4K.Size / 32; j++)
-            {
-                // ggml stores nearest_int into a uint8_t before clamping, so the value wraps modulo 256 first.
-                byte ls = Math.Min((byte)63, (byte)KQuantScales.NearestInt(inverseScale * scales[j]));
-                byte lm = Math.Min((byte)63, (byte)KQuantScales.NearestInt(inverseMin * mins[j]));
-                if (j < 4)
-                {
-                    packedScales[j] = ls;
-                    packedScales[j + 4] = lm;
-                }
-                else
-                {
-                    packedScales[j + 4] = (byte)((ls & 0xF) | ((lm & 0xF) << 4));
-                    packedScales[j - 4] |= (byte)((ls >> 4) << 6);
-                    packedScales[j] |= (byte)((lm >> 4) << 6);
-                }
-            }
-
-            block.D = ScalarFormats.SingleToHalf(maxScale / 63f);
-            block.DMin = ScalarFormats.SingleToHalf(maxMin / 63f);
+            packedScales.Clear();
+            KQuantFit.PackScalesAndMins(scales, mins, packedScales, out block.D, out block.DMin);
             float blockScale = ScalarFormats.HalfToSingle(block.D);
             float blockMin = ScalarFormats.HalfToSingle(block.DMin);
             for (int j = 0; j < BlockQ4K.Size / 32; j++)

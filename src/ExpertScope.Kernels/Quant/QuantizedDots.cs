@@ -12,8 +12,11 @@ namespace ExpertScope.Kernels.Quant;
 /// </summary>
 internal static unsafe class QuantizedDots
 {
-    /// <summary>Whether the integer sums may use AVX-VNNI; tests turn it off to run the plain Vector256 path.</summary>
-    internal static bool UseVnni { get; set; } = AvxVnni.IsSupported;
+    /// <summary>
+    /// Whether the integer sums may use AVX-VNNI and AVX-512 VBMI byte permutes where the CPU has them; tests turn
+    /// it off to run the plain Vector256 path as well.
+    /// </summary>
+    internal static bool UseAdvancedIsa { get; set; } = true;
 
     /// <summary>ggml's <c>vec_dot_q8_0_q8_0</c>: sumf += sumi * (dx * dy) per block.</summary>
     public static float Q8_0Reference(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
@@ -218,8 +221,96 @@ internal static unsafe class QuantizedDots
                 var (scale1, min1) = KQuantScales.ScaleMin(2 * j + 1, scalesAndMins);
                 sumi += (bsums[4 * j] + bsums[4 * j + 1]) * min0 + (bsums[4 * j + 2] + bsums[4 * j + 3]) * min1;
                 var packed = Vector256.Create(blockBytes.Slice(16 + 32 * j, 32));
-                lanes += LaneSums8(packed & lowMask, Vector256.Create(q8.Slice(64 * j, 32))) * scale0;
-                lanes += LaneSums8(Vector256.ShiftRightLogical(packed, 4), Vector256.Create(q8.Slice(64 * j + 32, 32))) * scale1;
+                var activations0 = Vector256.Create(q8.Slice(64 * j, 32));
+                var activations1 = Vector256.Create(q8.Slice(64 * j + 32, 32));
+                if (UseAdvancedIsa && AvxVnni.IsSupported && Avx512Vbmi.VL.IsSupported)
+                {
+                    // Gather the four positions of each lane class (p mod 8 = l) into dword l, so that one VNNI
+                    // dot per sub-block yields ggml's eight lane sums directly.
+                    packed = Avx512Vbmi.VL.PermuteVar32x8(packed, LaneClassOrder);
+                    activations0 = Avx512Vbmi.VL.PermuteVar32x8(activations0.AsByte(), LaneClassOrder).AsSByte();
+                    activations1 = Avx512Vbmi.VL.PermuteVar32x8(activations1.AsByte(), LaneClassOrder).AsSByte();
+                    lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, packed & lowMask, activations0) * scale0;
+                    lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.ShiftRightLogical(packed, 4), activations1) * scale1;
+                }
+                else
+                {
+                    lanes += LaneSums8(packed & lowMask, activations0) * scale0;
+                    lanes += LaneSums8(Vector256.ShiftRightLogical(packed, 4), activations1) * scale1;
+                }
+            }
+
+            float d = ScalarFormats.HalfToSingle(x[i].D) * y[i].D;
+            sums += Vector256.Create(d) * Vector256.ConvertToSingle(lanes);
+            float dmin = ScalarFormats.HalfToSingle(x[i].DMin) * y[i].D;
+            sumf -= dmin * sumi;
+        }
+
+        for (int l = 0; l < 8; l++)
+        {
+            sumf += sums.GetElement(l);
+        }
+
+        return sumf;
+    }
+
+    /// <summary>Vectorized ggml <c>vec_dot_q5_K_q8_K</c> (reference: <see cref="ReferenceDots.Q5K"/>): Q4_K's lane sums with 5-bit quants.</summary>
+    public static float Q5K(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    {
+        if (!Vector256.IsHardwareAccelerated)
+        {
+            return ReferenceDots.Q5K(weights, activations);
+        }
+
+        var x = MemoryMarshal.Cast<byte, BlockQ5K>(weights);
+        var y = MemoryMarshal.Cast<byte, BlockQ8K>(activations);
+        var yq = MemoryMarshal.Cast<byte, sbyte>(activations);
+        var lowMask = Vector256.Create((byte)0x0F);
+        var one = Vector256.Create((byte)1);
+        bool permute = UseAdvancedIsa && AvxVnni.IsSupported && Avx512Vbmi.VL.IsSupported;
+        var sums = Vector256<float>.Zero;
+        float sumf = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            var blockBytes = weights.Slice(i * sizeof(BlockQ5K), sizeof(BlockQ5K));
+            var scalesAndMins = blockBytes.Slice(4, 12);
+            var q8 = yq.Slice(i * sizeof(BlockQ8K) + sizeof(float), BlockQ8K.Size);
+            var bsums = MemoryMarshal.Cast<byte, short>(activations.Slice(i * sizeof(BlockQ8K) + sizeof(float) + BlockQ8K.Size, 32));
+            var high = Vector256.Create(blockBytes.Slice(16, 32));
+            if (permute)
+            {
+                high = Avx512Vbmi.VL.PermuteVar32x8(high, LaneClassOrder);
+            }
+
+            var lanes = Vector256<int>.Zero;
+            int sumi = 0;
+            for (int j = 0; j < 4; j++)
+            {
+                var (scale0, min0) = KQuantScales.ScaleMin(2 * j, scalesAndMins);
+                var (scale1, min1) = KQuantScales.ScaleMin(2 * j + 1, scalesAndMins);
+                sumi += (bsums[4 * j] + bsums[4 * j + 1]) * min0 + (bsums[4 * j + 2] + bsums[4 * j + 3]) * min1;
+                var packed = Vector256.Create(blockBytes.Slice(48 + 32 * j, 32));
+                var activations0 = Vector256.Create(q8.Slice(64 * j, 32));
+                var activations1 = Vector256.Create(q8.Slice(64 * j + 32, 32));
+                if (permute)
+                {
+                    packed = Avx512Vbmi.VL.PermuteVar32x8(packed, LaneClassOrder);
+                    activations0 = Avx512Vbmi.VL.PermuteVar32x8(activations0.AsByte(), LaneClassOrder).AsSByte();
+                    activations1 = Avx512Vbmi.VL.PermuteVar32x8(activations1.AsByte(), LaneClassOrder).AsSByte();
+                }
+
+                var a0 = (packed & lowMask) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(high, 2 * j) & one, 4);
+                var a1 = Vector256.ShiftRightLogical(packed, 4) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(high, 2 * j + 1) & one, 4);
+                if (permute)
+                {
+                    lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, a0, activations0) * scale0;
+                    lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, a1, activations1) * scale1;
+                }
+                else
+                {
+                    lanes += LaneSums8(a0, activations0) * scale0;
+                    lanes += LaneSums8(a1, activations1) * scale1;
+                }
             }
 
             float d = ScalarFormats.HalfToSingle(x[i].D) * y[i].D;
@@ -335,10 +426,20 @@ internal static unsafe class QuantizedDots
                 var q4 = (Vector256.ShiftRightLogical(ql1, 4) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(qh, 6), 4)).AsSByte() - offset;
                 var sc = scales.Slice(8 * half);
                 var q8h = q8.Slice(128 * half);
-                lanes += ScaledLaneSums16(q1, Vector256.Create(q8h.Slice(0, 32)), sc[0], sc[1]);
-                lanes += ScaledLaneSums16(q2, Vector256.Create(q8h.Slice(32, 32)), sc[2], sc[3]);
-                lanes += ScaledLaneSums16(q3, Vector256.Create(q8h.Slice(64, 32)), sc[4], sc[5]);
-                lanes += ScaledLaneSums16(q4, Vector256.Create(q8h.Slice(96, 32)), sc[6], sc[7]);
+                if (UseAdvancedIsa && Avx512Vbmi.VL.IsSupported)
+                {
+                    lanes += PermutedScaledLaneSums16(q1, Vector256.Create(q8h.Slice(0, 32)), sc[0], sc[1]);
+                    lanes += PermutedScaledLaneSums16(q2, Vector256.Create(q8h.Slice(32, 32)), sc[2], sc[3]);
+                    lanes += PermutedScaledLaneSums16(q3, Vector256.Create(q8h.Slice(64, 32)), sc[4], sc[5]);
+                    lanes += PermutedScaledLaneSums16(q4, Vector256.Create(q8h.Slice(96, 32)), sc[6], sc[7]);
+                }
+                else
+                {
+                    lanes += ScaledLaneSums16(q1, Vector256.Create(q8h.Slice(0, 32)), sc[0], sc[1]);
+                    lanes += ScaledLaneSums16(q2, Vector256.Create(q8h.Slice(32, 32)), sc[2], sc[3]);
+                    lanes += ScaledLaneSums16(q3, Vector256.Create(q8h.Slice(64, 32)), sc[4], sc[5]);
+                    lanes += ScaledLaneSums16(q4, Vector256.Create(q8h.Slice(96, 32)), sc[6], sc[7]);
+                }
             }
 
             float d = ScalarFormats.HalfToSingle(x[i].D) * y[i].D;
@@ -354,10 +455,31 @@ internal static unsafe class QuantizedDots
         return sumf;
     }
 
+    /// <summary>Byte order that puts positions l, l + 8, l + 16, l + 24 of 32 into dword l.</summary>
+    private static Vector256<byte> LaneClassOrder { get; } = Vector256.Create(
+        (byte)0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27, 4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31);
+
+    /// <summary>
+    /// <see cref="ScaledLaneSums16"/> with byte permutes and pairwise multiply-adds: after <see cref="LaneClassOrder"/>,
+    /// word 2l holds the products at positions l and l + 8 (first sub-block) and word 2l + 1 those at 16 + l and
+    /// 24 + l (second), so one multiply-add against (scale0, scale1) pairs gives lane l. |a| &lt;= 32 keeps every
+    /// intermediate far from int16 saturation.
+    /// </summary>
+    private static Vector256<int> PermutedScaledLaneSums16(Vector256<sbyte> a, Vector256<sbyte> b, int scale0, int scale1)
+    {
+        var pa = Avx512Vbmi.VL.PermuteVar32x8(a.AsByte(), LaneClassOrder).AsSByte();
+        var pb = Avx512Vbmi.VL.PermuteVar32x8(b.AsByte(), LaneClassOrder).AsSByte();
+
+        // |b| * (a * sign(b)) = a * b; |-128| reads as 128 unsigned and a is never -128.
+        var pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(pb), Avx2.Sign(pa, pb));
+        var scales = Vector256.Create((int)((ushort)scale0 | ((uint)(ushort)scale1 << 16))).AsInt16();
+        return Avx2.MultiplyAddAdjacent(pairs, scales);
+    }
+
     /// <summary>Sum over 32 positions of a[i] * b[i] (signed bytes).</summary>
     private static int SignedDot32(Vector256<sbyte> a, Vector256<sbyte> b)
     {
-        if (UseVnni && AvxVnni.IsSupported)
+        if (UseAdvancedIsa && AvxVnni.IsSupported)
         {
             // VNNI multiplies unsigned by signed bytes: sum(a * b) = sum((a + 128) * b) - 128 * sum(b), exact for
             // every input (the usual |a| * sign(b, a) trick overflows when a and b are both -128).
@@ -375,7 +497,7 @@ internal static unsafe class QuantizedDots
     /// <summary>Sum over 32 positions of a[i] * b[i] with a unsigned (at most 255) and b signed.</summary>
     private static int UnsignedSignedDot32(Vector256<byte> a, Vector256<sbyte> b)
     {
-        if (UseVnni && AvxVnni.IsSupported)
+        if (UseAdvancedIsa && AvxVnni.IsSupported)
         {
             return Vector256.Sum(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, a, b));
         }
@@ -392,7 +514,7 @@ internal static unsafe class QuantizedDots
     }
 
     /// <summary>
-    /// For 32 positions (a unsigned 0..15, b signed): lane l of the result is the sum of a[p] * b[p] over the
+    /// For 32 positions (a unsigned 0..31, b signed): lane l of the result is the sum of a[p] * b[p] over the
     /// positions p with p mod 8 == l, as ggml's eight-lane loop accumulates them.
     /// </summary>
     private static Vector256<int> LaneSums8(Vector256<byte> a, Vector256<sbyte> b)
@@ -400,7 +522,7 @@ internal static unsafe class QuantizedDots
         var (a0, a1) = Vector256.Widen(a);
         var (b0, b1) = Vector256.Widen(b);
 
-        // Products fit in int16 (|15 * 128| * 2 < 32768). Lane k of the sum holds positions k and k + 16.
+        // Products fit in int16 (|31 * 128| * 2 < 32768). Lane k of the sum holds positions k and k + 16.
         var products = a0.AsInt16() * b0 + a1.AsInt16() * b1;
         var (low, high) = Vector256.Widen(products);
         return low + high;

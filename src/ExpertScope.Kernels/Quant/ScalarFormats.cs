@@ -8,9 +8,12 @@ namespace ExpertScope.Kernels.Quant;
 /// </summary>
 public static class ScalarFormats
 {
+    /// <summary>All 65536 float16 values as float32, the table ggml's CPU backend also reads (256 KiB, built once).</summary>
+    private static readonly float[] HalfTable = BuildHalfTable();
+
     /// <summary>Float16 bits to float32 (exact; every half value is representable).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float HalfToSingle(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);
+    public static float HalfToSingle(ushort bits) => HalfTable[bits];
 
     /// <summary>
     /// Float32 to float16 bits, rounding to nearest even as ggml's <c>fp32_to_fp16</c> does; NaN becomes the
@@ -27,6 +30,18 @@ public static class ScalarFormats
         }
 
         return BitConverter.HalfToUInt16Bits((Half)value);
+    }
+
+    private static float[] BuildHalfTable()
+    {
+        // The runtime's conversion is exact; a table avoids its per-call cost in the scalar kernels.
+        var table = new float[65536];
+        for (int bits = 0; bits < table.Length; bits++)
+        {
+            table[bits] = (float)BitConverter.UInt16BitsToHalf((ushort)bits);
+        }
+
+        return table;
     }
 
     /// <summary>Bfloat16 bits to float32 (the bits are the high half of the float).</summary>

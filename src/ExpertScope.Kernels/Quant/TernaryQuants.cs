@@ -119,4 +119,99 @@ internal static unsafe class TernaryQuants
             }
         }
     }
+
+    /// <summary>
+    /// ggml's <c>quantize_row_tq1_0_ref</c>: d = max |x|, ternary digits t = round(x / d) + 1 packed five per byte
+    /// as ceil(value * 256 / 243) (four per byte, shifted up one digit, in qh).
+    /// </summary>
+    public static void QuantizeTQ1_0(ReadOnlySpan<float> source, Span<byte> destination)
+    {
+        var blocks = MemoryMarshal.Cast<byte, BlockTQ1_0>(destination);
+        const int qsLength = (BlockTQ1_0.Size - 4 * BlockTQ1_0.Size / 64) / 5;
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            var x = source.Slice(i * BlockTQ1_0.Size, BlockTQ1_0.Size);
+            float d = MaxAbs(x);
+            float id = d != 0f ? 1f / d : 0f;
+            ref var block = ref blocks[i];
+            block.D = ScalarFormats.SingleToHalf(d);
+            int offset = 0;
+            for (int j = 0; j < qsLength - qsLength % 32; j += 32)
+            {
+                for (int m = 0; m < 32; m++)
+                {
+                    block.Qs[j + m] = Pack(x, offset + m, 32, 5, id, 1);
+                }
+
+                offset += 5 * 32;
+            }
+
+            for (int j = qsLength - qsLength % 32; j < qsLength; j += 16)
+            {
+                for (int m = 0; m < 16; m++)
+                {
+                    block.Qs[j + m] = Pack(x, offset + m, 16, 5, id, 1);
+                }
+
+                offset += 5 * 16;
+            }
+
+            for (int j = 0; j < BlockTQ1_0.Size / 64; j++)
+            {
+                block.Qh[j] = Pack(x, offset + j, BlockTQ1_0.Size / 64, 4, id, 3);
+            }
+        }
+
+        static byte Pack(ReadOnlySpan<float> x, int start, int stride, int digits, float id, int finalFactor)
+        {
+            byte q = 0;
+            for (int n = 0; n < digits; n++)
+            {
+                int digit = (int)MathF.Round(x[start + n * stride] * id, MidpointRounding.AwayFromZero) + 1;
+                q = (byte)(q * 3 + digit);
+            }
+
+            q = (byte)(q * finalFactor);
+            return (byte)((q * 256 + (243 - 1)) / 243);
+        }
+    }
+
+    /// <summary>ggml's <c>quantize_row_tq2_0_ref</c>: d = max |x|, q = round(x / d) + 1 in 2 bits.</summary>
+    public static void QuantizeTQ2_0(ReadOnlySpan<float> source, Span<byte> destination)
+    {
+        var blocks = MemoryMarshal.Cast<byte, BlockTQ2_0>(destination);
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            var x = source.Slice(i * BlockTQ2_0.Size, BlockTQ2_0.Size);
+            float d = MaxAbs(x);
+            float id = d != 0f ? 1f / d : 0f;
+            ref var block = ref blocks[i];
+            block.D = ScalarFormats.SingleToHalf(d);
+            for (int j = 0; j < BlockTQ2_0.Size / 4; j += 32)
+            {
+                for (int m = 0; m < 32; m++)
+                {
+                    int q = 0;
+                    for (int n = 0; n < 4; n++)
+                    {
+                        int digit = (int)MathF.Round(x[4 * j + m + n * 32] * id, MidpointRounding.AwayFromZero) + 1;
+                        q += (digit & 3) << (2 * n);
+                    }
+
+                    block.Qs[j + m] = (byte)q;
+                }
+            }
+        }
+    }
+
+    private static float MaxAbs(ReadOnlySpan<float> x)
+    {
+        float amax = 0f;
+        foreach (float v in x)
+        {
+            amax = MathF.Max(amax, MathF.Abs(v));
+        }
+
+        return amax;
+    }
 }

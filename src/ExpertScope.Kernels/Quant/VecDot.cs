@@ -32,9 +32,15 @@ public static class VecDot
     {
         var kernel = TypeKernels.Get(type);
         Dequantize.Validate(kernel.Info, weights.Length, activations.Length, nameof(weights), nameof(activations));
+        return FloatUnchecked(kernel, weights, activations);
+    }
+
+    /// <summary><see cref="Float"/> without validation (lengths already checked by the caller).</summary>
+    internal static float FloatUnchecked(TypeKernel kernel, ReadOnlySpan<byte> weights, ReadOnlySpan<float> activations)
+    {
         Span<float> lanes = stackalloc float[FloatLanes];
         lanes.Clear();
-        if (type == GgmlType.F32)
+        if (kernel.Info.Type == GgmlType.F32)
         {
             Accumulate(MemoryMarshal.Cast<byte, float>(weights), activations, lanes);
             return Fold(lanes);
@@ -126,7 +132,7 @@ public static class VecDot
     private static GgmlType RequireActivationType(GgmlType weightType) =>
         ActivationType(weightType) ?? throw new ArgumentException($"There is no quantized dot product for {weightType}.", nameof(weightType));
 
-    private static TypeKernel ValidateQuantized(GgmlType weightType, ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
+    internal static TypeKernel ValidateQuantized(GgmlType weightType, ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
     {
         var kernel = TypeKernels.Get(weightType);
         if (kernel.DotActivationType is not { } activationType || kernel.Dot is null || kernel.DotReference is null)

@@ -39,6 +39,10 @@ public static class StandardParts
         int qWidth = hp.HeadCount * hp.HeadDimension;
         int kvWidth = hp.KvHeadCount * hp.HeadDimension;
         string T(string name) => BlockTensor(layer, name);
+        var query = source.Linear(T("attn_q.weight"), e, qWidth);
+        var key = source.Linear(T("attn_k.weight"), e, kvWidth);
+        var value = source.Linear(T("attn_v.weight"), e, kvWidth);
+        var output = source.Linear(T("attn_output.weight"), qWidth, e);
         RmsNorm? queryNorm = null;
         RmsNorm? keyNorm = null;
         if (qkNorm != QkNormMode.None)
@@ -49,10 +53,10 @@ public static class StandardParts
         }
 
         var weights = new AttentionWeights(
-            source.Linear(T("attn_q.weight"), e, qWidth),
-            source.Linear(T("attn_k.weight"), e, kvWidth),
-            source.Linear(T("attn_v.weight"), e, kvWidth),
-            source.Linear(T("attn_output.weight"), qWidth, e),
+            query,
+            key,
+            value,
+            output,
             source.OptionalVector(T("attn_q.bias"), qWidth),
             source.OptionalVector(T("attn_k.bias"), kvWidth),
             source.OptionalVector(T("attn_v.bias"), kvWidth),

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using ExpertScope.Core;
 using ExpertScope.Models.Routing;
 
@@ -100,6 +101,12 @@ public sealed record AttentionWeights(
 /// <summary>Causal grouped-query self-attention with rotary positions, optional QK norm and a key/value cache.</summary>
 public sealed class Attention : IAttention
 {
+    /// <summary>ggml's flash-attention tile: query rows and key positions (<c>GGML_FA_TILE_Q</c>, <c>GGML_FA_TILE_KV</c>).</summary>
+    internal const int TileLength = 64;
+
+    /// <summary>llama.cpp's default micro-batch (<c>n_ubatch</c>).</summary>
+    internal const int MicroBatchLength = 512;
+
     /// <summary>Creates the layer, checking that weights and options agree.</summary>
     /// <exception cref="ExpertScopeException">Shapes disagree.</exception>
     public Attention(AttentionOptions options, AttentionWeights weights)
@@ -192,12 +199,12 @@ public sealed class Attention : IAttention
         int group = heads / Options.KvHeadCount;
         int kvWidth = Options.KvHeadCount * dim;
         float scale = Options.Scale;
-        bool roundQuery = Options.CachePrecision == CachePrecision.Float16;
+        bool half = Options.CachePrecision == CachePrecision.Float16;
 
         // One work item per (token, head); each writes only its own output slice.
         parallelism.For(tokens * heads, (long)(start + tokens) * dim * 2, (from, to) =>
         {
-            var scores = new float[start + tokens];
+            var scores = new float[Math.Max(start + tokens, TileLength)];
             var query = new float[dim];
             for (int item = from; item < to; item++)
             {
@@ -206,25 +213,105 @@ public sealed class Attention : IAttention
                 int kvHead = h / group;
                 int visible = start + t + 1;
                 q.AsSpan((t * heads + h) * dim, dim).CopyTo(query);
-                if (roundQuery)
-                {
-                    // An f16 cache makes ggml convert the query to f16 for the q·k products too.
-                    RoundToHalf(query);
-                }
-
                 var target = mixed.AsSpan((t * heads + h) * dim, dim);
                 var keys = kv.Keys.AsSpan(kvHead * dim);
                 var values = kv.Values.AsSpan(kvHead * dim);
-                if (roundQuery)
-                {
-                    AttendHalf(query, keys, values, kvWidth, visible, scale, target);
-                }
-                else
+                if (!half)
                 {
                     AttendSingle(query, keys, values, kvWidth, visible, scale, scores, target);
                 }
+                else if (UsesTiledKernel(t, tokens))
+                {
+                    AttendHalfTiled(query, keys, values, kvWidth, visible, scale, scores, target);
+                }
+                else
+                {
+                    // The vector kernel converts the query to f16 for its q·k products.
+                    RoundToHalf(query);
+                    AttendHalf(query, keys, values, kvWidth, visible, scale, target);
+                }
             }
         });
+    }
+
+    /// <summary>
+    /// llama.cpp evaluates a batch in micro-batches of <see cref="MicroBatchLength"/> tokens, and ggml's CPU flash
+    /// attention takes its tiled kernel when a micro-batch has at least <see cref="TileLength"/> query rows.
+    /// </summary>
+    internal static bool UsesTiledKernel(int token, int tokens)
+    {
+        int microBatchStart = token / MicroBatchLength * MicroBatchLength;
+        return Math.Min(MicroBatchLength, tokens - microBatchStart) >= TileLength;
+    }
+
+    /// <summary>
+    /// ggml's tiled CPU flash-attention kernel for one query row: float32 query, keys and values from the f16 cache,
+    /// positions in tiles of <see cref="TileLength"/>; per tile the q·k products are summed in float in dimension
+    /// order and scaled, the running max and sum are updated (exps by the vector exp, the tile's sum in double), and
+    /// the float accumulator gains the tile's p·v terms in position order. Divided by the sum at the end.
+    /// </summary>
+    private static void AttendHalfTiled(
+        ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride, int visible, float scale, Span<float> scores, Span<float> target)
+    {
+        int dim = query.Length;
+        var tile = scores[..TileLength];
+        float runningMax = float.NegativeInfinity;
+        float runningSum = 0.0f;
+        target.Clear();
+        for (int tileStart = 0; tileStart < visible; tileStart += TileLength)
+        {
+            int count = Math.Min(TileLength, visible - tileStart);
+            float tileMax = float.NegativeInfinity;
+            for (int i = 0; i < TileLength; i++)
+            {
+                if (i >= count)
+                {
+                    tile[i] = float.NegativeInfinity;
+                    continue;
+                }
+
+                var key = keys.Slice((tileStart + i) * stride, dim);
+                float dot = 0.0f;
+                for (int d = 0; d < dim; d++)
+                {
+                    dot += query[d] * key[d];
+                }
+
+                tile[i] = dot * scale;
+                tileMax = MathF.Max(tileMax, tile[i]);
+            }
+
+            float newMax = MathF.Max(runningMax, tileMax);
+            if (newMax > runningMax)
+            {
+                float rescale = MathF.Exp(runningMax - newMax);
+                for (int j = 0; j < dim; j++)
+                {
+                    target[j] *= rescale;
+                }
+
+                runningSum *= rescale;
+            }
+
+            runningMax = newMax;
+            runningSum = (float)(runningSum + GgmlMath.ExpMinusMax(tile, newMax));
+            for (int j = 0; j < dim; j++)
+            {
+                float sum = target[j];
+                for (int i = 0; i < count; i++)
+                {
+                    sum += tile[i] * values[(tileStart + i) * stride + j];
+                }
+
+                target[j] = sum;
+            }
+        }
+
+        float inverse = runningSum == 0.0f ? 0.0f : 1.0f / runningSum;
+        for (int j = 0; j < dim; j++)
+        {
+            target[j] *= inverse;
+        }
     }
 
     /// <summary>Exact softmax attention in float32 for one query head.</summary>
@@ -273,6 +360,7 @@ public sealed class Attention : IAttention
         float sum = 0.0f;
         float max = float.NegativeInfinity;
         target.Clear();
+        Span<Half> halves = dim <= 1024 ? stackalloc Half[dim] : new Half[dim];
         for (int p = 0; p < visible; p++)
         {
             float s = DotProduct.Compute(query, keys.Slice(p * stride, dim)) * scale;
@@ -283,22 +371,17 @@ public sealed class Attention : IAttention
                 float oldMax = max;
                 max = s;
                 previousScale = MathF.Exp(oldMax - max);
-                for (int j = 0; j < dim; j++)
-                {
-                    target[j] = (float)(Half)(target[j] * previousScale);
-                }
+                TensorPrimitives.Multiply(target, previousScale, target);
+                RoundToHalf(target, halves);
             }
             else
             {
                 valueScale = MathF.Exp(s - max);
             }
 
-            var value = values.Slice(p * stride, dim);
-            for (int j = 0; j < dim; j++)
-            {
-                target[j] = (float)(Half)(target[j] + value[j] * valueScale);
-            }
-
+            // target = half(target + value * valueScale): multiply, then add, each rounded (no fused multiply-add).
+            TensorPrimitives.MultiplyAdd(values.Slice(p * stride, dim), valueScale, target, target);
+            RoundToHalf(target, halves);
             sum = sum * previousScale + valueScale;
         }
 
@@ -322,6 +405,13 @@ public sealed class Attention : IAttention
         }
     }
 
+    /// <summary>Rounds to the nearest float16 (ties to even) and back, vectorised, through <paramref name="scratch"/>.</summary>
+    private static void RoundToHalf(Span<float> values, Span<Half> scratch)
+    {
+        TensorPrimitives.ConvertToHalf(values, scratch);
+        TensorPrimitives.ConvertToSingle(scratch, values);
+    }
+
     internal static void RoundToHalf(Span<float> values)
     {
         for (int i = 0; i < values.Length; i++)
@@ -330,15 +420,21 @@ public sealed class Attention : IAttention
         }
     }
 
+    /// <summary>
+    /// Keys and values by position. Storage grows geometrically up to the capacity, so a model with a long context
+    /// does not reserve the whole context's cache for a short prompt.
+    /// </summary>
     private sealed class KeyValueCache : IAttentionCache
     {
+        private const int InitialPositions = 64;
+
         public KeyValueCache(int capacity, int keyWidth, int valueWidth)
         {
             Capacity = capacity;
             KeyWidth = keyWidth;
             ValueWidth = valueWidth;
-            Keys = new float[capacity * keyWidth];
-            Values = new float[capacity * valueWidth];
+            Keys = [];
+            Values = [];
         }
 
         public int Length { get; private set; }
@@ -349,12 +445,24 @@ public sealed class Attention : IAttention
 
         public int ValueWidth { get; }
 
-        public float[] Keys { get; }
+        public float[] Keys { get; private set; }
 
-        public float[] Values { get; }
+        public float[] Values { get; private set; }
 
         public void Append(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int tokens, CachePrecision precision)
         {
+            int needed = Length + tokens;
+            if (needed * KeyWidth > Keys.Length)
+            {
+                int positions = Math.Min(Capacity, Math.Max(needed, Math.Max(InitialPositions, 2 * Keys.Length / Math.Max(1, KeyWidth))));
+                var grownKeys = new float[positions * KeyWidth];
+                var grownValues = new float[positions * ValueWidth];
+                Keys.AsSpan(0, Length * KeyWidth).CopyTo(grownKeys);
+                Values.AsSpan(0, Length * ValueWidth).CopyTo(grownValues);
+                Keys = grownKeys;
+                Values = grownValues;
+            }
+
             var keyTarget = Keys.AsSpan(Length * KeyWidth, tokens * KeyWidth);
             var valueTarget = Values.AsSpan(Length * ValueWidth, tokens * ValueWidth);
             keys[..keyTarget.Length].CopyTo(keyTarget);

@@ -22,14 +22,29 @@ internal static class DotProduct
             var vb = MemoryMarshal.Cast<float, Vector<float>>(b[..length]);
             var low = Vector<double>.Zero;
             var high = Vector<double>.Zero;
-            for (int v = 0; v < va.Length; v++)
+            var low2 = Vector<double>.Zero;
+            var high2 = Vector<double>.Zero;
+            int v = 0;
+
+            // Two independent accumulator pairs hide the latency of the additions.
+            for (; v + 1 < va.Length; v += 2)
+            {
+                Vector.Widen(va[v] * vb[v], out var productLow, out var productHigh);
+                Vector.Widen(va[v + 1] * vb[v + 1], out var productLow2, out var productHigh2);
+                low += productLow;
+                high += productHigh;
+                low2 += productLow2;
+                high2 += productHigh2;
+            }
+
+            for (; v < va.Length; v++)
             {
                 Vector.Widen(va[v] * vb[v], out var productLow, out var productHigh);
                 low += productLow;
                 high += productHigh;
             }
 
-            sum = Vector.Sum(low + high);
+            sum = Vector.Sum((low + high) + (low2 + high2));
             i = va.Length * Vector<float>.Count;
         }
 

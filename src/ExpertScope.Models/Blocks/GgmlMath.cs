@@ -62,6 +62,20 @@ internal static class GgmlMath
             max = MathF.Max(max, v);
         }
 
+        double sum = ExpMinusMax(values, max);
+        float inverse = (float)(1.0 / sum);
+        for (int j = 0; j < values.Length; j++)
+        {
+            values[j] *= inverse;
+        }
+    }
+
+    /// <summary>
+    /// ggml's softmax numerator in place: <c>values[i] = exp(values[i] - max)</c> by the vector exp in groups of four
+    /// (the tail by expf), returning their sum accumulated in double with each group added pairwise in float first.
+    /// </summary>
+    public static double ExpMinusMax(Span<float> values, float max)
+    {
         double sum = 0;
         int i = 0;
         for (; i + 3 < values.Length; i += 4)
@@ -79,11 +93,7 @@ internal static class GgmlMath
             sum += v;
         }
 
-        float inverse = (float)(1.0 / sum);
-        for (int j = 0; j < values.Length; j++)
-        {
-            values[j] *= inverse;
-        }
+        return sum;
     }
 
     /// <summary><c>gate[i] = silu(gate[i]) * up[i]</c>, groups of four by the vector exp, the tail by expf (as ggml's swiglu).</summary>

@@ -64,7 +64,7 @@ public sealed class LinearWeight
             throw new ArgumentException($"Multiply by '{Tensor.Name}': buffers too small for {tokenCount} tokens.");
         }
 
-        if (tokenCount == 0)
+        if (tokenCount == 0 || Outputs == 0)
         {
             return;
         }
@@ -74,16 +74,38 @@ public sealed class LinearWeight
         int outputs = Outputs;
 
         // As llama.cpp: activations are converted once per call to the weight type's activation type (Q8_0, Q8_K,
-        // F16, ...), then every weight row is dotted with every converted row using ggml's kernels.
+        // F16, ...), then every weight row is dotted with every converted row using ggml's kernels. F16/BF16 take a
+        // float route with the same bits: activations rounded to the type, rows decoded, the float dot.
         byte[]? converted = null;
         int convertedBytes = 0;
+        float[]? rounded = null;
+        Kernels.QuantizedDotKernel? quantizedDot = null;
         if (activationType is not null)
         {
             convertedBytes = WeightRows.ActivationBytes(Type, inputs);
-            converted = new byte[convertedBytes * tokenCount];
+            var bytes = new byte[convertedBytes * tokenCount];
             for (int t = 0; t < tokenCount; t++)
             {
-                WeightRows.QuantizeActivations(Type, input.Slice(t * inputs, inputs), converted.AsSpan(t * convertedBytes, convertedBytes));
+                WeightRows.QuantizeActivations(Type, input.Slice(t * inputs, inputs), bytes.AsSpan(t * convertedBytes, convertedBytes));
+            }
+
+            if (WeightRows.HasExactFloatProducts(Type))
+            {
+                rounded = new float[tokenCount * inputs];
+                for (int t = 0; t < tokenCount; t++)
+                {
+                    WeightRows.Decode(Type, bytes.AsSpan(t * convertedBytes, convertedBytes), rounded.AsSpan(t * inputs, inputs));
+                }
+
+                input = rounded;
+            }
+            else
+            {
+                converted = bytes;
+
+                // One validated call checks the row and activation lengths; the loop then calls the kernel directly.
+                WeightRows.QuantizedDot(Type, RowData(0), bytes.AsSpan(0, convertedBytes));
+                quantizedDot = WeightRows.QuantizedDotKernel(Type);
             }
         }
 
@@ -107,7 +129,7 @@ public sealed class LinearWeight
                         {
                             for (int t = 0; t < tokenCount; t++)
                             {
-                                y[t * outputs + o] = WeightRows.QuantizedDot(Type, row, converted.AsSpan(t * convertedBytes, convertedBytes));
+                                y[t * outputs + o] = quantizedDot!(row, converted.AsSpan(t * convertedBytes, convertedBytes));
                             }
 
                             continue;

@@ -139,6 +139,7 @@ public sealed class MoeLayer : IFeedForward
             }
         }
 
+        context.Emit(HookKind.WeightedExpertOutputs, Router.Layer, slotOutputs, k * width);
         for (int t = 0; t < tokens; t++)
         {
             var target = output.Slice(t * width, width);

@@ -21,6 +21,13 @@ internal static class WeightRows
     public static GgmlType? ActivationType(GgmlType type) =>
         type == GgmlType.F32 ? null : VecDot.ActivationType(type);
 
+    /// <summary>
+    /// True for F16 and BF16: ggml multiplies them with activations of the same type, each product exact in float,
+    /// summed in double. Decoding both sides to float and using the float dot (also double sums) gives the same bits,
+    /// vectorised.
+    /// </summary>
+    public static bool HasExactFloatProducts(GgmlType type) => type is GgmlType.F16 or GgmlType.BF16;
+
     /// <summary>Decodes one row into <paramref name="destination"/> (its length is the row's element count).</summary>
     /// <exception cref="ExpertScopeException">The type is not supported.</exception>
     public static void Decode(GgmlType type, ReadOnlySpan<byte> row, Span<float> destination)
@@ -46,7 +53,14 @@ internal static class WeightRows
     /// <summary>Bytes of one converted activation row.</summary>
     public static int ActivationBytes(GgmlType type, int elements) => VecDot.ActivationBytes(type, elements);
 
-    /// <summary>llama.cpp's dot of a stored row with a converted activation row (bit for bit).</summary>
+    /// <summary>llama.cpp's dot of a stored row with a converted activation row (bit for bit), validating the lengths.</summary>
     public static float QuantizedDot(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<byte> activations) =>
         VecDot.Quantized(type, row, activations);
+
+    /// <summary>
+    /// The kernel behind <see cref="QuantizedDot"/>, for loops that validated the lengths once with a first
+    /// <see cref="QuantizedDot"/> call and then call it per row without checks.
+    /// </summary>
+    public static QuantizedDotKernel QuantizedDotKernel(GgmlType type) =>
+        TypeKernels.Get(type).Dot ?? throw new ExpertScopeException($"weights of type {GgmlTypes.Get(type).Name} have no llama.cpp dot product.");
 }

@@ -50,6 +50,12 @@ public enum HookKind
     /// </summary>
     Router,
 
+    /// <summary>
+    /// <c>ffn_moe_weighted</c>: each selected expert's output times its mixing weight, <c>[T, k, E]</c> in selection
+    /// order (its sum over k is <c>ffn_moe_out</c>).
+    /// </summary>
+    WeightedExpertOutputs,
+
     /// <summary><c>ffn_moe_out</c>: weighted sum of the routed experts' outputs <c>[T, E]</c>.</summary>
     ExpertOutput,
 
@@ -99,6 +105,7 @@ public readonly record struct HookSite(HookKind Kind, int Layer)
         HookKind.RouterWeightsNormalized => "ffn_moe_weights_norm",
         HookKind.RouterWeightsScaled => "ffn_moe_weights_scaled",
         HookKind.Router => "ffn_moe_route",
+        HookKind.WeightedExpertOutputs => "ffn_moe_weighted",
         HookKind.ExpertOutput => "ffn_moe_out",
         HookKind.SharedExpert => "ffn_shexp",
         HookKind.SharedExpertGateInput => "ffn_shexp_gate_inp",

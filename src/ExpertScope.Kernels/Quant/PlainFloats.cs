@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics;
 namespace ExpertScope.Kernels.Quant;
 
 /// <summary>Plain element types: float32 (copy), float16 and bfloat16 (2 bytes each, little-endian bits).</summary>
-internal static class Float16
+internal static class PlainFloats
 {
     /// <summary>Float32 storage: a copy.</summary>
     public static void DequantizeF32(ReadOnlySpan<byte> source, Span<float> destination) =>

@@ -1,0 +1,64 @@
+namespace ExpertScope.Experiments.Data.WordNet;
+
+/// <summary>
+/// Draws words of the same part of speech that are semantically far from a target (word-level Wu-Palmer
+/// similarity below a threshold), as dissimilar substitutes for the substitution experiment.
+/// </summary>
+/// <param name="database">The WordNet database.</param>
+/// <param name="minTaggedSenses">
+/// Only lemmas with at least this many senses seen in the semantic concordances (<c>tagsense_cnt</c>) are
+/// candidates, which keeps rare and technical words out (1 by default).
+/// </param>
+public sealed class WordNetDissimilarPool(WordNetDatabase database, int minTaggedSenses = 1)
+{
+    private readonly WuPalmer _wuPalmer = new(database);
+    private readonly Dictionary<WordNetPos, string[]> _candidates = [];
+
+    /// <summary>The Wu-Palmer calculator the pool uses.</summary>
+    public WuPalmer WuPalmer => _wuPalmer;
+
+    /// <summary>
+    /// Up to <paramref name="count"/> distinct lower-case single words of <paramref name="pos"/> whose Wu-Palmer
+    /// similarity to <paramref name="lemma"/> is below <paramref name="maxSimilarity"/>, in a seeded random order.
+    /// Fewer are returned only when the candidate list runs out.
+    /// </summary>
+    public IReadOnlyList<(string Word, double Similarity)> Sample(string lemma, WordNetPos pos, int count, int seed, double maxSimilarity = 0.3)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        var candidates = Candidates(pos);
+        var random = new Random(seed);
+        var order = Enumerable.Range(0, candidates.Length).ToArray();
+        var result = new List<(string, double)>(count);
+        var target = lemma.ToLowerInvariant();
+        // A partial Fisher-Yates shuffle: only as many candidates are drawn and scored as needed.
+        for (var index = 0; index < order.Length && result.Count < count; index++)
+        {
+            var pick = random.Next(index, order.Length);
+            (order[index], order[pick]) = (order[pick], order[index]);
+            var word = candidates[order[index]];
+            if (word == target)
+            {
+                continue;
+            }
+
+            var similarity = _wuPalmer.WordSimilarity(target, word, pos);
+            if (similarity < maxSimilarity)
+            {
+                result.Add((word, similarity));
+            }
+        }
+
+        return result;
+    }
+
+    private string[] Candidates(WordNetPos pos)
+    {
+        if (!_candidates.TryGetValue(pos, out var words))
+        {
+            words = [.. database.Lemmas(pos).Where(word => word.All(char.IsAsciiLetterLower) && database.TaggedSenseCount(word, pos) >= minTaggedSenses)];
+            _candidates[pos] = words;
+        }
+
+        return words;
+    }
+}

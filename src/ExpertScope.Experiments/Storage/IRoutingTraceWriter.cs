@@ -1,0 +1,86 @@
+namespace ExpertScope.Experiments.Storage;
+
+/// <summary>The file formats a routing trace can be written in.</summary>
+public enum TraceFormat
+{
+    /// <summary>Apache Parquet, one file, appended one row group at a time (<see cref="ParquetTraceWriter"/>).</summary>
+    Parquet,
+
+    /// <summary>JSON Lines, one JSON object per row (<see cref="JsonlTraceWriter"/>).</summary>
+    Jsonl,
+}
+
+/// <summary>How a trace writer buffers and what it stores.</summary>
+public sealed record TraceWriterOptions
+{
+    /// <summary>Whether rows carry the full router distribution (column <c>probs</c>); fixed for the life of a file.</summary>
+    public bool IncludeProbabilities { get; init; }
+
+    /// <summary>
+    /// Rows buffered before they are written as one Parquet row group (whole sequences only, so a group can be
+    /// larger). Larger groups read faster; smaller ones lose less to a crash. Default 262,144.
+    /// </summary>
+    public int RowGroupRows { get; init; } = 1 << 18;
+
+    /// <summary>
+    /// Longest time finished sequences wait in the buffer: a sequence finished after that writes the buffer out
+    /// even if it is smaller than <see cref="RowGroupRows"/>. Default one minute.
+    /// </summary>
+    public TimeSpan MaxBufferTime { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>The clock that times <see cref="MaxBufferTime"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+}
+
+/// <summary>
+/// Writes a routing trace one finished sequence at a time and resumes where an earlier, interrupted run stopped:
+/// sequences in <see cref="FinishedSequences"/> are already stored and should be skipped.
+/// A writer is not thread-safe, and a trace must have one writer at a time (readers may open it meanwhile).
+/// </summary>
+public interface IRoutingTraceWriter : IAsyncDisposable
+{
+    /// <summary>The trace file.</summary>
+    string Path { get; }
+
+    /// <summary>The format of <see cref="Path"/>.</summary>
+    TraceFormat Format { get; }
+
+    /// <summary>The metadata the file records.</summary>
+    TraceMetadata Metadata { get; }
+
+    /// <summary>Sequences safely stored on the disk (by this or an earlier run).</summary>
+    IReadOnlySet<int> FinishedSequences { get; }
+
+    /// <summary>True if <paramref name="sequence"/> was stored or handed to <see cref="WriteSequenceAsync"/> already.</summary>
+    bool Contains(int sequence);
+
+    /// <summary>Adds every row of one finished sequence (rows of one sequence are never split across row groups or runs).</summary>
+    /// <param name="sequence">The sequence id; every row must carry it.</param>
+    /// <param name="rows">The rows, in the order they should be stored.</param>
+    /// <param name="cancellationToken">Stops the write.</param>
+    /// <exception cref="ArgumentException">A row belongs to another sequence, or its <c>probs</c> presence does not match the file.</exception>
+    /// <exception cref="InvalidOperationException">The sequence was already written.</exception>
+    ValueTask WriteSequenceAsync(int sequence, IReadOnlyList<RoutingTraceRow> rows, CancellationToken cancellationToken = default);
+
+    /// <summary>Stores everything buffered so far, durably, before returning.</summary>
+    ValueTask FlushAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>Opens trace writers by format.</summary>
+public static class RoutingTraceWriter
+{
+    /// <summary>The format a path's extension names: <c>.jsonl</c> is JSON Lines, anything else Parquet.</summary>
+    public static TraceFormat FormatOf(string path) =>
+        string.Equals(System.IO.Path.GetExtension(path), ".jsonl", StringComparison.OrdinalIgnoreCase) ? TraceFormat.Jsonl : TraceFormat.Parquet;
+
+    /// <summary>Creates the trace at <paramref name="path"/>, or reopens it to resume (see the writers for the rules).</summary>
+    /// <exception cref="Core.ExpertScopeException">The existing file was made with another model or settings, or is damaged beyond repair.</exception>
+    public static async Task<IRoutingTraceWriter> OpenAsync(
+        string path, TraceFormat format, TraceMetadata metadata, TraceWriterOptions? options = null, CancellationToken cancellationToken = default) =>
+        format switch
+        {
+            TraceFormat.Parquet => await ParquetTraceWriter.OpenAsync(path, metadata, options, cancellationToken).ConfigureAwait(false),
+            TraceFormat.Jsonl => JsonlTraceWriter.Open(path, metadata, options),
+            _ => throw new ArgumentOutOfRangeException(nameof(format), format, "unknown trace format"),
+        };
+}

@@ -1,0 +1,101 @@
+using ExpertScope.Core;
+
+namespace ExpertScope.Models.Synthetic;
+
+/// <summary>
+/// The shape of a seeded random-weight model: a real architecture's metadata and tensor layout with chosen
+/// dimensions. Random weights carry no meaning; these models exist so that tests, the main job and benchmarks
+/// run on files the project writes itself.
+/// </summary>
+public sealed record SyntheticModelSpec
+{
+    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c> or <c>deepseek2</c>.</summary>
+    public required string Architecture { get; init; }
+
+    /// <summary>Hidden size (<c>embedding_length</c>).</summary>
+    public required int EmbeddingLength { get; init; }
+
+    /// <summary>Number of blocks.</summary>
+    public required int BlockCount { get; init; }
+
+    /// <summary>Query heads.</summary>
+    public required int HeadCount { get; init; }
+
+    /// <summary>Key/value heads (GQA when smaller than <see cref="HeadCount"/>).</summary>
+    public required int KeyValueHeadCount { get; init; }
+
+    /// <summary>Per-head dimension of q, k and v (ignored by MLA, which has its own lengths).</summary>
+    public required int HeadDimension { get; init; }
+
+    /// <summary>Routed experts per MoE block.</summary>
+    public required int ExpertCount { get; init; }
+
+    /// <summary>Experts chosen per token (k).</summary>
+    public required int ExpertUsedCount { get; init; }
+
+    /// <summary>Hidden size of one routed expert's SwiGLU.</summary>
+    public required int ExpertFeedForwardLength { get; init; }
+
+    /// <summary>Hidden size of dense feed-forward blocks (DeepSeek leading blocks) and the GGUF <c>feed_forward_length</c>.</summary>
+    public int FeedForwardLength { get; init; }
+
+    /// <summary>Shared experts (DeepSeek: count of shared experts, each <see cref="ExpertFeedForwardLength"/> wide; Qwen2-MoE: one shared expert of <see cref="SharedExpertFeedForwardLength"/>).</summary>
+    public int SharedExpertCount { get; init; }
+
+    /// <summary>Qwen2-MoE's shared expert width (<c>expert_shared_feed_forward_length</c>).</summary>
+    public int SharedExpertFeedForwardLength { get; init; }
+
+    /// <summary>DeepSeek: leading dense blocks.</summary>
+    public int LeadingDenseBlockCount { get; init; }
+
+    /// <summary>Vocabulary size; learned merges are padded with unused tokens up to this size.</summary>
+    public required int VocabularySize { get; init; }
+
+    /// <summary>Context length written to the metadata.</summary>
+    public int ContextLength { get; init; } = 256;
+
+    /// <summary>DeepSeek MLA: query compression rank (0 = no compression).</summary>
+    public int QueryLoraRank { get; init; }
+
+    /// <summary>DeepSeek MLA: compressed KV rank.</summary>
+    public int KeyValueLoraRank { get; init; }
+
+    /// <summary>DeepSeek MLA: non-rotary part of the query/key head.</summary>
+    public int QueryKeyNopeLength { get; init; }
+
+    /// <summary>DeepSeek MLA: rotary part of the query/key head (<c>rope.dimension_count</c>).</summary>
+    public int QueryKeyRopeLength { get; init; }
+
+    /// <summary>DeepSeek MLA: value head length.</summary>
+    public int ValueHeadLength { get; init; }
+
+    /// <summary>DeepSeek: 1 softmax, 2 sigmoid (<c>expert_gating_func</c>).</summary>
+    public int GatingFunction { get; init; } = 1;
+
+    /// <summary>DeepSeek V3: expert groups (0 = no group-limited routing).</summary>
+    public int ExpertGroupCount { get; init; }
+
+    /// <summary>DeepSeek V3: groups kept per token.</summary>
+    public int ExpertGroupUsedCount { get; init; }
+
+    /// <summary>DeepSeek: <c>expert_weights_scale</c>.</summary>
+    public float ExpertWeightsScale { get; init; } = 1f;
+
+    /// <summary>DeepSeek: <c>expert_weights_norm</c>.</summary>
+    public bool ExpertWeightsNormalized { get; init; }
+
+    /// <summary>DeepSeek V3: whether blocks carry the <c>exp_probs_b</c> selection bias.</summary>
+    public bool HasSelectionBias { get; init; }
+
+    /// <summary>Storage type of the routed expert tensors (<c>*_exps</c>).</summary>
+    public GgmlType ExpertTensorType { get; init; } = GgmlType.F32;
+
+    /// <summary>Storage type of every other matrix (norms, router and biases stay F32 as converters write them).</summary>
+    public GgmlType DenseTensorType { get; init; } = GgmlType.F32;
+
+    /// <summary>Seed of the weights.</summary>
+    public ulong Seed { get; init; } = 20261124;
+
+    /// <summary>A short description for <c>general.name</c>.</summary>
+    public string Name { get; init; } = "expertscope-synthetic";
+}

@@ -1,0 +1,354 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
+using ExpertScope.Core;
+using ExpertScope.Formats.Gguf;
+
+namespace ExpertScope.Models.Synthetic;
+
+/// <summary>
+/// Writes a <see cref="SyntheticModelSpec"/> as a GGUF file with the metadata keys and tensor names llama.cpp's
+/// converters write for that architecture, a byte-level BPE vocabulary learned from <see cref="BuiltInText"/>, and
+/// seeded uniform random weights. Tensors are generated and encoded row by row, so a multi-gigabyte model never
+/// sits in memory.
+/// </summary>
+public static class SyntheticModelWriter
+{
+    /// <summary>Merges learned for tiny models: 256 byte tokens + 250 merges + BOS + EOS = 508 tokens, like the golden models.</summary>
+    public const int TinyMergeCount = 250;
+
+    /// <summary>Writes the model to <paramref name="path"/> and returns the tensor count.</summary>
+    /// <param name="spec">What to write.</param>
+    /// <param name="path">Destination (overwritten).</param>
+    /// <param name="progress">Called with (bytes written, total bytes) after every tensor.</param>
+    public static int Write(SyntheticModelSpec spec, string path, Action<long, long>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        Validate(spec);
+        var vocabulary = BuildVocabulary(spec.VocabularySize);
+        var tensors = TensorPlan(spec, vocabulary.Tokens.Count);
+        string temporary = path + ".partial";
+        using (var writer = GgufWriter.Create(temporary))
+        {
+            WriteMetadata(writer, spec, vocabulary);
+            long total = 0;
+            foreach (var tensor in tensors)
+            {
+                total += writer.AddTensor(tensor.Name, tensor.Type, tensor.Dimensions);
+            }
+
+            long done = 0;
+            foreach (var tensor in tensors)
+            {
+                writer.WriteTensorData(stream => WriteTensorRows(stream, spec.Seed, tensor));
+                done += GgmlTypes.Get(tensor.Type).RowBytes(tensor.Dimensions[0]) * tensor.RowCount;
+                progress?.Invoke(done, total);
+            }
+
+            writer.Finish();
+        }
+
+        File.Move(temporary, path, overwrite: true);
+        return tensors.Count;
+    }
+
+    /// <summary>The vocabulary a spec gets: learned merges, padded with unused tokens when a larger size is asked for.</summary>
+    public static ByteLevelBpeVocabulary BuildVocabulary(int requestedSize)
+    {
+        var learned = ByteLevelBpeVocabulary.Learn(BuiltInText.Corpus, TinyMergeCount);
+        if (requestedSize == 0 || requestedSize == learned.Tokens.Count)
+        {
+            return learned;
+        }
+
+        if (requestedSize < learned.Tokens.Count)
+        {
+            throw new ExpertScopeException($"vocabulary size {requestedSize} is smaller than the {learned.Tokens.Count} tokens the built-in vocabulary needs");
+        }
+
+        var tokens = learned.Tokens.ToList();
+        for (int i = tokens.Count; i < requestedSize; i++)
+        {
+            tokens.Add($"<unused_{i}>");
+        }
+
+        return learned with { Tokens = tokens };
+    }
+
+    private static void Validate(SyntheticModelSpec spec)
+    {
+        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2"];
+        if (!supported.Contains(spec.Architecture))
+        {
+            throw new ExpertScopeException($"cannot write a synthetic '{spec.Architecture}' model; supported: {string.Join(", ", supported)}");
+        }
+
+        if (spec.ExpertUsedCount < 1 || spec.ExpertUsedCount > spec.ExpertCount)
+        {
+            throw new ExpertScopeException($"experts per token ({spec.ExpertUsedCount}) must be between 1 and the expert count ({spec.ExpertCount})");
+        }
+
+        if (spec.HeadCount % Math.Max(1, spec.KeyValueHeadCount) != 0)
+        {
+            throw new ExpertScopeException($"head count {spec.HeadCount} is not a multiple of the key/value head count {spec.KeyValueHeadCount}");
+        }
+    }
+
+    private static void WriteMetadata(GgufWriter writer, SyntheticModelSpec spec, ByteLevelBpeVocabulary vocabulary)
+    {
+        string a = spec.Architecture;
+        void U32(string key, int value) => writer.SetMetadata(key, new GgufValue(GgufValueType.UInt32, checked((uint)value)));
+        void F32(string key, float value) => writer.SetMetadata(key, new GgufValue(GgufValueType.Float32, value));
+        void Str(string key, string value) => writer.SetMetadata(key, new GgufValue(GgufValueType.String, value));
+        void Bool(string key, bool value) => writer.SetMetadata(key, new GgufValue(GgufValueType.Bool, value));
+
+        Str("general.architecture", a);
+        Str("general.name", spec.Name);
+        U32("general.alignment", GgufFile.DefaultAlignment);
+        U32($"{a}.vocab_size", vocabulary.Tokens.Count);
+        U32($"{a}.context_length", spec.ContextLength);
+        U32($"{a}.embedding_length", spec.EmbeddingLength);
+        U32($"{a}.block_count", spec.BlockCount);
+        U32($"{a}.feed_forward_length", spec.FeedForwardLength);
+        U32($"{a}.attention.head_count", spec.HeadCount);
+        U32($"{a}.attention.head_count_kv", spec.KeyValueHeadCount);
+        F32($"{a}.attention.layer_norm_rms_epsilon", 1e-6f);
+        F32($"{a}.rope.freq_base", 10000f);
+        U32($"{a}.expert_count", spec.ExpertCount);
+        U32($"{a}.expert_used_count", spec.ExpertUsedCount);
+        if (a is "qwen2moe" or "qwen3moe" or "deepseek2")
+        {
+            U32($"{a}.expert_feed_forward_length", spec.ExpertFeedForwardLength);
+        }
+
+        if (a is "llama" or "olmoe" or "qwen3moe")
+        {
+            U32($"{a}.attention.key_length", spec.HeadDimension);
+            U32($"{a}.attention.value_length", spec.HeadDimension);
+        }
+
+        if (a == "qwen2moe")
+        {
+            U32($"{a}.expert_shared_feed_forward_length", spec.SharedExpertFeedForwardLength);
+        }
+
+        if (a == "deepseek2")
+        {
+            U32($"{a}.leading_dense_block_count", spec.LeadingDenseBlockCount);
+            U32($"{a}.attention.q_lora_rank", spec.QueryLoraRank);
+            U32($"{a}.attention.kv_lora_rank", spec.KeyValueLoraRank);
+            U32($"{a}.attention.key_length", spec.KeyValueLoraRank + spec.QueryKeyRopeLength);
+            U32($"{a}.attention.value_length", spec.KeyValueLoraRank);
+            U32($"{a}.attention.key_length_mla", spec.QueryKeyNopeLength + spec.QueryKeyRopeLength);
+            U32($"{a}.attention.value_length_mla", spec.ValueHeadLength);
+            U32($"{a}.rope.dimension_count", spec.QueryKeyRopeLength);
+            U32($"{a}.expert_shared_count", spec.SharedExpertCount);
+            F32($"{a}.expert_weights_scale", spec.ExpertWeightsScale);
+            Bool($"{a}.expert_weights_norm", spec.ExpertWeightsNormalized);
+            U32($"{a}.expert_gating_func", spec.GatingFunction);
+            if (spec.ExpertGroupCount > 0)
+            {
+                U32($"{a}.expert_group_count", spec.ExpertGroupCount);
+                U32($"{a}.expert_group_used_count", spec.ExpertGroupUsedCount);
+            }
+        }
+
+        Str("tokenizer.ggml.model", "gpt2");
+        Str("tokenizer.ggml.pre", "default");
+        writer.SetMetadata("tokenizer.ggml.tokens", new GgufValue(GgufValueType.Array, new GgufArray(GgufValueType.String, vocabulary.Tokens.ToArray())));
+        var types = vocabulary.TokenTypes();
+        for (int i = vocabulary.EosId + 1; i < types.Length; i++)
+        {
+            types[i] = 5; // unused padding tokens
+        }
+
+        writer.SetMetadata("tokenizer.ggml.token_type", new GgufValue(GgufValueType.Array, new GgufArray(GgufValueType.Int32, types)));
+        writer.SetMetadata("tokenizer.ggml.merges", new GgufValue(GgufValueType.Array, new GgufArray(GgufValueType.String, vocabulary.Merges.ToArray())));
+        U32("tokenizer.ggml.bos_token_id", vocabulary.BosId);
+        U32("tokenizer.ggml.eos_token_id", vocabulary.EosId);
+        Bool("tokenizer.ggml.add_bos_token", true);
+        Bool("tokenizer.ggml.add_eos_token", false);
+    }
+
+    /// <summary>One tensor to generate: name, type, ggml <c>ne</c>, and the uniform range of its values.</summary>
+    private sealed record PlannedTensor(string Name, GgmlType Type, long[] Dimensions, float Center, float HalfWidth)
+    {
+        public long RowCount => Dimensions.Skip(1).Aggregate(1L, (product, d) => product * d);
+    }
+
+    private static List<PlannedTensor> TensorPlan(SyntheticModelSpec spec, int vocabularySize)
+    {
+        int e = spec.EmbeddingLength;
+        var plan = new List<PlannedTensor>();
+        var dense = spec.DenseTensorType;
+        var experts = spec.ExpertTensorType;
+
+        // Uniform(-a, a) with a = sqrt(3 / fanIn) keeps each output's variance near its input's.
+        PlannedTensor Matrix(string name, GgmlType type, long fanIn, params long[] rest) =>
+            new(name, type, [fanIn, .. rest], 0f, MathF.Sqrt(3f / fanIn));
+        PlannedTensor Norm(string name, long length) => new(name, GgmlType.F32, [length], 1f, 0.1f);
+
+        plan.Add(Matrix("token_embd.weight", dense, e, vocabularySize) with { HalfWidth = 1f });
+        plan.Add(Norm("output_norm.weight", e));
+        plan.Add(Matrix("output.weight", dense, e, vocabularySize));
+        for (int block = 0; block < spec.BlockCount; block++)
+        {
+            string p = $"blk.{block}.";
+            plan.Add(Norm(p + "attn_norm.weight", e));
+            if (spec.Architecture == "deepseek2")
+            {
+                int headLength = spec.QueryKeyNopeLength + spec.QueryKeyRopeLength;
+                if (spec.QueryLoraRank > 0)
+                {
+                    plan.Add(Matrix(p + "attn_q_a.weight", dense, e, spec.QueryLoraRank));
+                    plan.Add(Norm(p + "attn_q_a_norm.weight", spec.QueryLoraRank));
+                    plan.Add(Matrix(p + "attn_q_b.weight", dense, spec.QueryLoraRank, spec.HeadCount * headLength));
+                }
+                else
+                {
+                    plan.Add(Matrix(p + "attn_q.weight", dense, e, spec.HeadCount * headLength));
+                }
+
+                plan.Add(Matrix(p + "attn_kv_a_mqa.weight", dense, e, spec.KeyValueLoraRank + spec.QueryKeyRopeLength));
+                plan.Add(Norm(p + "attn_kv_a_norm.weight", spec.KeyValueLoraRank));
+                plan.Add(Matrix(p + "attn_k_b.weight", GgmlType.F32, spec.QueryKeyNopeLength, spec.KeyValueLoraRank, spec.HeadCount));
+                plan.Add(Matrix(p + "attn_v_b.weight", GgmlType.F32, spec.KeyValueLoraRank, spec.ValueHeadLength, spec.HeadCount));
+                plan.Add(Matrix(p + "attn_output.weight", dense, spec.HeadCount * spec.ValueHeadLength, e));
+            }
+            else
+            {
+                int q = spec.HeadCount * spec.HeadDimension;
+                int kv = spec.KeyValueHeadCount * spec.HeadDimension;
+                plan.Add(Matrix(p + "attn_q.weight", dense, e, q));
+                plan.Add(Matrix(p + "attn_k.weight", dense, e, kv));
+                plan.Add(Matrix(p + "attn_v.weight", dense, e, kv));
+                plan.Add(Matrix(p + "attn_output.weight", dense, q, e));
+                if (spec.Architecture == "olmoe")
+                {
+                    plan.Add(Norm(p + "attn_q_norm.weight", q));
+                    plan.Add(Norm(p + "attn_k_norm.weight", kv));
+                }
+                else if (spec.Architecture == "qwen3moe")
+                {
+                    plan.Add(Norm(p + "attn_q_norm.weight", spec.HeadDimension));
+                    plan.Add(Norm(p + "attn_k_norm.weight", spec.HeadDimension));
+                }
+            }
+
+            plan.Add(Norm(p + "ffn_norm.weight", e));
+            if (block < spec.LeadingDenseBlockCount)
+            {
+                plan.Add(Matrix(p + "ffn_gate.weight", dense, e, spec.FeedForwardLength));
+                plan.Add(Matrix(p + "ffn_up.weight", dense, e, spec.FeedForwardLength));
+                plan.Add(Matrix(p + "ffn_down.weight", dense, spec.FeedForwardLength, e));
+                continue;
+            }
+
+            int ff = spec.ExpertFeedForwardLength;
+            // A wider router range makes the random routing decisive rather than near-uniform.
+            plan.Add(Matrix(p + "ffn_gate_inp.weight", GgmlType.F32, e, spec.ExpertCount) with { HalfWidth = 4f * MathF.Sqrt(3f / e) });
+            if (spec.HasSelectionBias)
+            {
+                plan.Add(new PlannedTensor(p + "exp_probs_b.bias", GgmlType.F32, [spec.ExpertCount], 0f, 0.05f));
+            }
+
+            plan.Add(Matrix(p + "ffn_gate_exps.weight", experts, e, ff, spec.ExpertCount));
+            plan.Add(Matrix(p + "ffn_up_exps.weight", experts, e, ff, spec.ExpertCount));
+            plan.Add(Matrix(p + "ffn_down_exps.weight", experts, ff, e, spec.ExpertCount));
+            if (spec.Architecture == "qwen2moe")
+            {
+                int shared = spec.SharedExpertFeedForwardLength;
+                plan.Add(Matrix(p + "ffn_gate_inp_shexp.weight", GgmlType.F32, e));
+                plan.Add(Matrix(p + "ffn_gate_shexp.weight", dense, e, shared));
+                plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, shared));
+                plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, shared, e));
+            }
+            else if (spec.Architecture == "deepseek2" && spec.SharedExpertCount > 0)
+            {
+                int shared = spec.SharedExpertCount * ff;
+                plan.Add(Matrix(p + "ffn_gate_shexp.weight", dense, e, shared));
+                plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, shared));
+                plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, shared, e));
+            }
+        }
+
+        return plan;
+    }
+
+    private static void WriteTensorRows(Stream destination, ulong seed, PlannedTensor tensor)
+    {
+        int rowLength = checked((int)tensor.Dimensions[0]);
+        var info = GgmlTypes.Get(tensor.Type);
+        int rowBytes = checked((int)info.RowBytes(rowLength));
+        var random = new SplitMix64(seed ^ Fnv1a(tensor.Name));
+        float[] row = ArrayPool<float>.Shared.Rent(rowLength);
+        byte[] encoded = ArrayPool<byte>.Shared.Rent(rowBytes);
+        try
+        {
+            for (long r = 0; r < tensor.RowCount; r++)
+            {
+                for (int i = 0; i < rowLength; i++)
+                {
+                    row[i] = tensor.Center + tensor.HalfWidth * (2f * random.NextFloat() - 1f);
+                }
+
+                RowEncoding.Encode(tensor.Type, row.AsSpan(0, rowLength), encoded.AsSpan(0, rowBytes));
+                destination.Write(encoded, 0, rowBytes);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(row);
+            ArrayPool<byte>.Shared.Return(encoded);
+        }
+    }
+
+    private static ulong Fnv1a(string text)
+    {
+        ulong hash = 14695981039346656037UL;
+        foreach (char c in text)
+        {
+            hash = (hash ^ c) * 1099511628211UL;
+        }
+
+        return hash;
+    }
+
+    /// <summary>Steele, Lea and Flood's SplitMix64: fast, seedable, and the same on every platform.</summary>
+    private struct SplitMix64(ulong state)
+    {
+        private ulong _state = state;
+
+        public float NextFloat()
+        {
+            ulong z = _state += 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            z ^= z >> 31;
+            return (z >> 40) * (1f / (1 << 24)); // 24 random bits -> [0, 1)
+        }
+    }
+}
+
+/// <summary>Encodes float rows into a tensor type's storage for the synthetic writer.</summary>
+internal static class RowEncoding
+{
+    public static void Encode(GgmlType type, ReadOnlySpan<float> row, Span<byte> destination)
+    {
+        switch (type)
+        {
+            case GgmlType.F32:
+                MemoryMarshal.AsBytes(row).CopyTo(destination);
+                break;
+            case GgmlType.F16:
+                var halves = MemoryMarshal.Cast<byte, Half>(destination);
+                for (int i = 0; i < row.Length; i++)
+                {
+                    halves[i] = (Half)row[i];
+                }
+
+                break;
+            default:
+                throw new ExpertScopeException($"synthetic models cannot be written with {GgmlTypes.Get(type).Name} tensors yet");
+        }
+    }
+}

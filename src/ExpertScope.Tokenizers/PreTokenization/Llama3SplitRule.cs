@@ -1,0 +1,150 @@
+namespace ExpertScope.Tokenizers.PreTokenization;
+
+/// <summary>
+/// The Llama 3 pattern <c>(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+</c>
+/// and, with single digits, Qwen2's, as llama.cpp runs them: by hand-written scanners
+/// (<c>unicode_regex_split_custom_llama3</c> / <c>_qwen2</c>) whose rules are reproduced here one by one.
+/// </summary>
+internal sealed class Llama3SplitRule : SplitRule
+{
+    private readonly int _maxDigits;
+
+    /// <param name="maxDigits">3 for Llama 3 (<c>\p{N}{1,3}</c>), 1 for Qwen2 (<c>\p{N}</c>).</param>
+    public Llama3SplitRule(int maxDigits) => _maxDigits = maxDigits;
+
+    protected override void SplitPiece(ReadOnlySpan<int> codePoints, int start, int end, List<int> output)
+    {
+        var at = new PieceReader(codePoints, start, end);
+        int previousEnd = start;
+        int Emit(int tokenEnd)
+        {
+            int length = tokenEnd - previousEnd;
+            if (length > 0)
+            {
+                output.Add(length);
+            }
+
+            previousEnd = tokenEnd;
+            return length;
+        }
+
+        for (int pos = start; pos < end;)
+        {
+            int cp = at[pos];
+
+            // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+            if (cp == '\'' && pos + 1 < end)
+            {
+                int next = CodePointClass.ToLowerForContraction(at[pos + 1]);
+                if (next is 's' or 't' or 'm' or 'd')
+                {
+                    pos += Emit(pos + 2);
+                    continue;
+                }
+
+                if (pos + 2 < end)
+                {
+                    int nextNext = CodePointClass.ToLowerForContraction(at[pos + 2]);
+                    if ((next == 'r' && nextNext == 'e') || (next == 'v' && nextNext == 'e') || (next == 'l' && nextNext == 'l'))
+                    {
+                        pos += Emit(pos + 3);
+                        continue;
+                    }
+                }
+            }
+
+            // [^\r\n\p{L}\p{N}]?\p{L}+ : one non-letter, non-digit, non-newline may lead a run of letters.
+            if (!(cp == '\r' || cp == '\n' || CodePointClass.IsNumber(cp)))
+            {
+                if (CodePointClass.IsLetter(cp) || CodePointClass.IsLetter(at[pos + 1]))
+                {
+                    pos++;
+                    while (CodePointClass.IsLetter(at[pos]))
+                    {
+                        pos++;
+                    }
+
+                    Emit(pos);
+                    continue;
+                }
+            }
+
+            // \p{N}{1,maxDigits}
+            if (CodePointClass.IsNumber(cp))
+            {
+                int groupStart = pos;
+                while (CodePointClass.IsNumber(at[pos]))
+                {
+                    if (++pos - groupStart >= _maxDigits)
+                    {
+                        Emit(pos);
+                        groupStart = pos;
+                    }
+                }
+
+                Emit(pos);
+                continue;
+            }
+
+            // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+            int lead = cp == ' ' ? at[pos + 1] : cp;
+            if (IsOther(lead))
+            {
+                pos += cp == ' ' ? 1 : 0;
+                while (IsOther(at[pos]))
+                {
+                    pos++;
+                }
+
+                while (at[pos] is '\r' or '\n')
+                {
+                    pos++;
+                }
+
+                Emit(pos);
+                continue;
+            }
+
+            int whitespaceCount = 0;
+            int lastNewlineEnd = 0;
+            while (CodePointClass.IsWhitespace(at[pos + whitespaceCount]))
+            {
+                if (at[pos + whitespaceCount] is '\r' or '\n')
+                {
+                    lastNewlineEnd = pos + whitespaceCount + 1;
+                }
+
+                whitespaceCount++;
+            }
+
+            // \s*[\r\n]+ : whitespace up to and including the last newline of the run.
+            if (lastNewlineEnd > 0)
+            {
+                pos = lastNewlineEnd;
+                Emit(pos);
+                continue;
+            }
+
+            // \s+(?!\S)
+            if (whitespaceCount > 1 && at[pos + whitespaceCount] != CodePointClass.OutOfRange)
+            {
+                pos += whitespaceCount - 1;
+                Emit(pos);
+                continue;
+            }
+
+            // \s+
+            if (whitespaceCount > 0)
+            {
+                pos += whitespaceCount;
+                Emit(pos);
+                continue;
+            }
+
+            Emit(++pos);
+        }
+    }
+
+    private static bool IsOther(int cp) =>
+        CodePointClass.Exists(cp) && !CodePointClass.IsWhitespace(cp) && !CodePointClass.IsLetter(cp) && !CodePointClass.IsNumber(cp);
+}
