@@ -90,15 +90,15 @@ public sealed class MlaKvCache : IAttentionCache
     /// <summary>ggml's flash-attention tile (query rows and key positions).</summary>
     internal const int TileLength = 64;
 
-
     /// <summary>Creates an empty cache for up to <paramref name="capacity"/> positions.</summary>
     /// <param name="shape">The block's sizes.</param>
     /// <param name="capacity">Positions to hold.</param>
     /// <param name="decompressed">True for the legacy fused-<c>attn_kv_b</c> layout (full per-head keys and values).</param>
     /// <param name="precision">Storage precision, and with it the attention arithmetic: <see cref="CachePrecision.Float16"/>
-    /// follows ggml's CPU flash-attention kernels (llama.cpp's default): for batches under 64 tokens the query is
-    /// rounded to F16 and the weighted value sum accumulated in F16 (what the golden dumps were computed with);
-    /// micro-batches (llama.cpp splits a batch into 512-token micro-batches) of 64 or more take the tiled kernel, float32 apart from the cached values.</param>
+    /// follows ggml's CPU flash-attention kernels (llama.cpp's default): in micro-batches (512 tokens, as llama.cpp
+    /// splits a batch) under 64 tokens the query is rounded to F16 and the weighted value sum accumulated in F16
+    /// (what the golden dumps were computed with); longer micro-batches take the tiled kernel, float32 apart from the
+    /// cached values.</param>
     public MlaKvCache(MlaShape shape, int capacity, bool decompressed, CachePrecision precision)
     {
         ArgumentNullException.ThrowIfNull(shape);
