@@ -86,6 +86,7 @@ public static class TraceCommand
                 throw new ExpertScopeException(
                     $"--format {named} does not match --out '{outputPath}': a JSON Lines trace must end in .jsonl and a Parquet trace must not (readers tell the format by the extension).");
             }
+
             int? threads = model.ThreadCount(parse);
             var prompts = PromptFile.Read(inputPath, fieldName ?? "text");
             if (parse.GetValue(limit) is { } n)
