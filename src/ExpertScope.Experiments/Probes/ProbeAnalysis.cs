@@ -100,17 +100,17 @@ public sealed class ProbeResults
 public static class ProbeAnalysis
 {
     /// <summary>Scores every pair at every layer.</summary>
-    /// <param name="plan">The plan.</param>
-    /// <param name="routing">The routing of its needed positions.</param>
+    /// <param name="pairs">The planned pairs (<see cref="ProbePlan.Pairs"/>).</param>
+    /// <param name="routing">The routing of their positions.</param>
     /// <param name="settings">Sub-token mode and shared-expert handling.</param>
     /// <param name="sharedExperts">Shared experts of the model (used only with <see cref="ProbeSettings.IncludeShared"/>).</param>
-    public static IReadOnlyList<PairMeasurement> Score(ProbePlan plan, ProbeRouting routing, ProbeSettings settings, int sharedExperts)
+    public static IReadOnlyList<PairMeasurement> Score(IReadOnlyList<PlannedPair> pairs, ProbeRouting routing, ProbeSettings settings, int sharedExperts)
     {
-        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(pairs);
         ArgumentNullException.ThrowIfNull(routing);
         ArgumentNullException.ThrowIfNull(settings);
         var shared = settings.IncludeShared ? sharedExperts : 0;
-        return [.. plan.Pairs.Select(pair => new PairMeasurement(pair, [.. Enumerable.Range(0, routing.Layers.Count).Select(layer =>
+        return [.. pairs.Select(pair => new PairMeasurement(pair, [.. Enumerable.Range(0, routing.Layers.Count).Select(layer =>
             PairScores.Compute(routing.Word(pair.First, layer), routing.Word(pair.Second, layer), settings.SubTokens, shared))]))];
     }
 

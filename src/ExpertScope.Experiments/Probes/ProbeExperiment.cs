@@ -89,7 +89,7 @@ public static class ProbeExperiment
 
         var modelInfo = new ProbeModelInfo(Path.GetFileName(modelPath), sha, info.Name, info.Architecture,
             checked((int)moe.ExpertCount), checked((int)(moe.ExpertUsedCount ?? 0)), checked((int)(moe.ExpertSharedCount ?? 0)));
-        var plan = ProbePlan.Build(settings.Kind, data, model.Tokenizer, settings.Seed);
+        var plan = ProbePlan.Build(settings.Kind, data, model.Tokenizer, settings.Seed, model.Hyperparameters.ContextLength);
         var manifest = new RunManifest
         {
             Kind = "probe " + ProbeSettings.KindName(settings.Kind),
@@ -109,7 +109,7 @@ public static class ProbeExperiment
         };
         var routing = await ProbeRunner.RunAsync(model, plan, folder, metadata, settings.ThreadCount, settings.CheckpointEvery, progress, cancellationToken)
             .ConfigureAwait(false);
-        var measurements = ProbeAnalysis.Score(plan, routing, settings, modelInfo.SharedExperts);
+        var measurements = ProbeAnalysis.Score(plan.Pairs, routing, settings, modelInfo.SharedExperts);
         var results = ProbeAnalysis.Analyze(settings.Kind, routing.Layers, measurements, settings);
         var outcome = new ProbeOutcome(settings, modelInfo, data, plan, routing, results);
         ProbeOutputs.WriteAll(outcome, outFolder);

@@ -191,7 +191,8 @@ public static class ProbeOutputs
         var lines = new List<string>();
         if (outcome.Model.HasRandomWeights)
         {
-            lines.Add($"The model '{outcome.Model.Name}' has random weights (a generated test model): its routing carries no meaning, so none of these numbers says anything about language.");
+            lines.Add($"The model '{outcome.Model.Name}' has random weights (a generated test model): its routing carries no meaning, so none of these numbers says anything about language. " +
+                "(A random router still depends on the token's embedding, so token-identity pairs overlap more than different words: that is not a semantic effect.)");
         }
 
         var direction = outcome.Settings.Metric == ProbeMetric.JensenShannon ? "JS distance (lower = more similar routing)" : $"{metric} (higher = more similar routing)";

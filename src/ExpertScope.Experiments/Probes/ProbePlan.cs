@@ -117,7 +117,11 @@ public sealed class ProbePlan
     /// <param name="data">Pairs and the sentence pool.</param>
     /// <param name="tokenizer">The model's tokenizer.</param>
     /// <param name="seed">Seed of the control sampling.</param>
-    public static ProbePlan Build(ProbeKind kind, ProbeDataSet data, GgufTokenizer tokenizer, int seed)
+    /// <param name="contextLength">
+    /// The model's context: a word whose last token lies at or beyond it cannot be routed and its pair is dropped.
+    /// Sentences are run only up to their last needed token (the model is causal, so later tokens cannot change it).
+    /// </param>
+    public static ProbePlan Build(ProbeKind kind, ProbeDataSet data, GgufTokenizer tokenizer, int seed, int contextLength = int.MaxValue)
     {
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(tokenizer);
@@ -125,7 +129,6 @@ public sealed class ProbePlan
         var index = new Dictionary<string, int>(StringComparer.Ordinal);
         var ids = new List<IReadOnlyList<int>>();
         var texts = new List<IReadOnlyList<string>>();
-        var spans = new List<IReadOnlyList<TokenSpan>>();
         var encoded = new Dictionary<string, (IReadOnlyList<int> Ids, IReadOnlyList<string> Texts, IReadOnlyList<TokenSpan> Spans)>(StringComparer.Ordinal);
 
         (IReadOnlyList<int> Ids, IReadOnlyList<string> Texts, IReadOnlyList<TokenSpan> Spans) Encode(string sentence)
@@ -146,13 +149,12 @@ public sealed class ProbePlan
         {
             if (!index.TryGetValue(sentence, out var number))
             {
-                var (tokenIds, tokenTexts, tokenSpans) = Encode(sentence);
+                var (tokenIds, tokenTexts, _) = Encode(sentence);
                 number = sentences.Count;
                 index[sentence] = number;
                 sentences.Add(sentence);
                 ids.Add(tokenIds);
                 texts.Add(tokenTexts);
-                spans.Add(tokenSpans);
             }
 
             return number;
@@ -165,16 +167,23 @@ public sealed class ProbePlan
         var anchorKeys = new HashSet<(string, int, int)>();
         foreach (var pair in data.Pairs)
         {
-            var first = Add(pair.First.Sentence);
-            var second = Add(pair.Second.Sentence);
-            var a = TokenAlignment.Align(pair.First.Sentence, pair.First.Parts, spans[first]);
-            var b = TokenAlignment.Align(pair.Second.Sentence, pair.Second.Parts, spans[second]);
+            // Sentences join the plan only with a pair that uses them, so every planned sentence has a probed token.
+            var a = TokenAlignment.Align(pair.First.Sentence, pair.First.Parts, Encode(pair.First.Sentence).Spans);
+            var b = TokenAlignment.Align(pair.Second.Sentence, pair.Second.Parts, Encode(pair.Second.Sentence).Spans);
             if (a.IsEmpty || b.IsEmpty)
             {
                 dropped.Add($"{pair.Id}: no token covers the target '{(a.IsEmpty ? pair.First : pair.Second).SurfaceForm}'");
                 continue;
             }
 
+            if (a.Indices[^1] >= contextLength || b.Indices[^1] >= contextLength)
+            {
+                dropped.Add($"{pair.Id}: the target lies beyond the model's context of {contextLength} tokens");
+                continue;
+            }
+
+            var first = Add(pair.First.Sentence);
+            var second = Add(pair.Second.Sentence);
             var occurrence = new WordOccurrence(first, a.Indices);
             pairs.Add(new PlannedPair(pair.Id, ProbeConditions.Of(kind, pair), pair.Word, occurrence, new WordOccurrence(second, b.Indices),
                 a.SplitsToken || b.SplitsToken, pair.Score));
@@ -224,7 +233,7 @@ public sealed class ProbePlan
                 foreach (var (sentence, position) in starts)
                 {
                     var sentenceIds = Encode(sentence).Ids;
-                    if (!exclude.Contains(sentence) && position + anchorIds.Length <= sentenceIds.Count
+                    if (!exclude.Contains(sentence) && position + anchorIds.Length <= Math.Min(sentenceIds.Count, contextLength)
                         && anchorIds.AsSpan().SequenceEqual(sentenceIds.Skip(position).Take(anchorIds.Length).ToArray()))
                     {
                         candidates.Add((sentence, position));

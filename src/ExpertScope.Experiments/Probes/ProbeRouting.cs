@@ -48,7 +48,8 @@ public sealed class ProbeRouting
 
 /// <summary>
 /// Runs the model once per planned sentence with a routing observer (no output head), writes every routing decision
-/// to <c>trace.parquet</c>, and journals each sentence's needed routing so a resumed run skips it.
+/// to <c>trace.parquet</c>, and journals each sentence's needed routing so a resumed run skips it. A sentence is run up
+/// to its last probed token only (later tokens cannot change the routing of earlier ones), so the trace holds those prefixes.
 /// </summary>
 public static class ProbeRunner
 {
@@ -108,7 +109,8 @@ public static class ProbeRunner
 
             // A sentence missing from either store is run again: the forward pass is deterministic, so it gives the same routing.
             var trace = new RoutingTrace(includeProbabilities: true);
-            var tokens = plan.TokenIds[sentence].ToArray();
+            // Causal attention: the routing of the needed positions depends only on the tokens up to the last of them.
+            var tokens = plan.TokenIds[sentence].Take(needed[sentence][^1] + 1).ToArray();
             model.Run(tokens, new RunOptions { Observers = [trace], Logits = LogitsSelection.None, ThreadCount = threads });
             var layers = trace.Layers.ToArray();
             if (layers.Length == 0)
