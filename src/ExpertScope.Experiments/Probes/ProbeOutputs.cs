@@ -204,7 +204,8 @@ public static class ProbeOutputs
             lines.Add(string.Create(CultureInfo.InvariantCulture,
                 $"{comparison.First} vs {comparison.Second}: layer-mean difference {F(mean.Difference)} (95% CI {F(mean.Lower)} to {F(mean.Upper)}; n = {mean.CountFirst}/{mean.CountSecond}; Mann-Whitney p = {P(mean.MannWhitneyP)}); " +
                 $"{comparison.SignificantLayers} of {results.Layers.Count} layers significant after Holm correction. ")
-                + (found ? "The interval excludes 0: a difference was found." : "The interval includes 0: no difference was found."));
+                + (found ? "The bootstrap interval excludes 0: a difference was found." : "The bootstrap interval includes 0: no difference was found.")
+                + (Math.Min(mean.CountFirst, mean.CountSecond) < 20 ? " Fewer than 20 pairs in a condition: too few to conclude anything." : string.Empty));
         }
 
         foreach (var correlation in results.PositionCorrelations.Where(c => double.IsFinite(c.Spearman)))
