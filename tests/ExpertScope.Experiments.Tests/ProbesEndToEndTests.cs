@@ -140,6 +140,9 @@ public sealed class ProbesEndToEndTests
         }
 
         Assert.NotEqual(0, root.GetProperty("summary").GetArrayLength());
+        Assert.True(root.TryGetProperty("token_matched_main_comparison", out _));
+        // Token-identity controls are token-identical by construction.
+        Assert.All(outcome.Results.Measurements.Where(m => m.Pair.Condition == ProbeConditions.TokenIdentity), m => Assert.True(m.Pair.SameTokenIds));
     }
 
     private static void CheckPairs(string path, ProbeOutcome outcome)

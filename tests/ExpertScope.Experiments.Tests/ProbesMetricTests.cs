@@ -139,6 +139,9 @@ public sealed class ProbesMetricTests
         Assert.Equal(8, results.ByCondition[ProbeConditions.DifferentSense][1].Count);
         Assert.Equal(2, results.PositionCorrelations.Count);
         Assert.NotNull(results.PositionMatched);
+        // Token control: only pairs with identical token ids (here those at distance 0: one same-sense, three different-sense).
+        var tokenMatched = Assert.IsType<ComparisonStatistics>(results.TokenMatched);
+        Assert.Equal((1, 3), (tokenMatched.CountFirst, tokenMatched.CountSecond));
     }
 
     private static ProbeSettings Settings() => new()
@@ -148,6 +151,6 @@ public sealed class ProbesMetricTests
 
     // Overlap is the value under test; the other metrics mirror it so every field is finite.
     private static PairMeasurement Measurement(string id, string condition, double layer0, double layer1, int positionDifference) =>
-        new(new PlannedPair(id, condition, "w", new WordOccurrence(0, [0]), new WordOccurrence(1, [positionDifference]), false, null),
+        new(new PlannedPair(id, condition, "w", new WordOccurrence(0, [0]), new WordOccurrence(1, [positionDifference]), false, null) { SameTokenIds = positionDifference == 0 },
             [new PairScores(layer0, layer0, layer0, layer0, 1 - layer0), new PairScores(layer1, layer1, layer1, layer1, 1 - layer1)]);
 }

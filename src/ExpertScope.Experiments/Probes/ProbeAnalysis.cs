@@ -94,6 +94,9 @@ public sealed class ProbeResults
 
     /// <summary>Position control: the main comparison on pairs whose words sit within the tolerance of each other (layer means); null when too few.</summary>
     public ComparisonStatistics? PositionMatched { get; init; }
+
+    /// <summary>Token control: the main comparison on pairs whose two words have the same token ids (layer means); null when too few.</summary>
+    public ComparisonStatistics? TokenMatched { get; init; }
 }
 
 /// <summary>Scores planned pairs and computes the statistics.</summary>
@@ -189,17 +192,22 @@ public static class ProbeAnalysis
             correlations.Add(new PositionCorrelation(condition, items.Length, rho, p));
         }
 
-        ComparisonStatistics? matched = null;
-        var (mainFirst, mainSecond) = pairsOfConditions[0];
-        if (groups.TryGetValue(mainFirst, out var firstItems) && groups.TryGetValue(mainSecond, out var secondItems))
+        // The main comparison restricted by a control's criterion, on layer means.
+        ComparisonStatistics? Restricted(Func<PairMeasurement, bool> keep, int index)
         {
-            double[] x = [.. firstItems.Where(m => m.PositionDifference <= settings.PositionMatchTolerance).Select(m => m.LayerMean(metric))];
-            double[] y = [.. secondItems.Where(m => m.PositionDifference <= settings.PositionMatchTolerance).Select(m => m.LayerMean(metric))];
-            if (x.Length > 0 && y.Length > 0)
+            var (mainFirst, mainSecond) = pairsOfConditions[0];
+            if (!groups.TryGetValue(mainFirst, out var firstItems) || !groups.TryGetValue(mainSecond, out var secondItems))
             {
-                matched = Compare(x, y, SubSeed(settings.Seed, 3, 0, 0), settings.BootstrapResamples);
+                return null;
             }
+
+            double[] x = [.. firstItems.Where(keep).Select(m => m.LayerMean(metric))];
+            double[] y = [.. secondItems.Where(keep).Select(m => m.LayerMean(metric))];
+            return x.Length > 0 && y.Length > 0 ? Compare(x, y, SubSeed(settings.Seed, 3, index, 0), settings.BootstrapResamples) : null;
         }
+
+        var matched = Restricted(m => m.PositionDifference <= settings.PositionMatchTolerance, 0);
+        var tokenMatched = Restricted(m => m.Pair.SameTokenIds, 1);
 
         return new ProbeResults
         {
@@ -211,6 +219,7 @@ public static class ProbeAnalysis
             Comparisons = comparisons,
             PositionCorrelations = correlations,
             PositionMatched = matched,
+            TokenMatched = tokenMatched,
         };
     }
 

@@ -41,7 +41,7 @@ public static class ProbeOutputs
         using (var csv = new CsvWriter(text, leaveOpen: true))
         {
             csv.WriteRow("pair_id", "condition", "word", "layer", "overlap", "jaccard", "kappa", "weighted", "js",
-                "sentence_1", "sentence_2", "position_1", "position_2", "position_diff", "tokens_1", "tokens_2", "splits_token", "data_score");
+                "sentence_1", "sentence_2", "position_1", "position_2", "position_diff", "tokens_1", "tokens_2", "splits_token", "same_token_ids", "data_score");
             foreach (var measurement in results.Measurements)
             {
                 var pair = measurement.Pair;
@@ -50,7 +50,7 @@ public static class ProbeOutputs
                     var s = measurement.ByLayer[layer];
                     csv.WriteRow(pair.PairId, pair.Condition, pair.Word, results.Layers[layer], s.Overlap, s.Jaccard, s.Kappa, s.Weighted, s.JensenShannon,
                         pair.First.Sentence, pair.Second.Sentence, pair.First.Position, pair.Second.Position, measurement.PositionDifference,
-                        pair.First.Tokens.Count, pair.Second.Tokens.Count, pair.SplitsToken, pair.DataScore);
+                        pair.First.Tokens.Count, pair.Second.Tokens.Count, pair.SplitsToken, pair.SameTokenIds, pair.DataScore);
                 }
             }
         }
@@ -175,6 +175,16 @@ public static class ProbeOutputs
             }
 
             w.WriteEndObject();
+            w.WritePropertyName("token_matched_main_comparison");
+            if (results.TokenMatched is { } tokenMatched)
+            {
+                WriteComparison(w, null, tokenMatched);
+            }
+            else
+            {
+                w.WriteNullValue();
+            }
+
             WriteStrings(w, "summary", outcome.Summary);
             w.WriteEndObject();
         }
@@ -218,6 +228,12 @@ public static class ProbeOutputs
         {
             lines.Add(string.Create(CultureInfo.InvariantCulture,
                 $"Position-matched (|position difference| ≤ {outcome.Settings.PositionMatchTolerance}) {results.Comparisons[0].First} vs {results.Comparisons[0].Second}: difference {F(matched.Difference)} (95% CI {F(matched.Lower)} to {F(matched.Upper)}; n = {matched.CountFirst}/{matched.CountSecond})."));
+        }
+
+        if (results.TokenMatched is { } tokens && results.Comparisons.Count > 0)
+        {
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"Token-matched (both words the same token ids) {results.Comparisons[0].First} vs {results.Comparisons[0].Second}: difference {F(tokens.Difference)} (95% CI {F(tokens.Lower)} to {F(tokens.Upper)}; n = {tokens.CountFirst}/{tokens.CountSecond}; Mann-Whitney p = {P(tokens.MannWhitneyP)}): the part of the effect that token identity cannot explain."));
         }
 
         return lines;

@@ -67,7 +67,14 @@ public sealed record WordOccurrence(int Sentence, IReadOnlyList<int> Tokens)
 /// <param name="Second">The compared word.</param>
 /// <param name="SplitsToken">Whether an alignment cut through a token.</param>
 /// <param name="DataScore">The data set's graded score where it has one (SWORDS).</param>
-public sealed record PlannedPair(string PairId, string Condition, string Word, WordOccurrence First, WordOccurrence Second, bool SplitsToken, double? DataScore);
+public sealed record PlannedPair(string PairId, string Condition, string Word, WordOccurrence First, WordOccurrence Second, bool SplitsToken, double? DataScore)
+{
+    /// <summary>
+    /// True when both words are the same token-id sequence (WiC often pairs <c>board</c> with <c>boards</c>, which
+    /// tokenize differently): the pairs on which a sense effect cannot come from token identity.
+    /// </summary>
+    public bool SameTokenIds { get; init; }
+}
 
 /// <summary>
 /// What a probe will run: the distinct sentences (each run once), their tokens, and every pair to score,
@@ -186,7 +193,7 @@ public sealed class ProbePlan
             var second = Add(pair.Second.Sentence);
             var occurrence = new WordOccurrence(first, a.Indices);
             pairs.Add(new PlannedPair(pair.Id, ProbeConditions.Of(kind, pair), pair.Word, occurrence, new WordOccurrence(second, b.Indices),
-                a.SplitsToken || b.SplitsToken, pair.Score));
+                a.SplitsToken || b.SplitsToken, pair.Score) { SameTokenIds = SameIds(ids, occurrence, new WordOccurrence(second, b.Indices)) });
             if (anchorKeys.Add((pair.First.Sentence, pair.First.Span.Start, pair.First.Span.End)))
             {
                 anchors.Add((pair, occurrence));
@@ -249,7 +256,7 @@ public sealed class ProbePlan
             {
                 var (sentence, position) = candidates[random.Next(candidates.Count)];
                 var other = new WordOccurrence(Add(sentence), [.. Enumerable.Range(position, anchorIds.Length)]);
-                controls.Add(new PlannedPair($"{pair.Id}#{ProbeConditions.TokenIdentity}", ProbeConditions.TokenIdentity, pair.Word, occurrence, other, false, null));
+                controls.Add(new PlannedPair($"{pair.Id}#{ProbeConditions.TokenIdentity}", ProbeConditions.TokenIdentity, pair.Word, occurrence, other, false, null) { SameTokenIds = true });
             }
 
             // A different word from an unrelated sentence: another anchor with another lemma and context.
@@ -262,11 +269,17 @@ public sealed class ProbePlan
             else
             {
                 var pick = others[random.Next(others.Count)];
-                controls.Add(new PlannedPair($"{pair.Id}#{ProbeConditions.DifferentWord}", ProbeConditions.DifferentWord, pair.Word, occurrence, pick.Occurrence, false, null));
+                controls.Add(new PlannedPair($"{pair.Id}#{ProbeConditions.DifferentWord}", ProbeConditions.DifferentWord, pair.Word, occurrence, pick.Occurrence, false, null)
+                {
+                    SameTokenIds = SameIds(ids, occurrence, pick.Occurrence),
+                });
             }
         }
 
         pairs.AddRange(controls);
         return new ProbePlan(sentences, ids, texts, pairs, dropped);
     }
+
+    private static bool SameIds(List<IReadOnlyList<int>> ids, WordOccurrence first, WordOccurrence second) =>
+        first.Tokens.Select(position => ids[first.Sentence][position]).SequenceEqual(second.Tokens.Select(position => ids[second.Sentence][position]));
 }
