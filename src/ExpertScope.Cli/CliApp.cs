@@ -26,6 +26,7 @@ public static class CliApp
     {
         yield return InspectCommand.Create(context);
         yield return MakeModelCommand.Create(context);
+        yield return TokenizeCommand.Create(context);
         yield return ProbeCommand.Create(context);
     }
 }
