@@ -326,7 +326,9 @@ public static class ProbeOutputs
 
     private static string F(double value) => double.IsFinite(value) ? value.ToString("0.0000", CultureInfo.InvariantCulture) : "–";
 
-    private static string P(double value) => double.IsFinite(value) ? value.ToString(value < 0.001 ? "0.00e+0" : "0.0000", CultureInfo.InvariantCulture) : "–";
+    private static string P(double value) => !double.IsFinite(value) ? "–"
+        : value == 0 ? "< 1e-300" // below double's range; results.json keeps the exact 0
+        : value.ToString(value < 0.001 ? "0.00e+0" : "0.0000", CultureInfo.InvariantCulture);
 
     private static void WriteStrings(Utf8JsonWriter w, string name, IEnumerable<string> values)
     {
