@@ -21,3 +21,7 @@ model=out/tiny-olmoe.gguf
 ./expertscope make-model --preset tiny-olmoe --out "$model"
 ./expertscope inspect "$model"
 ./expertscope tokenize --model "$model" --text "The bank by the river bank was closed."
+# The main job: does the model route one word to the same experts when its sense is the same (WordNet example
+# sentences)? On this random-weight model the answer carries no meaning; the report says so.
+./expertscope probe word-sense --model "$model" --dataset wordnet --limit 200 --seed 1 --out out/word-sense
+echo "Report: out/word-sense/report.html (results.json, pairs.csv and the routing trace beside it)"
