@@ -26,6 +26,9 @@ public static class CliApp
     {
         yield return InspectCommand.Create(context);
         yield return MakeModelCommand.Create(context);
+        yield return SteerCommand.Create(context);
+        yield return SuperExpertsCommand.Create(context);
+        yield return PruneCommand.Create(context);
     }
 }
 
