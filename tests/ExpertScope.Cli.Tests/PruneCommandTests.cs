@@ -45,9 +45,10 @@ public sealed class PruneCommandTests
         using var temp = new TempDirectory();
         string model = VerbRunner.TinyModel(temp);
         File.WriteAllLines(temp.File("keep.txt"), ["0: 0, 1", "1: 2, 3", "2: 6, 7"]);
-        var (code, output, error) = VerbRunner.Run("prune", "--model", model, "--experts-file", temp.File("keep.txt"), "--out", temp.File("p.gguf"));
+        var (code, output, error) = VerbRunner.Run("prune", "--model", model, "--experts-file", temp.File("keep.txt"), "--verify", "--out", temp.File("p.gguf"));
         Assert.True(code == 0, error);
         Assert.Contains("k 4 -> 2", output, StringComparison.Ordinal);
+        Assert.Contains("verified", output, StringComparison.Ordinal);
         using var file = GgufFile.Open(temp.File("p.gguf"));
         Assert.Equal(2, file.GetInteger("olmoe.expert_used_count"));
     }

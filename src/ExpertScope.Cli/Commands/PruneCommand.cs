@@ -23,10 +23,11 @@ public static class PruneCommand
         var maxTokens = new Option<int>("--max-tokens") { Description = "Corpus tokens to profile at most.", DefaultValueFactory = _ => 8192 };
         var chunk = new Option<int>("--chunk") { Description = "Tokens per forward pass.", DefaultValueFactory = _ => 128 };
         var threads = new Option<int?>("--threads") { Description = "Threads (default: all processors)." };
+        var verify = new Option<bool>("--verify") { Description = "Afterwards, check that the pruned model's logits on a short text equal the source's under RemoveExperts, bit for bit." };
         var output = new Option<FileInfo>("--out") { Description = "The pruned GGUF to write.", Required = true };
         var command = new Command("prune", "Write a smaller GGUF keeping the most-used (or listed) experts of every MoE block; router rows and expert-count metadata follow.")
         {
-            model, keepPerLayer, keepFraction, expertsFile, corpus, score, maxTokens, chunk, threads, output,
+            model, keepPerLayer, keepFraction, expertsFile, corpus, score, maxTokens, chunk, threads, verify, output,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -96,8 +97,12 @@ public static class PruneCommand
                  .. keep.OrderBy(p => p.Key).Select(p => p.Key.ToString(CultureInfo.InvariantCulture) + ": " + string.Join(", ", p.Value.Order()))]);
 
             // Reload through the full loader: the file must validate and build like any checkpoint.
-            using (MoeModel.Load(target))
+            using (var pruned = MoeModel.Load(target))
             {
+                if (parse.GetValue(verify))
+                {
+                    Verify(context, source, pruned, keep, parse.GetValue(threads));
+                }
             }
 
             context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -105,5 +110,25 @@ public static class PruneCommand
             return 0;
         }));
         return command;
+    }
+
+    private static void Verify(CliContext context, string source, MoeModel pruned, IReadOnlyDictionary<int, IReadOnlyList<int>> keep, int? threads)
+    {
+        using var original = MoeModel.Load(source);
+        int experts = original.Blocks.Select(b => b.Moe?.Router.Config.ExpertCount ?? 0).Max();
+        var removed = PruneSelection.Removed(keep, experts)
+            .Where(p => p.Value.Length > 0)
+            .Select(p => (Models.Routing.RouterIntervention)new Models.Routing.RemoveExperts(
+                Models.Routing.LayerSelector.Only(p.Key), [.. p.Value.Select(e => new ExpertId(e))]))
+            .ToList();
+        int[] tokens = [.. original.Tokenizer.Encode("The quick brown fox jumps over the lazy dog. 1, 2, 3!").Take(original.Hyperparameters.ContextLength)];
+        var expected = original.Run(tokens, new RunOptions { Interventions = removed, ThreadCount = threads });
+        var actual = pruned.Run(tokens, new RunOptions { ThreadCount = threads });
+        if (!expected.Values.AsSpan().SequenceEqual(actual.Values))
+        {
+            throw new ExpertScopeException($"{pruned.FilePath}: verification failed: its logits differ from the source's with the pruned experts removed.");
+        }
+
+        context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"verified: logits on {tokens.Length} tokens equal the source's under RemoveExperts, bit for bit"));
     }
 }
