@@ -62,6 +62,24 @@ public sealed record DisableExperts(LayerSelector Layers, ImmutableArray<ExpertI
 }
 
 /// <summary>
+/// The experts are treated as absent from the checkpoint: the gating function (softmax or sigmoid) runs over the
+/// remaining experts' logits only, in their original order, so the others' probabilities are exactly those of a
+/// checkpoint with these experts sliced out (<c>prune</c>). Unlike <see cref="DisableExperts"/>, whose experts still
+/// take part in the softmax denominator, this changes the mixing weights of a softmax router. Probabilities of
+/// removed experts read 0 and their selection scores -inf.
+/// </summary>
+/// <param name="Layers">Blocks it applies to.</param>
+/// <param name="Experts">Experts to remove.</param>
+public sealed record RemoveExperts(LayerSelector Layers, ImmutableArray<ExpertId> Experts) : RouterIntervention(Layers)
+{
+    /// <inheritdoc/>
+    public bool Equals(RemoveExperts? other) => other is not null && Layers.Equals(other.Layers) && Experts.SequenceEqual(other.Experts);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Layers, Experts.Length);
+}
+
+/// <summary>
 /// The experts are always selected: they take the first slots (best score first) and the remaining slots go to
 /// the best other experts. If more experts are forced than k, k grows to their count. Their mixing weights are
 /// gathered from the unbiased probabilities like any selected expert.
