@@ -12,12 +12,13 @@ public sealed record PerplexityResult(double NegativeLogLikelihood, long Predict
     public double Perplexity => PredictedTokens == 0 ? double.NaN : Math.Exp(NegativeLogLikelihood / PredictedTokens);
 }
 
-/// <summary>Teacher-forced perplexity of a model on token sequences, optionally under router interventions.</summary>
+/// <summary>Teacher-forced perplexity of a corpus of token sequences, optionally under router interventions.</summary>
 public static class Perplexity
 {
     /// <summary>
-    /// Runs each sequence (cut to the model's context length) from position 0 and sums −ln softmax(logits)[next]
-    /// (log-sum-exp in double) over every position that has a next token.
+    /// Scores each sequence (cut to the model's context length) with <see cref="Evaluation.Perplexity.Evaluate"/> in one
+    /// window and pools the negative log-likelihoods, so the corpus perplexity is exp(total NLL / predicted tokens).
+    /// Sequences shorter than two tokens predict nothing and are skipped.
     /// </summary>
     public static PerplexityResult Evaluate(MoeModel model, IEnumerable<IReadOnlyList<int>> sequences, IReadOnlyList<RouterIntervention>? interventions = null, int? threads = null)
     {
@@ -35,33 +36,11 @@ public static class Perplexity
                 continue;
             }
 
-            var tokens = sequence.Take(length).ToArray();
-            var logits = model.Run(tokens, options);
-            for (int t = 0; t + 1 < length; t++)
-            {
-                total += NegativeLogProbability(logits.Row(t), tokens[t + 1]);
-                count++;
-            }
+            var result = Evaluation.Perplexity.Evaluate(model, sequence.Take(length).ToArray(), length, null, options, "corpus sequence");
+            total += result.NegativeLogLikelihood;
+            count += result.ScoredTokens;
         }
 
         return new PerplexityResult(total, count);
-    }
-
-    /// <summary>−ln softmax(<paramref name="logits"/>)[<paramref name="target"/>], computed in double.</summary>
-    public static double NegativeLogProbability(ReadOnlySpan<float> logits, int target)
-    {
-        double max = double.NegativeInfinity;
-        foreach (float v in logits)
-        {
-            max = Math.Max(max, v);
-        }
-
-        double sum = 0;
-        foreach (float v in logits)
-        {
-            sum += Math.Exp(v - max);
-        }
-
-        return max + Math.Log(sum) - logits[target];
     }
 }
