@@ -39,6 +39,7 @@ public static class PruneCommand
             }
 
             IReadOnlyDictionary<int, IReadOnlyList<int>> keep;
+            string? runFolder = null;
             if (parse.GetValue(expertsFile) is { } listFile)
             {
                 keep = PruneSelection.ReadKeepFile(listFile.FullName);
@@ -66,24 +67,18 @@ public static class PruneCommand
 
                 int count = parse.GetValue(keepPerLayer) ?? PruneSelection.KeepCountForFraction(parse.GetValue(keepFraction)!.Value, experts, groups);
                 var texts = TextCorpus.Chunks(loaded, corpusFile.FullName, parse.GetValue(chunk), parse.GetValue(maxTokens));
-                var recorder = new ExpertActivityRecorder(loaded, outputNorms: scoring == PruneScore.OutputAware);
-                var run = new RunOptions { Observers = [recorder], ThreadCount = parse.GetValue(threads), Logits = LogitsSelection.None };
-                using (var task = new Experiments.Runs.TextProgressSink(context.Error).StartTask("profiling", texts.Count, unit: "chunks"))
-                {
-                    foreach (var text in texts)
-                    {
-                        loaded.Run(text.ToArray(), run);
-                        task.Advance();
-                    }
-                }
 
-                var scores = new double[recorder.LayerCount, recorder.ExpertCount];
-                for (int l = 0; l < recorder.LayerCount; l++)
+                // The scoring pass is journalled in TARGET.run/ (one unit per text) so an interrupted prune resumes it;
+                // the folder is removed once the pruned model is written.
+                var scoringSettings = PruneSelection.ScoringSettings(scoring, texts);
+                runFolder = parse.GetValue(output)!.FullName + ".run";
+                double[,] scores;
+                using (var run = Experiments.Runs.RunFolder.OpenOrCreate(runFolder, UnitJournal.Manifest("prune-scoring", source, scoringSettings, commandLine: TraceCommand.CommandLineOf(parse))))
                 {
-                    for (int e = 0; e < recorder.ExpertCount; e++)
-                    {
-                        scores[l, e] = scoring == PruneScore.Frequency ? recorder.Selections[l, e] : recorder.OutputNormSums[l, e];
-                    }
+                    var journal = new UnitJournal(run);
+                    int done = journal.CountFinished(Enumerable.Range(0, texts.Count).Select(PruneSelection.UsageUnit));
+                    using var task = new Experiments.Runs.TextProgressSink(context.Error).StartTask("profiling", texts.Count, done, unit: "chunks");
+                    scores = PruneSelection.ScoreUsage(loaded, texts, scoring, journal, parse.GetValue(threads), task);
                 }
 
                 keep = PruneSelection.TopByScore(scores, layers, experts, count, groups);
@@ -92,9 +87,13 @@ public static class PruneCommand
             string target = parse.GetValue(output)!.FullName;
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             var summary = ExpertPruner.Write(source, keep, target);
-            File.WriteAllLines(target + ".keep.txt",
+            Experiments.Runs.AtomicFile.WriteAllText(target + ".keep.txt", string.Join("\n",
                 ["# experts kept per MoE block (LAYER: E, ...), in the source's numbering; the pruned file renumbers them 0..K-1 in this order",
-                 .. keep.OrderBy(p => p.Key).Select(p => p.Key.ToString(CultureInfo.InvariantCulture) + ": " + string.Join(", ", p.Value.Order()))]);
+                 .. keep.OrderBy(p => p.Key).Select(p => p.Key.ToString(CultureInfo.InvariantCulture) + ": " + string.Join(", ", p.Value.Order()))]) + "\n");
+            if (runFolder is not null && Directory.Exists(runFolder))
+            {
+                Directory.Delete(runFolder, recursive: true);
+            }
 
             // Reload through the full loader: the file must validate and build like any checkpoint.
             using (var pruned = MoeModel.Load(target))

@@ -55,16 +55,29 @@ public static class SteerCommand
                 var other => throw new ExpertScopeException($"--tokens must be 'all' or 'last' (got '{other}')."),
             };
             string folder = parse.GetValue(output)!.FullName;
-            Directory.CreateDirectory(folder);
-            using var loaded = MoeModel.Load(parse.GetValue(model)!.FullName);
-            var progress = new TextProgressSink(context.Error);
-            ExpertActivityRecorder Profile(IReadOnlyList<string> prompts, string name)
+            string modelPath = parse.GetValue(model)!.FullName;
+
+            // Everything that decides the ranking; prompt files are compared by content, not by path.
+            var runSettings = new Dictionary<string, string>
             {
-                using var task = progress.StartTask(name, prompts.Count, unit: "prompts");
-                return BehaviourDiscovery.Profile(loaded, prompts, tokenScope, parse.GetValue(threads), task);
+                ["positive prompts sha256"] = UnitJournal.HashOf(positivePrompts),
+                ["negative prompts sha256"] = UnitJournal.HashOf(negativePrompts),
+                ["positive prompts"] = positivePrompts.Count.ToString(CultureInfo.InvariantCulture),
+                ["negative prompts"] = negativePrompts.Count.ToString(CultureInfo.InvariantCulture),
+                ["tokens"] = parse.GetValue(scope)!,
+            };
+            using var run = RunFolder.OpenOrCreate(folder, UnitJournal.Manifest("steer-discover", modelPath, runSettings, commandLine: TraceCommand.CommandLineOf(parse)));
+            var journal = new UnitJournal(run);
+            using var loaded = MoeModel.Load(modelPath);
+            var progress = new TextProgressSink(context.Error);
+            ExpertActivityRecorder Profile(IReadOnlyList<string> prompts, string name, string prefix)
+            {
+                int done = journal.CountFinished(Enumerable.Range(0, prompts.Count).Select(i => BehaviourDiscovery.UnitId(prefix, i)));
+                using var task = progress.StartTask(name, prompts.Count, done, unit: "prompts");
+                return BehaviourDiscovery.Profile(loaded, prompts, tokenScope, journal, prefix, parse.GetValue(threads), task);
             }
 
-            var ranked = BehaviourDiscovery.Compare(Profile(positivePrompts, "positive set"), Profile(negativePrompts, "negative set"));
+            var ranked = BehaviourDiscovery.Compare(Profile(positivePrompts, "positive set", "positive"), Profile(negativePrompts, "negative set", "negative"));
             var settings = new Dictionary<string, string>
             {
                 ["model"] = loaded.FilePath,
@@ -76,7 +89,6 @@ public static class SteerCommand
                 ["tokens"] = parse.GetValue(scope)!,
             };
             BehaviourDiscovery.WriteOutputs(folder, ranked, settings);
-            WriteManifest(folder, "steer-discover", settings);
             context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{ranked.Count(r => r.AdjustedPValue < 0.05)} of {ranked.Count} (layer, expert) pairs differ at BH p < 0.05; wrote {Path.Combine(folder, "ranked.csv")}"));
             foreach (var r in ranked.Take(10))
@@ -134,10 +146,20 @@ public static class SteerCommand
             var neutralLines = PromptSet.Load(parse.GetValue(neutral)!.FullName, limit: parse.GetValue(neutralLimit));
             var rule = BehaviourClassifier.FromOption(parse.GetValue(classifier)!);
             string folder = parse.GetValue(output)!.FullName;
-            Directory.CreateDirectory(folder);
-            using var loaded = MoeModel.Load(parse.GetValue(model)!.FullName);
+            string modelPath = parse.GetValue(model)!.FullName;
             var options = new SteeringOptions { Mode = steeringMode, Seeds = parse.GetValue(seeds), MaxNewTokens = parse.GetValue(maxNew), Threads = parse.GetValue(threads) };
-            var results = SteeringEvaluation.Run(loaded, chosen, behaviour, neutralLines, rule, options, new TextProgressSink(context.Error));
+            var runSettings = new Dictionary<string, string>
+            {
+                ["experts"] = string.Join(" ", chosen),
+                ["mode"] = parse.GetValue(mode)!,
+                ["prompts sha256"] = UnitJournal.HashOf(behaviour),
+                ["neutral sha256"] = UnitJournal.HashOf(neutralLines),
+                ["seeds"] = options.Seeds.ToString(CultureInfo.InvariantCulture),
+                ["max new tokens"] = options.MaxNewTokens.ToString(CultureInfo.InvariantCulture),
+            };
+            using var run = RunFolder.OpenOrCreate(folder, UnitJournal.Manifest("steer-evaluate", modelPath, runSettings, commandLine: TraceCommand.CommandLineOf(parse)));
+            using var loaded = MoeModel.Load(modelPath);
+            var results = SteeringEvaluation.Run(loaded, chosen, behaviour, neutralLines, rule, options, new TextProgressSink(context.Error), new UnitJournal(run));
             var settings = new Dictionary<string, string>
             {
                 ["model"] = loaded.FilePath,
@@ -150,7 +172,6 @@ public static class SteerCommand
                 ["max new tokens"] = options.MaxNewTokens.ToString(CultureInfo.InvariantCulture),
             };
             SteeringEvaluation.WriteOutputs(folder, results, behaviour, rule, settings);
-            WriteManifest(folder, "steer-evaluate", settings);
             foreach (var r in results)
             {
                 context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -178,13 +199,4 @@ public static class SteerCommand
         var prompts = PromptSet.Load(file.FullName, field, limit);
         return template is null ? prompts : template.ExpandAll(prompts);
     }
-
-    internal static void WriteManifest(string folder, string kind, IReadOnlyDictionary<string, string> settings) =>
-        AtomicFile.WriteAllText(Path.Combine(folder, "manifest.json"), new RunManifest
-        {
-            Kind = kind,
-            Settings = settings,
-            CommandLine = Environment.CommandLine,
-            StartedUtc = DateTimeOffset.UtcNow,
-        }.ToJson());
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using ExpertScope.Experiments.Pruning;
+using ExpertScope.Experiments.Runs;
 using ExpertScope.Models;
 
 namespace ExpertScope.Cli;
@@ -29,8 +30,8 @@ public static class SuperExpertsCommand
         command.SetAction(parse => context.Guard(() =>
         {
             string folder = parse.GetValue(output)!.FullName;
-            Directory.CreateDirectory(folder);
-            using var loaded = MoeModel.Load(parse.GetValue(model)!.FullName);
+            string modelPath = parse.GetValue(model)!.FullName;
+            using var loaded = MoeModel.Load(modelPath);
             var texts = TextCorpus.Chunks(loaded, parse.GetValue(corpus)!.FullName, parse.GetValue(chunk), parse.GetValue(maxTokens));
             var options = new SuperExpertOptions
             {
@@ -40,7 +41,8 @@ public static class SuperExpertsCommand
                 Seeds = parse.GetValue(seeds),
                 Threads = parse.GetValue(threads),
             };
-            var profile = SuperExperts.Analyse(loaded, texts, options, new Experiments.Runs.TextProgressSink(context.Error));
+            using var run = RunFolder.OpenOrCreate(folder, UnitJournal.Manifest("super-experts", modelPath, SuperExperts.RunSettings(texts, options), commandLine: TraceCommand.CommandLineOf(parse)));
+            var profile = SuperExperts.Analyse(loaded, texts, options, new TextProgressSink(context.Error), new UnitJournal(run));
             var settings = new Dictionary<string, string>
             {
                 ["model"] = loaded.FilePath,
@@ -52,7 +54,6 @@ public static class SuperExpertsCommand
                 ["layers fraction"] = options.LayersFraction.ToString(CultureInfo.InvariantCulture),
             };
             SuperExperts.WriteOutputs(folder, profile, settings);
-            SteerCommand.WriteManifest(folder, "super-experts", settings);
             var flagged = profile.Experts.Where(e => e.Flagged).ToList();
             context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{flagged.Count} super expert(s): {string.Join(", ", flagged.Select(e => e.IsShared ? $"L{e.Layer}:shared ({e.MaxAbs:G4})" : $"L{e.Layer}:E{e.Expert} ({e.MaxAbs:G4})"))}"));

@@ -148,6 +148,77 @@ public sealed class ExpertActivityRecorder : IRouterObserver
         }
     }
 
+    /// <summary>Sets every count, sum and maximum back to zero (to record the next work unit on its own).</summary>
+    public void Clear()
+    {
+        Array.Clear(Tokens);
+        Array.Clear(Selections);
+        Array.Clear(WeightSums);
+        Array.Clear(OutputNormSums);
+        Array.Clear(DownMaxima);
+    }
+
+    /// <summary>
+    /// Everything recorded so far as base-64 text (exact bits), so a run can journal one work unit's activity and a
+    /// resumed run can add it back with <see cref="Add(string)"/> instead of running the unit again.
+    /// </summary>
+    public string Serialize()
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer))
+        {
+            writer.Write(LayerCount);
+            writer.Write(ExpertCount);
+            for (int layer = 0; layer < LayerCount; layer++)
+            {
+                writer.Write(Tokens[layer]);
+                for (int e = 0; e < ExpertCount; e++)
+                {
+                    writer.Write(Selections[layer, e]);
+                    writer.Write(WeightSums[layer, e]);
+                    writer.Write(OutputNormSums[layer, e]);
+                    writer.Write(DownMaxima[layer, e]);
+                }
+            }
+        }
+
+        return Convert.ToBase64String(buffer.ToArray());
+    }
+
+    /// <summary>
+    /// Adds activity saved by <see cref="Serialize"/> (of a recorder of the same shape): counts and sums are added,
+    /// maxima combined. Adding units in the same order always gives the same bits.
+    /// </summary>
+    /// <exception cref="Core.ExpertScopeException">The text is not a saved recorder of this shape.</exception>
+    public void Add(string serialized)
+    {
+        ArgumentNullException.ThrowIfNull(serialized);
+        try
+        {
+            using var reader = new BinaryReader(new MemoryStream(Convert.FromBase64String(serialized)));
+            if (reader.ReadInt32() != LayerCount || reader.ReadInt32() != ExpertCount)
+            {
+                throw new Core.ExpertScopeException("saved expert activity has another shape than this model (was the run folder made with another model?)");
+            }
+
+            for (int layer = 0; layer < LayerCount; layer++)
+            {
+                Tokens[layer] += reader.ReadInt64();
+                for (int e = 0; e < ExpertCount; e++)
+                {
+                    Selections[layer, e] += reader.ReadInt64();
+                    WeightSums[layer, e] += reader.ReadDouble();
+                    OutputNormSums[layer, e] += reader.ReadDouble();
+                    DownMaxima[layer, e] = MathF.Max(DownMaxima[layer, e], reader.ReadSingle());
+                }
+            }
+        }
+        catch (Exception e) when (e is FormatException or EndOfStreamException)
+        {
+            throw new Core.ExpertScopeException("saved expert activity is damaged: " + e.Message, e);
+        }
+    }
+
     private (int First, int End) Range(int tokenCount) =>
         _scope == TokenScope.LastToken ? (tokenCount - 1, tokenCount) : (0, tokenCount);
 }

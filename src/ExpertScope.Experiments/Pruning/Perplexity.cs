@@ -25,22 +25,34 @@ public static class Perplexity
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(sequences);
         var options = new RunOptions { Interventions = interventions ?? [], ThreadCount = threads };
-        int context = model.Hyperparameters.ContextLength;
         double total = 0;
         long count = 0;
         foreach (var sequence in sequences)
         {
-            int length = Math.Min(sequence.Count, context);
-            if (length < 2)
-            {
-                continue;
-            }
-
-            var result = Evaluation.Perplexity.Evaluate(model, sequence.Take(length).ToArray(), length, null, options, "corpus sequence");
+            var result = EvaluateSequence(model, sequence, options);
             total += result.NegativeLogLikelihood;
-            count += result.ScoredTokens;
+            count += result.PredictedTokens;
         }
 
         return new PerplexityResult(total, count);
+    }
+
+    /// <summary>
+    /// One sequence's share of <see cref="Evaluate"/> (cut to the context; nothing for fewer than two tokens). Adding the
+    /// shares of the sequences in order gives exactly what <see cref="Evaluate"/> gives.
+    /// </summary>
+    public static PerplexityResult EvaluateSequence(MoeModel model, IReadOnlyList<int> sequence, RunOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(sequence);
+        ArgumentNullException.ThrowIfNull(options);
+        int length = Math.Min(sequence.Count, model.Hyperparameters.ContextLength);
+        if (length < 2)
+        {
+            return new PerplexityResult(0, 0);
+        }
+
+        var result = Evaluation.Perplexity.Evaluate(model, sequence.Take(length).ToArray(), length, null, options, "corpus sequence");
+        return new PerplexityResult(result.NegativeLogLikelihood, result.ScoredTokens);
     }
 }

@@ -17,6 +17,72 @@ public enum PruneScore
 public static class PruneSelection
 {
     /// <summary>
+    /// The usage-scoring pass: runs each text and returns the score per <c>[layer, expert]</c> (selections, or Σ g·‖E(h)‖
+    /// for <see cref="PruneScore.OutputAware"/>). Each text is a journal unit (<c>text/I</c>, holding its activity), so
+    /// texts finished by an earlier attempt are not run again; texts are recorded one at a time and added in order, so a
+    /// resumed pass gives the same scores, bit for bit.
+    /// </summary>
+    /// <param name="model">The model.</param>
+    /// <param name="texts">Token sequences, each run in one forward pass.</param>
+    /// <param name="score">The score.</param>
+    /// <param name="journal">Finished texts (<see cref="UnitJournal.None"/> keeps nothing).</param>
+    /// <param name="threads">Threads (null = processor count).</param>
+    /// <param name="progress">Advanced once per text.</param>
+    /// <param name="cancellationToken">Stops before the next unfinished text.</param>
+    public static double[,] ScoreUsage(
+        Models.MoeModel model, IReadOnlyList<IReadOnlyList<int>> texts, PruneScore score, UnitJournal journal,
+        int? threads = null, Runs.IProgressTask? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(texts);
+        ArgumentNullException.ThrowIfNull(journal);
+        bool outputAware = score == PruneScore.OutputAware;
+        var total = new ExpertActivityRecorder(model, outputNorms: outputAware);
+        var single = new ExpertActivityRecorder(model, outputNorms: outputAware);
+        var run = new Models.RunOptions { Observers = [single], ThreadCount = threads, Logits = Models.LogitsSelection.None };
+        for (int i = 0; i < texts.Count; i++)
+        {
+            var text = texts[i];
+            total.Add(journal.GetOrCompute(UsageUnit(i), () =>
+            {
+                single.Clear();
+                model.Run(text.ToArray(), run);
+                return single.Serialize();
+            }, cancellationToken));
+            progress?.Advance();
+        }
+
+        var scores = new double[total.LayerCount, total.ExpertCount];
+        for (int l = 0; l < total.LayerCount; l++)
+        {
+            for (int e = 0; e < total.ExpertCount; e++)
+            {
+                scores[l, e] = outputAware ? total.OutputNormSums[l, e] : total.Selections[l, e];
+            }
+        }
+
+        return scores;
+    }
+
+    /// <summary>
+    /// The settings a resumable usage-scoring pass is compared on (the corpus by the SHA-256 of its tokens); a run folder
+    /// made with other values is refused, naming the setting.
+    /// </summary>
+    public static Dictionary<string, string> ScoringSettings(PruneScore score, IReadOnlyList<IReadOnlyList<int>> texts)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        return new Dictionary<string, string>
+        {
+            ["score"] = score == PruneScore.OutputAware ? "output-aware" : "frequency",
+            ["corpus tokens sha256"] = UnitJournal.HashOf(texts),
+            ["chunks"] = texts.Count.ToString(CultureInfo.InvariantCulture),
+        };
+    }
+
+    /// <summary>The journal unit id of text <paramref name="index"/> of the usage-scoring pass.</summary>
+    public static string UsageUnit(int index) => "text/" + index.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
     /// Keeps the <paramref name="keepPerLayer"/> best-scored experts of every MoE block (ties to the lower index).
     /// With <paramref name="groupCount"/> &gt; 1 (DeepSeek V3 group-limited routing) the best <c>keepPerLayer / groupCount</c>
     /// of each group are kept, so groups stay aligned.

@@ -84,25 +84,48 @@ public sealed record SuperExpertProfile(
 public static class SuperExperts
 {
     /// <summary>Profiles, flags and compares pruning on the token sequences.</summary>
-    public static SuperExpertProfile Analyse(MoeModel model, IReadOnlyList<IReadOnlyList<int>> corpus, SuperExpertOptions options, Runs.IProgressSink? progress = null)
+    /// <param name="model">The model.</param>
+    /// <param name="corpus">Token sequences (each cut to the context).</param>
+    /// <param name="options">Settings.</param>
+    /// <param name="progress">Progress display.</param>
+    /// <param name="journal">
+    /// Finished work of an earlier attempt: each text's profile (<c>profile/I</c>) and each pruning condition's perplexity
+    /// (<c>perplexity/NAME</c>) is a unit; finished units are not run again. Texts are profiled one at a time and added in
+    /// order, so a resumed run gives the same bits as an uninterrupted one. Null keeps nothing.
+    /// </param>
+    /// <param name="cancellationToken">Stops before the next unfinished unit.</param>
+    public static SuperExpertProfile Analyse(
+        MoeModel model, IReadOnlyList<IReadOnlyList<int>> corpus, SuperExpertOptions options, Runs.IProgressSink? progress = null,
+        UnitJournal? journal = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(corpus);
         ArgumentNullException.ThrowIfNull(options);
         progress ??= Runs.NullProgressSink.Instance;
+        journal ??= UnitJournal.None;
         var recorder = new ExpertActivityRecorder(model, TokenScope.AllTokens, downMaxima: true);
+        var single = new ExpertActivityRecorder(model, TokenScope.AllTokens, downMaxima: true);
         var residual = new ResidualObserver(model.Blocks.Count, model.Hyperparameters.EmbeddingLength);
-        var run = new RunOptions { Observers = [recorder, residual], ThreadCount = options.Threads, Logits = LogitsSelection.None };
+        var run = new RunOptions { Observers = [single, residual], ThreadCount = options.Threads, Logits = LogitsSelection.None };
         int context = model.Hyperparameters.ContextLength;
-        using (var task = progress.StartTask("profile", corpus.Count, unit: "texts"))
+        static string ProfileUnit(int i) => "profile/" + i.ToString(CultureInfo.InvariantCulture);
+        using (var task = progress.StartTask("profile", corpus.Count, journal.CountFinished(Enumerable.Range(0, corpus.Count).Select(ProfileUnit)), unit: "texts"))
         {
-            foreach (var text in corpus)
+            for (int i = 0; i < corpus.Count; i++)
             {
+                var text = corpus[i];
                 if (text.Count > 0)
                 {
-                    residual.StartText();
-                    model.Run(text.Take(context).ToArray(), run);
-                    residual.EndText();
+                    // One unit = the text's expert activity and its residual maxima, each as base-64 bits.
+                    var saved = journal.GetOrCompute(ProfileUnit(i), () =>
+                    {
+                        single.Clear();
+                        residual.StartText();
+                        model.Run(text.Take(context).ToArray(), run);
+                        return single.Serialize() + " " + residual.SerializeText();
+                    }, cancellationToken).Split(' ');
+                    recorder.Add(saved[0]);
+                    residual.AddText(saved[1]);
                 }
 
                 task.Advance();
@@ -140,25 +163,50 @@ public static class SuperExperts
 
         var super = all.Where(e => e.Flagged && !e.IsShared).Select(e => new LayerExpert(e.Layer, e.Expert)).ToList();
         var conditions = new List<PruningCondition>();
-        using (var task = progress.StartTask("perplexity", 2 + (super.Count > 0 ? options.Seeds : 0), unit: "conditions"))
+        var names = new List<string> { "baseline" };
+        if (super.Count > 0)
         {
-            conditions.Add(new PruningCondition("baseline", [], Perplexity.Evaluate(model, corpus, null, options.Threads).Perplexity));
-            task.Advance();
-            if (super.Count > 0)
+            names.Add("super-experts");
+            names.AddRange(Enumerable.Range(1, options.Seeds).Select(seed => "random-" + seed.ToString(CultureInfo.InvariantCulture)));
+        }
+
+        using (var task = progress.StartTask("perplexity", names.Count, journal.CountFinished(names.Select(n => "perplexity/" + n)), unit: "conditions"))
+        {
+            foreach (string name in names)
             {
-                conditions.Add(new PruningCondition("super-experts", super, Perplexity.Evaluate(model, corpus, ZeroOutputs(super), options.Threads).Perplexity));
-                task.Advance();
-                int expertCount = recorder.ExpertCount;
-                for (int seed = 1; seed <= options.Seeds; seed++)
+                IReadOnlyList<LayerExpert> zeroed = name switch
                 {
-                    var random = SteeringEvaluation.RandomControl(super, expertCount, seed);
-                    conditions.Add(new PruningCondition("random-" + seed.ToString(CultureInfo.InvariantCulture), random, Perplexity.Evaluate(model, corpus, ZeroOutputs(random), options.Threads).Perplexity));
-                    task.Advance();
-                }
+                    "baseline" => [],
+                    "super-experts" => super,
+                    _ => SteeringEvaluation.RandomControl(super, recorder.ExpertCount, int.Parse(name["random-".Length..], CultureInfo.InvariantCulture)),
+                };
+                var result = UnitJournal.ParsePerplexity(journal.GetOrCompute("perplexity/" + name, () =>
+                    UnitJournal.Format(Perplexity.Evaluate(model, corpus, zeroed.Count == 0 ? null : ZeroOutputs(zeroed), options.Threads)), cancellationToken));
+                conditions.Add(new PruningCondition(name, zeroed, result.Perplexity));
+                task.Advance();
             }
         }
 
         return new SuperExpertProfile(all, percentile, overall, eligible, residual.Summaries(), conditions);
+    }
+
+    /// <summary>
+    /// The settings a resumable super-expert run is compared on (the corpus by the SHA-256 of its tokens); a run folder
+    /// made with other values is refused, naming the setting.
+    /// </summary>
+    public static Dictionary<string, string> RunSettings(IReadOnlyList<IReadOnlyList<int>> corpus, SuperExpertOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(corpus);
+        ArgumentNullException.ThrowIfNull(options);
+        return new Dictionary<string, string>
+        {
+            ["corpus tokens sha256"] = UnitJournal.HashOf(corpus),
+            ["sequences"] = corpus.Count.ToString(CultureInfo.InvariantCulture),
+            ["percentile"] = options.Percentile.ToString("R", CultureInfo.InvariantCulture),
+            ["fraction"] = options.Fraction.ToString("R", CultureInfo.InvariantCulture),
+            ["layers fraction"] = options.LayersFraction.ToString("R", CultureInfo.InvariantCulture),
+            ["seeds"] = options.Seeds.ToString(CultureInfo.InvariantCulture),
+        };
     }
 
     /// <summary>Interventions that zero the outputs of <paramref name="experts"/> (their routing is unchanged).</summary>
@@ -260,13 +308,21 @@ public static class SuperExperts
         report.Save(Path.Combine(folder, "report.html"));
     }
 
-    /// <summary>Tracks l_out maxima per block and the shared experts' output maxima.</summary>
+    /// <summary>
+    /// Tracks l_out maxima per block and the shared experts' output maxima. Each text is observed on its own
+    /// (<see cref="StartText"/>, <see cref="SerializeText"/>) and then added (<see cref="AddText"/>), so a text's
+    /// result can be journalled and added back on resume; adding texts in order keeps the first largest value, as
+    /// observing them one after another would.
+    /// </summary>
     private sealed class ResidualObserver(int layers, int width) : IRouterObserver
     {
         private readonly float[,] _dimensionMaxima = new float[layers, width];
         private readonly (float Value, int Dimension, int Position, int Text)[] _best = new (float, int, int, int)[layers];
-        private readonly (float Value, int Position)[] _textBest = new (float, int)[layers];
         private readonly int[] _atFirst = new int[layers];
+        private readonly float[,] _textDimensionMaxima = new float[layers, width];
+        private readonly (float Value, int Dimension, int Position)[] _textBest = new (float, int, int)[layers];
+        private readonly float[] _textShared = new float[layers];
+        private readonly bool[] _textSharedSeen = new bool[layers];
         private int _texts;
 
         public float[] SharedMaxima { get; } = new float[layers];
@@ -275,15 +331,65 @@ public static class SuperExperts
 
         public bool Wants(HookSite site) => site.Kind is HookKind.LayerOutput or HookKind.SharedExpert;
 
-        public void StartText() => Array.Fill(_textBest, (-1f, 0));
-
-        public void EndText()
+        public void StartText()
         {
-            for (int layer = 0; layer < _textBest.Length; layer++)
+            Array.Clear(_textDimensionMaxima);
+            Array.Fill(_textBest, (-1f, 0, 0));
+            Array.Clear(_textShared);
+            Array.Clear(_textSharedSeen);
+        }
+
+        public string SerializeText()
+        {
+            using var buffer = new MemoryStream();
+            using (var writer = new BinaryWriter(buffer))
             {
-                if (_textBest[layer].Value >= 0 && _textBest[layer].Position == 0)
+                for (int layer = 0; layer < layers; layer++)
+                {
+                    writer.Write(_textBest[layer].Value);
+                    writer.Write(_textBest[layer].Dimension);
+                    writer.Write(_textBest[layer].Position);
+                    writer.Write(_textShared[layer]);
+                    writer.Write(_textSharedSeen[layer]);
+                    for (int d = 0; d < width; d++)
+                    {
+                        writer.Write(_textDimensionMaxima[layer, d]);
+                    }
+                }
+            }
+
+            return Convert.ToBase64String(buffer.ToArray());
+        }
+
+        public void AddText(string serialized)
+        {
+            using var reader = new BinaryReader(new MemoryStream(Convert.FromBase64String(serialized)));
+            for (int layer = 0; layer < layers; layer++)
+            {
+                float value = reader.ReadSingle();
+                int dimension = reader.ReadInt32();
+                int position = reader.ReadInt32();
+                float shared = reader.ReadSingle();
+                bool sharedSeen = reader.ReadBoolean();
+                if (value > _best[layer].Value)
+                {
+                    _best[layer] = (value, dimension, position, _texts);
+                }
+
+                if (value >= 0 && position == 0)
                 {
                     _atFirst[layer]++;
+                }
+
+                if (sharedSeen)
+                {
+                    SharedSeen[layer] = true;
+                    SharedMaxima[layer] = MathF.Max(SharedMaxima[layer], shared);
+                }
+
+                for (int d = 0; d < width; d++)
+                {
+                    _dimensionMaxima[layer, d] = MathF.Max(_dimensionMaxima[layer, d], reader.ReadSingle());
                 }
             }
 
@@ -295,10 +401,10 @@ public static class SuperExperts
             int layer = site.Layer;
             if (site.Kind == HookKind.SharedExpert)
             {
-                SharedSeen[layer] = true;
+                _textSharedSeen[layer] = true;
                 foreach (float v in view.Values)
                 {
-                    SharedMaxima[layer] = MathF.Max(SharedMaxima[layer], MathF.Abs(v));
+                    _textShared[layer] = MathF.Max(_textShared[layer], MathF.Abs(v));
                 }
 
                 return;
@@ -310,19 +416,14 @@ public static class SuperExperts
                 for (int d = 0; d < row.Length; d++)
                 {
                     float a = MathF.Abs(row[d]);
-                    if (a > _dimensionMaxima[layer, d])
+                    if (a > _textDimensionMaxima[layer, d])
                     {
-                        _dimensionMaxima[layer, d] = a;
-                    }
-
-                    if (a > _best[layer].Value)
-                    {
-                        _best[layer] = (a, d, view.FirstPosition + t, _texts);
+                        _textDimensionMaxima[layer, d] = a;
                     }
 
                     if (a > _textBest[layer].Value)
                     {
-                        _textBest[layer] = (a, view.FirstPosition + t);
+                        _textBest[layer] = (a, d, view.FirstPosition + t);
                     }
                 }
             }

@@ -66,25 +66,54 @@ public static class BehaviourDiscovery
     ];
 
     /// <summary>Runs every prompt (tokenized with the model's tokenizer, cut to its context) and records expert activity.</summary>
-    public static ExpertActivityRecorder Profile(MoeModel model, IEnumerable<string> prompts, TokenScope scope, int? threads = null, IProgressTask? progress = null)
+    public static ExpertActivityRecorder Profile(MoeModel model, IEnumerable<string> prompts, TokenScope scope, int? threads = null, IProgressTask? progress = null) =>
+        Profile(model, [.. prompts], scope, UnitJournal.None, "prompt", threads, progress);
+
+    /// <summary>
+    /// Runs every prompt and records expert activity, one journal unit per prompt (<c>PREFIX/INDEX</c>, holding that
+    /// prompt's activity): prompts finished by an earlier attempt are not run again. Each prompt is recorded on its own and
+    /// the prompts are added in order, so a resumed profile equals an uninterrupted one bit for bit.
+    /// </summary>
+    /// <param name="model">The model.</param>
+    /// <param name="prompts">The prompts.</param>
+    /// <param name="scope">Which tokens count.</param>
+    /// <param name="journal">Finished prompts (<see cref="UnitJournal.None"/> to keep nothing).</param>
+    /// <param name="unitPrefix">Prefix of the unit ids (e.g. <c>positive</c>), unique within the run.</param>
+    /// <param name="threads">Threads (null = processor count).</param>
+    /// <param name="progress">Advanced once per prompt.</param>
+    /// <param name="cancellationToken">Stops before the next unfinished prompt.</param>
+    public static ExpertActivityRecorder Profile(
+        MoeModel model, IReadOnlyList<string> prompts, TokenScope scope, UnitJournal journal, string unitPrefix,
+        int? threads = null, IProgressTask? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(prompts);
-        var recorder = new ExpertActivityRecorder(model, scope);
-        var options = new RunOptions { Observers = [recorder], ThreadCount = threads, Logits = LogitsSelection.None };
-        foreach (string prompt in prompts)
+        ArgumentNullException.ThrowIfNull(journal);
+        var total = new ExpertActivityRecorder(model, scope);
+        var single = new ExpertActivityRecorder(model, scope);
+        var options = new RunOptions { Observers = [single], ThreadCount = threads, Logits = LogitsSelection.None };
+        for (int i = 0; i < prompts.Count; i++)
         {
-            var tokens = Tokenize(model, prompt);
-            if (tokens.Length > 0)
+            string prompt = prompts[i];
+            total.Add(journal.GetOrCompute(UnitId(unitPrefix, i), () =>
             {
-                model.Run(tokens, options);
-            }
+                single.Clear();
+                var tokens = Tokenize(model, prompt);
+                if (tokens.Length > 0)
+                {
+                    model.Run(tokens, options);
+                }
 
+                return single.Serialize();
+            }, cancellationToken));
             progress?.Advance();
         }
 
-        return recorder;
+        return total;
     }
+
+    /// <summary>The journal unit id of prompt <paramref name="index"/> of a set.</summary>
+    public static string UnitId(string prefix, int index) => prefix + "/" + index.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>The model's tokenization of <paramref name="text"/> (with its special prefix), cut to the context length.</summary>
     public static int[] Tokenize(MoeModel model, string text)

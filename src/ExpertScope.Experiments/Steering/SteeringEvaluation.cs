@@ -181,6 +181,12 @@ public static class SteeringEvaluation
     /// <param name="classifier">Behaviour classifier.</param>
     /// <param name="options">Settings.</param>
     /// <param name="progress">Progress sink (one unit per generation or perplexity line).</param>
+    /// <param name="journal">
+    /// Finished work of an earlier attempt: each generation (<c>CONDITION/behaviour/I</c>, <c>CONDITION/neutral/I</c>, its
+    /// tokens) and each neutral line's perplexity share (<c>CONDITION/perplexity/I</c>) is a unit; finished units are not
+    /// run again. Null keeps nothing.
+    /// </param>
+    /// <param name="cancellationToken">Stops before the next unfinished unit.</param>
     public static IReadOnlyList<SteeringConditionResult> Run(
         MoeModel model,
         IReadOnlyList<LayerExpert> experts,
@@ -188,7 +194,9 @@ public static class SteeringEvaluation
         IReadOnlyList<string> neutralTexts,
         BehaviourClassifier classifier,
         SteeringOptions options,
-        IProgressSink? progress = null)
+        IProgressSink? progress = null,
+        UnitJournal? journal = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(experts);
@@ -197,6 +205,7 @@ public static class SteeringEvaluation
         ArgumentNullException.ThrowIfNull(classifier);
         ArgumentNullException.ThrowIfNull(options);
         progress ??= NullProgressSink.Instance;
+        journal ??= UnitJournal.None;
         if (experts.Count == 0)
         {
             throw new ExpertScopeException("no experts to steer.");
@@ -226,24 +235,40 @@ public static class SteeringEvaluation
         {
             var run = new RunOptions { Interventions = Interventions(chosen, options.Mode), ThreadCount = options.Threads };
             var generation = new GenerationOptions { MaxNewTokens = options.MaxNewTokens, StopTokens = stop, Run = run };
-            using var task = progress.StartTask(name, behaviourTokens.Count + 2L * neutralTokens.Count, unit: "runs");
+            string Unit(string part, int i) => string.Create(CultureInfo.InvariantCulture, $"{name}/{part}/{i}");
+            var units = Enumerable.Range(0, behaviourTokens.Count).Select(i => Unit("behaviour", i))
+                .Concat(Enumerable.Range(0, neutralTokens.Count).SelectMany(i => new[] { Unit("perplexity", i), Unit("neutral", i) }));
+            using var task = progress.StartTask(name, behaviourTokens.Count + 2L * neutralTokens.Count, journal.CountFinished(units), unit: "runs");
             var replies = new List<string>();
             int flagged = 0;
-            foreach (var tokens in behaviourTokens)
+            for (int i = 0; i < behaviourTokens.Count; i++)
             {
-                var generated = Generate(model, tokens, generation);
+                var tokens = behaviourTokens[i];
+                var generated = UnitJournal.ParseTokens(journal.GetOrCompute(Unit("behaviour", i), () => UnitJournal.FormatTokens(Generate(model, tokens, generation)), cancellationToken));
                 string reply = model.Tokenizer.Decode(generated, removeSpecial: true, unparseSpecial: false);
                 replies.Add(reply);
                 flagged += classifier.Matches(reply) ? 1 : 0;
                 task.Advance();
             }
 
-            var perplexity = Perplexity.Evaluate(model, neutralTokens, run.Interventions, options.Threads);
-            task.Advance(neutralTokens.Count);
-            var neutral = new List<IReadOnlyList<int>>();
-            foreach (var tokens in neutralTokens)
+            // Pooled exactly as Perplexity.Evaluate pools: each line's share, added in order.
+            double negativeLogLikelihood = 0;
+            long predicted = 0;
+            for (int i = 0; i < neutralTokens.Count; i++)
             {
-                neutral.Add(Generate(model, tokens, generation));
+                var tokens = neutralTokens[i];
+                var share = UnitJournal.ParsePerplexity(journal.GetOrCompute(Unit("perplexity", i), () => UnitJournal.Format(Perplexity.EvaluateSequence(model, tokens, run)), cancellationToken));
+                negativeLogLikelihood += share.NegativeLogLikelihood;
+                predicted += share.PredictedTokens;
+                task.Advance();
+            }
+
+            var perplexity = new PerplexityResult(negativeLogLikelihood, predicted);
+            var neutral = new List<IReadOnlyList<int>>();
+            for (int i = 0; i < neutralTokens.Count; i++)
+            {
+                var tokens = neutralTokens[i];
+                neutral.Add(UnitJournal.ParseTokens(journal.GetOrCompute(Unit("neutral", i), () => UnitJournal.FormatTokens(Generate(model, tokens, generation)), cancellationToken)));
                 task.Advance();
             }
 
