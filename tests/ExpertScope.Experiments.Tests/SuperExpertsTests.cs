@@ -78,7 +78,7 @@ public sealed class SuperExpertsTests
     }
 
     /// <summary>Writes tiny-olmoe and a copy whose most-used expert of block 1 has its down-projection row 7 scaled.</summary>
-    private static (int Expert, List<IReadOnlyList<int>> Corpus) PlantOutlier(TempDirectory temp, float factor)
+    internal static (int Expert, List<IReadOnlyList<int>> Corpus) PlantOutlier(TempDirectory temp, float factor)
     {
         SyntheticModelWriter.Write(SyntheticPresets.Get("tiny-olmoe"), temp.File("plain.gguf"));
         int expert;

@@ -142,60 +142,75 @@ public static partial class ExpertPruner
 
         string temporary = full + ".partial";
         int sliced = 0;
-        using (var writer = GgufWriter.Create(temporary))
+        try
         {
-            foreach (var (key, value) in source.Metadata)
+            using (var writer = GgufWriter.Create(temporary))
             {
-                writer.SetMetadata(key, key == arch + ".expert_count" ? WithInteger(value, keptCount)
-                    : key == arch + ".expert_used_count" ? WithInteger(value, newUsed)
-                    : value);
-            }
-
-            var plans = new List<(GgufTensorInfo Tensor, int[]? Kept)>();
-            foreach (var tensor in source.Tensors)
-            {
-                int[]? kept = null;
-                if (ExpertTensor(tensor.Name) is { } layer && sorted.TryGetValue(layer, out var list))
+                foreach (var (key, value) in source.Metadata)
                 {
-                    long last = tensor.Dimensions[^1];
-                    if (last != experts)
+                    writer.SetMetadata(key, key == arch + ".expert_count" ? WithInteger(value, keptCount)
+                        : key == arch + ".expert_used_count" ? WithInteger(value, newUsed)
+                        : value);
+                }
+
+                var plans = new List<(GgufTensorInfo Tensor, int[]? Kept)>();
+                foreach (var tensor in source.Tensors)
+                {
+                    int[]? kept = null;
+                    if (ExpertTensor(tensor.Name) is { } layer && sorted.TryGetValue(layer, out var list))
                     {
-                        throw new ExpertScopeException($"{sourcePath}: tensor {tensor.Name} has {last} entries along its last dimension, not the {experts} experts.");
+                        long last = tensor.Dimensions[^1];
+                        if (last != experts)
+                        {
+                            throw new ExpertScopeException($"{sourcePath}: tensor {tensor.Name} has {last} entries along its last dimension, not the {experts} experts.");
+                        }
+
+                        kept = list;
+                        sliced++;
                     }
 
-                    kept = list;
-                    sliced++;
-                }
-
-                var dims = tensor.Dimensions.ToArray();
-                if (kept is not null)
-                {
-                    dims[^1] = kept.Length;
-                }
-
-                writer.AddTensor(tensor.Name, tensor.Type, dims);
-                plans.Add((tensor, kept));
-            }
-
-            foreach (var (tensor, kept) in plans)
-            {
-                if (kept is null)
-                {
-                    writer.WriteTensorData(stream => CopyRange(source, tensor, 0, tensor.ByteSize, stream));
-                    continue;
-                }
-
-                long slab = tensor.ByteSize / experts;
-                writer.WriteTensorData(stream =>
-                {
-                    foreach (int e in kept)
+                    var dims = tensor.Dimensions.ToArray();
+                    if (kept is not null)
                     {
-                        CopyRange(source, tensor, e * slab, slab, stream);
+                        dims[^1] = kept.Length;
                     }
-                });
+
+                    writer.AddTensor(tensor.Name, tensor.Type, dims);
+                    plans.Add((tensor, kept));
+                }
+
+                foreach (var (tensor, kept) in plans)
+                {
+                    if (kept is null)
+                    {
+                        writer.WriteTensorData(stream => CopyRange(source, tensor, 0, tensor.ByteSize, stream));
+                        continue;
+                    }
+
+                    long slab = tensor.ByteSize / experts;
+                    writer.WriteTensorData(stream =>
+                    {
+                        foreach (int e in kept)
+                        {
+                            CopyRange(source, tensor, e * slab, slab, stream);
+                        }
+                    });
+                }
+
+                writer.Finish();
             }
 
-            writer.Finish();
+            // Put the bytes on the disk before the rename, so a crash cannot leave a renamed but incomplete file.
+            using (var written = new FileStream(temporary, FileMode.Open, FileAccess.ReadWrite, FileShare.Read))
+            {
+                written.Flush(flushToDisk: true);
+            }
+        }
+        catch
+        {
+            // A failed write must not leave a half-written model behind (the final name is never touched).
+            File.Delete(temporary);
+            throw;
         }
 
         File.Move(temporary, full, overwrite: true);

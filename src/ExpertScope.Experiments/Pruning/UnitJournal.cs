@@ -32,7 +32,7 @@ public sealed class UnitJournal
     /// <summary>A journal that keeps nothing (every unit is computed).</summary>
     public static UnitJournal None { get; } = new(null);
 
-    /// <summary>True if <paramref name="unit"/> was finished by an earlier attempt (or earlier in this one).</summary>
+    /// <summary>True if <paramref name="unit"/> was finished by an earlier attempt (or earlier in this one; never for <see cref="None"/>).</summary>
     public bool IsFinished(string unit) => _results.ContainsKey(unit);
 
     /// <summary>How many of <paramref name="units"/> are finished.</summary>
@@ -56,8 +56,12 @@ public sealed class UnitJournal
 
         cancellationToken.ThrowIfCancellationRequested();
         var result = compute();
-        _folder?.MarkFinished(unit, result);
-        _results[unit] = result;
+        if (_folder is not null)
+        {
+            _folder.MarkFinished(unit, result);
+            _results[unit] = result;
+        }
+
         return result;
     }
 
