@@ -69,11 +69,17 @@ public sealed class UnitJournal
     /// The manifest of a steering / pruning run: <paramref name="settings"/> (every setting that decides the results) and
     /// the model file's SHA-256, so a re-run with anything changed is refused instead of mixing results.
     /// </summary>
+    /// <exception cref="Core.ExpertScopeException">The model file does not exist.</exception>
     public static RunManifest Manifest(string kind, string modelPath, IReadOnlyDictionary<string, string> settings, long? seed = null, string? commandLine = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(kind);
         ArgumentException.ThrowIfNullOrEmpty(modelPath);
         ArgumentNullException.ThrowIfNull(settings);
+        if (!File.Exists(modelPath))
+        {
+            throw new Core.ExpertScopeException($"model file '{modelPath}' does not exist");
+        }
+
         return new RunManifest
         {
             Kind = kind,
@@ -81,6 +87,7 @@ public sealed class UnitJournal
             Seed = seed,
             ModelSha256 = FileHash.Sha256Async(modelPath).GetAwaiter().GetResult(),
             CommandLine = commandLine,
+            ExpertScopeVersion = TraceMetadata.CurrentVersion,
         };
     }
 
