@@ -30,6 +30,7 @@ public static class CliApp
         yield return TraceCommand.Create(context);
         yield return GenerateCommand.Create(context);
         yield return PerplexityCommand.Create(context);
+        yield return AnalyzeCommand.Create(context);
     }
 }
 
