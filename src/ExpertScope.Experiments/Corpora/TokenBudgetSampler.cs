@@ -195,33 +195,34 @@ public static class TokenBudgetSampler
         return new CorpusChunk(document, start, text[start..end], fitsCount);
     }
 
+    // Binary search over the cut points inside one word that do not split a surrogate pair; the first cut point is
+    // taken even when it alone exceeds the limit, so every call makes progress.
     private static (int End, int Tokens) LongestCharacterPrefix(string text, int start, int wordEnd, int limit, Func<string, int> countTokens)
     {
-        var (low, high) = (start + 1, wordEnd);
-        var best = (End: start + 1, Tokens: countTokens(text[start..(start + 1)]));
+        var cuts = new List<int>();
+        for (var end = start + 1; end <= wordEnd; end++)
+        {
+            if (end == wordEnd || !char.IsHighSurrogate(text[end - 1]) || !char.IsLowSurrogate(text[end]))
+            {
+                cuts.Add(end);
+            }
+        }
+
+        var best = (End: cuts[0], Tokens: countTokens(text[start..cuts[0]]));
+        var (low, high) = (1, cuts.Count - 1);
         while (low <= high)
         {
             var middle = (low + high) / 2;
-            if (middle < wordEnd && char.IsHighSurrogate(text[middle - 1]))
-            {
-                middle++;
-            }
-
-            var tokens = countTokens(text[start..middle]);
+            var tokens = countTokens(text[start..cuts[middle]]);
             if (tokens <= limit)
             {
-                best = (middle, tokens);
+                best = (cuts[middle], tokens);
                 low = middle + 1;
             }
             else
             {
                 high = middle - 1;
             }
-        }
-
-        if (char.IsHighSurrogate(text[best.End - 1]) && best.End < wordEnd)
-        {
-            best = (best.End + 1, countTokens(text[start..(best.End + 1)]));
         }
 
         return best;
