@@ -76,8 +76,8 @@ public static class DomainRoutingAnalysis
             groups.Add(new RoutingGroup(sample.Name, [.. sample.Chunks.Select(chunk => tokenizer.Encode(chunk.Text))]));
         }
 
-        var collected = RoutingCollector.Collect(model, folder, groups, progress, settings.ThreadCount, cancellationToken);
-        var tables = collected.Select(c => ExpertUsage.Tally(c.Name, c.Records, expertCount)).ToList();
+        var tables = new List<ExpertUsageTable>();
+        RoutingCollector.Collect(model, folder, groups, progress, settings.ThreadCount, (name, records) => tables.Add(ExpertUsage.Tally(name, records, expertCount)), cancellationToken);
         var summaries = tables.SelectMany(t => ExpertUsage.Summarize(t, UsageMeasure.Count)).ToList();
         var layers = tables.Select(t => (IEnumerable<int>)t.Layers).Aggregate((a, b) => a.Intersect(b)).Order().ToList();
         var divergences = tables.Count >= 2 ? layers.Select(l => ExpertUsage.DomainDivergence(tables, l, UsageMeasure.Count)).ToList() : [];

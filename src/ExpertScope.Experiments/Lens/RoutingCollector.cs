@@ -58,6 +58,21 @@ public static class RoutingCollector
     public static IReadOnlyList<(string Name, IReadOnlyList<RoutingRecord> Records)> Collect(
         MoeModel model, RunFolder folder, IReadOnlyList<RoutingGroup> groups, IProgressSink progress, int? threadCount, CancellationToken cancellationToken = default)
     {
+        var result = new List<(string, IReadOnlyList<RoutingRecord>)>();
+        Collect(model, folder, groups, progress, threadCount, (name, records) => result.Add((name, records)), cancellationToken);
+        return result;
+    }
+
+    /// <summary>
+    /// As <see cref="Collect(MoeModel, RunFolder, IReadOnlyList{RoutingGroup}, IProgressSink, int?, CancellationToken)"/>,
+    /// but hands each group's records to <paramref name="onGroup"/> as soon as the group is done, so a caller that
+    /// reduces them (a tally) never holds every group's records at once.
+    /// </summary>
+    public static void Collect(
+        MoeModel model, RunFolder folder, IReadOnlyList<RoutingGroup> groups, IProgressSink progress, int? threadCount,
+        Action<string, IReadOnlyList<RoutingRecord>> onGroup, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(onGroup);
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(folder);
         ArgumentNullException.ThrowIfNull(groups);
@@ -76,7 +91,6 @@ public static class RoutingCollector
             }
         }
 
-        var result = new List<(string, IReadOnlyList<RoutingRecord>)>();
         using var task = progress.StartTask("routing", total, done, "tokens");
         foreach (var group in groups)
         {
@@ -106,11 +120,10 @@ public static class RoutingCollector
                 records.AddRange(partRecords);
             }
 
-            result.Add((group.Name, records));
+            onGroup(group.Name, records);
         }
 
         task.Complete();
-        return result;
     }
 
     /// <summary>The journal unit of a group's part.</summary>
