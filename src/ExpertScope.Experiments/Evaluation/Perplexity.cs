@@ -95,21 +95,6 @@ public static class Perplexity
         return new PerplexityResult(Math.Exp(total / scored), total, scored, ids.Length, windows);
     }
 
-    /// <summary>ln softmax(<paramref name="logits"/>)[<paramref name="token"/>], in double precision.</summary>
-    public static double LogProbability(ReadOnlySpan<float> logits, int token)
-    {
-        float max = float.NegativeInfinity;
-        foreach (float value in logits)
-        {
-            max = Math.Max(max, value);
-        }
-
-        double sum = 0;
-        foreach (float value in logits)
-        {
-            sum += Math.Exp((double)value - max);
-        }
-
-        return (double)logits[token] - max - Math.Log(sum);
-    }
+    /// <summary>ln softmax(<paramref name="logits"/>)[<paramref name="token"/>], in double precision (see <see cref="Analyses.LanguageModelScore"/>).</summary>
+    public static double LogProbability(ReadOnlySpan<float> logits, int token) => -Analyses.LanguageModelScore.NegativeLogLikelihood(logits, token);
 }

@@ -73,7 +73,7 @@ public sealed class MoeLayer : IFeedForward
         }
 
         context.Emit(HookKind.ExpertOutput, layer, output, width);
-        if (Shared is not null)
+        if (Shared is not null && !context.Interventions.Any(i => i is DisableSharedExperts && i.Layers.Includes(layer)))
         {
             AddShared(input, output, layer, context);
         }

@@ -112,3 +112,10 @@ public sealed record KeepOnlyTopExpert(LayerSelector Layers) : RouterInterventio
 /// <param name="Expert">The expert.</param>
 /// <param name="Factor">Multiplier.</param>
 public sealed record ScaleExpert(LayerSelector Layers, ExpertId Expert, float Factor) : RouterIntervention(Layers);
+
+/// <summary>
+/// The shared experts of the selected blocks are skipped: the feed-forward output is the routed mixture alone
+/// (<c>ffn_out</c> = <c>ffn_moe_out</c>). Routing is unchanged. Blocks without shared experts are unaffected.
+/// </summary>
+/// <param name="Layers">Blocks it applies to.</param>
+public sealed record DisableSharedExperts(LayerSelector Layers) : RouterIntervention(Layers);

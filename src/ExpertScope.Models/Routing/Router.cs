@@ -391,6 +391,9 @@ public sealed class Router
                 case ScaleExpert s:
                     scales.Add((CheckExpert(s.Expert, intervention), s.Factor));
                     break;
+                case DisableSharedExperts:
+                    // Acts on the shared experts in MoeLayer, not on the routing decision.
+                    break;
                 default:
                     throw new ExpertScopeException($"unknown router intervention {intervention.GetType().Name}.");
             }
