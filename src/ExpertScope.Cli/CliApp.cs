@@ -26,6 +26,15 @@ public static class CliApp
     {
         yield return InspectCommand.Create(context);
         yield return MakeModelCommand.Create(context);
+        yield return TokenizeCommand.Create(context);
+        yield return TraceCommand.Create(context);
+        yield return GenerateCommand.Create(context);
+        yield return PerplexityCommand.Create(context);
+        yield return ProbeCommand.Create(context);
+        yield return SteerCommand.Create(context);
+        yield return SuperExpertsCommand.Create(context);
+        yield return PruneCommand.Create(context);
+        yield return AnalyzeCommand.Create(context);
         yield return BenchCommand.Create(context);
     }
 }

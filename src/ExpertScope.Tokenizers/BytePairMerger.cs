@@ -1,11 +1,11 @@
 namespace ExpertScope.Tokenizers;
 
 /// <summary>
-/// llama.cpp's BPE merge loop (<c>llm_tokenizer_bpe_session</c>) for one pre-tokenized, byte-encoded word.
+/// llama.cpp's BPE merge loop (<c>llm_tokenizer_bpe_session</c>) for one pre-tokenized word.
 /// </summary>
 /// <remarks>
 /// Microsoft.ML.Tokenizers' <c>BpeTokenizer</c> applies merges too, but llama.cpp's ids depend on its exact loop:
-/// a queue ordered by merge rank then by left position, stale pairs detected by comparing texts, merges looked up
+/// a queue ordered by merge rank then by left position, stale pairs skipped, merges looked up
 /// by the strings of both sides (so a merge whose result is not in the vocabulary still applies), words that are
 /// whole tokens kept when <c>ignore_merges</c> is set, and unknown results spelled out as single-character tokens.
 /// So the loop is ours.
@@ -13,21 +13,24 @@ namespace ExpertScope.Tokenizers;
 internal sealed class BytePairMerger
 {
     private readonly Vocabulary _vocabulary;
-    private readonly Dictionary<(string Left, string Right), int> _ranks;
+    private readonly MergeRanks _ranks;
     private readonly PriorityQueue<Pair, (int Rank, int Left)> _queue = new();
     private readonly List<Symbol> _symbols = [];
 
-    public BytePairMerger(Vocabulary vocabulary, Dictionary<(string Left, string Right), int> ranks)
+    public BytePairMerger(Vocabulary vocabulary, MergeRanks ranks)
     {
         _vocabulary = vocabulary;
         _ranks = ranks;
     }
 
     /// <summary>
-    /// Merges <paramref name="word"/> (one character per byte) and reports each resulting token with the range of
-    /// word characters it covers.
+    /// Merges <paramref name="word"/> and reports each resulting token with the range of word characters it covers.
     /// </summary>
-    public void Encode(string word, bool ignoreMerges, Action<int, int, int> emit)
+    /// <param name="word">One pre-tokenized word: GPT-2 byte characters, or raw text for SentencePiece-style BPE.</param>
+    /// <param name="ignoreMerges">Emit the word whole when it is a token (llama.cpp's <c>ignore_merges</c>).</param>
+    /// <param name="rawText">The word is raw text (not byte characters): unknown pieces fall back to <c>&lt;0xXX&gt;</c> tokens.</param>
+    /// <param name="emit">Receives (token id, first word character, end word character).</param>
+    public void Encode(string word, bool ignoreMerges, bool rawText, Action<int, int, int> emit)
     {
         if (word.Length == 0)
         {
@@ -44,15 +47,19 @@ internal sealed class BytePairMerger
             }
         }
 
-        // One symbol per character: every character of a byte-encoded word is one byte, one UTF-16 unit.
+        // One symbol per code point (llama.cpp splits the UTF-8 word into characters); a byte-encoded word has one
+        // character per byte, all in the BMP.
         _symbols.Clear();
         _queue.Clear();
-        for (int i = 0; i < word.Length; i++)
+        for (int i = 0; i < word.Length;)
         {
-            _symbols.Add(new Symbol(i, 1, i - 1, i + 1 == word.Length ? -1 : i + 1));
+            int length = char.IsHighSurrogate(word[i]) && i + 1 < word.Length && char.IsLowSurrogate(word[i + 1]) ? 2 : 1;
+            int index = _symbols.Count;
+            _symbols.Add(new Symbol(i, length, index - 1, i + length == word.Length ? -1 : index + 1, _vocabulary.Find(word.AsSpan(i, length))));
+            i += length;
         }
 
-        for (int i = 1; i < word.Length; i++)
+        for (int i = 1; i < _symbols.Count; i++)
         {
             AddPair(word, i - 1, i);
         }
@@ -66,15 +73,14 @@ internal sealed class BytePairMerger
                 continue;
             }
 
-            // Stale when either side changed since the pair was queued.
-            if (left.Length + right.Length != pair.Text.Length ||
-                !word.AsSpan(left.Start, left.Length + right.Length).SequenceEqual(pair.Text) ||
-                left.Start + left.Length != right.Start)
+            // Stale when either side changed since the pair was queued. llama.cpp compares the two texts with the
+            // queued text; both start where the left symbol starts, so comparing lengths is the same test.
+            if (left.Length + right.Length != pair.Size)
             {
                 continue;
             }
 
-            left = left with { Length = left.Length + right.Length, Next = right.Next };
+            left = left with { Length = left.Length + right.Length, Next = right.Next, Id = _vocabulary.Find(word.AsSpan(left.Start, pair.Size)) };
             _symbols[pair.Left] = left;
             _symbols[pair.Right] = right with { Length = 0 };
             if (right.Next >= 0)
@@ -86,6 +92,7 @@ internal sealed class BytePairMerger
             AddPair(word, pair.Left, left.Next);
         }
 
+        Span<byte> utf8 = stackalloc byte[4];
         foreach (var symbol in _symbols)
         {
             if (symbol.Length == 0)
@@ -93,11 +100,33 @@ internal sealed class BytePairMerger
                 continue;
             }
 
-            var text = word.AsSpan(symbol.Start, symbol.Length);
-            int id = _vocabulary.Find(text);
-            if (id >= 0)
+            int end = symbol.Start + symbol.Length;
+            if (symbol.Id >= 0)
             {
-                emit(id, symbol.Start, symbol.Start + symbol.Length);
+                emit(symbol.Id, symbol.Start, end);
+                continue;
+            }
+
+            var text = word.AsSpan(symbol.Start, symbol.Length);
+            if (rawText)
+            {
+                // SentencePiece-style BPE: each UTF-8 byte as its <0xXX> token, misses dropped (as llama.cpp does).
+                for (int i = 0; i < text.Length;)
+                {
+                    System.Text.Rune.DecodeFromUtf16(text[i..], out var rune, out int consumed);
+                    int count = rune.EncodeToUtf8(utf8);
+                    foreach (byte b in utf8[..count])
+                    {
+                        int id = _vocabulary.Find(ByteTokenText(b));
+                        if (id >= 0)
+                        {
+                            emit(id, symbol.Start, end);
+                        }
+                    }
+
+                    i += consumed;
+                }
+
                 continue;
             }
 
@@ -110,12 +139,15 @@ internal sealed class BytePairMerger
                     int single = _vocabulary.Find(new ReadOnlySpan<char>(in c));
                     if (single >= 0)
                     {
-                        emit(single, symbol.Start, symbol.Start + symbol.Length);
+                        emit(single, symbol.Start, end);
                     }
                 }
             }
         }
     }
+
+    /// <summary>The text of a byte-fallback token, e.g. "&lt;0x0A&gt;".</summary>
+    public static string ByteTokenText(byte value) => "<0x" + value.ToString("X2", System.Globalization.CultureInfo.InvariantCulture) + ">";
 
     private void AddPair(string word, int left, int right)
     {
@@ -126,15 +158,15 @@ internal sealed class BytePairMerger
 
         var l = _symbols[left];
         var r = _symbols[right];
-        string leftText = word.Substring(l.Start, l.Length);
-        string rightText = word.Substring(r.Start, r.Length);
-        if (_ranks.TryGetValue((leftText, rightText), out int rank))
+        int rank = _ranks.Find(l.Id, r.Id, word.AsSpan(l.Start, l.Length), word.AsSpan(r.Start, r.Length));
+        if (rank >= 0)
         {
-            _queue.Enqueue(new Pair(left, right, leftText + rightText), (rank, left));
+            _queue.Enqueue(new Pair(left, right, l.Length + r.Length), (rank, left));
         }
     }
 
-    private readonly record struct Symbol(int Start, int Length, int Previous, int Next);
+    /// <summary>A run of word characters; <paramref name="Id"/> is the token with that text, or -1.</summary>
+    private readonly record struct Symbol(int Start, int Length, int Previous, int Next, int Id);
 
-    private readonly record struct Pair(int Left, int Right, string Text);
+    private readonly record struct Pair(int Left, int Right, int Size);
 }

@@ -11,14 +11,14 @@ namespace ExpertScope.Tokenizers;
 /// <summary>
 /// The tokenizer a GGUF file describes (<c>tokenizer.ggml.*</c>), reproducing llama.cpp's <c>llama_tokenize</c>
 /// and <c>llama_detokenize</c> id for id: byte-level BPE (<c>gpt2</c>) with the pre-tokenizer named by
-/// <c>tokenizer.ggml.pre</c>, or SentencePiece-style merging (<c>llama</c>).
+/// <c>tokenizer.ggml.pre</c>, Gemma 4's SentencePiece-style BPE (<c>gemma4</c>), or SentencePiece merging (<c>llama</c>).
 /// </summary>
 /// <remarks>
 /// It derives from Microsoft.ML.Tokenizers' <see cref="Tokenizer"/>, so it plugs into code written against that
 /// abstraction (<c>EncodeToIds</c>, <c>EncodeToTokens</c>, <c>CountTokens</c>, <c>Decode</c>); those inherited
 /// entry points add BOS/EOS as the model asks and match special tokens in the text. The algorithms themselves are
 /// our own (see <see cref="BytePairMerger"/>, <see cref="SentencePieceMerger"/> and <see cref="LlamaPreTokenizer"/> for why).
-/// Instances are not thread-safe: encoding reuses scratch buffers.
+/// Instances are immutable after loading and safe to use from several threads at once.
 /// </remarks>
 public sealed class GgufTokenizer : Tokenizer
 {
@@ -45,8 +45,7 @@ public sealed class GgufTokenizer : Tokenizer
 
     private readonly Vocabulary _vocabulary;
     private readonly LlamaPreTokenizer? _preTokenizer;
-    private readonly BytePairMerger? _bytePairMerger;
-    private readonly SentencePieceMerger? _sentencePieceMerger;
+    private readonly MergeRanks? _ranks;
     private readonly int[] _specialTokens;
     private readonly byte[]?[] _pieces;
     private readonly bool _cleanSpaces;
@@ -58,19 +57,19 @@ public sealed class GgufTokenizer : Tokenizer
         TokenizerKind kind,
         Vocabulary vocabulary,
         LlamaPreTokenizer? preTokenizer,
-        Dictionary<(string Left, string Right), int>? ranks,
+        MergeRanks? ranks,
         SpecialIds ids,
         bool addBos,
         bool addEos,
         bool addSpacePrefix,
-        bool cleanSpaces)
+        bool cleanSpaces,
+        IReadOnlySet<int> endOfGeneration)
     {
         _source = source;
         Kind = kind;
         _vocabulary = vocabulary;
         _preTokenizer = preTokenizer;
-        _bytePairMerger = ranks is null ? null : new BytePairMerger(vocabulary, ranks);
-        _sentencePieceMerger = kind == TokenizerKind.SentencePiece ? new SentencePieceMerger(vocabulary, source) : null;
+        _ranks = ranks;
         _ignoreMerges = preTokenizer?.IgnoreMerges ?? false;
         _cleanSpaces = cleanSpaces;
         BosId = ids.Bos;
@@ -78,6 +77,7 @@ public sealed class GgufTokenizer : Tokenizer
         UnknownId = ids.Unknown;
         PaddingId = ids.Padding;
         EndOfTurnId = ids.EndOfTurn;
+        EndOfGenerationIds = endOfGeneration;
         AddBos = addBos;
         AddEos = addEos;
         AddSpacePrefix = addSpacePrefix;
@@ -114,6 +114,12 @@ public sealed class GgufTokenizer : Tokenizer
     /// <summary>End-of-turn token (<c>tokenizer.ggml.eot_token_id</c>), or null.</summary>
     public int? EndOfTurnId { get; }
 
+    /// <summary>
+    /// Tokens that end generation (llama.cpp's EOG set): EOS, end-of-turn, and tokens whose text is one of llama.cpp's
+    /// end markers (e.g. "&lt;|im_end|&gt;", "&lt;|endoftext|&gt;") or a fill-in-the-middle pad/repo/separator marker.
+    /// </summary>
+    public IReadOnlySet<int> EndOfGenerationIds { get; }
+
     /// <summary>Whether encoding with special tokens prepends BOS (<c>tokenizer.ggml.add_bos_token</c>).</summary>
     public bool AddBos { get; }
 
@@ -141,9 +147,9 @@ public sealed class GgufTokenizer : Tokenizer
             ?? throw new ExpertScopeException($"{source}: no tokenizer (metadata 'tokenizer.ggml.model' is missing).");
         var kind = model switch
         {
-            "gpt2" => TokenizerKind.BytePair,
+            "gpt2" or "gemma4" => TokenizerKind.BytePair,
             "llama" => TokenizerKind.SentencePiece,
-            _ => throw new ExpertScopeException($"{source}: unsupported tokenizer model '{model}' (supported: gpt2, llama)."),
+            _ => throw new ExpertScopeException($"{source}: unsupported tokenizer model '{model}' (supported: gpt2, gemma4, llama)."),
         };
 
         string[] texts = (string[])(file.TryGetArray<string>("tokenizer.ggml.tokens")
@@ -164,6 +170,8 @@ public sealed class GgufTokenizer : Tokenizer
         var attributes = new TokenAttributes[count];
         for (int id = 0; id < count; id++)
         {
+            // llama.cpp reads token texts as C strings: a text ends at its first NUL, and an empty one is renamed.
+            texts[id] = CutAtNul(texts[id]);
             if (texts[id].Length == 0)
             {
                 texts[id] = "[EMPTY_" + id.ToString(CultureInfo.InvariantCulture) + "]";
@@ -185,14 +193,20 @@ public sealed class GgufTokenizer : Tokenizer
         ApplyNameBasedAttributes(file, vocabulary);
 
         LlamaPreTokenizer? preTokenizer = null;
-        Dictionary<(string, string), int>? ranks = null;
+        MergeRanks? ranks = null;
         bool addBos, addSpacePrefix, cleanSpaces;
         SpecialIds ids;
         if (kind == TokenizerKind.BytePair)
         {
-            preTokenizer = LlamaPreTokenizer.Create(file.TryGetString("tokenizer.ggml.pre"), source);
-            ranks = ReadMerges(file, source);
-            ids = new SpecialIds(Bos: 11, Eos: 11, Unknown: null, Padding: null, EndOfTurn: null);
+            // The gemma4 model always uses its own pre-tokenizer and names no default special tokens.
+            preTokenizer = LlamaPreTokenizer.Create(model == "gemma4" ? "gemma4" : file.TryGetString("tokenizer.ggml.pre"), source);
+            // Kimi K2 files may carry no merges; llama.cpp then merges nothing.
+            string[] merges = file.TryGetArray<string>("tokenizer.ggml.merges")
+                ?? (preTokenizer.Name == "kimi-k2" ? [] : throw new ExpertScopeException($"{source}: BPE tokenizer without 'tokenizer.ggml.merges'."));
+            ranks = new MergeRanks(vocabulary, Array.ConvertAll(merges, CutAtNul));
+            ids = model == "gemma4"
+                ? new SpecialIds(Bos: null, Eos: null, Unknown: null, Padding: null, EndOfTurn: null)
+                : new SpecialIds(Bos: 11, Eos: 11, Unknown: null, Padding: null, EndOfTurn: null);
             addBos = preTokenizer.AddBos;
             addSpacePrefix = false;
             cleanSpaces = preTokenizer.CleanSpaces;
@@ -213,9 +227,13 @@ public sealed class GgufTokenizer : Tokenizer
             ReadId(file, "tokenizer.ggml.padding_token_id", ids.Padding, count),
             ReadId(file, "tokenizer.ggml.eot_token_id", ids.EndOfTurn, count));
         addBos = file.TryGetBool("tokenizer.ggml.add_bos_token") ?? addBos;
+
+        // llama.cpp forces BOS on for Gemma 4 whatever the file says.
+        addBos |= preTokenizer?.KeepsNewlineTokens ?? false;
         bool addEos = file.TryGetBool("tokenizer.ggml.add_eos_token") ?? false;
 
-        return new GgufTokenizer(source, kind, vocabulary, preTokenizer, ranks, ids, addBos, addEos, addSpacePrefix, cleanSpaces);
+        var endOfGeneration = FindEndOfGeneration(file, vocabulary, ids);
+        return new GgufTokenizer(source, kind, vocabulary, preTokenizer, ranks, ids, addBos, addEos, addSpacePrefix, cleanSpaces, endOfGeneration);
     }
 
     /// <summary>
@@ -371,12 +389,14 @@ public sealed class GgufTokenizer : Tokenizer
     {
         string input = text ?? textSpan.ToString();
         var tokens = EncodeWithOffsets(input);
+        int consumed = input.Length;
         if (settings.MaxTokenCount < tokens.Count)
         {
+            // Truncated: report the text up to the end of the last token kept.
             tokens = [.. tokens.Take(Math.Max(0, settings.MaxTokenCount))];
+            consumed = tokens.Count == 0 ? 0 : tokens[^1].Offset.End.Value;
         }
 
-        int consumed = tokens.Count == 0 ? input.Length : tokens.Count < EncodeWithOffsets(input).Count ? tokens[^1].Offset.End.Value : input.Length;
         return new EncodeResults<EncodedToken> { Tokens = tokens, NormalizedText = null, CharsConsumed = consumed };
     }
 
@@ -387,6 +407,9 @@ public sealed class GgufTokenizer : Tokenizer
 
     private void EncodeCore(string text, bool addSpecial, bool parseSpecial, Action<int, int, int> emit)
     {
+        // The mergers hold per-call scratch state, which keeps the tokenizer itself safe to share across threads.
+        var sentencePiece = Kind == TokenizerKind.SentencePiece ? new SentencePieceMerger(_vocabulary, _source) : null;
+        var bytePair = _ranks is null ? null : new BytePairMerger(_vocabulary, _ranks);
         var fragments = Partition(text, parseSpecial);
         if (addSpecial && AddBos)
         {
@@ -403,13 +426,13 @@ public sealed class GgufTokenizer : Tokenizer
                 continue;
             }
 
-            if (Kind == TokenizerKind.SentencePiece)
+            if (sentencePiece is not null)
             {
-                EncodeSentencePiece(text, fragment, prefixSpace: AddSpacePrefix && previousWasSpecial, emit);
+                EncodeSentencePiece(sentencePiece, text, fragment, prefixSpace: AddSpacePrefix && previousWasSpecial, emit);
             }
             else
             {
-                EncodeBytePair(text, fragment, emit);
+                EncodeBytePair(bytePair!, text, fragment, emit);
             }
 
             previousWasSpecial = false;
@@ -421,7 +444,7 @@ public sealed class GgufTokenizer : Tokenizer
         }
     }
 
-    private void EncodeSentencePiece(string text, Fragment fragment, bool prefixSpace, Action<int, int, int> emit)
+    private static void EncodeSentencePiece(SentencePieceMerger merger, string text, Fragment fragment, bool prefixSpace, Action<int, int, int> emit)
     {
         int offset = prefixSpace ? 1 : 0;
         var escaped = new StringBuilder(fragment.Length + offset);
@@ -438,49 +461,59 @@ public sealed class GgufTokenizer : Tokenizer
 
         // Escaped character k is input character fragment.Start + k - offset; the added prefix covers nothing.
         int Source(int k) => fragment.Start + Math.Max(0, k - offset);
-        _sentencePieceMerger!.Encode(escaped.ToString(), (id, start, end) => emit(id, Source(start), Math.Max(Source(start), Source(end))));
+        merger.Encode(escaped.ToString(), (id, start, end) => emit(id, Source(start), Math.Max(Source(start), Source(end))));
     }
 
-    private void EncodeBytePair(string text, Fragment fragment, Action<int, int, int> emit)
+    private void EncodeBytePair(BytePairMerger merger, string text, Fragment fragment, Action<int, int, int> emit)
     {
+        var preTokenizer = _preTokenizer!;
+        bool raw = preTokenizer.SentencePieceStyle;
+
         // Code points of the fragment and where each starts in the input (lone surrogates read as U+FFFD, as
-        // llama.cpp reads invalid UTF-8).
+        // llama.cpp reads invalid UTF-8); SentencePiece-style BPE first turns spaces into "▁".
         var codePoints = new List<int>(fragment.Length);
         var starts = new List<int>(fragment.Length + 1);
         int end = fragment.Start + fragment.Length;
         for (int i = fragment.Start; i < end;)
         {
             Rune.DecodeFromUtf16(text.AsSpan(i, end - i), out var rune, out int consumed);
-            codePoints.Add(rune.Value);
+            codePoints.Add(raw && rune.Value == ' ' ? SpaceMarker : rune.Value);
             starts.Add(i);
             i += consumed;
         }
 
         starts.Add(end);
-        var pieces = _preTokenizer!.Split(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(codePoints));
+        var pieces = preTokenizer.Split(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(codePoints));
 
+        // The word handed to the merger: GPT-2 byte characters (one per UTF-8 byte) or the raw text; each of its
+        // characters remembers the input range of the code point it came from.
         var word = new StringBuilder();
         var charStart = new List<int>();
         var charEnd = new List<int>();
         Span<byte> utf8 = stackalloc byte[4];
+        Span<char> utf16 = stackalloc char[2];
         int cp = 0;
         foreach (int pieceLength in pieces)
         {
             word.Clear();
             charStart.Clear();
             charEnd.Clear();
+            bool onlyNewlines = true;
             for (int k = 0; k < pieceLength; k++, cp++)
             {
-                int byteCount = new Rune(codePoints[cp]).EncodeToUtf8(utf8);
-                for (int b = 0; b < byteCount; b++)
+                var rune = new Rune(codePoints[cp]);
+                onlyNewlines &= rune.Value == '\n';
+                int count = raw ? rune.EncodeToUtf16(utf16) : rune.EncodeToUtf8(utf8);
+                for (int b = 0; b < count; b++)
                 {
-                    word.Append(ByteLevel.ToChar(utf8[b]));
+                    word.Append(raw ? utf16[b] : ByteLevel.ToChar(utf8[b]));
                     charStart.Add(starts[cp]);
                     charEnd.Add(starts[cp + 1]);
                 }
             }
 
-            _bytePairMerger!.Encode(word.ToString(), _ignoreMerges, (id, s, e) => emit(id, charStart[s], charEnd[e - 1]));
+            bool keepWhole = _ignoreMerges || (onlyNewlines && preTokenizer.KeepsNewlineTokens);
+            merger.Encode(word.ToString(), keepWhole, raw, (id, s, e) => emit(id, charStart[s], charEnd[e - 1]));
         }
     }
 
@@ -575,6 +608,7 @@ public sealed class GgufTokenizer : Tokenizer
             return [];
         }
 
+        // Racing threads may both compute a piece; they store equal arrays, so the cache needs no lock.
         return _pieces[id] ??= ComputePiece(id, attributes);
     }
 
@@ -588,7 +622,7 @@ public sealed class GgufTokenizer : Tokenizer
 
         if ((attributes & TokenAttributes.Normal) != 0)
         {
-            return Kind == TokenizerKind.SentencePiece
+            return Kind == TokenizerKind.SentencePiece || (_preTokenizer?.SentencePieceStyle ?? false)
                 ? Encoding.UTF8.GetBytes(text.Replace(SpaceMarker, ' '))
                 : ByteLevelDecode(text);
         }
@@ -755,22 +789,51 @@ public sealed class GgufTokenizer : Tokenizer
         }
     }
 
-    private static Dictionary<(string Left, string Right), int> ReadMerges(GgufFile file, string source)
+    private static HashSet<int> FindEndOfGeneration(GgufFile file, Vocabulary vocabulary, SpecialIds ids)
     {
-        string[] merges = file.TryGetArray<string>("tokenizer.ggml.merges")
-            ?? throw new ExpertScopeException($"{source}: BPE tokenizer without 'tokenizer.ggml.merges'.");
-        var ranks = new Dictionary<(string, string), int>(merges.Length);
-        for (int rank = 0; rank < merges.Length; rank++)
+        var result = new HashSet<int>();
+        foreach (string text in EndOfGenerationTexts)
         {
-            // Split at the first space after the first character (a merge may start with a space); the first
-            // occurrence of a pair keeps its rank.
-            string merge = merges[rank];
-            int space = merge.Length > 1 ? merge.IndexOf(' ', 1) : -1;
-            var key = space < 0 ? (string.Empty, string.Empty) : (merge[..space], merge[(space + 1)..]);
-            ranks.TryAdd(key, rank);
+            int id = vocabulary.Find(text);
+            if (id >= 0)
+            {
+                result.Add(id);
+            }
         }
 
-        return ranks;
+        foreach (var (key, texts) in FillInTheMiddleTexts.Where(f => f.Key is "fim_pad" or "fim_rep" or "fim_sep"))
+        {
+            int? stored = ReadId(file, $"tokenizer.ggml.{key}_token_id", null, vocabulary.Count);
+            if (stored is not null)
+            {
+                result.Add(stored.Value);
+                continue;
+            }
+
+            foreach (string text in texts)
+            {
+                if (vocabulary.Find(text) is var id and >= 0)
+                {
+                    result.Add(id);
+                }
+            }
+        }
+
+        foreach (int? id in (int?[])[ids.Eos, ids.EndOfTurn, ReadId(file, "tokenizer.ggml.eom_token_id", null, vocabulary.Count)])
+        {
+            if (id is not null)
+            {
+                result.Add(id.Value);
+            }
+        }
+
+        return result;
+    }
+
+    private static string CutAtNul(string text)
+    {
+        int nul = text.IndexOf('\0', StringComparison.Ordinal);
+        return nul < 0 ? text : text[..nul];
     }
 
     private static int[]? ReadIntegerArray(GgufFile file, string key)

@@ -109,7 +109,7 @@ internal sealed class SentencePieceMerger
     /// <summary>The byte-fallback token <c>&lt;0xXX&gt;</c>, else the one-character token (llama.cpp's byte_to_token).</summary>
     private int ByteToToken(byte value)
     {
-        int id = _vocabulary.Find("<0x" + value.ToString("X2", CultureInfo.InvariantCulture) + ">");
+        int id = _vocabulary.Find(BytePairMerger.ByteTokenText(value));
         if (id < 0 && value < 0x80)
         {
             id = _vocabulary.Find(((char)value).ToString());

@@ -4,6 +4,7 @@ namespace ExpertScope.Tokenizers;
 internal sealed class Vocabulary
 {
     private readonly Dictionary<string, int> _idsByText;
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _idsBySpan;
 
     public Vocabulary(string[] texts, float[]? scores, TokenAttributes[] attributes)
     {
@@ -16,6 +17,8 @@ internal sealed class Vocabulary
             // llama.cpp's token_to_id map: a later duplicate wins.
             _idsByText[texts[id]] = id;
         }
+
+        _idsBySpan = _idsByText.GetAlternateLookup<ReadOnlySpan<char>>();
     }
 
     public string[] Texts { get; }
@@ -32,6 +35,5 @@ internal sealed class Vocabulary
     public int Find(string text) => _idsByText.TryGetValue(text, out int id) ? id : -1;
 
     /// <summary>The id whose text equals the span, or -1 (no allocation).</summary>
-    public int Find(ReadOnlySpan<char> text) =>
-        _idsByText.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(text, out int id) ? id : -1;
+    public int Find(ReadOnlySpan<char> text) => _idsBySpan.TryGetValue(text, out int id) ? id : -1;
 }

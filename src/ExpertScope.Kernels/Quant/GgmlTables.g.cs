@@ -2,7 +2,7 @@
 // Lookup tables of ggml's i-quant and FP4 formats. These are data facts, transcribed by a one-off script
 // from cpp/ggml-common.h of the public repository mybigday/llama.rn at commit
 // 638383c6c360318820e06613025c55e62f9d60e5 (its vendored llama.cpp/ggml), the same source that produced
-// ../shared/golden/quants. Do not edit by hand: the golden dequantization tests check every value used.
+// the shared golden data (shared/golden)/quants. Do not edit by hand: the golden dequantization tests check every value used.
 // </auto-generated>
 namespace ExpertScope.Kernels.Quant;
 

@@ -73,7 +73,7 @@ public sealed class MoeLayer : IFeedForward
         }
 
         context.Emit(HookKind.ExpertOutput, layer, output, width);
-        if (Shared is not null)
+        if (Shared is not null && !context.Interventions.Any(i => i is DisableSharedExperts && i.Layers.Includes(layer)))
         {
             AddShared(input, output, layer, context);
         }
@@ -103,6 +103,7 @@ public sealed class MoeLayer : IFeedForward
 
         // Per-slot outputs [T, k, E], then summed in slot order as llama.cpp adds its views.
         var slotOutputs = new float[tokens * k * width];
+        var unweighted = context.Wants(HookKind.ExpertDownOutputs, Router.Layer) ? new float[tokens * k * width] : null;
         for (int e = 0; e < Experts.Count; e++)
         {
             var rows = assignments[e];
@@ -143,11 +144,21 @@ public sealed class MoeLayer : IFeedForward
                 float weight = routing.Weights[rows[i]];
                 var source = down.AsSpan(i * width, width);
                 var target = slotOutputs.AsSpan(rows[i] * width, width);
+                if (unweighted is not null)
+                {
+                    source.CopyTo(unweighted.AsSpan(rows[i] * width, width));
+                }
+
                 for (int j = 0; j < width; j++)
                 {
                     target[j] = source[j] * weight;
                 }
             }
+        }
+
+        if (unweighted is not null)
+        {
+            context.Emit(HookKind.ExpertDownOutputs, Router.Layer, unweighted, k * width);
         }
 
         context.Emit(HookKind.WeightedExpertOutputs, Router.Layer, slotOutputs, k * width);

@@ -90,16 +90,15 @@ public sealed class MlaKvCache : IAttentionCache
     /// <summary>ggml's flash-attention tile (query rows and key positions).</summary>
     internal const int TileLength = 64;
 
-    private const int TiledMinimumQueries = TileLength;
-
     /// <summary>Creates an empty cache for up to <paramref name="capacity"/> positions.</summary>
     /// <param name="shape">The block's sizes.</param>
     /// <param name="capacity">Positions to hold.</param>
     /// <param name="decompressed">True for the legacy fused-<c>attn_kv_b</c> layout (full per-head keys and values).</param>
     /// <param name="precision">Storage precision, and with it the attention arithmetic: <see cref="CachePrecision.Float16"/>
-    /// follows ggml's CPU flash-attention kernels (llama.cpp's default): for batches under 64 tokens the query is
-    /// rounded to F16 and the weighted value sum accumulated in F16 (what the golden dumps were computed with);
-    /// batches of 64 or more take the tiled kernel, float32 apart from the cached values.</param>
+    /// follows ggml's CPU flash-attention kernels (llama.cpp's default): in micro-batches (512 tokens, as llama.cpp
+    /// splits a batch) under 64 tokens the query is rounded to F16 and the weighted value sum accumulated in F16
+    /// (what the golden dumps were computed with); longer micro-batches take the tiled kernel, float32 apart from the
+    /// cached values.</param>
     public MlaKvCache(MlaShape shape, int capacity, bool decompressed, CachePrecision precision)
     {
         ArgumentNullException.ThrowIfNull(shape);
@@ -206,8 +205,8 @@ public sealed class MlaKvCache : IAttentionCache
     {
         if (Precision == CachePrecision.Float16)
         {
-            // ggml switches to its tiled kernel once the batch has a full tile of query rows.
-            if (scratch.BatchTokens >= TiledMinimumQueries)
+            // ggml takes its tiled kernel when the micro-batch has a full tile of query rows.
+            if (scratch.Tiled)
             {
                 AttendHalfTiled(query, keyOffset, valueFromKeys, valueOffset, valueLength, visible, scale, scratch, output);
             }
@@ -264,7 +263,7 @@ public sealed class MlaKvCache : IAttentionCache
         }
     }
 
-    // ggml's tiled CPU flash attention (batches of at least 64 query rows): float32 throughout except the F16 cache.
+    // ggml's tiled CPU flash attention (micro-batches of at least 64 query rows): float32 throughout except the F16 cache.
     // Key positions go in tiles of 64; per tile: q·k summed in float, scaled; the running max and sum are updated
     // (exp by ggml's vector polynomial, sum in double); the float accumulator gains Σ p·v in position order.
     private void AttendHalfTiled(
@@ -439,10 +438,13 @@ public sealed class MlaKvCache : IAttentionCache
 }
 
 /// <summary>Per-call buffers for <see cref="MlaKvCache.Attend"/>, allocated once per forward call.</summary>
-internal sealed class AttentionScratch(int batchTokens, int positions, int keyLength, int valueLength)
+internal sealed class AttentionScratch(int positions, int keyLength, int valueLength)
 {
-    /// <summary>Query tokens in the batch (selects ggml's kernel).</summary>
-    public int BatchTokens { get; } = batchTokens;
+    /// <summary>
+    /// True when the current query row's micro-batch is long enough for ggml's tiled kernel
+    /// (<see cref="Attention.UsesTiledKernel"/>); set per row.
+    /// </summary>
+    public bool Tiled { get; set; }
 
     public float[] Scores { get; } = new float[Math.Max(positions, MlaKvCache.TileLength)];
 
@@ -663,12 +665,13 @@ public sealed class MultiHeadLatentAttention : IAttention
         var scale = Scale;
         parallelism.For(tokens * heads, (long)(start + tokens) * (queryLength + outputLength), (from, to) =>
         {
-            var scratch = new AttentionScratch(tokens, start + tokens, queryLength, outputLength);
+            var scratch = new AttentionScratch(start + tokens, queryLength, outputLength);
             for (var item = from; item < to; item++)
             {
                 var t = item / heads;
                 var h = item % heads;
                 var slice = sliceOfHead(h);
+                scratch.Tiled = Attention.UsesTiledKernel(t, tokens);
                 cache.Attend(
                     queries.AsSpan(item * queryLength, queryLength),
                     slice.KeyOffset,

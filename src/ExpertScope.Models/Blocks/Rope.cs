@@ -3,10 +3,10 @@ namespace ExpertScope.Models.Blocks;
 /// <summary>How rotary embeddings pair up dimensions (GGUF/llama.cpp rope type).</summary>
 public enum RopeStyle
 {
-    /// <summary>Type 0 (NORM): rotates adjacent pairs <c>(x[2i], x[2i+1])</c>; Llama/Mixtral GGUF layout.</summary>
+    /// <summary>Type 0 (NORM): rotates adjacent pairs <c>(x[2i], x[2i+1])</c>; Llama/Mixtral GGUF layout, DeepSeek-V2/V3 (rope slice).</summary>
     Normal = 0,
 
-    /// <summary>Type 2 (NEOX): rotates <c>(x[i], x[i + d/2])</c>; Qwen, OLMoE, DeepSeek.</summary>
+    /// <summary>Type 2 (NEOX): rotates <c>(x[i], x[i + d/2])</c>; Qwen, OLMoE.</summary>
     Neox = 2,
 }
 

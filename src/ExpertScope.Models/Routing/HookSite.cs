@@ -51,6 +51,12 @@ public enum HookKind
     Router,
 
     /// <summary>
+    /// <c>ffn_moe_down</c>: each selected expert's down-projection output before its mixing weight, <c>[T, k, E]</c> in
+    /// selection order (slots whose weight is 0 are not computed and hold zeros). Emitted only when an observer asks.
+    /// </summary>
+    ExpertDownOutputs,
+
+    /// <summary>
     /// <c>ffn_moe_weighted</c>: each selected expert's output times its mixing weight, <c>[T, k, E]</c> in selection
     /// order (its sum over k is <c>ffn_moe_out</c>).
     /// </summary>
@@ -105,6 +111,7 @@ public readonly record struct HookSite(HookKind Kind, int Layer)
         HookKind.RouterWeightsNormalized => "ffn_moe_weights_norm",
         HookKind.RouterWeightsScaled => "ffn_moe_weights_scaled",
         HookKind.Router => "ffn_moe_route",
+        HookKind.ExpertDownOutputs => "ffn_moe_down",
         HookKind.WeightedExpertOutputs => "ffn_moe_weighted",
         HookKind.ExpertOutput => "ffn_moe_out",
         HookKind.SharedExpert => "ffn_shexp",

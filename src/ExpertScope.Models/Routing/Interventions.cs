@@ -62,6 +62,24 @@ public sealed record DisableExperts(LayerSelector Layers, ImmutableArray<ExpertI
 }
 
 /// <summary>
+/// The experts are treated as absent from the checkpoint: the gating function (softmax or sigmoid) runs over the
+/// remaining experts' logits only, in their original order, so the others' probabilities are exactly those of a
+/// checkpoint with these experts sliced out (<c>prune</c>). Unlike <see cref="DisableExperts"/>, whose experts still
+/// take part in the softmax denominator, this changes the mixing weights of a softmax router. Probabilities of
+/// removed experts read 0 and their selection scores -inf.
+/// </summary>
+/// <param name="Layers">Blocks it applies to.</param>
+/// <param name="Experts">Experts to remove.</param>
+public sealed record RemoveExperts(LayerSelector Layers, ImmutableArray<ExpertId> Experts) : RouterIntervention(Layers)
+{
+    /// <inheritdoc/>
+    public bool Equals(RemoveExperts? other) => other is not null && Layers.Equals(other.Layers) && Experts.SequenceEqual(other.Experts);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Layers, Experts.Length);
+}
+
+/// <summary>
 /// The experts are always selected: they take the first slots (best score first) and the remaining slots go to
 /// the best other experts. If more experts are forced than k, k grows to their count. Their mixing weights are
 /// gathered from the unbiased probabilities like any selected expert.
@@ -94,3 +112,10 @@ public sealed record KeepOnlyTopExpert(LayerSelector Layers) : RouterInterventio
 /// <param name="Expert">The expert.</param>
 /// <param name="Factor">Multiplier.</param>
 public sealed record ScaleExpert(LayerSelector Layers, ExpertId Expert, float Factor) : RouterIntervention(Layers);
+
+/// <summary>
+/// The shared experts of the selected blocks are skipped: the feed-forward output is the routed mixture alone
+/// (<c>ffn_out</c> = <c>ffn_moe_out</c>). Routing is unchanged. Blocks without shared experts are unaffected.
+/// </summary>
+/// <param name="Layers">Blocks it applies to.</param>
+public sealed record DisableSharedExperts(LayerSelector Layers) : RouterIntervention(Layers);

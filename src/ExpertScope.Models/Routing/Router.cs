@@ -115,7 +115,14 @@ public sealed class Router
         for (int t = 0; t < tokenCount; t++)
         {
             var probabilities = result.Probabilities.AsSpan(t * experts, experts);
-            Gate(logits.Slice(t * experts, experts), probabilities);
+            if (plan.Removed.Length == 0)
+            {
+                Gate(logits.Slice(t * experts, experts), probabilities);
+            }
+            else
+            {
+                GateRemaining(logits.Slice(t * experts, experts), probabilities, plan.Removed);
+            }
 
             var scores = result.Scores.AsSpan(t * experts, experts);
             probabilities.CopyTo(scores);
@@ -132,6 +139,11 @@ public sealed class Router
             foreach (int disabled in plan.Disabled)
             {
                 scores[disabled] = float.NegativeInfinity;
+            }
+
+            foreach (int removed in plan.Removed)
+            {
+                scores[removed] = float.NegativeInfinity;
             }
 
             if (Config.IsGroupLimited)
@@ -159,6 +171,32 @@ public sealed class Router
 
         logits.CopyTo(probabilities);
         GgmlMath.Softmax(probabilities);
+    }
+
+    /// <summary>
+    /// The gate over the experts that are not removed, compacted in order so the arithmetic (vector-exp groups, sum
+    /// order) is exactly that of a checkpoint without them; removed experts get probability 0.
+    /// </summary>
+    private void GateRemaining(ReadOnlySpan<float> logits, Span<float> probabilities, int[] removed)
+    {
+        int kept = logits.Length - removed.Length;
+        Span<float> compact = stackalloc float[kept];
+        Span<float> gated = stackalloc float[kept];
+        int n = 0;
+        for (int e = 0; e < logits.Length; e++)
+        {
+            if (Array.IndexOf(removed, e) < 0)
+            {
+                compact[n++] = logits[e];
+            }
+        }
+
+        Gate(compact, gated);
+        n = 0;
+        for (int e = 0; e < logits.Length; e++)
+        {
+            probabilities[e] = Array.IndexOf(removed, e) < 0 ? gated[n++] : 0.0f;
+        }
     }
 
     /// <summary>Keeps the best groups (score = sum of a group's two best scores) and sets the rest to -inf.</summary>
@@ -301,6 +339,7 @@ public sealed class Router
         int experts = Config.ExpertCount;
         int topK = Config.TopK;
         var disabled = new SortedSet<int>();
+        var removed = new SortedSet<int>();
         var forced = new List<int>();
         var scales = new List<(int, float)>();
         bool keepOnlyTop = false;
@@ -317,6 +356,13 @@ public sealed class Router
                     foreach (var e in d.Experts)
                     {
                         disabled.Add(CheckExpert(e, intervention));
+                    }
+
+                    break;
+                case RemoveExperts r:
+                    foreach (var e in r.Experts)
+                    {
+                        removed.Add(CheckExpert(e, intervention));
                     }
 
                     break;
@@ -345,6 +391,9 @@ public sealed class Router
                 case ScaleExpert s:
                     scales.Add((CheckExpert(s.Expert, intervention), s.Factor));
                     break;
+                case DisableSharedExperts:
+                    // Acts on the shared experts in MoeLayer, not on the routing decision.
+                    break;
                 default:
                     throw new ExpertScopeException($"unknown router intervention {intervention.GetType().Name}.");
             }
@@ -352,20 +401,21 @@ public sealed class Router
 
         foreach (int e in forced)
         {
-            if (disabled.Contains(e))
+            if (disabled.Contains(e) || removed.Contains(e))
             {
-                throw new ExpertScopeException($"block {Layer}: expert {e} is both forced and disabled.");
+                throw new ExpertScopeException($"block {Layer}: expert {e} is both forced and disabled (or removed).");
             }
         }
 
         topK = Math.Max(topK, forced.Count);
-        topK = Math.Min(topK, experts - disabled.Count);
+        disabled.ExceptWith(removed);
+        topK = Math.Min(topK, experts - disabled.Count - removed.Count);
         if (topK < 1)
         {
             throw new ExpertScopeException($"block {Layer}: every expert is disabled.");
         }
 
-        return new RoutingPlan(topK, [.. disabled], [.. forced], keepOnlyTop, [.. scales]);
+        return new RoutingPlan(topK, [.. disabled], [.. removed], [.. forced], keepOnlyTop, [.. scales]);
     }
 
     private int CheckExpert(ExpertId expert, RouterIntervention intervention) =>
@@ -373,7 +423,7 @@ public sealed class Router
             ? expert.Value
             : throw new ExpertScopeException($"{intervention}: expert {expert} does not exist in block {Layer} ({Config.ExpertCount} experts).");
 
-    private readonly record struct RoutingPlan(int TopK, int[] Disabled, int[] Forced, bool KeepOnlyTop, (int Expert, float Factor)[] Scales);
+    private readonly record struct RoutingPlan(int TopK, int[] Disabled, int[] Removed, int[] Forced, bool KeepOnlyTop, (int Expert, float Factor)[] Scales);
 }
 
 /// <summary>Every stage of one layer's routing for a batch; buffers are reused between batches.</summary>

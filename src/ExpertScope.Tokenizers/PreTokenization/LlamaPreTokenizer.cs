@@ -8,8 +8,9 @@ namespace ExpertScope.Tokenizers.PreTokenization;
 /// </summary>
 /// <remarks>
 /// Microsoft.ML.Tokenizers has regex pre-tokenizers, but llama.cpp does not run these patterns as written: GPT-2,
-/// Llama 3 and Qwen2 go through hand-written scanners, and the rest through std::regex over a category-collapsed
-/// text. Reproducing llama.cpp's ids exactly needs those exact semantics, so the splitting is our own.
+/// Llama 3, Qwen2, Qwen3.5, Kimi K2 and Gemma 4 go through hand-written scanners, and the rest through std::regex
+/// over a category-collapsed text. Reproducing llama.cpp's ids exactly needs those exact semantics, so the splitting
+/// is our own.
 /// </remarks>
 internal sealed class LlamaPreTokenizer
 {
@@ -35,13 +36,14 @@ internal sealed class LlamaPreTokenizer
 
     private readonly SplitRule[] _rules;
 
-    private LlamaPreTokenizer(string name, SplitRule[] rules, bool ignoreMerges, bool cleanSpaces, bool addBos)
+    private LlamaPreTokenizer(string name, SplitRule[] rules, bool ignoreMerges, bool cleanSpaces, bool addBos, bool sentencePieceStyle = false)
     {
         Name = name;
         _rules = rules;
         IgnoreMerges = ignoreMerges;
         CleanSpaces = cleanSpaces;
         AddBos = addBos;
+        SentencePieceStyle = sentencePieceStyle;
     }
 
     /// <summary>The <c>tokenizer.ggml.pre</c> value this was built for.</summary>
@@ -55,6 +57,15 @@ internal sealed class LlamaPreTokenizer
 
     /// <summary>The add-BOS default before <c>tokenizer.ggml.add_bos_token</c> is read.</summary>
     public bool AddBos { get; }
+
+    /// <summary>
+    /// SentencePiece-style BPE (Gemma 4): spaces become "▁" before splitting (llama.cpp's <c>escape_whitespaces</c>),
+    /// words stay raw UTF-8 instead of GPT-2 byte characters, and unknown bytes use <c>&lt;0xXX&gt;</c> tokens.
+    /// </summary>
+    public bool SentencePieceStyle { get; }
+
+    /// <summary>Gemma 4: a word made only of newlines that is itself a token is kept whole.</summary>
+    public bool KeepsNewlineTokens => Name is "gemma4" or "granite-embed-multi-311m";
 
     /// <summary>
     /// The pre-tokenizer for a <c>tokenizer.ggml.pre</c> value (null or empty means "default", as in llama.cpp),
@@ -73,6 +84,87 @@ internal sealed class LlamaPreTokenizer
             case "dbrx" or "smaug-bpe" or "glm4" or "chatglm-bpe":
                 return new(name, [new Llama3SplitRule(maxDigits: 3)], ignoreMerges: false, cleanSpaces: true, addBos: false);
             case "qwen2" or "deepseek-r1-qwen" or "kormo" or "f2llmv2" or "hunyuan" or "grok-2":
+                return new(name, [new Llama3SplitRule(maxDigits: 1)], ignoreMerges: false, cleanSpaces: false, addBos: false);
+            case "qwen35":
+                return new(name, [new Llama3SplitRule(maxDigits: 1, marksJoinLetters: true)], ignoreMerges: false, cleanSpaces: false, addBos: false);
+            case "gpt-4o" or "llama4" or "kanana2" or "talkie" or "minimax-m2":
+                return new(name,
+                [
+                    new RegexSplitRule(
+                        "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?" +
+                        "|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?" +
+                        "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"),
+                ], ignoreMerges: false, cleanSpaces: false, addBos: false);
+            case "gemma4" or "granite-embed-multi-311m":
+                return new(name, [new NewlineSplitRule()], ignoreMerges: false, cleanSpaces: true, addBos: true, sentencePieceStyle: true);
+            case "sarvam-moe":
+                return new(name, [new NewlineSplitRule()], ignoreMerges: false, cleanSpaces: false, addBos: false, sentencePieceStyle: true);
+            case "kimi-k2":
+                return new(name, [new KimiK2SplitRule()], ignoreMerges: false, cleanSpaces: false, addBos: false);
+            case "bailingmoe" or "bailingmoe2" or "llada-moe":
+                return new(name,
+                [
+                    new RegexSplitRule("'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"),
+                ], ignoreMerges: false, cleanSpaces: false, addBos: false);
+            case "exaone-moe":
+                return new(name,
+                [
+                    new RegexSplitRule("(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?(?:\\p{L}\\p{M}*(?: \\p{L}\\p{M}*)*)+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]?|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"),
+                ], ignoreMerges: false, cleanSpaces: true, addBos: false);
+            case "seed-coder":
+                return new(name,
+                [
+                    new RegexSplitRule("(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"),
+                ], ignoreMerges: false, cleanSpaces: false, addBos: false);
+            case "tekken":
+                return new(name,
+                [
+                    new RegexSplitRule("[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"),
+                ], ignoreMerges: true, cleanSpaces: false, addBos: true);
+            case "minicpm5":
+                return new(name,
+                [
+                    new RegexSplitRule("\\p{N}{1,3}"),
+                    new RegexSplitRule("(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}+| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"),
+                ], ignoreMerges: true, cleanSpaces: true, addBos: false);
+            case "jais-2":
+                return new(name,
+                [
+                    new RegexSplitRule("(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s{512}(?!\\S)|\\s{256}(?!\\S)|\\s{128}(?!\\S)|\\s{64}(?!\\S)|\\s{32}(?!\\S)|\\s{16}(?!\\S)|\\s{8}(?!\\S)|\\s{4}(?!\\S)|\\s{1,2}(?!\\S)|\\s{1}"),
+                ], ignoreMerges: false, cleanSpaces: true, addBos: false);
+            case "bloom" or "gpt3-finnish":
+                return new(name,
+                [
+                    new RegexSplitRule(" ?[^(\\s|.,!?\u2026\u3002\uFF0C\u3001\u0964\u06D4\u060C)]+"),
+                ], ignoreMerges: false, cleanSpaces: true, addBos: false);
+            case "poro-chat":
+                return new(name,
+                [
+                    new RegexSplitRule(" ?[^(\\s|.,!?\u2026\u3002\uFF0C\u3001\u0964\u06D4\u060C)]+"),
+                ], ignoreMerges: false, cleanSpaces: false, addBos: false);
+            case "viking":
+                return new(name,
+                [
+                    new RegexSplitRule(" ?[^(\\s|.,!?\u2026\u3002\uFF0C\u3001\u0964\u06D4\u060C)]+"),
+                    new RegexSplitRule("\\p{N}"),
+                ], ignoreMerges: false, cleanSpaces: false, addBos: false);
+            case "chameleon":
+                return new(name,
+                [
+                    new RegexSplitRule("<sentinel:[0-9]+>"),
+                    new RegexSplitRule("(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z"),
+                    new RegexSplitRule("([\\t\\n]|    |  )"),
+                    new RegexSplitRule("\\p{N}"),
+                    new RegexSplitRule("[\\p{P}!-/:-@\\[-`{-~]"),
+                    new RegexSplitRule("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"),
+                ], ignoreMerges: false, cleanSpaces: false, addBos: true);
+            case "youtu":
+                return new(name,
+                [
+                    new RegexSplitRule("[\uAC00-\uD7A3\u3131-\u318E]+|[\uFF01\u2026\u201C\u201D\u2018\u2019\u2014\uFF1A\uFF1B\uFF0C\u3001-\u303F\uFE30-\uFE4F]+|[\u3105-\u312F]+|[\u4E00-\u9FA5\u3040-\u309F\u30A0-\u30FF]+"),
+                    new RegexSplitRule("[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"),
+                ], ignoreMerges: true, cleanSpaces: false, addBos: false);
+            case "solar-open":
                 return new(name, [new Llama3SplitRule(maxDigits: 1)], ignoreMerges: false, cleanSpaces: false, addBos: false);
             case "stablelm2":
                 return new(name, [new Llama3SplitRule(maxDigits: 1)], ignoreMerges: false, cleanSpaces: true, addBos: false);

@@ -1,0 +1,141 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using ExpertScope.Experiments.Probes;
+using ExpertScope.Experiments.Runs;
+using Spectre.Console;
+
+namespace ExpertScope.Cli;
+
+/// <summary>
+/// <c>probe word-sense|substitution</c>: the semantic-routing probes of "Probing Semantic Routing in Large
+/// Mixture-of-Expert Models" (arXiv 2502.10928) with token-identity, different-word and position controls.
+/// </summary>
+public static class ProbeCommand
+{
+    /// <summary>Builds the verb and its two sub-verbs.</summary>
+    public static Command Create(CliContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var command = new Command("probe", "Semantic-routing probes: does a word's routing follow its meaning beyond its token identity?");
+        command.Subcommands.Add(CreateProbe(context, ProbeKind.WordSense));
+        command.Subcommands.Add(CreateProbe(context, ProbeKind.Substitution));
+        return command;
+    }
+
+    private static Command CreateProbe(CliContext context, ProbeKind kind)
+    {
+        var model = new Option<string>("--model") { Description = "The GGUF model.", Required = true };
+        var dataset = new Option<string>("--dataset")
+        {
+            Description = kind == ProbeKind.WordSense
+                ? "wic:dev|wic:train|wic:test, coarsewsd20[:train|test], mcl-wic:LANG (dev) or mcl-wic:SPLIT:L1-L2, wordnet."
+                : "swords:dev or swords:test.",
+            Required = true,
+        };
+        var dataDir = new Option<string?>("--data-dir") { Description = $"Evaluation data folder (default: ${ProbeData.EnvironmentVariable}, else ./data)." };
+        var wordNetDir = new Option<string?>("--wordnet-dir") { Description = "WordNet 3.0 dict folder (default /usr/share/wordnet)." };
+        var limit = new Option<int?>("--limit") { Description = "At most N pairs (seeded sample balanced across labels)." };
+        var seed = new Option<int>("--seed") { Description = "Seed of sampling, controls and bootstrap.", DefaultValueFactory = _ => 0 };
+        var metric = new Option<string>("--metric") { Description = "Statistic's metric: kappa|overlap|jaccard|weighted|js.", DefaultValueFactory = _ => "kappa" };
+        var subTokens = new Option<string>("--subtokens") { Description = "Multi-token words: all (averaged)|first|last.", DefaultValueFactory = _ => "all" };
+        var includeShared = new Option<bool>("--include-shared") { Description = "Count always-active shared experts in the overlaps." };
+        var lenient = new Option<bool>("--lenient") { Description = "Skip malformed data records (listed in results.json) instead of stopping." };
+        var output = new Option<string>("--out") { Description = "Output folder (resumed when it holds an unfinished run with the same settings).", Required = true };
+        var threads = new Option<int?>("--threads") { Description = "Forward-pass threads (results do not depend on it)." };
+        var resamples = new Option<int>("--bootstrap") { Description = "Bootstrap resamples.", DefaultValueFactory = _ => 2000 };
+        var similarThreshold = new Option<double>("--similar-threshold") { Description = "Lowest SWORDS score counted as similar.", DefaultValueFactory = _ => 0.5 };
+        var wordNetDissimilar = new Option<int>("--wordnet-dissimilar") { Description = "WordNet dissimilar substitutes per target (0: none).", DefaultValueFactory = _ => 0 };
+        var name = ProbeSettings.KindName(kind);
+        var command = new Command(name, kind == ProbeKind.WordSense
+            ? "One word in two contexts: is routing more similar for the same sense than for different senses?"
+            : "One context, target replaced: is a similar substitute routed more like the original than a dissimilar one?")
+        {
+            model, dataset, dataDir, wordNetDir, limit, seed, metric, subTokens, includeShared, lenient, output, threads, resamples,
+        };
+        if (kind == ProbeKind.Substitution)
+        {
+            command.Options.Add(similarThreshold);
+            command.Options.Add(wordNetDissimilar);
+        }
+
+        command.SetAction(parse => context.Guard(() =>
+        {
+            var settings = new ProbeSettings
+            {
+                Kind = kind,
+                Dataset = parse.GetRequiredValue(dataset),
+                DataFolder = ProbeData.ResolveDataFolder(parse.GetValue(dataDir)),
+                WordNetFolder = parse.GetValue(wordNetDir),
+                Limit = parse.GetValue(limit),
+                Seed = parse.GetValue(seed),
+                Metric = ProbeSettings.ParseMetric(parse.GetValue(metric)!),
+                SubTokens = ProbeSettings.ParseSubTokens(parse.GetValue(subTokens)!),
+                IncludeShared = parse.GetValue(includeShared),
+                Lenient = parse.GetValue(lenient),
+                ThreadCount = parse.GetValue(threads),
+                BootstrapResamples = parse.GetValue(resamples),
+                SimilarThreshold = kind == ProbeKind.Substitution ? parse.GetValue(similarThreshold) : 0.5,
+                WordNetDissimilar = kind == ProbeKind.Substitution ? parse.GetValue(wordNetDissimilar) : 0,
+            };
+            var folder = parse.GetRequiredValue(output);
+            var progress = new TextProgressSink(context.Error);
+            var outcome = ProbeExperiment.RunAsync(parse.GetRequiredValue(model), settings, folder, progress, "expertscope probe " + name)
+                .GetAwaiter().GetResult();
+            WriteSummary(context, outcome);
+            context.Output.WriteLine($"wrote {Path.Combine(folder, ProbeOutputs.ResultsFileName)}, {ProbeOutputs.PairsFileName}, {ProbeRunner.TraceFileName}, {ProbeOutputs.ReportFileName}");
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>The summary lines and the main comparison per layer: a Spectre table on a terminal, plain columns otherwise.</summary>
+    private static void WriteSummary(CliContext context, ProbeOutcome outcome)
+    {
+        foreach (var line in outcome.Summary)
+        {
+            context.Output.WriteLine(line);
+        }
+
+        var results = outcome.Results;
+        foreach (var comparison in results.Comparisons)
+        {
+            var title = $"{comparison.First} vs {comparison.Second} ({ProbeSettings.MetricName(outcome.Settings.Metric)})";
+            var rows = results.Layers.Select((layer, index) => ProbeOutputs.ComparisonRow(layer.ToString(CultureInfo.InvariantCulture), comparison.ByLayer[index]))
+                .Append(ProbeOutputs.ComparisonRow("mean", comparison.LayerMean)).ToList();
+            if (context.Console.Profile.Capabilities.Ansi)
+            {
+                var table = new Table { Title = new TableTitle(Markup.Escape(title)) };
+                foreach (var column in ProbeOutputs.ComparisonColumns)
+                {
+                    table.AddColumn(new TableColumn(Markup.Escape(column)));
+                }
+
+                foreach (var row in rows)
+                {
+                    table.AddRow(row.Select(cell => (Spectre.Console.Rendering.IRenderable)new Text(cell)));
+                }
+
+                context.Console.Write(table);
+            }
+            else
+            {
+                context.Output.WriteLine();
+                context.Output.WriteLine(title);
+                var all = new List<IReadOnlyList<string>> { ProbeOutputs.ComparisonColumns };
+                all.AddRange(rows);
+                var widths = Enumerable.Range(0, ProbeOutputs.ComparisonColumns.Count).Select(i => all.Max(row => row[i].Length)).ToArray();
+                foreach (var row in all)
+                {
+                    var text = new StringBuilder("  ");
+                    for (var i = 0; i < row.Count; i++)
+                    {
+                        text.Append(row[i].PadLeft(widths[i])).Append(i < row.Count - 1 ? "  " : string.Empty);
+                    }
+
+                    context.Output.WriteLine(text.ToString());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+using System.Globalization;
+using ExpertScope.Core;
+using ExpertScope.Experiments.Analyses;
+using ExpertScope.Experiments.Corpora;
+using ExpertScope.Experiments.Reports;
+using ExpertScope.Experiments.Runs;
+using ExpertScope.Models;
+
+namespace ExpertScope.Experiments.Lens;
+
+/// <summary>Settings of a domain routing study.</summary>
+public sealed record DomainRoutingSettings
+{
+    /// <summary>Tokens drawn per domain (the model's tokens, BOS not counted).</summary>
+    public long TokensPerDomain { get; init; } = 20_000;
+
+    /// <summary>Seed of the document shuffle.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Longest chunk in tokens (null = the model's context minus the BOS).</summary>
+    public int? MaxChunkTokens { get; init; }
+
+    /// <summary>Rows of the top domain-specific experts table per domain.</summary>
+    public int TopSpecificExperts { get; init; } = 10;
+
+    /// <summary>Threads of the forward pass.</summary>
+    public int? ThreadCount { get; init; }
+}
+
+/// <summary>What <see cref="DomainRoutingAnalysis.Run"/> found.</summary>
+/// <param name="Samples">The sample drawn per domain (check <see cref="CorpusSample.BudgetReached"/>).</param>
+/// <param name="Tables">Expert usage per domain.</param>
+/// <param name="Summaries">Concentration per domain and layer (count-based).</param>
+/// <param name="Divergences">Jensen-Shannon divergence between domains per layer (count-based).</param>
+/// <param name="Specificity">Every (domain, layer, expert) test, ranked within each domain.</param>
+public sealed record DomainRoutingResult(
+    IReadOnlyList<CorpusSample> Samples,
+    IReadOnlyList<ExpertUsageTable> Tables,
+    IReadOnlyList<ExpertUsageSummary> Summaries,
+    IReadOnlyList<DomainDivergenceMatrix> Divergences,
+    IReadOnlyList<ExpertSpecificity> Specificity);
+
+/// <summary>
+/// Expert usage by text domain (MoE Lens §3, OpenMoE's domain study): equal token budgets per domain, routing through
+/// the engine without the output head, then the usage, concentration, divergence and specificity mathematics of
+/// <see cref="Analyses"/>.
+/// </summary>
+public static class DomainRoutingAnalysis
+{
+    /// <summary>Samples the domains, collects their routing (resumable in <paramref name="folder"/>) and analyses it.</summary>
+    /// <exception cref="ExpertScopeException">A domain yields no tokens, or the model has no MoE blocks.</exception>
+    public static DomainRoutingResult Run(
+        MoeModel model, RunFolder folder, IReadOnlyList<KeyValuePair<string, IReadOnlyList<CorpusDocument>>> domains,
+        DomainRoutingSettings settings, IProgressSink progress, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(domains);
+        ArgumentNullException.ThrowIfNull(settings);
+        int expertCount = model.Blocks.Select(b => b.Moe?.Router.Config.ExpertCount ?? 0).Max();
+        if (expertCount == 0)
+        {
+            throw new ExpertScopeException($"The model '{model.FilePath}' has no MoE blocks.");
+        }
+
+        var tokenizer = model.Tokenizer;
+        int maxChunk = settings.MaxChunkTokens ?? (model.Hyperparameters.ContextLength - (tokenizer.AddBos ? 1 : 0));
+        var samples = TokenBudgetSampler.SampleDomains(domains, settings.TokensPerDomain, text => tokenizer.Encode(text, addSpecial: false).Count, maxChunk, settings.Seed);
+        var groups = new List<RoutingGroup>();
+        foreach (var sample in samples)
+        {
+            if (sample.TokenCount == 0)
+            {
+                throw new ExpertScopeException($"The domain '{sample.Name}' has no text.");
+            }
+
+            groups.Add(new RoutingGroup(sample.Name, [.. sample.Chunks.Select(chunk => tokenizer.Encode(chunk.Text))]));
+        }
+
+        var tables = new List<ExpertUsageTable>();
+        RoutingCollector.Collect(model, folder, groups, progress, settings.ThreadCount, (name, records) => tables.Add(ExpertUsage.Tally(name, records, expertCount)), cancellationToken);
+        var summaries = tables.SelectMany(t => ExpertUsage.Summarize(t, UsageMeasure.Count)).ToList();
+        var layers = tables.Select(t => (IEnumerable<int>)t.Layers).Aggregate((a, b) => a.Intersect(b)).Order().ToList();
+        var divergences = tables.Count >= 2 ? layers.Select(l => ExpertUsage.DomainDivergence(tables, l, UsageMeasure.Count)).ToList() : [];
+        var specificity = tables.Count >= 2 ? DomainSpecificity.Rank(tables) : [];
+        return new DomainRoutingResult(samples, tables, summaries, divergences, specificity);
+    }
+
+    /// <summary>Writes <c>results.json</c>, the CSV tables, the SVG figures and <c>report.html</c> into <paramref name="folder"/>.</summary>
+    public static void WriteOutputs(DomainRoutingResult result, string folder, string modelName, DomainRoutingSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        ArgumentNullException.ThrowIfNull(settings);
+        var f = CultureInfo.InvariantCulture;
+        var layers = result.Tables.Select(t => (IEnumerable<int>)t.Layers).Aggregate((a, b) => a.Intersect(b)).Order().ToList();
+        int experts = result.Tables[0].ExpertCount;
+
+        using (var csv = CsvWriter.Create(Path.Combine(folder, "usage.csv")))
+        {
+            csv.WriteRow("domain", "layer", "expert", "tokens", "selected", "weight_sum", "count_share", "weight_share");
+            foreach (var table in result.Tables)
+            {
+                foreach (int layer in table.Layers)
+                {
+                    var counts = table.Counts(layer);
+                    var weights = table.Weights(layer);
+                    var cs = table.Shares(layer, UsageMeasure.Count);
+                    var ws = table.Shares(layer, UsageMeasure.Weight);
+                    for (int e = 0; e < experts; e++)
+                    {
+                        csv.WriteRow(table.Domain, layer, e, table.Tokens(layer), counts[e], weights[e], cs[e], ws[e]);
+                    }
+                }
+            }
+        }
+
+        using (var csv = CsvWriter.Create(Path.Combine(folder, "concentration.csv")))
+        {
+            csv.WriteRow("domain", "layer", "tokens", "experts_50", "experts_80", "experts_90", "entropy_bits", "normalized_entropy", "gini", "top_expert", "top_expert_share");
+            foreach (var s in result.Summaries)
+            {
+                csv.WriteRow(s.Domain, s.Layer, s.Tokens, s.ExpertsFor50, s.ExpertsFor80, s.ExpertsFor90, s.EntropyBits, s.NormalizedEntropy, s.Gini, s.TopExpert, s.TopExpertShare);
+            }
+        }
+
+        using (var csv = CsvWriter.Create(Path.Combine(folder, "js_divergence.csv")))
+        {
+            csv.WriteRow("layer", "domain_a", "domain_b", "js_bits");
+            foreach (var m in result.Divergences)
+            {
+                for (int i = 0; i < m.Domains.Count; i++)
+                {
+                    for (int j = 0; j < m.Domains.Count; j++)
+                    {
+                        csv.WriteRow(m.Layer, m.Domains[i], m.Domains[j], m.Bits[i, j]);
+                    }
+                }
+            }
+        }
+
+        var top = result.Tables.SelectMany(t => DomainSpecificity.TopForDomain(result.Specificity, t.Domain, settings.TopSpecificExperts)).ToList();
+        using (var csv = CsvWriter.Create(Path.Combine(folder, "specific_experts.csv")))
+        {
+            csv.WriteRow("domain", "rank", "layer", "expert", "domain_rate", "other_rate", "log2_ratio", "chi_squared", "p_value", "q_value");
+            foreach (var s in top)
+            {
+                csv.WriteRow(s.Domain, s.Rank, s.Layer, s.Expert, s.DomainRate, s.OtherRate, s.LogRatio, s.ChiSquared, s.PValue, s.QValue);
+            }
+        }
+
+        var report = new HtmlReport("Expert usage by domain") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow };
+        report.AddSummary(
+            string.Create(f, $"{result.Tables.Count} domains, {settings.TokensPerDomain} tokens each (seed {settings.Seed}), {layers.Count} MoE layers of {experts} experts."),
+            "Usage is the share of routing decisions (any of the k ranks) each expert receives; coverage counts the fewest experts taking 50/80/90% of them.");
+        var figures = report.AddSection("Layer × expert usage per domain");
+        foreach (var table in result.Tables)
+        {
+            var values = new double[layers.Count, experts];
+            for (int i = 0; i < layers.Count; i++)
+            {
+                var shares = table.Shares(layers[i], UsageMeasure.Count);
+                for (int e = 0; e < experts; e++)
+                {
+                    values[i, e] = shares[e];
+                }
+            }
+
+            var heatmap = new Heatmap
+            {
+                Title = "Expert usage: " + table.Domain, Values = values, RowLabels = [.. layers.Select(l => l.ToString(f))],
+                XLabel = "expert", YLabel = "layer", ValueLabel = "share of decisions", Minimum = 0,
+            };
+            heatmap.SaveSvg(Path.Combine(folder, "usage_" + SafeName(table.Domain) + ".svg"));
+            figures.AddFigure(heatmap);
+        }
+
+        var coverage = report.AddSection("Coverage curves");
+        foreach (int layer in new[] { layers[0], layers[layers.Count / 2], layers[^1] }.Distinct())
+        {
+            var chart = LineChart.Coverage(string.Create(f, $"Coverage, layer {layer}"), result.Tables.Select(t => (t.Domain, (IReadOnlyList<double>)t.Counts(layer))));
+            chart.SaveSvg(Path.Combine(folder, string.Create(f, $"coverage_layer{layer}.svg")));
+            coverage.AddFigure(chart);
+        }
+
+        coverage.AddTable(new ReportTable(
+            ["domain", "layer", "50%", "80%", "90%", "entropy (bits)", "Gini"],
+            [.. result.Summaries.Select(s => (IReadOnlyList<string>)[s.Domain, s.Layer.ToString(f), s.ExpertsFor50.ToString(f), s.ExpertsFor80.ToString(f), s.ExpertsFor90.ToString(f), ReportTable.Number(s.EntropyBits), ReportTable.Number(s.Gini)])],
+            "Fewest experts covering 50/80/90% of the routing decisions"));
+
+        if (result.Divergences.Count > 0)
+        {
+            var domains = result.Divergences[0].Domains;
+            var mean = new double[domains.Count, domains.Count];
+            foreach (var m in result.Divergences)
+            {
+                for (int i = 0; i < domains.Count; i++)
+                {
+                    for (int j = 0; j < domains.Count; j++)
+                    {
+                        mean[i, j] += m.Bits[i, j] / result.Divergences.Count;
+                    }
+                }
+            }
+
+            var js = new Heatmap
+            {
+                Title = "Jensen-Shannon divergence between domains (mean over layers)", Values = mean, RowLabels = domains, ColumnLabels = domains,
+                ValueLabel = "bits", Minimum = 0, ShowValues = domains.Count <= 10,
+            };
+            js.SaveSvg(Path.Combine(folder, "js_divergence.svg"));
+            report.AddSection("Divergence between domains").AddFigure(js);
+            report.AddSection("Most domain-specific experts").AddTable(new ReportTable(
+                ["domain", "rank", "layer", "expert", "domain rate", "other rate", "log₂ ratio", "q (BH)"],
+                [.. top.Select(s => (IReadOnlyList<string>)[s.Domain, s.Rank.ToString(f), s.Layer.ToString(f), s.Expert.ToString(f), ReportTable.Number(s.DomainRate), ReportTable.Number(s.OtherRate), ReportTable.Number(s.LogRatio), ReportTable.Number(s.QValue)])],
+                "Over-used experts with q < 0.05 (chi-squared, Benjamini-Hochberg over every test)"));
+        }
+
+        report.Save(Path.Combine(folder, "report.html"));
+        JsonOutput.WriteFile(Path.Combine(folder, "results.json"), new
+        {
+            analysis = "domains",
+            model = modelName,
+            tokens_per_domain = settings.TokensPerDomain,
+            seed = settings.Seed,
+            domains = result.Samples.Select(s => new { name = s.Name, tokens = s.TokenCount, chunks = s.Chunks.Count, budget_reached = s.BudgetReached }),
+            concentration = result.Summaries.Select(s => new
+            {
+                domain = s.Domain, layer = s.Layer, tokens = s.Tokens, experts_50 = s.ExpertsFor50, experts_80 = s.ExpertsFor80, experts_90 = s.ExpertsFor90,
+                entropy_bits = s.EntropyBits, normalized_entropy = s.NormalizedEntropy, gini = s.Gini, top_expert = s.TopExpert, top_expert_share = s.TopExpertShare,
+            }),
+            js_divergence = result.Divergences.Select(m => new
+            {
+                layer = m.Layer, domains = m.Domains,
+                bits = Enumerable.Range(0, m.Domains.Count).Select(i => Enumerable.Range(0, m.Domains.Count).Select(j => m.Bits[i, j]).ToArray()),
+            }),
+            specific_experts = top.Select(s => new
+            {
+                domain = s.Domain, rank = s.Rank, layer = s.Layer, expert = s.Expert, domain_rate = s.DomainRate, other_rate = s.OtherRate,
+                log2_ratio = s.LogRatio, chi_squared = s.ChiSquared, p_value = s.PValue, q_value = s.QValue,
+            }),
+        });
+    }
+
+    internal static string SafeName(string name) => new([.. name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : '_')]);
+}

@@ -1,0 +1,85 @@
+using ExpertScope.Experiments.Metrics;
+
+namespace ExpertScope.Experiments.Probes;
+
+/// <summary>The routing of one token at one MoE layer, as the probes keep it.</summary>
+/// <param name="Experts">Selected routed experts, best first.</param>
+/// <param name="Weights">Their final mixing weights.</param>
+/// <param name="Probabilities">The full router distribution over the routed experts.</param>
+public sealed record TokenRouting(int[] Experts, float[] Weights, float[] Probabilities);
+
+/// <summary>The five routing similarities of one pair of words at one layer.</summary>
+/// <param name="Overlap">|A ∩ B| / k.</param>
+/// <param name="Jaccard">|A ∩ B| / |A ∪ B|.</param>
+/// <param name="Kappa">Chance-corrected overlap.</param>
+/// <param name="Weighted">Σ min weight over shared experts.</param>
+/// <param name="JensenShannon">Jensen-Shannon distance between router distributions.</param>
+public readonly record struct PairScores(double Overlap, double Jaccard, double Kappa, double Weighted, double JensenShannon)
+{
+    /// <summary>The value of <paramref name="metric"/>.</summary>
+    public double Get(ProbeMetric metric) => metric switch
+    {
+        ProbeMetric.Kappa => Kappa,
+        ProbeMetric.Overlap => Overlap,
+        ProbeMetric.Jaccard => Jaccard,
+        ProbeMetric.Weighted => Weighted,
+        _ => JensenShannon,
+    };
+
+    /// <summary>
+    /// Scores two words from their sub-tokens' routing at one layer. Overlap metrics are averaged over sub-token
+    /// pairings (or use the first/last sub-token) through <see cref="SubTokenAggregation.Aggregate"/>; the
+    /// Jensen-Shannon distance compares the words' mean router distributions (first/last: that token's).
+    /// </summary>
+    /// <param name="first">Sub-tokens of the first word, in order.</param>
+    /// <param name="second">Sub-tokens of the second word.</param>
+    /// <param name="mode">Which sub-tokens stand for the word.</param>
+    /// <param name="sharedExperts">
+    /// Always-active shared experts to count as selected by both tokens (0 to leave them out, the default of the
+    /// probes). They get indices after the routed ones, weight 1 (they are applied unscaled), and raise N for κ.
+    /// </param>
+    public static PairScores Compute(IReadOnlyList<TokenRouting> first, IReadOnlyList<TokenRouting> second, SubTokenMode mode, int sharedExperts = 0)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(second);
+        if (first.Count == 0 || second.Count == 0)
+        {
+            throw new ArgumentException("Both words need at least one token.");
+        }
+
+        var routed = first[0].Probabilities.Length;
+        var include = sharedExperts > 0;
+        var a = first.Select(token => Choices(token, routed, sharedExperts)).ToList();
+        var b = second.Select(token => Choices(token, routed, sharedExperts)).ToList();
+        var expertCount = routed + sharedExperts;
+        var overlap = SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.IntersectionOverK(x, y, include));
+        var jaccard = SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.Jaccard(x, y, include));
+        var kappa = SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.ChanceCorrected(x, y, expertCount, include));
+        var weighted = SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.WeightedOverlap(x, y, include));
+        var js = RouterDistance.JensenShannon(Distribution(first, mode), Distribution(second, mode));
+        return new PairScores(overlap, jaccard, kappa, weighted, js);
+    }
+
+    private static float[] Distribution(IReadOnlyList<TokenRouting> tokens, SubTokenMode mode) => mode switch
+    {
+        SubTokenMode.First => tokens[0].Probabilities,
+        SubTokenMode.Last => tokens[^1].Probabilities,
+        _ => tokens.Count == 1 ? tokens[0].Probabilities : SubTokenAggregation.MeanDistribution([.. tokens.Select(token => token.Probabilities)]),
+    };
+
+    private static ExpertChoice[] Choices(TokenRouting token, int routed, int sharedExperts)
+    {
+        var choices = new ExpertChoice[token.Experts.Length + sharedExperts];
+        for (var i = 0; i < token.Experts.Length; i++)
+        {
+            choices[i] = new ExpertChoice(token.Experts[i], token.Weights[i]);
+        }
+
+        for (var s = 0; s < sharedExperts; s++)
+        {
+            choices[token.Experts.Length + s] = new ExpertChoice(routed + s, 1f, IsShared: true);
+        }
+
+        return choices;
+    }
+}

@@ -1,0 +1,285 @@
+using ExpertScope.Experiments.Data;
+using ExpertScope.Tokenizers;
+
+namespace ExpertScope.Experiments.Probes;
+
+/// <summary>The condition names the probes write.</summary>
+public static class ProbeConditions
+{
+    /// <summary>Word-sense: the two occurrences share a sense.</summary>
+    public const string SameSense = "same-sense";
+
+    /// <summary>Word-sense: the two occurrences differ in sense.</summary>
+    public const string DifferentSense = "different-sense";
+
+    /// <summary>Substitution: a substitute judged similar, against the original target.</summary>
+    public const string Similar = "similar";
+
+    /// <summary>Substitution: a substitute judged dissimilar (SWORDS score 0).</summary>
+    public const string Dissimilar = "dissimilar";
+
+    /// <summary>Substitution: a same-part-of-speech word far from the target in WordNet.</summary>
+    public const string WordNetDissimilar = "wordnet-dissimilar";
+
+    /// <summary>Control: the target's own token ids in an unrelated sentence of the data set.</summary>
+    public const string TokenIdentity = "token-identity";
+
+    /// <summary>Control: a different word in an unrelated sentence.</summary>
+    public const string DifferentWord = "different-word";
+
+    /// <summary>The condition of a data-set pair.</summary>
+    public static string Of(ProbeKind kind, WordPair pair)
+    {
+        ArgumentNullException.ThrowIfNull(pair);
+        if (kind == ProbeKind.WordSense)
+        {
+            return pair.Label == PairLabel.Same ? SameSense : DifferentSense;
+        }
+
+        return pair.Label == PairLabel.Same ? Similar : pair.Id.StartsWith("swords-wn.", StringComparison.Ordinal) ? WordNetDissimilar : Dissimilar;
+    }
+
+    /// <summary>The comparisons a probe reports, first the main one: (higher-expected condition, lower-expected condition).</summary>
+    public static IReadOnlyList<(string First, string Second)> Comparisons(ProbeKind kind) => kind == ProbeKind.WordSense
+        ? [(SameSense, DifferentSense), (SameSense, TokenIdentity), (DifferentSense, TokenIdentity), (TokenIdentity, DifferentWord)]
+        : [(Similar, Dissimilar), (Similar, WordNetDissimilar), (Similar, TokenIdentity), (Dissimilar, TokenIdentity), (TokenIdentity, DifferentWord)];
+
+    /// <summary>Every condition of a probe in display order.</summary>
+    public static IReadOnlyList<string> All(ProbeKind kind) => kind == ProbeKind.WordSense
+        ? [SameSense, DifferentSense, TokenIdentity, DifferentWord]
+        : [Similar, Dissimilar, WordNetDissimilar, TokenIdentity, DifferentWord];
+}
+
+/// <summary>A word in one planned sentence: the sentence's index in <see cref="ProbePlan.Sentences"/> and the word's token indices.</summary>
+/// <param name="Sentence">Index into <see cref="ProbePlan.Sentences"/>.</param>
+/// <param name="Tokens">Token positions of the word, ascending.</param>
+public sealed record WordOccurrence(int Sentence, IReadOnlyList<int> Tokens)
+{
+    /// <summary>The position the position control uses: the word's first token.</summary>
+    public int Position => Tokens[0];
+}
+
+/// <summary>One comparison of two word occurrences (a data-set pair or a control).</summary>
+/// <param name="PairId">The pair's id; controls append <c>#token-identity</c> or <c>#different-word</c> to their anchor's id.</param>
+/// <param name="Condition">One of <see cref="ProbeConditions"/>.</param>
+/// <param name="Word">The target lemma (for the different-word control, the anchor's).</param>
+/// <param name="First">The anchor word.</param>
+/// <param name="Second">The compared word.</param>
+/// <param name="SplitsToken">Whether an alignment cut through a token.</param>
+/// <param name="DataScore">The data set's graded score where it has one (SWORDS).</param>
+public sealed record PlannedPair(string PairId, string Condition, string Word, WordOccurrence First, WordOccurrence Second, bool SplitsToken, double? DataScore)
+{
+    /// <summary>
+    /// True when both words are the same token-id sequence (WiC often pairs <c>board</c> with <c>boards</c>, which
+    /// tokenize differently): the pairs on which a sense effect cannot come from token identity.
+    /// </summary>
+    public bool SameTokenIds { get; init; }
+}
+
+/// <summary>
+/// What a probe will run: the distinct sentences (each run once), their tokens, and every pair to score,
+/// controls included. Built deterministically from the data and the seed.
+/// </summary>
+public sealed class ProbePlan
+{
+    private ProbePlan(List<string> sentences, List<IReadOnlyList<int>> tokenIds, List<IReadOnlyList<string>> tokenTexts, List<PlannedPair> pairs, List<string> dropped)
+    {
+        Sentences = sentences;
+        TokenIds = tokenIds;
+        TokenTexts = tokenTexts;
+        Pairs = pairs;
+        Dropped = dropped;
+    }
+
+    /// <summary>Distinct sentences to run, in a fixed order (the trace's sequence numbers).</summary>
+    public IReadOnlyList<string> Sentences { get; }
+
+    /// <summary>Token ids of each sentence (BOS included where the model adds it).</summary>
+    public IReadOnlyList<IReadOnlyList<int>> TokenIds { get; }
+
+    /// <summary>Token texts of each sentence, aligned with <see cref="TokenIds"/>.</summary>
+    public IReadOnlyList<IReadOnlyList<string>> TokenTexts { get; }
+
+    /// <summary>Every pair to score: data-set pairs then controls.</summary>
+    public IReadOnlyList<PlannedPair> Pairs { get; }
+
+    /// <summary>Pairs left out, each with its reason (a target no token covers, no control occurrence found).</summary>
+    public IReadOnlyList<string> Dropped { get; }
+
+    /// <summary>For each sentence, the positions whose routing is needed, ascending.</summary>
+    public IReadOnlyList<int[]> NeededPositions()
+    {
+        var needed = Sentences.Select(_ => new SortedSet<int>()).ToList();
+        foreach (var pair in Pairs)
+        {
+            needed[pair.First.Sentence].UnionWith(pair.First.Tokens);
+            needed[pair.Second.Sentence].UnionWith(pair.Second.Tokens);
+        }
+
+        return [.. needed.Select(set => set.ToArray())];
+    }
+
+    /// <summary>Plans a probe.</summary>
+    /// <param name="kind">The probe.</param>
+    /// <param name="data">Pairs and the sentence pool.</param>
+    /// <param name="tokenizer">The model's tokenizer.</param>
+    /// <param name="seed">Seed of the control sampling.</param>
+    /// <param name="contextLength">
+    /// The model's context: a word whose last token lies at or beyond it cannot be routed and its pair is dropped.
+    /// Sentences are run only up to their last needed token (the model is causal, so later tokens cannot change it).
+    /// </param>
+    public static ProbePlan Build(ProbeKind kind, ProbeDataSet data, GgufTokenizer tokenizer, int seed, int contextLength = int.MaxValue)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        var sentences = new List<string>();
+        var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        var ids = new List<IReadOnlyList<int>>();
+        var texts = new List<IReadOnlyList<string>>();
+        var encoded = new Dictionary<string, (IReadOnlyList<int> Ids, IReadOnlyList<string> Texts, IReadOnlyList<TokenSpan> Spans)>(StringComparer.Ordinal);
+
+        (IReadOnlyList<int> Ids, IReadOnlyList<string> Texts, IReadOnlyList<TokenSpan> Spans) Encode(string sentence)
+        {
+            if (!encoded.TryGetValue(sentence, out var result))
+            {
+                // Data text is plain text: control-token spellings inside it are not special.
+                var tokens = tokenizer.EncodeWithOffsets(sentence, addSpecial: true, parseSpecial: false);
+                result = (tokens.Select(t => t.Id).ToArray(), tokens.Select(t => t.Value).ToArray(),
+                    tokens.Select(t => new TokenSpan(t.Offset.Start.GetOffset(sentence.Length), t.Offset.End.GetOffset(sentence.Length))).ToArray());
+                encoded[sentence] = result;
+            }
+
+            return result;
+        }
+
+        int Add(string sentence)
+        {
+            if (!index.TryGetValue(sentence, out var number))
+            {
+                var (tokenIds, tokenTexts, _) = Encode(sentence);
+                number = sentences.Count;
+                index[sentence] = number;
+                sentences.Add(sentence);
+                ids.Add(tokenIds);
+                texts.Add(tokenTexts);
+            }
+
+            return number;
+        }
+
+        var pairs = new List<PlannedPair>();
+        var dropped = new List<string>();
+        // Anchors: distinct first occurrences (a SWORDS context has many substitutes but is one anchor).
+        var anchors = new List<(WordPair Pair, WordOccurrence Occurrence)>();
+        var anchorKeys = new HashSet<(string, int, int)>();
+        foreach (var pair in data.Pairs)
+        {
+            // Sentences join the plan only with a pair that uses them, so every planned sentence has a probed token.
+            var a = TokenAlignment.Align(pair.First.Sentence, pair.First.Parts, Encode(pair.First.Sentence).Spans);
+            var b = TokenAlignment.Align(pair.Second.Sentence, pair.Second.Parts, Encode(pair.Second.Sentence).Spans);
+            if (a.IsEmpty || b.IsEmpty)
+            {
+                dropped.Add($"{pair.Id}: no token covers the target '{(a.IsEmpty ? pair.First : pair.Second).SurfaceForm}'");
+                continue;
+            }
+
+            if (a.Indices[^1] >= contextLength || b.Indices[^1] >= contextLength)
+            {
+                dropped.Add($"{pair.Id}: the target lies beyond the model's context of {contextLength} tokens");
+                continue;
+            }
+
+            var first = Add(pair.First.Sentence);
+            var second = Add(pair.Second.Sentence);
+            var occurrence = new WordOccurrence(first, a.Indices);
+            pairs.Add(new PlannedPair(pair.Id, ProbeConditions.Of(kind, pair), pair.Word, occurrence, new WordOccurrence(second, b.Indices),
+                a.SplitsToken || b.SplitsToken, pair.Score) { SameTokenIds = SameIds(ids, occurrence, new WordOccurrence(second, b.Indices)) });
+            if (anchorKeys.Add((pair.First.Sentence, pair.First.Span.Start, pair.First.Span.End)))
+            {
+                anchors.Add((pair, occurrence));
+            }
+        }
+
+        // Sentences that share a context with an anchor are not "unrelated" to it.
+        var related = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        foreach (var pair in data.Pairs)
+        {
+            if (!related.TryGetValue(pair.First.Sentence, out var set))
+            {
+                related[pair.First.Sentence] = set = new HashSet<string>(StringComparer.Ordinal) { pair.First.Sentence };
+            }
+
+            set.Add(pair.Second.Sentence);
+        }
+
+        // Where each token id occurs in the pool: the token-identity control's search index.
+        var occurrences = new Dictionary<int, List<(string Sentence, int Position)>>();
+        foreach (var sentence in data.Pool)
+        {
+            var tokenIds = Encode(sentence).Ids;
+            for (var position = 0; position < tokenIds.Count; position++)
+            {
+                if (!occurrences.TryGetValue(tokenIds[position], out var list))
+                {
+                    occurrences[tokenIds[position]] = list = [];
+                }
+
+                list.Add((sentence, position));
+            }
+        }
+
+        var random = new Random(seed);
+        var controls = new List<PlannedPair>();
+        foreach (var (pair, occurrence) in anchors)
+        {
+            var anchorIds = occurrence.Tokens.Select(position => ids[occurrence.Sentence][position]).ToArray();
+            var exclude = related[pair.First.Sentence];
+            var candidates = new List<(string Sentence, int Position)>();
+            if (occurrences.TryGetValue(anchorIds[0], out var starts))
+            {
+                foreach (var (sentence, position) in starts)
+                {
+                    var sentenceIds = Encode(sentence).Ids;
+                    if (!exclude.Contains(sentence) && position + anchorIds.Length <= Math.Min(sentenceIds.Count, contextLength)
+                        && anchorIds.AsSpan().SequenceEqual(sentenceIds.Skip(position).Take(anchorIds.Length).ToArray()))
+                    {
+                        candidates.Add((sentence, position));
+                    }
+                }
+            }
+
+            if (candidates.Count == 0)
+            {
+                dropped.Add($"{pair.Id}#{ProbeConditions.TokenIdentity}: the target's tokens occur in no unrelated sentence of the data set");
+            }
+            else
+            {
+                var (sentence, position) = candidates[random.Next(candidates.Count)];
+                var other = new WordOccurrence(Add(sentence), [.. Enumerable.Range(position, anchorIds.Length)]);
+                controls.Add(new PlannedPair($"{pair.Id}#{ProbeConditions.TokenIdentity}", ProbeConditions.TokenIdentity, pair.Word, occurrence, other, false, null) { SameTokenIds = true });
+            }
+
+            // A different word from an unrelated sentence: another anchor with another lemma and context.
+            var others = anchors.Where(a => !string.Equals(a.Pair.Word, pair.Word, StringComparison.OrdinalIgnoreCase)
+                                            && !exclude.Contains(a.Pair.First.Sentence)).ToList();
+            if (others.Count == 0)
+            {
+                dropped.Add($"{pair.Id}#{ProbeConditions.DifferentWord}: no other word in an unrelated sentence");
+            }
+            else
+            {
+                var pick = others[random.Next(others.Count)];
+                controls.Add(new PlannedPair($"{pair.Id}#{ProbeConditions.DifferentWord}", ProbeConditions.DifferentWord, pair.Word, occurrence, pick.Occurrence, false, null)
+                {
+                    SameTokenIds = SameIds(ids, occurrence, pick.Occurrence),
+                });
+            }
+        }
+
+        pairs.AddRange(controls);
+        return new ProbePlan(sentences, ids, texts, pairs, dropped);
+    }
+
+    private static bool SameIds(List<IReadOnlyList<int>> ids, WordOccurrence first, WordOccurrence second) =>
+        first.Tokens.Select(position => ids[first.Sentence][position]).SequenceEqual(second.Tokens.Select(position => ids[second.Sentence][position]));
+}
