@@ -194,12 +194,14 @@ public sealed class WorkerPool : IDisposable
     private Job WaitForJob(Job seen)
     {
         long deadline = Stopwatch.GetTimestamp() + SpinTicks;
+        var spinner = new SpinWait();
         Job current;
         while ((current = Volatile.Read(ref _job)) == seen)
         {
             if (Stopwatch.GetTimestamp() < deadline)
             {
-                Thread.SpinWait(20);
+                // SpinWait yields the core now and then: on a busy machine the caller may need this very core.
+                spinner.SpinOnce(sleep1Threshold: -1);
                 continue;
             }
 
@@ -217,6 +219,7 @@ public sealed class WorkerPool : IDisposable
             }
 
             deadline = Stopwatch.GetTimestamp() + SpinTicks;
+            spinner.Reset();
         }
 
         return current;
