@@ -6,7 +6,7 @@ namespace ExpertScope.Models.Blocks;
 /// </summary>
 public readonly record struct Parallelism
 {
-    // Below this many multiply-adds a job runs inline: task start-up would cost more than the work.
+    // Below this many multiply-adds a job runs inline: waking workers would cost more than the work.
     private const long MinimumParallelWork = 1 << 15;
 
     /// <summary>Creates a setting that uses up to <paramref name="threadCount"/> threads.</summary>
@@ -28,7 +28,8 @@ public readonly record struct Parallelism
 
     /// <summary>
     /// Runs <paramref name="body"/> over contiguous chunks <c>[start, end)</c> covering <c>[0, count)</c>,
-    /// one chunk per thread.
+    /// one chunk per thread, on <see cref="WorkerPool.Shared"/> (the calling thread takes the first chunk; a call from
+    /// inside a chunk runs inline).
     /// </summary>
     /// <param name="count">Number of independent rows.</param>
     /// <param name="workPerRow">Rough cost of one row (multiply-adds), used to skip threading for tiny jobs.</param>
@@ -43,12 +44,6 @@ public readonly record struct Parallelism
             return;
         }
 
-        int chunks = Math.Min(threads, count);
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, chunk =>
-        {
-            int start = (int)((long)count * chunk / chunks);
-            int end = (int)((long)count * (chunk + 1) / chunks);
-            body(start, end);
-        });
+        WorkerPool.Shared.Run(count, threads, body);
     }
 }
