@@ -57,28 +57,15 @@ public static class AnalyzeCommand
     /// </summary>
     internal static int Interruptible(CliContext context, string folder, Func<CancellationToken, int> body)
     {
-        using var stop = new CancellationTokenSource();
-        void OnCancelKey(object? sender, ConsoleCancelEventArgs e)
-        {
-            e.Cancel = !stop.IsCancellationRequested;
-            stop.Cancel();
-        }
-
-        System.Console.CancelKeyPress += OnCancelKey;
-        using var terminate = OperatingSystem.IsWindows() ? null : System.Runtime.InteropServices.PosixSignalRegistration.Create(
-            System.Runtime.InteropServices.PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
+        using var stop = new StopSignal();
         try
         {
             return body(stop.Token);
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        catch (OperationCanceledException) when (stop.IsStopRequested)
         {
             context.Error.WriteLine($"interrupted: finished work is kept in {folder}; re-run the same command to resume.");
             return 130;
-        }
-        finally
-        {
-            System.Console.CancelKeyPress -= OnCancelKey;
         }
     }
 

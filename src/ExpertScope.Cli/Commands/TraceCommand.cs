@@ -139,25 +139,9 @@ public static class TraceCommand
                 }
 
                 // Ctrl+C or SIGTERM: finish the sequence in flight, write what finished, exit 130. A second Ctrl+C kills.
-                using var stop = new CancellationTokenSource();
-                void OnCancelKey(object? sender, ConsoleCancelEventArgs e)
-                {
-                    e.Cancel = !stop.IsCancellationRequested;
-                    stop.Cancel();
-                }
-
-                System.Console.CancelKeyPress += OnCancelKey;
-                using var terminate = OperatingSystem.IsWindows() ? null : System.Runtime.InteropServices.PosixSignalRegistration.Create(
-                    System.Runtime.InteropServices.PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
-                try
-                {
-                    summary = ProgressDisplay.Run(context, sink =>
-                        TraceRunner.RunAsync(moe, sequences, writer, sink, includeProbabilities, threads, stop.Token).GetAwaiter().GetResult());
-                }
-                finally
-                {
-                    System.Console.CancelKeyPress -= OnCancelKey;
-                }
+                using var stop = new StopSignal();
+                summary = ProgressDisplay.Run(context, sink =>
+                    TraceRunner.RunAsync(moe, sequences, writer, sink, includeProbabilities, threads, stop.Token).GetAwaiter().GetResult());
             }
             finally
             {
