@@ -17,16 +17,21 @@ public sealed class ModelSource
     /// <summary>Wraps an opened file.</summary>
     /// <param name="file">The GGUF file (owned by the caller).</param>
     /// <param name="overrides">Metadata overrides by full key (values: integer, floating point, bool or string).</param>
-    public ModelSource(GgufFile file, IReadOnlyDictionary<string, object>? overrides = null)
+    /// <param name="arithmetic">How float weight matrices are multiplied.</param>
+    public ModelSource(GgufFile file, IReadOnlyDictionary<string, object>? overrides = null, FloatArithmetic arithmetic = FloatArithmetic.Reference)
     {
         ArgumentNullException.ThrowIfNull(file);
         File = file;
+        Arithmetic = arithmetic;
         _overrides = overrides ?? new Dictionary<string, object>();
         Architecture = file.Architecture ?? throw new ExpertScopeException($"{file.FilePath}: metadata 'general.architecture' is missing.");
     }
 
     /// <summary>The file.</summary>
     public GgufFile File { get; }
+
+    /// <summary>How the float weight matrices read from this source are multiplied.</summary>
+    public FloatArithmetic Arithmetic { get; }
 
     /// <summary><c>general.architecture</c>, the prefix of architecture keys.</summary>
     public string Architecture { get; }
@@ -85,7 +90,7 @@ public sealed class ModelSource
     {
         var tensor = Require(name);
         CheckShape(tensor, [inputs, outputs]);
-        return new LinearWeight(File, tensor, inputs, outputs, 0);
+        return new LinearWeight(File, tensor, inputs, outputs, 0, Arithmetic);
     }
 
     /// <summary>A linear weight, or null when the tensor is absent (shape-checked when present).</summary>
@@ -116,7 +121,7 @@ public sealed class ModelSource
         var result = new LinearWeight[experts];
         for (int e = 0; e < experts; e++)
         {
-            result[e] = new LinearWeight(File, tensor, inputs, outputs, e * expertBytes);
+            result[e] = new LinearWeight(File, tensor, inputs, outputs, e * expertBytes, Arithmetic);
         }
 
         return result;

@@ -55,7 +55,7 @@ public sealed class MoeModel : IDisposable
         var file = GgufFile.Open(path);
         try
         {
-            var source = new ModelSource(file, options.MetadataOverrides);
+            var source = new ModelSource(file, options.MetadataOverrides, options.FloatArithmetic);
             var architecture = ArchitectureRegistry.Resolve(source.Architecture, path);
             var definition = architecture.Build(source, options);
             return new MoeModel(file, architecture, definition);

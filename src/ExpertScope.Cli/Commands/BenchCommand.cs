@@ -34,9 +34,10 @@ public static class BenchCommand
         var repeats = new Option<int>("--repeats") { Description = "Measured runs (the median is reported), after one warm-up run.", DefaultValueFactory = _ => 3 };
         var seed = new Option<int>("--seed") { Description = "Seed of the prompt's token ids.", DefaultValueFactory = _ => 1234 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text." };
+        var arithmetic = ArithmeticNames.CreateOption();
         var command = new Command("bench", "Measure prefill and generation speed, peak resident memory and the routing-capture overhead on a model file.")
         {
-            model, promptTokens, generatedTokens, threads, capture, repeats, seed, json,
+            model, promptTokens, generatedTokens, threads, capture, repeats, seed, json, arithmetic,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -47,7 +48,8 @@ public static class BenchCommand
                 parse.GetValue(threads),
                 ParseCapture(parse.GetValue(capture)!),
                 parse.GetValue(repeats),
-                parse.GetValue(seed));
+                parse.GetValue(seed),
+                ArithmeticNames.Parse(parse.GetValue(arithmetic)));
             var result = Run(settings, context.Error);
             context.Output.WriteLine(parse.GetValue(json) ? ToJson(settings, result) : ToText(settings, result));
             return 0;
@@ -68,7 +70,9 @@ public static class BenchCommand
         Full,
     }
 
-    internal sealed record BenchSettings(string ModelPath, int PromptTokens, int GeneratedTokens, int Threads, CaptureMode Capture, int Repeats, int Seed);
+    internal sealed record BenchSettings(
+        string ModelPath, int PromptTokens, int GeneratedTokens, int Threads, CaptureMode Capture, int Repeats, int Seed,
+        FloatArithmetic Arithmetic = FloatArithmetic.Reference);
 
     /// <summary>Medians over the measured runs; <c>Off</c> figures come from the runs without capture.</summary>
     internal sealed record BenchResult(
@@ -100,7 +104,7 @@ public static class BenchCommand
             throw new ExpertScopeException("bench needs --prompt-tokens >= 1, --gen-tokens >= 0, --repeats >= 1 and --threads >= 1");
         }
 
-        using var model = MoeModel.Load(settings.ModelPath);
+        using var model = MoeModel.Load(settings.ModelPath, new ModelLoadOptions { FloatArithmetic = settings.Arithmetic });
         var hp = model.Hyperparameters;
         if (settings.PromptTokens + settings.GeneratedTokens > hp.ContextLength)
         {
@@ -251,7 +255,7 @@ public static class BenchCommand
         var text = new System.Text.StringBuilder();
         var c = CultureInfo.InvariantCulture;
         text.AppendLine(c, $"model: {settings.ModelPath} ({r.FileBytes} bytes)");
-        text.AppendLine(c, $"threads: {settings.Threads}, prompt: {settings.PromptTokens} tokens, generated: {settings.GeneratedTokens} tokens, capture: {settings.Capture.ToString().ToLowerInvariant()}, repeats: {settings.Repeats}");
+        text.AppendLine(c, $"threads: {settings.Threads}, prompt: {settings.PromptTokens} tokens, generated: {settings.GeneratedTokens} tokens, capture: {settings.Capture.ToString().ToLowerInvariant()}, repeats: {settings.Repeats}, arithmetic: {ArithmeticNames.Name(settings.Arithmetic)}");
         text.AppendLine(c, $"prefill: {r.PrefillTokensPerSecond:F2} tokens/s (capture off: {r.PrefillTokensPerSecondOff:F2})");
         text.AppendLine(c, $"generation: {r.GenerationTokensPerSecond:F2} tokens/s (capture off: {r.GenerationTokensPerSecondOff:F2})");
         if (r.CaptureOverhead is { } overhead)
@@ -291,6 +295,7 @@ public static class BenchCommand
             }
 
             w.WriteString("capture", settings.Capture.ToString().ToLowerInvariant());
+            w.WriteString("arithmetic", ArithmeticNames.Name(settings.Arithmetic));
             w.WriteNumber("prefill_tokens_per_s_capture_off", r.PrefillTokensPerSecondOff);
             w.WriteNumber("generation_tokens_per_s_capture_off", r.GenerationTokensPerSecondOff);
             w.WriteNumber("prompt_tokens", settings.PromptTokens);

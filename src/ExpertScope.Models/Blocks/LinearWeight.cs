@@ -14,9 +14,10 @@ public sealed class LinearWeight
     private readonly GgufFile _file;
     private readonly long _byteOffset;
 
-    internal LinearWeight(GgufFile file, GgufTensorInfo tensor, int inputs, int outputs, long byteOffset)
+    internal LinearWeight(GgufFile file, GgufTensorInfo tensor, int inputs, int outputs, long byteOffset, FloatArithmetic arithmetic = FloatArithmetic.Reference)
     {
         _file = file;
+        Arithmetic = arithmetic;
         Tensor = tensor;
         Inputs = inputs;
         Outputs = outputs;
@@ -40,6 +41,9 @@ public sealed class LinearWeight
 
     /// <summary>Storage type.</summary>
     public GgmlType Type => Tensor.Type;
+
+    /// <summary>How products are computed when this weight multiplies float activations (F32, F16, BF16 and types without an integer dot).</summary>
+    public FloatArithmetic Arithmetic { get; }
 
     private int RowBytes { get; }
 
@@ -109,6 +113,12 @@ public sealed class LinearWeight
                 {
                     var x = new ReadOnlySpan<float>((float*)inAddress, tokenCount * inputs);
                     var y = new Span<float>((float*)outAddress, tokenCount * outputs);
+                    if (Arithmetic == FloatArithmetic.Fused)
+                    {
+                        MultiplyFused((float*)inAddress, tokenCount, (float*)outAddress, start, end);
+                        return;
+                    }
+
                     if (tokenCount > 1)
                     {
                         MultiplyFloatBlocked(x, tokenCount, y, start, end);
@@ -133,6 +143,51 @@ public sealed class LinearWeight
                         y[o] = DotProduct.Compute(weights, x[..inputs]);
                     }
                 });
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="FloatArithmetic.Fused"/> products for output rows <c>[start, end)</c>: tiles of four rows by four
+    /// tokens (<see cref="FusedDotProduct.Tile"/>, the same bits for a pair whatever tile it falls in), tokens in
+    /// blocks that stay in cache while the rows stream past. Rows of other types are decoded four at a time.
+    /// </summary>
+    private unsafe void MultiplyFused(float* x, int tokenCount, float* y, int start, int end)
+    {
+        const int TokenBlock = 64;
+        const int RowTile = 4;
+        const int TokenTile = 4;
+        int inputs = Inputs;
+        int outputs = Outputs;
+        bool decode = Type != GgmlType.F32;
+        float[]? decoded = decode ? new float[RowTile * inputs] : null;
+        for (int blockStart = 0; blockStart < tokenCount; blockStart += TokenBlock)
+        {
+            int blockEnd = Math.Min(tokenCount, blockStart + TokenBlock);
+            for (int o = start; o < end; o += RowTile)
+            {
+                int rows = Math.Min(RowTile, end - o);
+                fixed (float* decodedPointer = decoded)
+                fixed (byte* stored = RowData(o))
+                {
+                    float* w = (float*)stored;
+                    if (decoded is not null)
+                    {
+                        for (int r = 0; r < rows; r++)
+                        {
+                            WeightRows.Decode(Type, RowData(o + r), decoded.AsSpan(r * inputs, inputs));
+                        }
+
+                        w = decodedPointer;
+                    }
+
+                    // F32 rows are consecutive in the file, so a tile reads them in place.
+                    for (int t = blockStart; t < blockEnd; t += TokenTile)
+                    {
+                        int tokens = Math.Min(TokenTile, blockEnd - t);
+                        FusedDotProduct.Tile(w, inputs, rows, x + (long)t * inputs, inputs, tokens, inputs, y + (long)t * outputs + o, outputs);
+                    }
+                }
             }
         }
     }
