@@ -92,14 +92,14 @@ internal static class GoldenParity
             }
 
             // Quantized cases may differ only where two golden probabilities are within the near-tie margin.
-            bool nearTie = tolerances.AllowNearTies && probabilities is not null && IsNearTie(probabilities, routing.Probabilities.Length / (expected.Length / k), t, want, got);
+            bool nearTie = tolerances.AllowNearTies && probabilities is not null && IsNearTie(probabilities, routing.Probabilities.Length / (expected.Length / k), t, want, got, tolerances.NearTieMargin);
             Assert.True(
                 nearTie,
                 $"{golden.Name} '{prompt.Text}': layer {tensor.Layer}, token {t}: selected [{string.Join(",", got.ToArray())}], expected [{string.Join(",", want.ToArray())}].");
         }
     }
 
-    private static bool IsNearTie(float[] probabilities, int experts, int token, ReadOnlySpan<int> want, ReadOnlySpan<int> got)
+    private static bool IsNearTie(float[] probabilities, int experts, int token, ReadOnlySpan<int> want, ReadOnlySpan<int> got, float margin)
     {
         var row = probabilities.AsSpan(token * experts, experts).ToArray();
         var wantSet = want.ToArray().ToHashSet();
@@ -109,13 +109,13 @@ internal static class GoldenParity
             // A swap across the selection boundary: the last chosen and the first rejected must be near-tied.
             float lowestWanted = wantSet.Min(e => row[e]);
             float highestOther = gotSet.Except(wantSet).Max(e => row[e]);
-            return MathF.Abs(lowestWanted - highestOther) < 1e-4f;
+            return MathF.Abs(lowestWanted - highestOther) < margin;
         }
 
         // Same set, different order: every swapped neighbour pair must be near-tied.
         for (int i = 0; i < want.Length; i++)
         {
-            if (want[i] != got[i] && MathF.Abs(row[want[i]] - row[got[i]]) >= 1e-4f)
+            if (want[i] != got[i] && MathF.Abs(row[want[i]] - row[got[i]]) >= margin)
             {
                 return false;
             }
@@ -143,8 +143,9 @@ internal static class GoldenParity
 /// <param name="Hidden">Hidden states and other float sites.</param>
 /// <param name="Router">Router probabilities and mixing weights.</param>
 /// <param name="Logits">Logits.</param>
-/// <param name="AllowNearTies">Accept different selections where golden probabilities are within 1e-4.</param>
-internal sealed record Tolerances(float Hidden, float Router, float Logits, bool AllowNearTies)
+/// <param name="AllowNearTies">Accept different selections where golden probabilities are within <paramref name="NearTieMargin"/>.</param>
+/// <param name="NearTieMargin">How close two golden probabilities must be to count as a near-tie.</param>
+internal sealed record Tolerances(float Hidden, float Router, float Logits, bool AllowNearTies, float NearTieMargin = 1e-4f)
 {
     /// <summary>Float32 models: the engine reproduces llama.cpp's arithmetic, so these hold with a wide margin.</summary>
     public static Tolerances Float32 { get; } = new(1e-4f, 1e-5f, 1e-4f, AllowNearTies: false);
@@ -154,4 +155,13 @@ internal sealed record Tolerances(float Hidden, float Router, float Logits, bool
     /// and the dots are ggml's, so the same tolerances hold; near-ties are still accepted as the documented escape.
     /// </summary>
     public static Tolerances Quantized { get; } = new(1e-4f, 1e-5f, 1e-4f, AllowNearTies: true);
+
+    /// <summary>
+    /// <see cref="FloatArithmetic.Fused"/>: float sums are rounded differently from llama.cpp's portable kernels
+    /// (relative differences near 1e-7 per dot), and the differences grow through the blocks, most where an activation
+    /// lands on the other side of a Q8_0 rounding step (up to ~2e-3 on these random models). Values are compared at
+    /// 1e-2 (hidden, logits) and 1e-3 (router); selections must agree except where golden probabilities are within 1e-3.
+    /// </summary>
+    public static Tolerances Fused { get; } = new(1e-2f, 1e-3f, 1e-2f, AllowNearTies: true, NearTieMargin: 1e-3f);
+
 }
