@@ -3,6 +3,7 @@ using BenchmarkDotNet.Attributes;
 using ExpertScope.Core;
 using ExpertScope.Formats.Gguf;
 using ExpertScope.Kernels.Quant;
+using ExpertScope.Models;
 using ExpertScope.Models.Blocks;
 
 namespace ExpertScope.Benchmarks;
@@ -31,54 +32,17 @@ public class MatrixBenchmarks : IFlopCounter, IDisposable
     [Params(1, 64)]
     public int Tokens { get; set; }
 
-    private int Rows => int.Parse(Shape.Split('-')[^1].Split('x')[0], System.Globalization.CultureInfo.InvariantCulture);
+    private int Rows => WeightMatrixFixture.Rows(Shape);
 
-    private int Columns => int.Parse(Shape.Split('-')[^1].Split('x')[1], System.Globalization.CultureInfo.InvariantCulture);
+    private int Columns => WeightMatrixFixture.Columns(Shape);
 
     public double Operations => 2.0 * Rows * Columns * Tokens;
 
     [GlobalSetup]
     public void Setup()
     {
-        var random = new Random(42);
-        _path = Path.Combine(Path.GetTempPath(), $"expertscope-bench-{Environment.ProcessId}-{Type}-{Shape}.gguf");
-        var values = new float[(long)Rows * Columns];
-        for (int i = 0; i < values.Length; i++)
-        {
-            values[i] = (float)(random.NextDouble() - 0.5) * 0.1f;
-        }
-
-        int rowBytes = checked((int)GgmlTypes.Get(Type).RowBytes(Columns));
-        var data = new byte[(long)rowBytes * Rows];
-        for (int r = 0; r < Rows; r++)
-        {
-            var row = values.AsSpan(r * Columns, Columns);
-            var target = data.AsSpan(r * rowBytes, rowBytes);
-            if (Type == GgmlType.F32)
-            {
-                MemoryMarshal.AsBytes(row).CopyTo(target);
-            }
-            else
-            {
-                Quantize.Row(Type, row, target);
-            }
-        }
-
-        using (var writer = GgufWriter.Create(_path))
-        {
-            writer.AddTensor("weight", Type, [Columns, Rows]);
-            writer.WriteTensorData(data);
-            writer.Finish();
-        }
-
-        _file = GgufFile.Open(_path);
-        _weight = new LinearWeight(_file, _file.Tensors[0], Columns, Rows, 0);
-        _input = new float[Tokens * Columns];
-        for (int i = 0; i < _input.Length; i++)
-        {
-            _input[i] = (float)(random.NextDouble() * 2 - 1);
-        }
-
+        (_file, _weight, _path) = WeightMatrixFixture.Create(Type, Rows, Columns, FloatArithmetic.Reference);
+        _input = WeightMatrixFixture.Activations(Tokens * Columns);
         _output = new float[Tokens * Rows];
     }
 
@@ -88,13 +52,125 @@ public class MatrixBenchmarks : IFlopCounter, IDisposable
     [GlobalCleanup]
     public void Dispose()
     {
-        _file?.Dispose();
+        WeightMatrixFixture.Delete(_file, _path);
         _file = null;
-        if (File.Exists(_path))
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>
+/// The float weight types under both <see cref="FloatArithmetic"/> modes, same shapes as <see cref="MatrixBenchmarks"/>:
+/// what <c>--arithmetic fused</c> buys over llama.cpp's portable (reference) arithmetic. One thread.
+/// </summary>
+[Config(typeof(BoundedConfig))]
+public class FloatArithmeticBenchmarks : IFlopCounter, IDisposable
+{
+    private GgufFile? _file;
+    private LinearWeight? _weight;
+    private float[] _input = [];
+    private float[] _output = [];
+    private string _path = "";
+
+    [Params(GgmlType.F32, GgmlType.F16)]
+    public GgmlType Type { get; set; }
+
+    [Params(FloatArithmetic.Reference, FloatArithmetic.Fused)]
+    public FloatArithmetic Arithmetic { get; set; }
+
+    [Params("olmoe-expert-1024x2048", "attention-2048x2048")]
+    public string Shape { get; set; } = "attention-2048x2048";
+
+    [Params(1, 64)]
+    public int Tokens { get; set; }
+
+    private int Rows => WeightMatrixFixture.Rows(Shape);
+
+    private int Columns => WeightMatrixFixture.Columns(Shape);
+
+    public double Operations => 2.0 * Rows * Columns * Tokens;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        (_file, _weight, _path) = WeightMatrixFixture.Create(Type, Rows, Columns, Arithmetic);
+        _input = WeightMatrixFixture.Activations(Tokens * Columns);
+        _output = new float[Tokens * Rows];
+    }
+
+    [Benchmark]
+    public void Multiply() => _weight!.Multiply(_input, Tokens, _output, Parallelism.Single);
+
+    [GlobalCleanup]
+    public void Dispose()
+    {
+        WeightMatrixFixture.Delete(_file, _path);
+        _file = null;
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>A seeded random weight matrix written to a temporary GGUF file and viewed as the engine views it.</summary>
+internal static class WeightMatrixFixture
+{
+    public static int Rows(string shape) => int.Parse(shape.Split('-')[^1].Split('x')[0], System.Globalization.CultureInfo.InvariantCulture);
+
+    public static int Columns(string shape) => int.Parse(shape.Split('-')[^1].Split('x')[1], System.Globalization.CultureInfo.InvariantCulture);
+
+    public static (GgufFile File, LinearWeight Weight, string Path) Create(GgmlType type, int rows, int columns, FloatArithmetic arithmetic)
+    {
+        var random = new Random(42);
+        string path = Path.Combine(Path.GetTempPath(), $"expertscope-bench-{Environment.ProcessId}-{type}-{rows}x{columns}-{arithmetic}.gguf");
+        var values = new float[(long)rows * columns];
+        for (int i = 0; i < values.Length; i++)
         {
-            File.Delete(_path);
+            values[i] = (float)(random.NextDouble() - 0.5) * 0.1f;
         }
 
-        GC.SuppressFinalize(this);
+        int rowBytes = checked((int)GgmlTypes.Get(type).RowBytes(columns));
+        var data = new byte[(long)rowBytes * rows];
+        for (int r = 0; r < rows; r++)
+        {
+            var row = values.AsSpan(r * columns, columns);
+            var target = data.AsSpan(r * rowBytes, rowBytes);
+            if (type == GgmlType.F32)
+            {
+                MemoryMarshal.AsBytes(row).CopyTo(target);
+            }
+            else
+            {
+                Quantize.Row(type, row, target);
+            }
+        }
+
+        using (var writer = GgufWriter.Create(path))
+        {
+            writer.AddTensor("weight", type, [columns, rows]);
+            writer.WriteTensorData(data);
+            writer.Finish();
+        }
+
+        var file = GgufFile.Open(path);
+        return (file, new LinearWeight(file, file.Tensors[0], columns, rows, 0, arithmetic), path);
+    }
+
+    public static float[] Activations(int count)
+    {
+        var random = new Random(7);
+        var input = new float[count];
+        for (int i = 0; i < input.Length; i++)
+        {
+            input[i] = (float)(random.NextDouble() * 2 - 1);
+        }
+
+        return input;
+    }
+
+    public static void Delete(GgufFile? file, string path)
+    {
+        file?.Dispose();
+        if (File.Exists(path))
+        {
+            File.Delete(path);
+        }
     }
 }

@@ -76,9 +76,21 @@ public class MatrixProductTests
         Assert.Throws<ArgumentException>(() => MatrixProduct.Multiply(GgmlType.Q8_0, weights, 1, packed, new float[1], 1));
     }
 
-    private static void Check(GgmlType type, int rows, int tokens, bool randomBytes)
+    [Theory]
+    [InlineData(1, 4)]
+    [InlineData(3, 9)]
+    [InlineData(25, 8)]
+    [InlineData(64, 7)]
+    public void OneToken_AnyBlockCount_EqualsTheOnePairDot(int blocks, int rows)
     {
-        int elements = GgmlTypes.Get(type).BlockSize * (type == GgmlType.Q8_0 ? 24 : 2);
+        // The one-token kernel takes blocks two at a time and four rows at a time; odd counts take its single steps.
+        Check(GgmlType.Q8_0, rows, 1, randomBytes: false, blocks);
+        Check(GgmlType.Q8_0, rows, 1, randomBytes: true, blocks);
+    }
+
+    private static void Check(GgmlType type, int rows, int tokens, bool randomBytes, int? blockCount = null)
+    {
+        int elements = GgmlTypes.Get(type).BlockSize * (blockCount ?? (type == GgmlType.Q8_0 ? 24 : 2));
         var random = new Random(rows * 1000 + tokens + (randomBytes ? 1 : 0));
         var weights = randomBytes
             ? TestData.RandomBlocks(type, rows * elements / GgmlTypes.Get(type).BlockSize, random)

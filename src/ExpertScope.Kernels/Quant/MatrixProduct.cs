@@ -62,7 +62,7 @@ public static unsafe class MatrixProduct
 
     private const int RowTile = 4;
 
-    // Bytes ahead of the current block that the one-token kernel prefetches in each row.
+    // Bytes ahead of the current blocks that the one-token kernel prefetches in each of its four rows.
     private const int PrefetchDistance = 512;
     private const int GroupsPerBlock = BlockQ8_0.Size / 4;
 
@@ -237,18 +237,16 @@ public static unsafe class MatrixProduct
     }
 
     /// <summary>
-    /// One token (generation): eight weight rows at a time, each row's 32 products of a block summed by VNNI into
-    /// eight lanes, the eight rows' lanes folded into one vector of eight block sums, then ggml's float step for the
-    /// eight rows at once. Remaining rows take the one-pair kernel (same bits).
+    /// One token against four rows, two blocks per step: each row is read a whole cache line (two 34-byte blocks) at a
+    /// time, four streams that the memory system follows well. The eight block sums (4 rows x 2 blocks) are folded
+    /// into one vector, then each row adds its two blocks in order, as ggml's dot does (multiply, then add). Remaining
+    /// rows and an odd last block take the same arithmetic one step at a time.
     /// </summary>
     private static void Q8_0OneToken(byte* weights, int rowBytes, int rowCount, byte* activations, int blocks, float* output)
     {
-        const int Rows = 8;
+        const int Rows = 4;
         var flip = Vector256.Create((byte)0x80);
         var ones = Vector256.Create((byte)1);
-
-        // What depends only on the activations is computed once, not once per eight rows: each block's scale and the
-        // 128 * sum(y) that the unsigned trick adds.
         var activationScales = blocks <= 4096 ? stackalloc float[blocks] : new float[blocks];
         var corrections = blocks <= 4096 ? stackalloc int[blocks] : new int[blocks];
         for (int ib = 0; ib < blocks; ib++)
@@ -261,52 +259,61 @@ public static unsafe class MatrixProduct
         int r = 0;
         for (; r + Rows <= rowCount; r += Rows)
         {
-            var sum = Vector256<float>.Zero;
-            byte* rows = weights + (long)r * rowBytes;
-            for (int ib = 0; ib < blocks; ib++)
+            var sum = Vector128<float>.Zero;
+            byte* b0 = weights + (long)r * rowBytes;
+            byte* b1 = b0 + rowBytes;
+            byte* b2 = b1 + rowBytes;
+            byte* b3 = b2 + rowBytes;
+            int ib = 0;
+            for (; ib + 2 <= blocks; ib += 2)
             {
-                var y = Vector256.Load((sbyte*)(activations + ib * sizeof(BlockQ8_0) + sizeof(ushort)));
-                float dy = activationScales[ib];
-                int correction = corrections[ib];
-                long offset = (long)ib * sizeof(BlockQ8_0);
-                byte* b0 = rows + offset;
-                byte* b1 = b0 + rowBytes;
-                byte* b2 = b1 + rowBytes;
-                byte* b3 = b2 + rowBytes;
-                byte* b4 = b3 + rowBytes;
-                byte* b5 = b4 + rowBytes;
-                byte* b6 = b5 + rowBytes;
-                byte* b7 = b6 + rowBytes;
+                int offset = ib * sizeof(BlockQ8_0);
+                int next = offset + sizeof(BlockQ8_0);
+                Sse.Prefetch0(b0 + offset + PrefetchDistance);
+                Sse.Prefetch0(b1 + offset + PrefetchDistance);
+                Sse.Prefetch0(b2 + offset + PrefetchDistance);
+                Sse.Prefetch0(b3 + offset + PrefetchDistance);
+                var ya = Vector256.Load((sbyte*)(activations + offset + sizeof(ushort)));
+                var yb = Vector256.Load((sbyte*)(activations + next + sizeof(ushort)));
+                var s0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b0 + offset + sizeof(ushort)) ^ flip, ya);
+                var s1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b1 + offset + sizeof(ushort)) ^ flip, ya);
+                var s2 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b2 + offset + sizeof(ushort)) ^ flip, ya);
+                var s3 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b3 + offset + sizeof(ushort)) ^ flip, ya);
+                var s4 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b0 + next + sizeof(ushort)) ^ flip, yb);
+                var s5 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b1 + next + sizeof(ushort)) ^ flip, yb);
+                var s6 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b2 + next + sizeof(ushort)) ^ flip, yb);
+                var s7 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b3 + next + sizeof(ushort)) ^ flip, yb);
 
-                // Eight rows are eight streams, more than the hardware prefetcher follows well: ask for each row's
-                // data a few blocks ahead.
-                Sse.Prefetch0(b0 + PrefetchDistance);
-                Sse.Prefetch0(b1 + PrefetchDistance);
-                Sse.Prefetch0(b2 + PrefetchDistance);
-                Sse.Prefetch0(b3 + PrefetchDistance);
-                Sse.Prefetch0(b4 + PrefetchDistance);
-                Sse.Prefetch0(b5 + PrefetchDistance);
-                Sse.Prefetch0(b6 + PrefetchDistance);
-                Sse.Prefetch0(b7 + PrefetchDistance);
-                var s0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b0 + sizeof(ushort)) ^ flip, y);
-                var s1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b1 + sizeof(ushort)) ^ flip, y);
-                var s2 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b2 + sizeof(ushort)) ^ flip, y);
-                var s3 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b3 + sizeof(ushort)) ^ flip, y);
-                var s4 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b4 + sizeof(ushort)) ^ flip, y);
-                var s5 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b5 + sizeof(ushort)) ^ flip, y);
-                var s6 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b6 + sizeof(ushort)) ^ flip, y);
-                var s7 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b7 + sizeof(ushort)) ^ flip, y);
-
-                // Fold: after two rounds of pairwise adds, 128-bit half h of g0123 holds half h of rows 0-3 summed.
+                // Lanes: rows 0-3 of the first block, then rows 0-3 of the second.
                 var g0123 = Avx2.HorizontalAdd(Avx2.HorizontalAdd(s0, s1), Avx2.HorizontalAdd(s2, s3));
                 var g4567 = Avx2.HorizontalAdd(Avx2.HorizontalAdd(s4, s5), Avx2.HorizontalAdd(s6, s7));
                 var sums = Avx2.Permute2x128(g0123, g4567, 0x20) + Avx2.Permute2x128(g0123, g4567, 0x31);
+                var shifted = sums - Vector256.Create(Vector128.Create(corrections[ib]), Vector128.Create(corrections[ib + 1]));
                 var dx = Vector256.Create(
-                    ScalarFormats.HalfToSingle(*(ushort*)b0), ScalarFormats.HalfToSingle(*(ushort*)b1),
-                    ScalarFormats.HalfToSingle(*(ushort*)b2), ScalarFormats.HalfToSingle(*(ushort*)b3),
-                    ScalarFormats.HalfToSingle(*(ushort*)b4), ScalarFormats.HalfToSingle(*(ushort*)b5),
-                    ScalarFormats.HalfToSingle(*(ushort*)b6), ScalarFormats.HalfToSingle(*(ushort*)b7));
-                sum += Vector256.ConvertToSingle(sums - Vector256.Create(correction)) * (dx * Vector256.Create(dy));
+                    ScalarFormats.HalfToSingle(*(ushort*)(b0 + offset)), ScalarFormats.HalfToSingle(*(ushort*)(b1 + offset)),
+                    ScalarFormats.HalfToSingle(*(ushort*)(b2 + offset)), ScalarFormats.HalfToSingle(*(ushort*)(b3 + offset)),
+                    ScalarFormats.HalfToSingle(*(ushort*)(b0 + next)), ScalarFormats.HalfToSingle(*(ushort*)(b1 + next)),
+                    ScalarFormats.HalfToSingle(*(ushort*)(b2 + next)), ScalarFormats.HalfToSingle(*(ushort*)(b3 + next)));
+                var dy = Vector256.Create(Vector128.Create(activationScales[ib]), Vector128.Create(activationScales[ib + 1]));
+                var products = Vector256.ConvertToSingle(shifted) * (dx * dy);
+                sum += products.GetLower();
+                sum += products.GetUpper();
+            }
+
+            if (ib < blocks)
+            {
+                int offset = ib * sizeof(BlockQ8_0);
+                var y = Vector256.Load((sbyte*)(activations + offset + sizeof(ushort)));
+                var s0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b0 + offset + sizeof(ushort)) ^ flip, y);
+                var s1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b1 + offset + sizeof(ushort)) ^ flip, y);
+                var s2 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b2 + offset + sizeof(ushort)) ^ flip, y);
+                var s3 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b3 + offset + sizeof(ushort)) ^ flip, y);
+                var g = Avx2.HorizontalAdd(Avx2.HorizontalAdd(s0, s1), Avx2.HorizontalAdd(s2, s3));
+                var sums = g.GetLower() + g.GetUpper() - Vector128.Create(corrections[ib]);
+                var dx = Vector128.Create(
+                    ScalarFormats.HalfToSingle(*(ushort*)(b0 + offset)), ScalarFormats.HalfToSingle(*(ushort*)(b1 + offset)),
+                    ScalarFormats.HalfToSingle(*(ushort*)(b2 + offset)), ScalarFormats.HalfToSingle(*(ushort*)(b3 + offset)));
+                sum += Vector128.ConvertToSingle(sums) * (dx * Vector128.Create(activationScales[ib]));
             }
 
             sum.Store(output + r);
