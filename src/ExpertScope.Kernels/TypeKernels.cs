@@ -105,7 +105,7 @@ public static class TypeKernels
         {
             DotActivationType = GgmlType.BF16, DotReference = PlainDots.BF16, Dot = PlainDots.BF16,
         };
-        yield return Fast(GgmlType.Q8_0, Q8_0.DequantizeReference, Q8_0.Dequantize, Q8_0.QuantizeReference) with
+        yield return Fast(GgmlType.Q8_0, Q8_0.DequantizeReference, Q8_0.Dequantize, Q8_0.Quantize) with
         {
             DotActivationType = GgmlType.Q8_0, DotReference = QuantizedDots.Q8_0Reference, Dot = QuantizedDots.Q8_0, DotPath = KernelPath.Vectorized,
         };

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using ExpertScope.Models.Routing;
 
 namespace ExpertScope.Models.Blocks;
@@ -149,10 +150,7 @@ public sealed class MoeLayer : IFeedForward
                     source.CopyTo(unweighted.AsSpan(rows[i] * width, width));
                 }
 
-                for (int j = 0; j < width; j++)
-                {
-                    target[j] = source[j] * weight;
-                }
+                TensorPrimitives.Multiply(source, weight, target);
             }
         }
 
@@ -168,11 +166,7 @@ public sealed class MoeLayer : IFeedForward
             slotOutputs.AsSpan(t * k * width, width).CopyTo(target);
             for (int slot = 1; slot < k; slot++)
             {
-                var source = slotOutputs.AsSpan((t * k + slot) * width, width);
-                for (int j = 0; j < width; j++)
-                {
-                    target[j] += source[j];
-                }
+                TensorPrimitives.Add(target, slotOutputs.AsSpan((t * k + slot) * width, width), target);
             }
         }
     }
