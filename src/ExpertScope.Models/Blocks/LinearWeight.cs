@@ -82,24 +82,7 @@ public sealed class LinearWeight
             return;
         }
 
-        int inputs = Inputs;
-        int outputs = Outputs;
-
-        // F16/BF16 take a float route with llama.cpp's bits: activations rounded to the type (its from_float), rows
-        // decoded, the float dot (exact products, double sums). Other types without a ported dot use plain floats.
-        if (WeightRows.ActivationType(Type) is not null)
-        {
-            int convertedBytes = WeightRows.ActivationBytes(Type, inputs);
-            var bytes = new byte[convertedBytes];
-            var rounded = new float[tokenCount * inputs];
-            for (int t = 0; t < tokenCount; t++)
-            {
-                WeightRows.QuantizeActivations(Type, input.Slice(t * inputs, inputs), bytes);
-                WeightRows.Decode(Type, bytes, rounded.AsSpan(t * inputs, inputs));
-            }
-
-            input = rounded;
-        }
+        input = PrepareFloats(input, tokenCount);
 
         // Spans cannot enter the lambda: it reads through pointers whose targets outlive the synchronous loop.
         unsafe
@@ -109,41 +92,89 @@ public sealed class LinearWeight
             {
                 nint inAddress = (nint)inputPointer;
                 nint outAddress = (nint)outputPointer;
-                parallelism.For(outputs, (long)inputs * tokenCount, (start, end) =>
-                {
-                    var x = new ReadOnlySpan<float>((float*)inAddress, tokenCount * inputs);
-                    var y = new Span<float>((float*)outAddress, tokenCount * outputs);
-                    if (Arithmetic == FloatArithmetic.Fused)
-                    {
-                        MultiplyFused((float*)inAddress, tokenCount, (float*)outAddress, start, end);
-                        return;
-                    }
-
-                    if (tokenCount > 1)
-                    {
-                        MultiplyFloatBlocked(x, tokenCount, y, start, end);
-                        return;
-                    }
-
-                    float[]? scratch = Type == GgmlType.F32 ? null : new float[inputs];
-                    for (int o = start; o < end; o++)
-                    {
-                        var row = RowData(o);
-                        ReadOnlySpan<float> weights;
-                        if (scratch is null)
-                        {
-                            weights = MemoryMarshal.Cast<byte, float>(row);
-                        }
-                        else
-                        {
-                            WeightRows.Decode(Type, row, scratch);
-                            weights = scratch;
-                        }
-
-                        y[o] = DotProduct.Compute(weights, x[..inputs]);
-                    }
-                });
+                parallelism.For(Outputs, (long)Inputs * tokenCount, (start, end) =>
+                    MultiplyRows((float*)inAddress, null, tokenCount, (float*)outAddress, start, end));
             }
+        }
+    }
+
+    /// <summary>
+    /// The activations of the float route: F16/BF16 weights meet activations rounded to their own type (llama.cpp's
+    /// <c>from_float</c>), so rows decoded to float and the float dot give llama.cpp's bits; other types use the
+    /// activations as they are. Not for weights that take packed activations.
+    /// </summary>
+    internal ReadOnlySpan<float> PrepareFloats(ReadOnlySpan<float> input, int tokenCount)
+    {
+        if (WeightRows.ActivationType(Type) is null)
+        {
+            return input;
+        }
+
+        int inputs = Inputs;
+        var bytes = new byte[WeightRows.ActivationBytes(Type, inputs)];
+        var rounded = new float[tokenCount * inputs];
+        for (int t = 0; t < tokenCount; t++)
+        {
+            WeightRows.QuantizeActivations(Type, input.Slice(t * inputs, inputs), bytes);
+            WeightRows.Decode(Type, bytes, rounded.AsSpan(t * inputs, inputs));
+        }
+
+        return rounded;
+    }
+
+    /// <summary>
+    /// Output rows <c>[start, end)</c> of the product on the calling thread: the piece of work that
+    /// <see cref="Multiply(ReadOnlySpan{float}, int, Span{float}, Parallelism)"/> gives each thread, exposed so a caller
+    /// can split several products in one parallel job. Each output is the same whatever the range it falls in.
+    /// </summary>
+    /// <param name="input">Float activations <c>[tokenCount, Inputs]</c> from <see cref="PrepareFloats"/> (ignored when <paramref name="packed"/> is given).</param>
+    /// <param name="packed">Activations from <see cref="Pack"/> for weights that take them, else null.</param>
+    /// <param name="tokenCount">Tokens.</param>
+    /// <param name="output">Destination <c>[tokenCount, Outputs]</c>.</param>
+    /// <param name="start">First output row.</param>
+    /// <param name="end">End of the output rows (exclusive).</param>
+    internal unsafe void MultiplyRows(float* input, PackedActivations? packed, int tokenCount, float* output, int start, int end)
+    {
+        int inputs = Inputs;
+        int outputs = Outputs;
+        if (packed is not null)
+        {
+            var weights = _file.GetTensorData(Tensor, _byteOffset + (long)start * RowBytes, (end - start) * RowBytes);
+            var y = new Span<float>(output + start, (tokenCount - 1) * outputs + (end - start));
+            MatrixProduct.Multiply(Type, weights, end - start, packed, y, outputs);
+            return;
+        }
+
+        if (Arithmetic == FloatArithmetic.Fused)
+        {
+            MultiplyFused(input, tokenCount, output, start, end);
+            return;
+        }
+
+        var x = new ReadOnlySpan<float>(input, tokenCount * inputs);
+        var result = new Span<float>(output, tokenCount * outputs);
+        if (tokenCount > 1)
+        {
+            MultiplyFloatBlocked(x, tokenCount, result, start, end);
+            return;
+        }
+
+        float[]? scratch = Type == GgmlType.F32 ? null : new float[inputs];
+        for (int o = start; o < end; o++)
+        {
+            var row = RowData(o);
+            ReadOnlySpan<float> weights;
+            if (scratch is null)
+            {
+                weights = MemoryMarshal.Cast<byte, float>(row);
+            }
+            else
+            {
+                WeightRows.Decode(Type, row, scratch);
+                weights = scratch;
+            }
+
+            result[o] = DotProduct.Compute(weights, x[..inputs]);
         }
     }
 
@@ -296,11 +327,7 @@ public sealed class LinearWeight
             {
                 nint outAddress = (nint)outputPointer;
                 parallelism.For(outputs, (long)Inputs * tokenCount, (start, end) =>
-                {
-                    var weights = _file.GetTensorData(Tensor, _byteOffset + (long)start * RowBytes, (end - start) * RowBytes);
-                    var y = new Span<float>((float*)outAddress + start, (tokenCount - 1) * outputs + (end - start));
-                    MatrixProduct.Multiply(Type, weights, end - start, activations, y, outputs);
-                });
+                    MultiplyRows(null, activations, tokenCount, (float*)outAddress, start, end));
             }
         }
     }
