@@ -112,52 +112,31 @@ public sealed class MoeLayer : IFeedForward
         // Per-slot outputs [T, k, E], then summed in slot order as llama.cpp adds its views.
         var slotOutputs = new float[tokens * k * width];
         var unweighted = context.Wants(HookKind.ExpertDownOutputs, Router.Layer) ? new float[tokens * k * width] : null;
-        for (int e = 0; e < Experts.Count; e++)
+        unsafe
         {
-            var rows = assignments[e];
-            if (rows is null)
+            fixed (float* inputPointer = input)
             {
-                continue;
-            }
+                nint inputAddress = (nint)inputPointer;
+                var plan = ExpertSchedule.Plan(assignments, context.Parallelism.ThreadCount);
 
-            var expert = Experts[e];
-            int n = rows.Count;
-            int ff = expert.Gate.Outputs;
-            var gathered = new float[n * width];
-            for (int i = 0; i < n; i++)
-            {
-                input.Slice(rows[i] / k * width, width).CopyTo(gathered.AsSpan(i * width));
-            }
-
-            var gate = new float[n * ff];
-            var up = new float[n * ff];
-            if (n > 1 && expert.Gate.TakesPackedActivations && expert.Up.Type == expert.Gate.Type)
-            {
-                // Gate and up read the same tokens: convert them once.
-                var packed = expert.Gate.Pack(gathered, n);
-                expert.Gate.Multiply(packed, gate, context.Parallelism);
-                expert.Up.Multiply(packed, up, context.Parallelism);
-            }
-            else
-            {
-                expert.Gate.Multiply(gathered, n, gate, context.Parallelism);
-                expert.Up.Multiply(gathered, n, up, context.Parallelism);
-            }
-
-            GgmlMath.SwiGlu(gate, up, ff);
-            var down = new float[n * width];
-            expert.Down.Multiply(gate, n, down, context.Parallelism);
-            for (int i = 0; i < n; i++)
-            {
-                float weight = routing.Weights[rows[i]];
-                var source = down.AsSpan(i * width, width);
-                var target = slotOutputs.AsSpan(rows[i] * width, width);
-                if (unweighted is not null)
+                // Experts with a large share of the tokens split their rows among the threads, one after another.
+                foreach (int e in plan.RowParallel)
                 {
-                    source.CopyTo(unweighted.AsSpan(rows[i] * width, width));
+                    RunExpert(e, assignments[e]!, (float*)inputAddress, routing, slotOutputs, unweighted, context.Parallelism);
                 }
 
-                TensorPrimitives.Multiply(source, weight, target);
+                // The others run whole, several at once: their gathering, conversions and SwiGLU run in parallel too,
+                // and the threads are woken once instead of three times per expert.
+                context.Parallelism.For(plan.Groups.Count, 1L << 32, (from, to) =>
+                {
+                    for (int g = from; g < to; g++)
+                    {
+                        foreach (int e in plan.Groups[g])
+                        {
+                            RunExpert(e, assignments[e]!, (float*)inputAddress, routing, slotOutputs, unweighted, Parallelism.Single);
+                        }
+                    }
+                });
             }
         }
 
@@ -175,6 +154,53 @@ public sealed class MoeLayer : IFeedForward
             {
                 TensorPrimitives.Add(target, slotOutputs.AsSpan((t * k + slot) * width, width), target);
             }
+        }
+    }
+
+    /// <summary>One expert's SwiGLU over the tokens routed to it (<paramref name="rows"/> are (token, slot) indices), weighted into its slots.</summary>
+    private unsafe void RunExpert(int e, List<int> rows, float* inputPointer, RoutingResult routing, float[] slotOutputs, float[]? unweighted, Parallelism parallelism)
+    {
+        int width = RouterWeight.Inputs;
+        int k = routing.TopK;
+        var input = new ReadOnlySpan<float>(inputPointer, (rows[^1] / k + 1) * width);
+        var expert = Experts[e];
+        int n = rows.Count;
+        int ff = expert.Gate.Outputs;
+        var gathered = new float[n * width];
+        for (int i = 0; i < n; i++)
+        {
+            input.Slice(rows[i] / k * width, width).CopyTo(gathered.AsSpan(i * width));
+        }
+
+        var gate = new float[n * ff];
+        var up = new float[n * ff];
+        if (n > 1 && expert.Gate.TakesPackedActivations && expert.Up.Type == expert.Gate.Type)
+        {
+            // Gate and up read the same tokens: convert them once.
+            var packed = expert.Gate.Pack(gathered, n);
+            expert.Gate.Multiply(packed, gate, parallelism);
+            expert.Up.Multiply(packed, up, parallelism);
+        }
+        else
+        {
+            expert.Gate.Multiply(gathered, n, gate, parallelism);
+            expert.Up.Multiply(gathered, n, up, parallelism);
+        }
+
+        GgmlMath.SwiGlu(gate, up, ff);
+        var down = new float[n * width];
+        expert.Down.Multiply(gate, n, down, parallelism);
+        for (int i = 0; i < n; i++)
+        {
+            float weight = routing.Weights[rows[i]];
+            var source = down.AsSpan(i * width, width);
+            var target = slotOutputs.AsSpan(rows[i] * width, width);
+            if (unweighted is not null)
+            {
+                source.CopyTo(unweighted.AsSpan(rows[i] * width, width));
+            }
+
+            TensorPrimitives.Multiply(source, weight, target);
         }
     }
 
@@ -367,3 +393,63 @@ public sealed class MoeLayer : IFeedForward
         }
     }
 }
+
+/// <summary>
+/// How a batch's experts are spread over the threads: experts holding more than a thread's share of the routed tokens
+/// split their rows among all threads; the rest are dealt, whole and in index order, into one group per thread of
+/// about equal token counts. Which thread runs an expert never changes its arithmetic, so results do not depend on it.
+/// </summary>
+internal sealed record ExpertSchedule(IReadOnlyList<int> RowParallel, IReadOnlyList<IReadOnlyList<int>> Groups)
+{
+    /// <summary>Plans the experts that have tokens (<paramref name="assignments"/>[e] is null for the others).</summary>
+    public static ExpertSchedule Plan(IReadOnlyList<List<int>?> assignments, int threads)
+    {
+        threads = Math.Max(1, threads);
+        long total = 0;
+        foreach (var rows in assignments)
+        {
+            total += rows?.Count ?? 0;
+        }
+
+        var rowParallel = new List<int>();
+        var whole = new List<int>();
+        long wholeTotal = 0;
+        for (int e = 0; e < assignments.Count; e++)
+        {
+            if (assignments[e] is not { Count: > 0 } rows)
+            {
+                continue;
+            }
+
+            if (threads > 1 && (long)rows.Count * threads > total)
+            {
+                rowParallel.Add(e);
+            }
+            else
+            {
+                whole.Add(e);
+                wholeTotal += rows.Count;
+            }
+        }
+
+        var groups = new List<int>[threads];
+        for (int g = 0; g < threads; g++)
+        {
+            groups[g] = [];
+        }
+
+        // Each expert goes to the group in which the middle of its token range falls.
+        long before = 0;
+        foreach (int e in whole)
+        {
+            long count = assignments[e]!.Count;
+            long middle = 2 * before + count;
+            int group = (int)Math.Min(threads - 1, middle * threads / Math.Max(1, 2 * wholeTotal));
+            groups[group].Add(e);
+            before += count;
+        }
+
+        return new ExpertSchedule(rowParallel, groups);
+    }
+}
+
