@@ -34,4 +34,38 @@ public sealed class SyntheticModelRunTests
             }
         }
     }
+
+    /// <summary>
+    /// A long batch (experts get many tokens, so some split their rows and the rest run in per-thread groups) gives the
+    /// same bits for 1, 2 and 3 threads, and a batch below ggml's 64-token tiled-attention threshold gives the same bits
+    /// as feeding its tokens one at a time (above it llama.cpp itself switches attention kernels), in both arithmetics
+    /// and with Q8_0 experts.
+    /// </summary>
+    [Theory]
+    [InlineData("tiny-olmoe", FloatArithmetic.Reference)]
+    [InlineData("tiny-olmoe", FloatArithmetic.Fused)]
+    [InlineData("tiny-qwen3moe", FloatArithmetic.Fused)]
+    [InlineData("tiny-deepseek2", FloatArithmetic.Reference)]
+    public void LongBatch_IsIdenticalForAnyThreadCount_AndTokenByToken(string preset, FloatArithmetic arithmetic)
+    {
+        using var temp = new TempDirectory();
+        var spec = SyntheticPresets.Get(preset) with { ExpertTensorType = ExpertScope.Core.GgmlType.Q8_0 };
+        SyntheticModelWriter.Write(spec, temp.File("model.gguf"));
+        using var model = MoeModel.Load(temp.File("model.gguf"), new ModelLoadOptions { FloatArithmetic = arithmetic });
+        var tokens = Enumerable.Range(0, 96).Select(i => (i * 53 + 7) % model.Hyperparameters.VocabularySize).ToArray();
+        var one = model.Run(tokens, new RunOptions { ThreadCount = 1 });
+        foreach (int threads in new[] { 2, 3 })
+        {
+            Assert.True(one.Values.AsSpan().SequenceEqual(model.Run(tokens, new RunOptions { ThreadCount = threads }).Values), $"{threads} threads differ from one.");
+        }
+
+        var shortBatch = tokens[..48];
+        var batch = model.Run(shortBatch, new RunOptions { ThreadCount = 2 });
+        var session = model.CreateSession();
+        for (int t = 0; t < shortBatch.Length; t++)
+        {
+            var row = session.Append(shortBatch.AsSpan(t, 1), new RunOptions { ThreadCount = 2 });
+            Assert.True(batch.Row(t).SequenceEqual(row.Row(0)), $"position {t} differs between the batch and one token at a time.");
+        }
+    }
 }
