@@ -36,6 +36,36 @@ public sealed class BenchCommandTests : IDisposable
     }
 
     [Fact]
+    public void ArithmeticIsReportedAndUnknownNamesAreRefused()
+    {
+        string model = Path.Combine(_directory, "tiny3.gguf");
+        Assert.Equal(0, Run("make-model", "--preset", "tiny-olmoe", "--out", model).Code);
+        foreach (string arithmetic in new[] { "reference", "fused" })
+        {
+            var (code, output, _) = Run("bench", "--model", model, "--prompt-tokens", "8", "--gen-tokens", "1", "--repeats", "1",
+                "--capture", "none", "--arithmetic", arithmetic, "--json");
+            Assert.Equal(0, code);
+            using var json = JsonDocument.Parse(output);
+            Assert.Equal(arithmetic, json.RootElement.GetProperty("arithmetic").GetString());
+        }
+
+        var (refused, _, error) = Run("bench", "--model", model, "--arithmetic", "fast");
+        Assert.NotEqual(0, refused);
+        Assert.Contains("fast", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TraceAcceptsFusedArithmetic()
+    {
+        string model = Path.Combine(_directory, "tiny4.gguf");
+        string prompts = Path.Combine(_directory, "prompts.txt");
+        File.WriteAllText(prompts, "the bank by the river\n");
+        Assert.Equal(0, Run("make-model", "--preset", "tiny-olmoe", "--out", model).Code);
+        var (code, _, error) = Run("trace", "--model", model, "--input", prompts, "--out", Path.Combine(_directory, "trace.parquet"), "--arithmetic", "fused");
+        Assert.True(code == 0, error);
+    }
+
+    [Fact]
     public void PromptLongerThanTheContextIsAnError()
     {
         string model = Path.Combine(_directory, "tiny2.gguf");

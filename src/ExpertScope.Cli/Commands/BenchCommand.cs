@@ -174,6 +174,11 @@ public static class BenchCommand
     /// <summary>One prefill of the prompt, then greedy generation; returns both durations in seconds.</summary>
     private static (double Prefill, double Generation) Measure(MoeModel model, int[] prompt, BenchSettings settings, bool capture)
     {
+        // Every run starts from a collected heap, so one run's garbage (a full capture is hundreds of megabytes) is not
+        // paid for by the next one.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
         IReadOnlyList<IRouterObserver> observers = !capture ? [] : settings.Capture switch
         {
             CaptureMode.Router => [new RoutingTrace()],
