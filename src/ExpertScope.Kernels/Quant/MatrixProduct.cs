@@ -41,6 +41,9 @@ public sealed class PackedActivations
     /// <summary>Q8_0 tiles: each block's float scale <c>[tile][block][token of 8]</c>.</summary>
     internal float[]? TileScales { get; set; }
 
+    /// <summary>Q8_K rows for Q4_K weights with each 32-byte group in lane-class order (positions l, l+8, l+16, l+24 in dword l); null when not built.</summary>
+    internal byte[]? LaneClassQuants { get; set; }
+
     /// <summary>Token <paramref name="token"/>'s converted row.</summary>
     public ReadOnlySpan<byte> Row(int token) => Rows.AsSpan(token * RowBytes, RowBytes);
 }
@@ -55,7 +58,7 @@ public sealed class PackedActivations
 /// (Activations are stored plus 128, as VNNI multiplies unsigned by signed bytes; 128 times each weight block's sum,
 /// computed once per row, is subtracted.)
 /// </summary>
-public static unsafe class MatrixProduct
+public static unsafe partial class MatrixProduct
 {
     /// <summary>Tokens per packed tile (lanes of a 256-bit integer vector).</summary>
     public const int TokenTile = 8;
@@ -94,6 +97,11 @@ public static unsafe class MatrixProduct
         if (IsTiled(weightType) && tokenCount > 1)
         {
             TileQ8_0(packed);
+        }
+
+        if (IsBatchedQ4K(weightType) && tokenCount > 1)
+        {
+            PermuteQ8K(packed);
         }
 
         return packed;
@@ -151,6 +159,10 @@ public static unsafe class MatrixProduct
             else if (activations.TileQuants is not null)
             {
                 Q8_0Tiled(w, (int)rowBytes, rowCount, activations, y, outputStride);
+            }
+            else if (activations.LaneClassQuants is not null)
+            {
+                Q4KBatched(w, (int)rowBytes, rowCount, activations, y, outputStride);
             }
             else
             {

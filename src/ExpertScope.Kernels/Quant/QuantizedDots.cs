@@ -456,7 +456,7 @@ internal static unsafe class QuantizedDots
     }
 
     /// <summary>Byte order that puts positions l, l + 8, l + 16, l + 24 of 32 into dword l.</summary>
-    private static Vector256<byte> LaneClassOrder { get; } = Vector256.Create(
+    internal static Vector256<byte> LaneClassOrder { get; } = Vector256.Create(
         (byte)0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27, 4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31);
 
     /// <summary>

@@ -1,0 +1,186 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using ExpertScope.Core;
+
+namespace ExpertScope.Kernels.Quant;
+
+/// <summary>
+/// Q4_K weights times a batch of Q8_K tokens: <see cref="QuantizedDots.Q4K"/>'s arithmetic for every (row, token)
+/// pair, with the work that does not depend on the pair done once. Each weight row is decoded once per call (nibbles in
+/// lane-class order, scales, mins, float scales) and each token's quants are permuted once per batch, so a pair costs
+/// eight VNNI dots and scale multiplies per 256 weights, the mins one pairwise multiply-add, and ggml's float steps.
+/// </summary>
+public static unsafe partial class MatrixProduct
+{
+    private const int SubBlocks = BlockQ4K.Size / 32;
+
+    /// <summary>True when <see cref="Multiply"/> runs the batched Q4_K kernel on this CPU.</summary>
+    public static bool IsBatchedQ4K(GgmlType weightType) =>
+        weightType == GgmlType.Q4_K && QuantizedDots.UseAdvancedIsa && AvxVnni.IsSupported && Avx512Vbmi.VL.IsSupported;
+
+    /// <summary>Every token's Q8_K quants, each 32-byte group permuted into lane-class order.</summary>
+    private static void PermuteQ8K(PackedActivations packed)
+    {
+        int blocks = packed.Elements / BlockQ8K.Size;
+        var permuted = new byte[(long)packed.TokenCount * blocks * BlockQ8K.Size];
+        fixed (byte* rows = packed.Rows)
+        fixed (byte* target = permuted)
+        {
+            for (int t = 0; t < packed.TokenCount; t++)
+            {
+                for (int i = 0; i < blocks; i++)
+                {
+                    byte* q8 = rows + (long)t * packed.RowBytes + i * sizeof(BlockQ8K) + sizeof(float);
+                    byte* destination = target + ((long)t * blocks + i) * BlockQ8K.Size;
+                    for (int s = 0; s < SubBlocks; s++)
+                    {
+                        Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(q8 + 32 * s), QuantizedDots.LaneClassOrder).Store(destination + 32 * s);
+                    }
+                }
+            }
+        }
+
+        packed.LaneClassQuants = permuted;
+    }
+
+    private static void Q4KBatched(byte* weights, int rowBytes, int rowCount, PackedActivations activations, float* output, int outputStride)
+    {
+        int blocks = activations.Elements / BlockQ4K.Size;
+        int tokens = activations.TokenCount;
+        var lowMask = Vector256.Create((byte)0x0F);
+        var nibbles = new byte[blocks * BlockQ4K.Size];
+        var scales = new int[blocks * SubBlocks];
+        var mins = new short[blocks * 16];
+        var d = new float[blocks];
+        var dmin = new float[blocks];
+        fixed (byte* rows = activations.Rows)
+        fixed (byte* permuted = activations.LaneClassQuants)
+        fixed (byte* nibble = nibbles)
+        fixed (int* scale = scales)
+        fixed (short* min = mins)
+        {
+            for (int r = 0; r < rowCount; r++)
+            {
+                byte* row = weights + (long)r * rowBytes;
+                for (int i = 0; i < blocks; i++)
+                {
+                    byte* block = row + i * sizeof(BlockQ4K);
+                    var scalesAndMins = new ReadOnlySpan<byte>(block + 4, 12);
+                    d[i] = ScalarFormats.HalfToSingle(*(ushort*)block);
+                    dmin[i] = ScalarFormats.HalfToSingle(*(ushort*)(block + 2));
+                    for (int s = 0; s < SubBlocks; s++)
+                    {
+                        var (sc, mn) = KQuantScales.ScaleMin(s, scalesAndMins);
+                        scale[i * SubBlocks + s] = sc;
+
+                        // The Q8_K group sums come in 16s, two per 32-quant sub-block.
+                        min[i * 16 + 2 * s] = mn;
+                        min[i * 16 + 2 * s + 1] = mn;
+                    }
+
+                    for (int j = 0; j < 4; j++)
+                    {
+                        var packed = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 16 + 32 * j), QuantizedDots.LaneClassOrder);
+                        (packed & lowMask).Store(nibble + i * BlockQ4K.Size + 64 * j);
+                        Vector256.ShiftRightLogical(packed, 4).Store(nibble + i * BlockQ4K.Size + 64 * j + 32);
+                    }
+                }
+
+                int t = 0;
+                for (; t + 2 <= tokens; t += 2)
+                {
+                    TokenPair(nibble, scale, min, d, dmin, blocks, rows + (long)t * activations.RowBytes, activations.RowBytes,
+                        permuted + (long)t * blocks * BlockQ8K.Size, out float first, out float second);
+                    output[(long)t * outputStride + r] = first;
+                    output[(long)(t + 1) * outputStride + r] = second;
+                }
+
+                for (; t < tokens; t++)
+                {
+                    output[(long)t * outputStride + r] = OneToken(nibble, scale, min, d, dmin, blocks, rows + (long)t * activations.RowBytes,
+                        permuted + (long)t * blocks * BlockQ8K.Size);
+                }
+            }
+        }
+    }
+
+    /// <summary>The eight lane sums of one 256-weight block: eight VNNI dots (one per 32-weight sub-block) times the sub-block scales.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q4KLanes(byte* w, sbyte* a, int* sc)
+    {
+        var lanes = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w), Vector256.Load(a)) * sc[0];
+        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 32), Vector256.Load(a + 32)) * sc[1];
+        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 64), Vector256.Load(a + 64)) * sc[2];
+        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 96), Vector256.Load(a + 96)) * sc[3];
+        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 128), Vector256.Load(a + 128)) * sc[4];
+        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 160), Vector256.Load(a + 160)) * sc[5];
+        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 192), Vector256.Load(a + 192)) * sc[6];
+        return lanes + AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 224), Vector256.Load(a + 224)) * sc[7];
+    }
+
+    /// <summary>One decoded row against one token: <see cref="QuantizedDots.Q4K"/>'s float steps, in its order.</summary>
+    private static float OneToken(byte* nibble, int* scale, short* min, float[] d, float[] dmin, int blocks, byte* tokenRow, byte* tokenQuants)
+    {
+        var sums = Vector256<float>.Zero;
+        float sumf = 0;
+        for (int i = 0; i < blocks; i++)
+        {
+            var lanes = Q4KLanes(nibble + i * BlockQ4K.Size, (sbyte*)(tokenQuants + i * BlockQ8K.Size), scale + i * SubBlocks);
+            byte* tokenBlock = tokenRow + i * sizeof(BlockQ8K);
+            float yd = *(float*)tokenBlock;
+            int sumi = Vector256.Sum(Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(tokenBlock + sizeof(float) + BlockQ8K.Size)), Vector256.Load(min + i * 16)));
+            float blockScale = d[i] * yd;
+            sums += Vector256.Create(blockScale) * Vector256.ConvertToSingle(lanes);
+            float minScale = dmin[i] * yd;
+            sumf -= minScale * sumi;
+        }
+
+        for (int l = 0; l < 8; l++)
+        {
+            sumf += sums.GetElement(l);
+        }
+
+        return sumf;
+    }
+
+    /// <summary><see cref="OneToken"/> for two consecutive tokens at once: the row's nibbles are loaded once for both.</summary>
+    private static void TokenPair(byte* nibble, int* scale, short* min, float[] d, float[] dmin, int blocks, byte* tokenRow, int rowBytes, byte* tokenQuants, out float first, out float second)
+    {
+        var sums0 = Vector256<float>.Zero;
+        var sums1 = Vector256<float>.Zero;
+        float sumf0 = 0, sumf1 = 0;
+        byte* secondRow = tokenRow + rowBytes;
+        byte* secondQuants = tokenQuants + blocks * BlockQ8K.Size;
+        for (int i = 0; i < blocks; i++)
+        {
+            byte* w = nibble + i * BlockQ4K.Size;
+            int* sc = scale + i * SubBlocks;
+            var lanes0 = Q4KLanes(w, (sbyte*)(tokenQuants + i * BlockQ8K.Size), sc);
+            var lanes1 = Q4KLanes(w, (sbyte*)(secondQuants + i * BlockQ8K.Size), sc);
+            var mins = Vector256.Load(min + i * 16);
+            byte* block0 = tokenRow + i * sizeof(BlockQ8K);
+            byte* block1 = secondRow + i * sizeof(BlockQ8K);
+            float yd0 = *(float*)block0;
+            float yd1 = *(float*)block1;
+            int sumi0 = Vector256.Sum(Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block0 + sizeof(float) + BlockQ8K.Size)), mins));
+            int sumi1 = Vector256.Sum(Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block1 + sizeof(float) + BlockQ8K.Size)), mins));
+            float blockScale0 = d[i] * yd0;
+            float blockScale1 = d[i] * yd1;
+            sums0 += Vector256.Create(blockScale0) * Vector256.ConvertToSingle(lanes0);
+            sums1 += Vector256.Create(blockScale1) * Vector256.ConvertToSingle(lanes1);
+            float minScale0 = dmin[i] * yd0;
+            float minScale1 = dmin[i] * yd1;
+            sumf0 -= minScale0 * sumi0;
+            sumf1 -= minScale1 * sumi1;
+        }
+
+        for (int l = 0; l < 8; l++)
+        {
+            sumf0 += sums0.GetElement(l);
+            sumf1 += sums1.GetElement(l);
+        }
+
+        first = sumf0;
+        second = sumf1;
+    }
+}
