@@ -1,3 +1,4 @@
+using ExpertScope.Core;
 using ExpertScope.Models.Routing;
 using ExpertScope.Models.Synthetic;
 using ExpertScope.Testing;
@@ -66,6 +67,45 @@ public sealed class SyntheticModelRunTests
         {
             var row = session.Append(shortBatch.AsSpan(t, 1), new RunOptions { ThreadCount = 2 });
             Assert.True(batch.Row(t).SequenceEqual(row.Row(0)), $"position {t} differs between the batch and one token at a time.");
+        }
+    }
+
+    /// <summary>
+    /// Generation runs a token's experts as two parallel jobs: with interventions that zero slots or force experts, every
+    /// expert site (unweighted and weighted expert outputs, the MoE output) still equals the batched path's.
+    /// </summary>
+    [Theory]
+    [InlineData("keep-top")]
+    [InlineData("force")]
+    [InlineData("disable")]
+    public void OneTokenExperts_EqualTheBatchedPath_UnderInterventions(string intervention)
+    {
+        using var temp = new TempDirectory();
+        var spec = SyntheticPresets.Get("tiny-qwen2moe") with { ExpertTensorType = ExpertScope.Core.GgmlType.Q8_0 };
+        SyntheticModelWriter.Write(spec, temp.File("model.gguf"));
+        using var model = MoeModel.Load(temp.File("model.gguf"));
+        RouterIntervention[] interventions = intervention switch
+        {
+            "keep-top" => [new KeepOnlyTopExpert(LayerSelector.All)],
+            "force" => [new ForceExperts(LayerSelector.All, [new ExpertId(2), new ExpertId(5)])],
+            _ => [new DisableExperts(LayerSelector.All, [new ExpertId(0), new ExpertId(1)])],
+        };
+        var tokens = Enumerable.Range(0, 20).Select(i => (i * 29 + 3) % model.Hyperparameters.VocabularySize).ToArray();
+        bool Wanted(HookSite site) => site.Kind is HookKind.ExpertDownOutputs or HookKind.WeightedExpertOutputs or HookKind.ExpertOutput;
+        var batch = new RecordingObserver(Wanted);
+        model.Run(tokens, new RunOptions { Interventions = interventions, Observers = [batch], ThreadCount = 2 });
+        var session = model.CreateSession();
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            var step = new RecordingObserver(Wanted);
+            session.Append(tokens.AsSpan(t, 1), new RunOptions { Interventions = interventions, Observers = [step], ThreadCount = 2 });
+            Assert.NotEmpty(step.Activations);
+            foreach (var (site, values) in step.Activations)
+            {
+                var all = batch.Activations[site];
+                int width = values.Length;
+                Assert.True(all.AsSpan(t * width, width).SequenceEqual(values), $"{site} differs at position {t} ({intervention}).");
+            }
         }
     }
 }
