@@ -18,6 +18,8 @@ public class MatrixProductTests
         { GgmlType.Q8_0, 13, 3 },
         { GgmlType.Q4_K, 5, 11 },
         { GgmlType.Q4_K, 1, 2 },
+        { GgmlType.Q4_K, 7, 1 },
+        { GgmlType.Q4_K, 1, 1 },
         { GgmlType.Q4_K, 9, 64 },
         { GgmlType.F16, 3, 9 },
     };

@@ -99,7 +99,7 @@ public static unsafe partial class MatrixProduct
             TileQ8_0(packed);
         }
 
-        if (IsBatchedQ4K(weightType) && tokenCount > 1)
+        if (IsBatchedQ4K(weightType))
         {
             PermuteQ8K(packed);
         }
@@ -159,6 +159,10 @@ public static unsafe partial class MatrixProduct
             else if (activations.TileQuants is not null)
             {
                 Q8_0Tiled(w, (int)rowBytes, rowCount, activations, y, outputStride);
+            }
+            else if (activations.LaneClassQuants is not null && activations.TokenCount == 1)
+            {
+                Q4KOneToken(w, (int)rowBytes, rowCount, activations, y);
             }
             else if (activations.LaneClassQuants is not null)
             {

@@ -183,4 +183,73 @@ public static unsafe partial class MatrixProduct
         first = sumf0;
         second = sumf1;
     }
+
+    /// <summary>
+    /// One token (generation) against Q4_K rows, nothing decoded to memory: per block the 6-bit scales and mins are
+    /// unpacked with byte shuffles (scales to int32 lanes, mins paired for the Q8_K group sums), the nibbles permuted
+    /// into lane-class order, eight VNNI dots scaled and summed, then ggml's float steps.
+    /// </summary>
+    private static void Q4KOneToken(byte* weights, int rowBytes, int rowCount, PackedActivations activations, float* output)
+    {
+        int blocks = activations.Elements / BlockQ4K.Size;
+        var lowMask = Vector256.Create((byte)0x0F);
+        var gather = Vector128.Create((byte)0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11);
+        var gatherHigh = Vector128.Create((byte)0x80, 0x80, 0x80, 0x80, 0, 1, 2, 3, 0x80, 0x80, 0x80, 0x80, 4, 5, 6, 7);
+        var pairMins = Vector128.Create((byte)8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+        var sixBits = Vector128.Create((byte)63);
+        var fourBits = Vector128.Create((byte)15);
+        var topBits = Vector128.Create((byte)0x30);
+        var packedLanes = Vector128.Create(0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF).AsByte();
+        var minLanes = Vector128.Create(0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF).AsByte();
+        fixed (byte* rows = activations.Rows)
+        fixed (byte* permuted = activations.LaneClassQuants)
+        {
+            for (int r = 0; r < rowCount; r++)
+            {
+                byte* row = weights + (long)r * rowBytes;
+                var sums = Vector256<float>.Zero;
+                float sumf = 0;
+                for (int i = 0; i < blocks; i++)
+                {
+                    byte* block = row + i * sizeof(BlockQ4K);
+
+                    // Bytes 0-7: scales 0-7, bytes 8-15: mins 0-7 (KQuantScales.ScaleMin for all eight at once).
+                    var q = Vector128.Load(block + 4);
+                    var arranged = Ssse3.Shuffle(q, gather);
+                    var high = Ssse3.Shuffle(q, gatherHigh);
+                    var nibbles = Vector128.ConditionalSelect(minLanes, (arranged.AsUInt16() >> 4).AsByte() & fourBits, arranged & fourBits);
+                    var upper = nibbles | ((high.AsUInt16() >> 2).AsByte() & topBits);
+                    var decoded = Vector128.ConditionalSelect(packedLanes, upper, arranged & sixBits);
+                    var scales = Avx2.ConvertToVector256Int32(decoded);
+                    var mins = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(decoded, pairMins));
+
+                    sbyte* a = (sbyte*)(permuted + i * BlockQ8K.Size);
+                    var lanes = Vector256<int>.Zero;
+                    for (int j = 0; j < 4; j++)
+                    {
+                        var packed = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 16 + 32 * j), QuantizedDots.LaneClassOrder);
+                        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, packed & lowMask, Vector256.Load(a + 64 * j))
+                            * Avx2.PermuteVar8x32(scales, Vector256.Create(2 * j));
+                        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.ShiftRightLogical(packed, 4), Vector256.Load(a + 64 * j + 32))
+                            * Avx2.PermuteVar8x32(scales, Vector256.Create(2 * j + 1));
+                    }
+
+                    byte* tokenBlock = rows + i * sizeof(BlockQ8K);
+                    float yd = *(float*)tokenBlock;
+                    int sumi = Vector256.Sum(Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(tokenBlock + sizeof(float) + BlockQ8K.Size)), mins));
+                    float blockScale = ScalarFormats.HalfToSingle(*(ushort*)block) * yd;
+                    sums += Vector256.Create(blockScale) * Vector256.ConvertToSingle(lanes);
+                    float minScale = ScalarFormats.HalfToSingle(*(ushort*)(block + 2)) * yd;
+                    sumf -= minScale * sumi;
+                }
+
+                for (int l = 0; l < 8; l++)
+                {
+                    sumf += sums.GetElement(l);
+                }
+
+                output[r] = sumf;
+            }
+        }
+    }
 }
