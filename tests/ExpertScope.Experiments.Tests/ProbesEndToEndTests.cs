@@ -48,6 +48,14 @@ public sealed class ProbesEndToEndTests
         // A changed setting refuses to resume.
         var mismatch = await Assert.ThrowsAsync<RunMismatchException>(() => ProbeExperiment.RunAsync(model, settings with { Seed = 4 }, first));
         Assert.Contains("seed", mismatch.Message, StringComparison.Ordinal);
+
+        // So does another float arithmetic (its numbers differ in the last bits); run fresh, it completes.
+        var fused = settings with { FloatArithmetic = Models.FloatArithmetic.Fused };
+        var other = await Assert.ThrowsAsync<RunMismatchException>(() => ProbeExperiment.RunAsync(model, fused, first));
+        Assert.Contains("arithmetic", other.Message, StringComparison.Ordinal);
+        var fusedOutcome = await ProbeExperiment.RunAsync(model, fused, Path.Combine(temp.Path, "c"));
+        Assert.Equal(outcome.Plan.Sentences.Count, fusedOutcome.Routing.SentencesRun);
+        Assert.False(settings.ToDictionary().ContainsKey("arithmetic"));
     }
 
     [Fact]

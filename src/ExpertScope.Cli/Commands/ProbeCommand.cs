@@ -46,12 +46,13 @@ public static class ProbeCommand
         var resamples = new Option<int>("--bootstrap") { Description = "Bootstrap resamples.", DefaultValueFactory = _ => 2000 };
         var similarThreshold = new Option<double>("--similar-threshold") { Description = "Lowest SWORDS score counted as similar.", DefaultValueFactory = _ => 0.5 };
         var wordNetDissimilar = new Option<int>("--wordnet-dissimilar") { Description = "WordNet dissimilar substitutes per target (0: none).", DefaultValueFactory = _ => 0 };
+        var arithmetic = ArithmeticNames.CreateOption();
         var name = ProbeSettings.KindName(kind);
         var command = new Command(name, kind == ProbeKind.WordSense
             ? "One word in two contexts: is routing more similar for the same sense than for different senses?"
             : "One context, target replaced: is a similar substitute routed more like the original than a dissimilar one?")
         {
-            model, dataset, dataDir, wordNetDir, limit, seed, metric, subTokens, includeShared, lenient, output, threads, resamples,
+            model, dataset, dataDir, wordNetDir, limit, seed, metric, subTokens, includeShared, lenient, output, threads, resamples, arithmetic,
         };
         if (kind == ProbeKind.Substitution)
         {
@@ -74,6 +75,7 @@ public static class ProbeCommand
                 IncludeShared = parse.GetValue(includeShared),
                 Lenient = parse.GetValue(lenient),
                 ThreadCount = parse.GetValue(threads),
+                FloatArithmetic = ArithmeticNames.Parse(parse.GetValue(arithmetic)),
                 BootstrapResamples = parse.GetValue(resamples),
                 SimilarThreshold = kind == ProbeKind.Substitution ? parse.GetValue(similarThreshold) : 0.5,
                 WordNetDissimilar = kind == ProbeKind.Substitution ? parse.GetValue(wordNetDissimilar) : 0,

@@ -80,7 +80,7 @@ public static class ProbeExperiment
         }
 
         var sha = await FileHash.Sha256Async(modelPath, cancellationToken).ConfigureAwait(false);
-        using var model = MoeModel.Load(modelPath);
+        using var model = MoeModel.Load(modelPath, new ModelLoadOptions { FloatArithmetic = settings.FloatArithmetic });
         var info = ModelInfo.FromGguf(model.File);
         if (info.Moe is not { } moe)
         {

@@ -83,21 +83,35 @@ public sealed record ProbeSettings
     /// <summary>Threads of the forward pass (null: all cores); results do not depend on it.</summary>
     public int? ThreadCount { get; init; }
 
+    /// <summary>How float weight matrices are multiplied (the default reproduces llama.cpp's portable kernels).</summary>
+    public Models.FloatArithmetic FloatArithmetic { get; init; } = Models.FloatArithmetic.Reference;
+
     /// <summary>The settings that decide the results, as text (for the manifest and <c>results.json</c>); paths and threads are left out.</summary>
-    public IReadOnlyDictionary<string, string> ToDictionary() => new SortedDictionary<string, string>(StringComparer.Ordinal)
+    public IReadOnlyDictionary<string, string> ToDictionary()
     {
-        ["probe"] = KindName(Kind),
-        ["dataset"] = Dataset,
-        ["limit"] = Limit?.ToString(CultureInfo.InvariantCulture) ?? "all",
-        ["metric"] = MetricName(Metric),
-        ["subtokens"] = SubTokens switch { SubTokenMode.First => "first", SubTokenMode.Last => "last", _ => "all" },
-        ["include_shared"] = IncludeShared ? "true" : "false",
-        ["lenient"] = Lenient ? "true" : "false",
-        ["similar_threshold"] = SimilarThreshold.ToString("R", CultureInfo.InvariantCulture),
-        ["wordnet_dissimilar"] = WordNetDissimilar.ToString(CultureInfo.InvariantCulture),
-        ["bootstrap_resamples"] = BootstrapResamples.ToString(CultureInfo.InvariantCulture),
-        ["position_match_tolerance"] = PositionMatchTolerance.ToString(CultureInfo.InvariantCulture),
-    };
+        var settings = new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["probe"] = KindName(Kind),
+            ["dataset"] = Dataset,
+            ["limit"] = Limit?.ToString(CultureInfo.InvariantCulture) ?? "all",
+            ["metric"] = MetricName(Metric),
+            ["subtokens"] = SubTokens switch { SubTokenMode.First => "first", SubTokenMode.Last => "last", _ => "all" },
+            ["include_shared"] = IncludeShared ? "true" : "false",
+            ["lenient"] = Lenient ? "true" : "false",
+            ["similar_threshold"] = SimilarThreshold.ToString("R", CultureInfo.InvariantCulture),
+            ["wordnet_dissimilar"] = WordNetDissimilar.ToString(CultureInfo.InvariantCulture),
+            ["bootstrap_resamples"] = BootstrapResamples.ToString(CultureInfo.InvariantCulture),
+            ["position_match_tolerance"] = PositionMatchTolerance.ToString(CultureInfo.InvariantCulture),
+        };
+
+        // Only the non-default arithmetic is recorded, so runs made before the option existed still resume.
+        if (FloatArithmetic != Models.FloatArithmetic.Reference)
+        {
+            settings["arithmetic"] = "fused";
+        }
+
+        return settings;
+    }
 
     /// <summary>The command-line name of a probe kind.</summary>
     public static string KindName(ProbeKind kind) => kind == ProbeKind.WordSense ? "word-sense" : "substitution";
