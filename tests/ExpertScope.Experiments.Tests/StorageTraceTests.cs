@@ -240,6 +240,18 @@ public sealed class StorageTraceTests
 
         var probs = await Assert.ThrowsAsync<ExpertScopeException>(() => ParquetTraceWriter.OpenAsync(path, Metadata, new TraceWriterOptions { IncludeProbabilities = true }));
         Assert.Contains("'probs'", probs.Message, StringComparison.Ordinal);
+
+        var arithmetic = await Assert.ThrowsAsync<ExpertScopeException>(() => ParquetTraceWriter.OpenAsync(path, Metadata with { FloatArithmetic = "fused" }));
+        Assert.Contains("float arithmetic was 'reference', now 'fused'", arithmetic.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Metadata_WithoutTheArithmeticKey_ReadsAsReference()
+    {
+        var values = Metadata.ToKeyValues();
+        Assert.Equal("reference", values[TraceMetadata.FloatArithmeticKey]);
+        values.Remove(TraceMetadata.FloatArithmeticKey);
+        Assert.Equal("reference", TraceMetadata.FromKeyValues(values, "old.parquet").FloatArithmetic);
     }
 
     /// <summary>

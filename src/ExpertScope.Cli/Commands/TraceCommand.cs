@@ -115,6 +115,7 @@ public static class TraceCommand
                 Architecture = moe.Hyperparameters.Architecture,
                 ExpertCount = router.ExpertCount,
                 TopK = router.TopK,
+                FloatArithmetic = ArithmeticNames.Name(ArithmeticNames.Parse(parse.GetValue(model.Arithmetic))),
                 CommandLine = CommandLineOf(parse),
             };
             bool includeProbabilities = parse.GetValue(probabilities);

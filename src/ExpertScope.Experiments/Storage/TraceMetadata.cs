@@ -25,6 +25,9 @@ public sealed record TraceMetadata
     /// <summary>Key of <see cref="CommandLine"/>.</summary>
     public const string CommandLineKey = "expertscope.command_line";
 
+    /// <summary>Key of <see cref="FloatArithmetic"/>.</summary>
+    public const string FloatArithmeticKey = "expertscope.float_arithmetic";
+
     /// <summary>Key of <see cref="ExpertScopeVersion"/>.</summary>
     public const string VersionKey = "expertscope.version";
 
@@ -42,6 +45,12 @@ public sealed record TraceMetadata
 
     /// <summary>Experts used per token (k), which is the rows per token and layer.</summary>
     public required int TopK { get; init; }
+
+    /// <summary>
+    /// The engine's float arithmetic (<c>reference</c> or <c>fused</c>, see <c>--arithmetic</c>); traces written before
+    /// the key existed read as <c>reference</c>.
+    /// </summary>
+    public string FloatArithmetic { get; init; } = "reference";
 
     /// <summary>The command line that wrote the trace (the latest one when a run was resumed).</summary>
     public string CommandLine { get; init; } = string.Empty;
@@ -62,6 +71,7 @@ public sealed record TraceMetadata
         [ArchitectureKey] = Architecture,
         [ExpertCountKey] = ExpertCount.ToString(CultureInfo.InvariantCulture),
         [TopKKey] = TopK.ToString(CultureInfo.InvariantCulture),
+        [FloatArithmeticKey] = FloatArithmetic,
         [CommandLineKey] = CommandLine,
         [VersionKey] = ExpertScopeVersion,
     };
@@ -85,6 +95,7 @@ public sealed record TraceMetadata
             Architecture = Required(ArchitectureKey),
             ExpertCount = RequiredInt(ExpertCountKey),
             TopK = RequiredInt(TopKKey),
+            FloatArithmetic = values.GetValueOrDefault(FloatArithmeticKey, "reference"),
             CommandLine = values.GetValueOrDefault(CommandLineKey, string.Empty),
             ExpertScopeVersion = values.GetValueOrDefault(VersionKey, "unknown"),
         };
@@ -92,7 +103,7 @@ public sealed record TraceMetadata
 
     /// <summary>
     /// Lists, in words, how <paramref name="other"/> differs in what decides the trace's contents (model hash,
-    /// architecture, expert count, k); empty when a writer may append <paramref name="other"/>'s rows to this trace.
+    /// architecture, expert count, k, float arithmetic); empty when a writer may append <paramref name="other"/>'s rows to this trace.
     /// </summary>
     public IReadOnlyList<string> DifferencesFrom(TraceMetadata other)
     {
@@ -116,6 +127,11 @@ public sealed record TraceMetadata
         if (TopK != other.TopK)
         {
             differences.Add($"k was {TopK}, now {other.TopK}");
+        }
+
+        if (!string.Equals(FloatArithmetic, other.FloatArithmetic, StringComparison.Ordinal))
+        {
+            differences.Add($"float arithmetic was '{FloatArithmetic}', now '{other.FloatArithmetic}'");
         }
 
         return differences;
