@@ -178,14 +178,20 @@ public sealed class Attention : IAttention
         AddBias(k, w.KeyBias);
         AddBias(v, w.ValueBias);
 
-        // RmsNorm normalises consecutive groups of its width: per head or the whole projection alike.
-        w.QueryNorm?.Apply(q, q);
-        w.KeyNorm?.Apply(k, k);
-        for (int t = 0; t < tokens; t++)
+        // RmsNorm normalises consecutive groups of its width: per head or the whole projection alike. Tokens are
+        // independent, so they are split among the threads.
+        context.Parallelism.For(tokens, qWidth + kvWidth, (first, end) =>
         {
-            Options.Rope.Apply(q.AsSpan(t * qWidth, qWidth), heads, dim, start + t);
-            Options.Rope.Apply(k.AsSpan(t * kvWidth, kvWidth), kvHeads, dim, start + t);
-        }
+            for (int t = first; t < end; t++)
+            {
+                var queryRow = q.AsSpan(t * qWidth, qWidth);
+                var keyRow = k.AsSpan(t * kvWidth, kvWidth);
+                w.QueryNorm?.Apply(queryRow, queryRow);
+                w.KeyNorm?.Apply(keyRow, keyRow);
+                Options.Rope.Apply(queryRow, heads, dim, start + t);
+                Options.Rope.Apply(keyRow, kvHeads, dim, start + t);
+            }
+        });
 
         kv.Append(k, v, tokens, Options.CachePrecision);
 
@@ -622,8 +628,10 @@ public sealed class Attention : IAttention
             values[..valueTarget.Length].CopyTo(valueTarget);
             if (precision == CachePrecision.Float16)
             {
-                RoundToHalf(keyTarget);
-                RoundToHalf(valueTarget);
+                // The vectorised conversion rounds as the scalar one does (to nearest, ties to even).
+                var scratch = new Half[Math.Max(keyTarget.Length, valueTarget.Length)];
+                RoundToHalf(keyTarget, scratch.AsSpan(0, keyTarget.Length));
+                RoundToHalf(valueTarget, scratch.AsSpan(0, valueTarget.Length));
             }
 
             Length += tokens;

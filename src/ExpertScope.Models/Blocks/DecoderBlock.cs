@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using ExpertScope.Models.Routing;
 
 namespace ExpertScope.Models.Blocks;
@@ -43,26 +44,19 @@ public sealed class DecoderBlock
         int width = AttentionNorm.Width;
         int size = context.TokenCount * width;
         var normed = new float[size];
-        AttentionNorm.Apply(hidden[..size], normed);
+        AttentionNorm.Apply(hidden[..size], normed, context.Parallelism);
         context.Emit(HookKind.AttentionNorm, Layer, normed, width);
 
         var attended = new float[size];
         Attention.Forward(normed, attended, cache, Layer, context);
-        for (int i = 0; i < size; i++)
-        {
-            hidden[i] = attended[i] + hidden[i];
-        }
-
+        TensorPrimitives.Add(attended.AsSpan(0, size), hidden[..size], hidden[..size]);
         context.Emit(HookKind.FeedForwardInput, Layer, hidden, width);
-        FeedForwardNorm.Apply(hidden[..size], normed);
+        FeedForwardNorm.Apply(hidden[..size], normed, context.Parallelism);
         context.Emit(HookKind.FeedForwardNorm, Layer, normed, width);
 
         var fed = attended;
         FeedForward.Forward(normed, fed, Layer, context);
-        for (int i = 0; i < size; i++)
-        {
-            hidden[i] = fed[i] + hidden[i];
-        }
+        TensorPrimitives.Add(fed.AsSpan(0, size), hidden[..size], hidden[..size]);
 
         context.Emit(HookKind.LayerOutput, Layer, hidden, width);
     }

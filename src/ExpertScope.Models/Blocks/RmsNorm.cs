@@ -23,6 +23,30 @@ public sealed class RmsNorm
     /// <summary>The epsilon added to the mean square.</summary>
     public float Epsilon { get; }
 
+    /// <summary>
+    /// <see cref="Apply(ReadOnlySpan{float}, Span{float})"/> with the groups split among threads (each group's
+    /// arithmetic is unchanged, so the bits are the same).
+    /// </summary>
+    public unsafe void Apply(ReadOnlySpan<float> input, Span<float> output, Parallelism parallelism)
+    {
+        int width = _weight.Length;
+        int groups = input.Length / width;
+        if (output.Length < groups * width)
+        {
+            throw new ArgumentException("The output is shorter than the input.", nameof(output));
+        }
+
+        fixed (float* inputPointer = input)
+        fixed (float* outputPointer = output)
+        {
+            nint inAddress = (nint)inputPointer;
+            nint outAddress = (nint)outputPointer;
+            parallelism.For(groups, width, (start, end) => Apply(
+                new ReadOnlySpan<float>((float*)inAddress + (long)start * width, (end - start) * width),
+                new Span<float>((float*)outAddress + (long)start * width, (end - start) * width)));
+        }
+    }
+
     /// <summary>Normalises each group of <see cref="Width"/> values of <paramref name="input"/> into <paramref name="output"/> (may alias).</summary>
     public void Apply(ReadOnlySpan<float> input, Span<float> output)
     {
