@@ -10,12 +10,9 @@ namespace ExpertScope.Benchmarks;
 
 /// <summary>
 /// One weight matrix times a batch of tokens through the engine's own path (<c>LinearWeight.Multiply</c>, weights
-/// memory-mapped from a GGUF file), at real shapes: an OLMoE-1B-7B expert projection (1024 x 2048), a Qwen3-30B-A3B
-/// expert projection (768 x 2048) and a 2048 x 2048 attention projection; one token (generation) or a batch (the
-/// tokens one expert gets in a 512-token prefill, or the whole prefill for attention). One thread.
+/// memory-mapped from a GGUF file), at real shapes; one thread. The derived classes choose the parameters.
 /// </summary>
-[Config(typeof(BoundedConfig))]
-public class MatrixBenchmarks : IFlopCounter, IDisposable
+public abstract class WeightMatrixBenchmark : IFlopCounter, IDisposable
 {
     private GgufFile? _file;
     private LinearWeight? _weight;
@@ -23,65 +20,17 @@ public class MatrixBenchmarks : IFlopCounter, IDisposable
     private float[] _output = [];
     private string _path = "";
 
-    [Params(GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_K)]
-    public GgmlType Type { get; set; }
+    /// <summary>Storage type of the matrix.</summary>
+    public abstract GgmlType Type { get; set; }
 
-    [Params("olmoe-expert-1024x2048", "qwen3-expert-768x2048", "attention-2048x2048")]
-    public string Shape { get; set; } = "olmoe-expert-1024x2048";
+    /// <summary><c>name-ROWSxCOLUMNS</c>.</summary>
+    public abstract string Shape { get; set; }
 
-    [Params(1, 64)]
-    public int Tokens { get; set; }
+    /// <summary>Tokens multiplied at once.</summary>
+    public abstract int Tokens { get; set; }
 
-    private int Rows => WeightMatrixFixture.Rows(Shape);
-
-    private int Columns => WeightMatrixFixture.Columns(Shape);
-
-    public double Operations => 2.0 * Rows * Columns * Tokens;
-
-    [GlobalSetup]
-    public void Setup()
-    {
-        (_file, _weight, _path) = WeightMatrixFixture.Create(Type, Rows, Columns, FloatArithmetic.Reference);
-        _input = WeightMatrixFixture.Activations(Tokens * Columns);
-        _output = new float[Tokens * Rows];
-    }
-
-    [Benchmark]
-    public void Multiply() => _weight!.Multiply(_input, Tokens, _output, Parallelism.Single);
-
-    [GlobalCleanup]
-    public void Dispose()
-    {
-        WeightMatrixFixture.Delete(_file, _path);
-        _file = null;
-        GC.SuppressFinalize(this);
-    }
-}
-
-/// <summary>
-/// The float weight types under both <see cref="FloatArithmetic"/> modes, same shapes as <see cref="MatrixBenchmarks"/>:
-/// what <c>--arithmetic fused</c> buys over llama.cpp's portable (reference) arithmetic. One thread.
-/// </summary>
-[Config(typeof(BoundedConfig))]
-public class FloatArithmeticBenchmarks : IFlopCounter, IDisposable
-{
-    private GgufFile? _file;
-    private LinearWeight? _weight;
-    private float[] _input = [];
-    private float[] _output = [];
-    private string _path = "";
-
-    [Params(GgmlType.F32, GgmlType.F16)]
-    public GgmlType Type { get; set; }
-
-    [Params(FloatArithmetic.Reference, FloatArithmetic.Fused)]
-    public FloatArithmetic Arithmetic { get; set; }
-
-    [Params("olmoe-expert-1024x2048", "attention-2048x2048")]
-    public string Shape { get; set; } = "attention-2048x2048";
-
-    [Params(1, 64)]
-    public int Tokens { get; set; }
+    /// <summary>Float arithmetic of the product.</summary>
+    public virtual FloatArithmetic Arithmetic { get; set; } = FloatArithmetic.Reference;
 
     private int Rows => WeightMatrixFixture.Rows(Shape);
 
@@ -107,6 +56,43 @@ public class FloatArithmeticBenchmarks : IFlopCounter, IDisposable
         _file = null;
         GC.SuppressFinalize(this);
     }
+}
+
+/// <summary>
+/// Every stored type at an OLMoE-1B-7B expert projection (1024 x 2048), a Qwen3-30B-A3B expert projection (768 x 2048)
+/// and a 2048 x 2048 attention projection; one token (generation) or 64 (what one expert gets in a 512-token prefill).
+/// </summary>
+[Config(typeof(BoundedConfig))]
+public class MatrixBenchmarks : WeightMatrixBenchmark
+{
+    [Params(GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_K)]
+    public override GgmlType Type { get; set; }
+
+    [Params("olmoe-expert-1024x2048", "qwen3-expert-768x2048", "attention-2048x2048")]
+    public override string Shape { get; set; } = "olmoe-expert-1024x2048";
+
+    [Params(1, 64)]
+    public override int Tokens { get; set; }
+}
+
+/// <summary>
+/// The float weight types under both <see cref="FloatArithmetic"/> modes: what <c>--arithmetic fused</c> buys over
+/// llama.cpp's portable (reference) arithmetic.
+/// </summary>
+[Config(typeof(BoundedConfig))]
+public class FloatArithmeticBenchmarks : WeightMatrixBenchmark
+{
+    [Params(GgmlType.F32, GgmlType.F16)]
+    public override GgmlType Type { get; set; }
+
+    [Params(FloatArithmetic.Reference, FloatArithmetic.Fused)]
+    public override FloatArithmetic Arithmetic { get; set; }
+
+    [Params("olmoe-expert-1024x2048", "attention-2048x2048")]
+    public override string Shape { get; set; } = "attention-2048x2048";
+
+    [Params(1, 64)]
+    public override int Tokens { get; set; }
 }
 
 /// <summary>A seeded random weight matrix written to a temporary GGUF file and viewed as the engine views it.</summary>

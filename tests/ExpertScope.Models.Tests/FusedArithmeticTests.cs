@@ -142,11 +142,7 @@ public sealed class FusedArithmeticTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData("mixtral")]
-    [InlineData("qwen2moe")]
-    [InlineData("qwen3moe")]
-    [InlineData("olmoe")]
-    [InlineData("qwen3moe-k1")]
+    [MemberData(nameof(GoldenParityTests.Float32Cases), MemberType = typeof(GoldenParityTests))]
     [InlineData("qwen2moe-f16")]
     public void GoldenCase_RoutesAsLlamaCppAndStaysClose(string name)
     {

@@ -5,12 +5,11 @@ namespace ExpertScope.Models.Tests;
 /// <summary>Oracle parity: every golden case of the supported architectures, site by site, against llama.cpp's dumps.</summary>
 public sealed class GoldenParityTests(ITestOutputHelper output)
 {
+    /// <summary>The golden cases whose weights are all float32.</summary>
+    public static TheoryData<string> Float32Cases => ["mixtral", "qwen2moe", "qwen3moe", "olmoe", "qwen3moe-k1"];
+
     [Theory]
-    [InlineData("mixtral")]
-    [InlineData("qwen2moe")]
-    [InlineData("qwen3moe")]
-    [InlineData("olmoe")]
-    [InlineData("qwen3moe-k1")]
+    [MemberData(nameof(Float32Cases))]
     public void Float32Case_MatchesLlamaCppAtEverySite(string name)
     {
         var golden = GoldenCase.Load(name);
