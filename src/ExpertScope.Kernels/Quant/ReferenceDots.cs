@@ -105,15 +105,7 @@ internal static unsafe class ReferenceDots
             ref readonly var xb = ref x[ib];
             ref readonly var yb = ref y[ib];
             float d = ScalarFormats.HalfToSingle(yb.D) * ScalarFormats.HalfToSingle(xb.D);
-            int sumi1 = 0;
-            int sumi2 = 0;
-            for (int j = 0; j < 16; j++)
-            {
-                sumi1 += yb.Qs[j] * levels[xb.Qs[j] & 0xf];
-                sumi2 += yb.Qs[j + 16] * levels[xb.Qs[j] >> 4];
-            }
-
-            sum += d * (sumi1 + sumi2);
+            sum += d * LevelSum(weights.Slice(ib * sizeof(BlockIQ4NL) + sizeof(ushort), 16), Q8_0Quants(activations, ib), levels);
         }
 
         return sum;
@@ -131,19 +123,32 @@ internal static unsafe class ReferenceDots
             ref readonly var xb = ref x[ib];
             ref readonly var yb = ref y[ib];
             float d = ScalarFormats.HalfToSingle(yb.D) * ScalarFormats.E8M0ToSingleHalf(xb.E);
-            int sumi1 = 0;
-            int sumi2 = 0;
-            for (int j = 0; j < 16; j++)
-            {
-                sumi1 += yb.Qs[j] * levels[xb.Qs[j] & 0xf];
-                sumi2 += yb.Qs[j + 16] * levels[xb.Qs[j] >> 4];
-            }
-
-            sum += d * (sumi1 + sumi2);
+            sum += d * LevelSum(weights.Slice(ib * sizeof(BlockMxfp4) + sizeof(byte), 16), Q8_0Quants(activations, ib), levels);
         }
 
         return sum;
     }
+
+    /// <summary>
+    /// The integer sum of a 4-bit codebook block (IQ4_NL, MXFP4) against a Q8_0 block: low nibbles meet the first 16
+    /// activations, high nibbles the last 16, each nibble looked up in <paramref name="levels"/>.
+    /// </summary>
+    private static int LevelSum(ReadOnlySpan<byte> packed, ReadOnlySpan<sbyte> activations, ReadOnlySpan<sbyte> levels)
+    {
+        int sumi1 = 0;
+        int sumi2 = 0;
+        for (int j = 0; j < 16; j++)
+        {
+            sumi1 += activations[j] * levels[packed[j] & 0xf];
+            sumi2 += activations[j + 16] * levels[packed[j] >> 4];
+        }
+
+        return sumi1 + sumi2;
+    }
+
+    /// <summary>The 32 quants of Q8_0 block <paramref name="block"/> of an activation row.</summary>
+    private static ReadOnlySpan<sbyte> Q8_0Quants(ReadOnlySpan<byte> activations, int block) =>
+        MemoryMarshal.Cast<byte, sbyte>(activations.Slice(block * sizeof(BlockQ8_0) + sizeof(ushort), BlockQ8_0.Size));
 
     /// <summary>ggml's <c>vec_dot_nvfp4_q8_0</c>: per group of 16, sumf += dy * dx * sumi (one NVFP4 block spans two Q8_0 blocks).</summary>
     public static float Nvfp4(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)

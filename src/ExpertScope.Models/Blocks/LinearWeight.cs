@@ -192,9 +192,12 @@ public sealed class LinearWeight
         int outputs = Outputs;
         bool decode = Type != GgmlType.F32;
         float[]? decoded = decode ? new float[RowTile * inputs] : null;
-        for (int blockStart = 0; blockStart < tokenCount; blockStart += TokenBlock)
+
+        // Decoded rows are decoded once: all tokens pass them in one block.
+        int tokenBlock = decode ? tokenCount : TokenBlock;
+        for (int blockStart = 0; blockStart < tokenCount; blockStart += tokenBlock)
         {
-            int blockEnd = Math.Min(tokenCount, blockStart + TokenBlock);
+            int blockEnd = Math.Min(tokenCount, blockStart + tokenBlock);
             for (int o = start; o < end; o += RowTile)
             {
                 int rows = Math.Min(RowTile, end - o);
@@ -234,9 +237,12 @@ public sealed class LinearWeight
         int outputs = Outputs;
         bool decode = Type != GgmlType.F32;
         var scratch = decode ? new float[2 * inputs] : null;
-        for (int blockStart = 0; blockStart < tokenCount; blockStart += TokenBlock)
+
+        // Decoded rows are decoded once: all tokens pass them in one block.
+        int tokenBlock = decode ? tokenCount : TokenBlock;
+        for (int blockStart = 0; blockStart < tokenCount; blockStart += tokenBlock)
         {
-            int blockEnd = Math.Min(tokenCount, blockStart + TokenBlock);
+            int blockEnd = Math.Min(tokenCount, blockStart + tokenBlock);
             for (int o = start; o < end; o += 2)
             {
                 bool pair = o + 1 < end;

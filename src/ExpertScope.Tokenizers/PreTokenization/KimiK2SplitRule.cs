@@ -12,15 +12,7 @@ internal sealed class KimiK2SplitRule : SplitRule
     {
         var at = new PieceReader(codePoints, start, end);
         int previousEnd = start;
-        void Emit(int tokenEnd)
-        {
-            if (tokenEnd > previousEnd)
-            {
-                output.Add(tokenEnd - previousEnd);
-            }
-
-            previousEnd = tokenEnd;
-        }
+        void Emit(int tokenEnd) => SplitRule.Emit(output, ref previousEnd, tokenEnd);
 
         for (int pos = start; pos < end;)
         {
@@ -95,83 +87,12 @@ internal sealed class KimiK2SplitRule : SplitRule
                 }
             }
 
-            // \p{N}{1,3}
-            if (CodePointClass.IsNumber(cp))
-            {
-                int groupStart = pos;
-                while (CodePointClass.IsNumber(at[pos]))
-                {
-                    if (++pos - groupStart >= 3)
-                    {
-                        Emit(pos);
-                        groupStart = pos;
-                    }
-                }
-
-                Emit(pos);
-                continue;
-            }
-
-            // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
-            int lead = cp == ' ' ? at[pos + 1] : cp;
-            if (IsOther(lead))
-            {
-                pos += cp == ' ' ? 1 : 0;
-                while (IsOther(at[pos]))
-                {
-                    pos++;
-                }
-
-                while (at[pos] is '\r' or '\n')
-                {
-                    pos++;
-                }
-
-                Emit(pos);
-                continue;
-            }
-
-            int whitespaceCount = 0;
-            int lastNewlineEnd = 0;
-            while (CodePointClass.IsWhitespace(at[pos + whitespaceCount]))
-            {
-                if (at[pos + whitespaceCount] is '\r' or '\n')
-                {
-                    lastNewlineEnd = pos + whitespaceCount + 1;
-                }
-
-                whitespaceCount++;
-            }
-
-            if (lastNewlineEnd > 0)
-            {
-                pos = lastNewlineEnd;
-                Emit(pos);
-                continue;
-            }
-
-            if (whitespaceCount > 1 && at[pos + whitespaceCount] != CodePointClass.OutOfRange)
-            {
-                pos += whitespaceCount - 1;
-                Emit(pos);
-                continue;
-            }
-
-            if (whitespaceCount > 0)
-            {
-                pos += whitespaceCount;
-                Emit(pos);
-                continue;
-            }
-
-            Emit(++pos);
+            pos = SplitNumbersSymbolsAndSpaces(at, pos, 3, marksJoinLetters: false, output, ref previousEnd);
         }
     }
 
     private static bool IsNonHanLetter(int cp) => CodePointClass.IsLetter(cp) && !IsHan(cp);
 
-    private static bool IsOther(int cp) =>
-        CodePointClass.Exists(cp) && !CodePointClass.IsWhitespace(cp) && !CodePointClass.IsLetter(cp) && !CodePointClass.IsNumber(cp);
 
     /// <summary>llama.cpp's Han ranges: CJK Unified Ideographs, extensions A to F, and the compatibility ideographs.</summary>
     private static bool IsHan(int cp) => cp is >= 0x4E00 and <= 0x9FFF or >= 0x3400 and <= 0x4DBF

@@ -23,17 +23,7 @@ internal sealed class Llama3SplitRule : SplitRule
     {
         var at = new PieceReader(codePoints, start, end);
         int previousEnd = start;
-        int Emit(int tokenEnd)
-        {
-            int length = tokenEnd - previousEnd;
-            if (length > 0)
-            {
-                output.Add(length);
-            }
-
-            previousEnd = tokenEnd;
-            return length;
-        }
+        int Emit(int tokenEnd) => SplitRule.Emit(output, ref previousEnd, tokenEnd);
 
         for (int pos = start; pos < end;)
         {
@@ -76,84 +66,9 @@ internal sealed class Llama3SplitRule : SplitRule
                 }
             }
 
-            // \p{N}{1,maxDigits}
-            if (CodePointClass.IsNumber(cp))
-            {
-                int groupStart = pos;
-                while (CodePointClass.IsNumber(at[pos]))
-                {
-                    if (++pos - groupStart >= _maxDigits)
-                    {
-                        Emit(pos);
-                        groupStart = pos;
-                    }
-                }
-
-                Emit(pos);
-                continue;
-            }
-
-            // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
-            int lead = cp == ' ' ? at[pos + 1] : cp;
-            if (IsOther(lead))
-            {
-                pos += cp == ' ' ? 1 : 0;
-                while (IsOther(at[pos]))
-                {
-                    pos++;
-                }
-
-                while (at[pos] is '\r' or '\n')
-                {
-                    pos++;
-                }
-
-                Emit(pos);
-                continue;
-            }
-
-            int whitespaceCount = 0;
-            int lastNewlineEnd = 0;
-            while (CodePointClass.IsWhitespace(at[pos + whitespaceCount]))
-            {
-                if (at[pos + whitespaceCount] is '\r' or '\n')
-                {
-                    lastNewlineEnd = pos + whitespaceCount + 1;
-                }
-
-                whitespaceCount++;
-            }
-
-            // \s*[\r\n]+ : whitespace up to and including the last newline of the run.
-            if (lastNewlineEnd > 0)
-            {
-                pos = lastNewlineEnd;
-                Emit(pos);
-                continue;
-            }
-
-            // \s+(?!\S)
-            if (whitespaceCount > 1 && at[pos + whitespaceCount] != CodePointClass.OutOfRange)
-            {
-                pos += whitespaceCount - 1;
-                Emit(pos);
-                continue;
-            }
-
-            // \s+
-            if (whitespaceCount > 0)
-            {
-                pos += whitespaceCount;
-                Emit(pos);
-                continue;
-            }
-
-            Emit(++pos);
+            pos = SplitNumbersSymbolsAndSpaces(at, pos, _maxDigits, _marksJoinLetters, output, ref previousEnd);
         }
     }
 
     private bool IsWordCharacter(int cp) => CodePointClass.IsLetter(cp) || (_marksJoinLetters && CodePointClass.IsMark(cp));
-
-    private bool IsOther(int cp) =>
-        CodePointClass.Exists(cp) && !CodePointClass.IsWhitespace(cp) && !IsWordCharacter(cp) && !CodePointClass.IsNumber(cp);
 }
