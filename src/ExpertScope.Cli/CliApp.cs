@@ -34,6 +34,7 @@ public static class CliApp
         yield return SteerCommand.Create(context);
         yield return SuperExpertsCommand.Create(context);
         yield return PruneCommand.Create(context);
+        yield return QuantizeCommand.Create(context);
         yield return AnalyzeCommand.Create(context);
         yield return BenchCommand.Create(context);
     }

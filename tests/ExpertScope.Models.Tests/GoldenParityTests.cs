@@ -17,6 +17,29 @@ public sealed class GoldenParityTests(ITestOutputHelper output)
         output.WriteLine($"{name}: largest logit difference {largest:E3}");
     }
 
+    /// <summary>
+    /// The trained model (learned routing): its dump comes from llama.cpp's x86 SIMD build, whose float sums are
+    /// rounded as <see cref="FloatArithmetic.Fused"/> rounds them, so both arithmetics are held to it.
+    /// </summary>
+    [Theory]
+    [InlineData(FloatArithmetic.Reference)]
+    [InlineData(FloatArithmetic.Fused)]
+    public void TrainedCase_MatchesLlamaCppAtEverySite(FloatArithmetic arithmetic)
+    {
+        var golden = GoldenCase.Load("olmoe-trained");
+        var options = golden.LoadOptions with { FloatArithmetic = arithmetic };
+        float largest = GoldenParity.Check(golden, Tolerances.SimdBuild, options: options);
+        output.WriteLine($"olmoe-trained ({arithmetic}): largest logit difference {largest:E3}");
+    }
+
+    [Fact]
+    public void TrainedCase_TokenizerGivesLlamaCppsIds()
+    {
+        var golden = GoldenCase.Load("olmoe-trained");
+        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
+        Assert.All(golden.Prompts, p => Assert.Equal(p.Tokens, model.Tokenizer.Encode(p.Text).ToArray()));
+    }
+
     [Theory]
     [InlineData("olmoe-q8_0")]
     [InlineData("olmoe-q4_k")]
