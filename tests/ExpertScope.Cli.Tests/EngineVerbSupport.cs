@@ -23,7 +23,9 @@ internal static class EngineVerbs
         var data = new TheoryData<string>();
         foreach (var dir in Directory.EnumerateDirectories(GoldenData.GoldenPath("models")).Order(StringComparer.Ordinal))
         {
-            if (File.Exists(Path.Combine(dir, "case.json")))
+            // A case whose model lives elsewhere (olmoe-trained: llama.cpp's SIMD build, not bit-exact) is checked by
+            // GoldenParityTests at its own tolerances, not by these bit-exact verb tests.
+            if (File.Exists(Path.Combine(dir, "case.json")) && File.Exists(Path.Combine(dir, "model.gguf")))
             {
                 data.Add(Path.GetFileName(dir));
             }

@@ -1,17 +1,17 @@
-using System.Runtime.InteropServices;
 using ExpertScope.Core;
 using ExpertScope.Experiments.Analyses;
 using ExpertScope.Experiments.Lens;
-using ExpertScope.Formats.Gguf;
 using ExpertScope.Models;
+using ExpertScope.Models.Synthetic;
 using ExpertScope.Testing;
 
 namespace ExpertScope.Experiments.Tests;
 
 /// <summary>
-/// The trained OLMoE of the shared data (learned routing) and two controls of exactly its shape and tokenizer,
-/// written once per test class: a <b>random twin</b>, the training recipe's initialisation (N(0, 0.02) matrices,
-/// 0.02/√8 for <c>attn_output</c> and <c>ffn_down_exps</c>, norms 1; seeded), as the model's README compares.
+/// The trained OLMoE of the shared data (learned routing) and its control of exactly the same shape and tokenizer,
+/// written once per test class: the <b>random twin</b> (<see cref="RandomTwinWriter"/>: the training recipe's
+/// initialisation, N(0, 0.02) matrices, 0.02/√8 for <c>attn_output</c> and <c>ffn_down_exps</c>, norms 1; seeded), as
+/// the model's README compares.
 /// </summary>
 /// <remarks>
 /// Why not the trained model with its router rows shuffled: permuting router rows only relabels experts (every
@@ -26,22 +26,8 @@ public sealed class TrainedModelTwins : IDisposable
 
     public TrainedModelTwins()
     {
-        Write(RandomTwin, (name, values, random) =>
-        {
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal))
-            {
-                values.Fill(1f);
-                return;
-            }
-
-            double std = name.Contains("attn_output", StringComparison.Ordinal) || name.Contains("ffn_down_exps", StringComparison.Ordinal) ? 0.02 / Math.Sqrt(8) : 0.02;
-            for (int i = 0; i < values.Length; i++)
-            {
-                // Box-Muller: two uniforms give one standard normal.
-                double u = 1.0 - random.NextDouble();
-                values[i] = (float)(std * Math.Sqrt(-2.0 * Math.Log(u)) * Math.Cos(2.0 * Math.PI * random.NextDouble()));
-            }
-        });
+        // The recipe's initialisation, as `make-model --like` writes it.
+        RandomTwinWriter.Write(Trained, RandomTwin, seed: 20261206);
     }
 
     /// <summary>The trained model (all tensors F32).</summary>
@@ -108,30 +94,4 @@ public sealed class TrainedModelTwins : IDisposable
     }
 
     public void Dispose() => _temp.Dispose();
-
-    private static void Write(string path, Action<string, Span<float>, Random> transform)
-    {
-        using var source = GgufFile.Open(Trained);
-        using var writer = GgufWriter.Create(path);
-        foreach (var (key, value) in source.Metadata)
-        {
-            writer.SetMetadata(key, value);
-        }
-
-        foreach (var tensor in source.Tensors)
-        {
-            Assert.Equal(GgmlType.F32, tensor.Type);
-            writer.AddTensor(tensor.Name, tensor.Type, tensor.Dimensions);
-        }
-
-        var random = new Random(20261206);
-        foreach (var tensor in source.Tensors)
-        {
-            float[] values = source.GetFloat32(tensor).ToArray();
-            transform(tensor.Name, values, random);
-            writer.WriteTensorData(MemoryMarshal.AsBytes(values.AsSpan()));
-        }
-
-        writer.Finish();
-    }
 }

@@ -17,7 +17,11 @@ public class PlainDotParityTests
         var data = new TheoryData<string>();
         foreach (var folder in Directory.EnumerateDirectories(GoldenData.GoldenPath("models")).Order(StringComparer.Ordinal))
         {
-            data.Add(Path.GetFileName(folder));
+            // olmoe-trained has no model.gguf of its own and comes from llama.cpp's SIMD build (other float sums).
+            if (File.Exists(Path.Combine(folder, "model.gguf")))
+            {
+                data.Add(Path.GetFileName(folder));
+            }
         }
 
         return data;

@@ -31,6 +31,28 @@ public static class AnalyzeCommand
     internal static Option<DirectoryInfo> OutOption() =>
         new("--out", "-o") { Description = "Output folder (created; re-running the same command there resumes an interrupted run).", Required = true };
 
+    /// <summary>The <c>--baseline</c> option of every sub-verb.</summary>
+    internal static Option<DirectoryInfo?> BaselineOption() =>
+        new("--baseline") { Description = "A finished run of the same analysis on a baseline model (e.g. the same shape with random weights): the report shows both, side by side (baseline.csv, baseline.json)." };
+
+    /// <summary>Refuses a baseline that is not a finished run of <paramref name="analysis"/>, before any work starts.</summary>
+    internal static void CheckBaseline(ParseResult parse, Option<DirectoryInfo?> option, string analysis)
+    {
+        if (parse.GetValue(option) is { } baseline)
+        {
+            Experiments.Reports.BaselineComparison.Validate(baseline.FullName, analysis);
+        }
+    }
+
+    /// <summary>Adds the baseline comparison to a finished run's folder and report, and prints its headline.</summary>
+    internal static void CompareWithBaseline(CliContext context, ParseResult parse, Option<DirectoryInfo?> option, string folder)
+    {
+        if (parse.GetValue(option) is { } baseline)
+        {
+            context.Output.WriteLine("against the baseline: " + Experiments.Reports.BaselineComparison.Write(folder, baseline.FullName));
+        }
+    }
+
     /// <summary>Opens (or resumes) the run folder, its manifest naming the analysis, the model by SHA-256 and the settings.</summary>
     internal static RunFolder OpenFolder(CliContext context, ParseResult parse, string folder, string kind, MoeModel model, IReadOnlyDictionary<string, string> settings, long? seed = null)
     {

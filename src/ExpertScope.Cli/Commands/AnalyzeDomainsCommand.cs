@@ -19,6 +19,7 @@ public static class AnalyzeDomainsCommand
         ArgumentNullException.ThrowIfNull(context);
         var model = new ModelOptions();
         var output = AnalyzeCommand.OutOption();
+        var baseline = AnalyzeCommand.BaselineOption();
         var dataDir = new Option<DirectoryInfo?>("--data-dir") { Description = "Evaluation data folder holding domains/ (or the domains folder itself): the built-in domains." };
         var domainNames = new Option<string?>("--domains") { Description = "Comma-separated built-in domains to use (default: all of them)." };
         var corpora = new Option<string[]>("--corpus")
@@ -32,6 +33,7 @@ public static class AnalyzeDomainsCommand
         var command = new Command("domains", "Expert usage per text domain (equal token budgets): heatmaps, coverage, JS divergence, domain-specific experts.");
         model.AddTo(command);
         command.Options.Add(output);
+        command.Options.Add(baseline);
         command.Options.Add(dataDir);
         command.Options.Add(domainNames);
         command.Options.Add(corpora);
@@ -40,6 +42,7 @@ public static class AnalyzeDomainsCommand
         command.Options.Add(top);
         command.SetAction(parse => context.Guard(() =>
         {
+            AnalyzeCommand.CheckBaseline(parse, baseline, "domains");
             var watch = Stopwatch.StartNew();
             string folder = parse.GetValue(output)!.FullName;
             var domains = new List<KeyValuePair<string, IReadOnlyList<CorpusDocument>>>();
@@ -112,6 +115,7 @@ public static class AnalyzeDomainsCommand
                 }
 
                 DomainRoutingAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), settings);
+                AnalyzeCommand.CompareWithBaseline(context, parse, baseline, folder);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;
             });

@@ -18,6 +18,7 @@ public static class AnalyzeLensCommand
         ArgumentNullException.ThrowIfNull(context);
         var model = new ModelOptions();
         var output = AnalyzeCommand.OutOption();
+        var baseline = AnalyzeCommand.BaselineOption();
         var input = new Option<FileInfo>("--input", "-i") { Description = "Text file (the whole file, verbatim, as one text; at most the model's context).", Required = true };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Use only the first N tokens of the text (BOS included)." };
         var experts = new Option<string>("--expert-output")
@@ -31,11 +32,13 @@ public static class AnalyzeLensCommand
         model.AddTo(command);
         command.Options.Add(input);
         command.Options.Add(output);
+        command.Options.Add(baseline);
         command.Options.Add(maxTokens);
         command.Options.Add(experts);
         command.Options.Add(top);
         command.SetAction(parse => context.Guard(() =>
         {
+            AnalyzeCommand.CheckBaseline(parse, baseline, "lens");
             var watch = Stopwatch.StartNew();
             string folder = parse.GetValue(output)!.FullName;
             int topTokens = parse.GetValue(top);
@@ -58,6 +61,7 @@ public static class AnalyzeLensCommand
             {
                 var result = ProgressDisplay.Run(context, sink => LogitLensAnalysis.Run(moe, tokens, scale, topTokens, run, sink, threads, token));
                 LogitLensAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe, tokens);
+                AnalyzeCommand.CompareWithBaseline(context, parse, baseline, folder);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;
             });

@@ -19,6 +19,7 @@ public static class AnalyzeSingleExpertCommand
         ArgumentNullException.ThrowIfNull(context);
         var model = new ModelOptions();
         var output = AnalyzeCommand.OutOption();
+        var baseline = AnalyzeCommand.BaselineOption();
         var input = new Option<FileInfo>("--input", "-i") { Description = "Text file (the whole file, verbatim, as one text; at most the model's context).", Required = true };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Use only the first N tokens of the text (BOS included)." };
         var weight = new Option<string>("--weight")
@@ -36,11 +37,13 @@ public static class AnalyzeSingleExpertCommand
         model.AddTo(command);
         command.Options.Add(input);
         command.Options.Add(output);
+        command.Options.Add(baseline);
         command.Options.Add(maxTokens);
         command.Options.Add(weight);
         command.Options.Add(shared);
         command.SetAction(parse => context.Guard(() =>
         {
+            AnalyzeCommand.CheckBaseline(parse, baseline, "single-expert");
             var watch = Stopwatch.StartNew();
             string folder = parse.GetValue(output)!.FullName;
             int? threads = model.ThreadCount(parse);
@@ -69,6 +72,7 @@ public static class AnalyzeSingleExpertCommand
             {
                 var result = ProgressDisplay.Run(context, sink => SingleExpertAnalysis.Run(moe, tokens, settings, run, sink, token));
                 SingleExpertAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), settings, tokens.Count);
+                AnalyzeCommand.CompareWithBaseline(context, parse, baseline, folder);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;
             });

@@ -20,6 +20,7 @@ public static class AnalyzeTokenIdCommand
         ArgumentNullException.ThrowIfNull(context);
         var model = new ModelOptions();
         var output = AnalyzeCommand.OutOption();
+        var baseline = AnalyzeCommand.BaselineOption();
         var input = new Option<FileInfo?>("--input", "-i") { Description = "Input texts: one per line (.txt) or one JSON object per line (.jsonl, field 'text'). Longer texts are cut to the context." };
         var dataDir = new Option<DirectoryInfo?>("--data-dir") { Description = "Use the built-in domains of this evaluation data folder instead (--tokens-per-domain from each)." };
         var tokensPerDomain = new Option<long>("--tokens-per-domain") { Description = "With --data-dir: tokens drawn from each domain (default 5000).", DefaultValueFactory = _ => 5000 };
@@ -33,8 +34,10 @@ public static class AnalyzeTokenIdCommand
         command.Options.Add(seed);
         command.Options.Add(minimum);
         command.Options.Add(output);
+        command.Options.Add(baseline);
         command.SetAction(parse => context.Guard(() =>
         {
+            AnalyzeCommand.CheckBaseline(parse, baseline, "token-id");
             var watch = Stopwatch.StartNew();
             string folder = parse.GetValue(output)!.FullName;
             var inputFile = parse.GetValue(input);
@@ -95,6 +98,7 @@ public static class AnalyzeTokenIdCommand
             {
                 var result = ProgressDisplay.Run(context, sink => TokenIdAnalysis.Run(moe, run, groups, minimumOccurrences, sink, threads, token));
                 TokenIdAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe);
+                AnalyzeCommand.CompareWithBaseline(context, parse, baseline, folder);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;
             });

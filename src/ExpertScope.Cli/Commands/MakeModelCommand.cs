@@ -15,8 +15,8 @@ public static class MakeModelCommand
         var preset = new Option<string>("--preset")
         {
             Description = "Model shape: " + string.Join("; ", SyntheticPresets.All.Select(p => $"{p.Name} ({p.Description})")),
-            Required = true,
         };
+        var like = new Option<FileInfo?>("--like") { Description = "Instead of a preset: the random-weight twin of this GGUF (same metadata, tokenizer, shapes and types; weights initialised as before training; --type does not apply), the baseline for 'is this structure or chance?'." };
         var output = new Option<FileInfo>("--out") { Description = "GGUF file to write.", Required = true };
         var type = new Option<string>("--type")
         {
@@ -26,10 +26,24 @@ public static class MakeModelCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed of the random weights.", DefaultValueFactory = _ => 20261124UL };
         var command = new Command("make-model", "Write a seeded random-weight GGUF model with a real architecture's shapes (for tests, demos and benchmarks; random weights carry no meaning).")
         {
-            preset, output, type, seed,
+            preset, like, output, type, seed,
         };
         command.SetAction(parse => context.Guard(() =>
         {
+            if ((parse.GetValue(preset) is null) == (parse.GetValue(like) is null))
+            {
+                throw new ExpertScopeException("give exactly one of --preset and --like.");
+            }
+
+            if (parse.GetValue(like) is { } original)
+            {
+                string twin = parse.GetValue(output)!.FullName;
+                Directory.CreateDirectory(Path.GetDirectoryName(twin)!);
+                int count = RandomTwinWriter.Write(original.FullName, twin, parse.GetValue(seed));
+                context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {twin}: random-weight twin of {original.Name}, {count} tensors, {new FileInfo(twin).Length} bytes"));
+                return 0;
+            }
+
             string typeName = parse.GetValue(type)!;
             if (!GgmlTypes.TryParse(typeName, out var expertType))
             {

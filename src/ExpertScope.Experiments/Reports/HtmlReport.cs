@@ -298,4 +298,35 @@ public sealed class HtmlReport
 
     /// <summary>Writes <see cref="ToHtml"/> to <paramref name="path"/> (UTF-8, no byte-order mark), atomically.</summary>
     public void Save(string path) => Runs.AtomicFile.WriteAllText(path, ToHtml());
+
+    /// <summary>
+    /// Adds (or replaces) a section with id <paramref name="anchor"/> at the end of a report this class saved, before
+    /// its footer: for additions computed from the finished run's files, such as a comparison with a baseline run.
+    /// </summary>
+    /// <exception cref="ExpertScope.Core.ExpertScopeException">The file is not a report this class wrote.</exception>
+    public static void AppendSection(string path, string heading, string anchor, Action<ReportSection> fill)
+    {
+        ArgumentNullException.ThrowIfNull(fill);
+        string html = File.ReadAllText(path);
+        string start = "<section id=\"" + Escape(anchor) + "\">";
+        int existing = html.IndexOf(start, StringComparison.Ordinal);
+        if (existing >= 0)
+        {
+            int end = html.IndexOf("</section>\n", existing, StringComparison.Ordinal);
+            html = html.Remove(existing, end + "</section>\n".Length - existing);
+        }
+
+        int insertAt = html.IndexOf("<footer>", StringComparison.Ordinal);
+        insertAt = insertAt >= 0 ? insertAt : html.LastIndexOf("</body>", StringComparison.Ordinal);
+        if (insertAt < 0)
+        {
+            throw new ExpertScope.Core.ExpertScopeException($"{path}: not a report written by ExpertScope (no </body>).");
+        }
+
+        var section = new ReportSection(heading, anchor);
+        fill(section);
+        var rendered = new StringBuilder();
+        section.AppendHtml(rendered);
+        Runs.AtomicFile.WriteAllText(path, html.Insert(insertAt, rendered.ToString()));
+    }
 }

@@ -303,7 +303,7 @@ public static class SyntheticModelWriter
         }
     }
 
-    private static ulong Fnv1a(string text)
+    internal static ulong Fnv1a(string text)
     {
         ulong hash = 14695981039346656037UL;
         foreach (char c in text)
@@ -315,7 +315,7 @@ public static class SyntheticModelWriter
     }
 
     /// <summary>Steele, Lea and Flood's SplitMix64: fast, seedable, and the same on every platform.</summary>
-    private struct SplitMix64(ulong state)
+    internal struct SplitMix64(ulong state)
     {
         private ulong _state = state;
 
