@@ -64,6 +64,23 @@ public sealed class QuantizeTests(ITestOutputHelper output)
         Assert.Equal(expected, Enumerable.Range(0, layers).Where(l => TensorTypeRules.UseMoreBits(l, layers)));
 
     [Fact]
+    public void ShippedModel_IsThisQuantizersQ8_0OfTheTrainedModel_ByteForByte()
+    {
+        var repository = new DirectoryInfo(AppContext.BaseDirectory);
+        while (!File.Exists(Path.Combine(repository.FullName, "ExpertScope.slnx")))
+        {
+            repository = repository.Parent!;
+        }
+
+        string shipped = Path.Combine(repository.FullName, "models", "olmoe-tiny-trained-q8_0.gguf");
+        using var temp = new TempDirectory();
+        ModelQuantizer.Write(TrainedModel, QuantizationTarget.Parse("q8_0"), temp.File("q8_0.gguf"));
+
+        Assert.True(new FileInfo(shipped).Length < 5_000_000, "the shipped model must stay under 5 MB");
+        Assert.True(File.ReadAllBytes(shipped).AsSpan().SequenceEqual(File.ReadAllBytes(temp.File("q8_0.gguf"))), "models/olmoe-tiny-trained-q8_0.gguf is not what 'quantize --type q8_0' makes of the trained model");
+    }
+
+    [Fact]
     public void Write_KeepsMetadata_MarksTheFile_AndRefusesForeignOutputs()
     {
         using var temp = new TempDirectory();
