@@ -42,6 +42,8 @@ public static class SteerCommand
         {
             model, positive, negative, field, template, positiveTemplate, negativeTemplate, slots, limit, scope, threads, output,
         };
+        var attention = new AttentionSwitches();
+        attention.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             var slotValues = PromptTemplate.ParseSlots(parse.GetValue(slots) ?? []);
@@ -66,9 +68,15 @@ public static class SteerCommand
                 ["negative prompts"] = negativePrompts.Count.ToString(CultureInfo.InvariantCulture),
                 ["tokens"] = parse.GetValue(scope)!,
             };
+            var attentionSettings = attention.Parse(parse);
+            if (attentionSettings != AttentionSettings.Default)
+            {
+                runSettings["attention"] = attentionSettings.ToString();
+            }
+
             using var run = RunFolder.OpenOrCreate(folder, UnitJournal.Manifest("steer-discover", modelPath, runSettings, commandLine: TraceCommand.CommandLineOf(parse)));
             var journal = new UnitJournal(run);
-            using var loaded = MoeModel.Load(modelPath);
+            using var loaded = MoeModel.Load(modelPath, new ModelLoadOptions { Attention = attentionSettings });
             var progress = new TextProgressSink(context.Error);
             ExpertActivityRecorder Profile(IReadOnlyList<string> prompts, string name, string prefix)
             {
@@ -123,6 +131,8 @@ public static class SteerCommand
         {
             model, experts, top, direction, mode, prompts, field, limit, neutral, neutralLimit, seeds, classifier, maxNew, threads, output,
         };
+        var attention = new AttentionSwitches();
+        attention.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             string expertsText = parse.GetValue(experts)!;
@@ -157,8 +167,14 @@ public static class SteerCommand
                 ["seeds"] = options.Seeds.ToString(CultureInfo.InvariantCulture),
                 ["max new tokens"] = options.MaxNewTokens.ToString(CultureInfo.InvariantCulture),
             };
+            var attentionSettings = attention.Parse(parse);
+            if (attentionSettings != AttentionSettings.Default)
+            {
+                runSettings["attention"] = attentionSettings.ToString();
+            }
+
             using var run = RunFolder.OpenOrCreate(folder, UnitJournal.Manifest("steer-evaluate", modelPath, runSettings, commandLine: TraceCommand.CommandLineOf(parse)));
-            using var loaded = MoeModel.Load(modelPath);
+            using var loaded = MoeModel.Load(modelPath, new ModelLoadOptions { Attention = attentionSettings });
             var results = SteeringEvaluation.Run(loaded, chosen, behaviour, neutralLines, rule, options, new TextProgressSink(context.Error), new UnitJournal(run));
             var settings = new Dictionary<string, string>
             {
