@@ -47,6 +47,7 @@ public static class TraceCommand
                           "A killed run loses the sequence in flight plus at most this much finished work; re-running resumes. Default 10.",
             DefaultValueFactory = _ => 10.0,
         };
+        var parseSpecial = SpecialTokenText.CreateParseSpecialOption();
         var command = new Command("trace", "Run a model over texts and write every router decision (expert, weight, score per token, layer and rank) to a resumable Parquet or JSON Lines trace.");
         model.AddTo(command);
         command.Options.Add(input);
@@ -57,6 +58,7 @@ public static class TraceCommand
         command.Options.Add(limit);
         command.Options.Add(truncate);
         command.Options.Add(flushSeconds);
+        command.Options.Add(parseSpecial);
         command.SetAction(parse => context.Guard(() =>
         {
             string inputPath = parse.GetValue(input)!.FullName;
@@ -101,7 +103,7 @@ public static class TraceCommand
                 throw new ExpertScopeException($"The model '{moe.FilePath}' has no MoE blocks, so there is no routing to trace.");
             }
 
-            var sequences = TraceRunner.Tokenize(moe, prompts, parse.GetValue(truncate), inputPath);
+            var sequences = TraceRunner.Tokenize(moe, prompts, parse.GetValue(truncate), inputPath, parse.GetValue(parseSpecial));
             foreach (var cut in sequences.Where(s => s.IsTruncated))
             {
                 context.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
