@@ -44,12 +44,17 @@ public static class SteerCommand
         };
         var attention = new AttentionSwitches();
         attention.AddTo(command);
+        var chat = new ChatOptions();
+        chat.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             var slotValues = PromptTemplate.ParseSlots(parse.GetValue(slots) ?? []);
             var shared = parse.GetValue(template) is { } t ? PromptTemplate.Parse(t, slotValues) : null;
             var positivePrompts = Prompts(parse.GetValue(positive), parse.GetValue(positiveTemplate), shared, slotValues, parse.GetValue(field)!, parse.GetValue(limit), "--positive");
             var negativePrompts = Prompts(parse.GetValue(negative), parse.GetValue(negativeTemplate), shared, slotValues, parse.GetValue(field)!, parse.GetValue(limit), "--negative");
+            var chatTemplate = chat.Resolve(parse, parse.GetValue(model)!.FullName);
+            positivePrompts = [.. positivePrompts.Select(p => chat.Apply(parse, chatTemplate, p))];
+            negativePrompts = [.. negativePrompts.Select(p => chat.Apply(parse, chatTemplate, p))];
             var tokenScope = parse.GetValue(scope) switch
             {
                 "all" => TokenScope.AllTokens,
@@ -72,6 +77,11 @@ public static class SteerCommand
             if (attentionSettings != AttentionSettings.Default)
             {
                 runSettings["attention"] = attentionSettings.ToString();
+            }
+
+            if (chat.Describe(parse, chatTemplate) is { } chatSetting)
+            {
+                runSettings["chat template"] = chatSetting;
             }
 
             using var run = RunFolder.OpenOrCreate(folder, UnitJournal.Manifest("steer-discover", modelPath, runSettings, commandLine: TraceCommand.CommandLineOf(parse)));
@@ -133,6 +143,8 @@ public static class SteerCommand
         };
         var attention = new AttentionSwitches();
         attention.AddTo(command);
+        var chat = new ChatOptions();
+        chat.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             string expertsText = parse.GetValue(experts)!;
@@ -152,7 +164,8 @@ public static class SteerCommand
                 "force" => SteeringMode.Force,
                 var other => throw new ExpertScopeException($"--mode must be 'disable' or 'force' (got '{other}')."),
             };
-            var behaviour = PromptSet.Load(parse.GetValue(prompts)!.FullName, parse.GetValue(field), parse.GetValue(limit));
+            var chatTemplate = chat.Resolve(parse, parse.GetValue(model)!.FullName);
+            IReadOnlyList<string> behaviour = [.. PromptSet.Load(parse.GetValue(prompts)!.FullName, parse.GetValue(field), parse.GetValue(limit)).Select(p => chat.Apply(parse, chatTemplate, p))];
             var neutralLines = PromptSet.Load(parse.GetValue(neutral)!.FullName, limit: parse.GetValue(neutralLimit));
             var rule = BehaviourClassifier.FromOption(parse.GetValue(classifier)!);
             string folder = parse.GetValue(output)!.FullName;
@@ -171,6 +184,11 @@ public static class SteerCommand
             if (attentionSettings != AttentionSettings.Default)
             {
                 runSettings["attention"] = attentionSettings.ToString();
+            }
+
+            if (chat.Describe(parse, chatTemplate) is { } chatSetting)
+            {
+                runSettings["chat template"] = chatSetting;
             }
 
             using var run = RunFolder.OpenOrCreate(folder, UnitJournal.Manifest("steer-evaluate", modelPath, runSettings, commandLine: TraceCommand.CommandLineOf(parse)));

@@ -59,6 +59,8 @@ public static class TraceCommand
         command.Options.Add(truncate);
         command.Options.Add(flushSeconds);
         command.Options.Add(parseSpecial);
+        var chat = new ChatOptions();
+        chat.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             string inputPath = parse.GetValue(input)!.FullName;
@@ -103,7 +105,10 @@ public static class TraceCommand
                 throw new ExpertScopeException($"The model '{moe.FilePath}' has no MoE blocks, so there is no routing to trace.");
             }
 
-            var sequences = TraceRunner.Tokenize(moe, prompts, parse.GetValue(truncate), inputPath, parse.GetValue(parseSpecial));
+            // Chat-formatted prompts carry the template's special tokens, which must be parsed (as llama.cpp's chat tools do).
+            var template = chat.Resolve(parse, moe.FilePath);
+            var chatPrompts = template is null ? prompts : [.. prompts.Select(p => p with { Text = chat.Apply(parse, template, p.Text) })];
+            var sequences = TraceRunner.Tokenize(moe, chatPrompts, parse.GetValue(truncate), inputPath, parse.GetValue(parseSpecial) || template is not null);
             foreach (var cut in sequences.Where(s => s.IsTruncated))
             {
                 context.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
