@@ -21,6 +21,7 @@ public static class TokenizeCommand
         var text = new Option<string>("--text", "-t") { Description = "Text to tokenize", Required = true };
         var noSpecial = new Option<bool>("--no-special") { Description = "Leave out the BOS/EOS tokens the model adds" };
         var json = new Option<bool>("--json") { Description = "Print {\"ids\": [...], \"pieces\": [...]} instead of a table" };
+        var noParseSpecial = SpecialTokenText.CreateNoParseSpecialOption();
 
         var command = new Command("tokenize", "Show the token ids and pieces of a text, as llama.cpp tokenizes it")
         {
@@ -28,20 +29,22 @@ public static class TokenizeCommand
             text,
             noSpecial,
             json,
+            noParseSpecial,
         };
         command.SetAction(parse => context.Guard(() => Run(
             context,
             parse.GetValue(model)!,
             parse.GetValue(text) ?? string.Empty,
             addSpecial: !parse.GetValue(noSpecial),
+            parseSpecial: !parse.GetValue(noParseSpecial),
             asJson: parse.GetValue(json))));
         return command;
     }
 
-    private static int Run(CliContext context, FileInfo model, string text, bool addSpecial, bool asJson)
+    private static int Run(CliContext context, FileInfo model, string text, bool addSpecial, bool parseSpecial, bool asJson)
     {
         var tokenizer = GgufTokenizer.Load(model.FullName);
-        var tokens = tokenizer.EncodeWithOffsets(text, addSpecial);
+        var tokens = tokenizer.EncodeWithOffsets(text, addSpecial, parseSpecial);
         if (asJson)
         {
             string ids = string.Join(", ", tokens.Select(t => t.Id.ToString(CultureInfo.InvariantCulture)));

@@ -63,7 +63,7 @@ public sealed record TypeKernel(
 /// Q5_0, Q5_1, Q1_0, Q2_0, MXFP4, NVFP4, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, TQ1_0, TQ2_0, IQ4_NL, IQ4_XS; none for the
 /// grid i-quants.</item>
 /// <item>llama.cpp's dots (ggml's generic <c>vec_dot</c>): vectorized for Q8_0 and Q4_0 (Q8_0 activations) and Q4_K,
-/// Q5_K, Q6_K (Q8_K activations); scalar float64 sums for F32, F16, BF16 (activations of their own type, as ggml's
+/// Q5_K, Q6_K, IQ2_XXS, IQ2_XS, IQ1_S (Q8_K activations); scalar float64 sums for F32, F16, BF16 (activations of their own type, as ggml's
 /// non-SIMD build); scalar ports, whose fast entry is the reference, for Q4_1 and Q5_1 (Q8_1), Q5_0, Q1_0, Q2_0,
 /// IQ4_NL, MXFP4, NVFP4 (Q8_0), and Q2_K, Q3_K, TQ1_0, TQ2_0, IQ2_S, IQ3_XXS, IQ3_S, IQ1_M, IQ4_XS (Q8_K).</item>
 /// </list>
@@ -138,6 +138,18 @@ public static class TypeKernels
         };
         yield return Plain(GgmlType.TQ1_0, TernaryQuants.DequantizeTQ1_0, TernaryQuants.QuantizeTQ1_0) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.TQ1_0, Dot = ReferenceDots.TQ1_0 };
         yield return Plain(GgmlType.TQ2_0, TernaryQuants.DequantizeTQ2_0, TernaryQuants.QuantizeTQ2_0) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.TQ2_0, Dot = ReferenceDots.TQ2_0 };
+        yield return Plain(GgmlType.IQ2_XXS, TwoBitIQuants.DequantizeIQ2Xxs) with
+        {
+            DotActivationType = GgmlType.Q8_K, DotReference = TwoBitIQuants.DotIQ2XxsReference, Dot = TwoBitIQuants.DotIQ2Xxs, DotPath = KernelPath.Vectorized,
+        };
+        yield return Plain(GgmlType.IQ2_XS, TwoBitIQuants.DequantizeIQ2Xs) with
+        {
+            DotActivationType = GgmlType.Q8_K, DotReference = TwoBitIQuants.DotIQ2XsReference, Dot = TwoBitIQuants.DotIQ2Xs, DotPath = KernelPath.Vectorized,
+        };
+        yield return Plain(GgmlType.IQ1_S, TwoBitIQuants.DequantizeIQ1S) with
+        {
+            DotActivationType = GgmlType.Q8_K, DotReference = TwoBitIQuants.DotIQ1SReference, Dot = TwoBitIQuants.DotIQ1S, DotPath = KernelPath.Vectorized,
+        };
         yield return Plain(GgmlType.IQ2_S, IQuants.DequantizeIQ2S) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ2S, Dot = ReferenceDots.IQ2S };
         yield return Plain(GgmlType.IQ3_XXS, IQuants.DequantizeIQ3Xxs) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ3Xxs, Dot = ReferenceDots.IQ3Xxs };
         yield return Plain(GgmlType.IQ3_S, IQuants.DequantizeIQ3S) with { DotActivationType = GgmlType.Q8_K, DotReference = ReferenceDots.IQ3S, Dot = ReferenceDots.IQ3S };

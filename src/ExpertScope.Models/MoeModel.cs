@@ -56,7 +56,7 @@ public sealed class MoeModel : IDisposable
         try
         {
             var source = new ModelSource(file, options.MetadataOverrides, options.FloatArithmetic);
-            var architecture = ArchitectureRegistry.Resolve(source.Architecture, path);
+            var architecture = ArchitectureRegistry.Resolve(source.Architecture, path, file.Tensors.Select(t => t.Name));
             var definition = architecture.Build(source, options);
             return new MoeModel(file, architecture, definition);
         }

@@ -21,6 +21,9 @@ public sealed record ModelLoadOptions
     /// </summary>
     public CachePrecision CachePrecision { get; init; } = CachePrecision.Float16;
 
+    /// <summary>llama.cpp's <c>--cache-type-k/-v</c> and <c>--flash-attn</c> (default f16 cache, flash attention on).</summary>
+    public AttentionSettings Attention { get; init; } = AttentionSettings.Default;
+
     /// <summary>
     /// How float32, float16 and bfloat16 weights are multiplied. <see cref="FloatArithmetic.Reference"/> (the default)
     /// reproduces llama.cpp's portable CPU kernels, and with them the golden outputs, bit for bit;

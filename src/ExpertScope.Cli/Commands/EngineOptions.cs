@@ -11,7 +11,7 @@ using Spectre.Console.Rendering;
 
 namespace ExpertScope.Cli;
 
-/// <summary>The options of every verb that runs a model: <c>--model</c>, <c>--threads</c>, <c>--override-kv</c>, <c>--arithmetic</c>.</summary>
+/// <summary>The options of every verb that runs a model: <c>--model</c>, <c>--threads</c>, <c>--override-kv</c>, <c>--arithmetic</c>, <see cref="AttentionSwitches"/>.</summary>
 public sealed class ModelOptions
 {
 
@@ -31,6 +31,9 @@ public sealed class ModelOptions
     /// <summary>How float weight matrices are multiplied (<c>--arithmetic reference|fused</c>).</summary>
     public Option<string> Arithmetic { get; } = ArithmeticNames.CreateOption();
 
+    /// <summary>llama.cpp's cache types and flash-attention switch (<c>--cache-type-k/-v</c>, <c>--no-flash-attn</c>).</summary>
+    public AttentionSwitches Attention { get; } = new();
+
     /// <summary>Adds the options to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
@@ -39,6 +42,7 @@ public sealed class ModelOptions
         command.Options.Add(Threads);
         command.Options.Add(OverrideKv);
         command.Options.Add(Arithmetic);
+        Attention.AddTo(command);
     }
 
     /// <summary>The thread count asked for, checked.</summary>
@@ -77,6 +81,7 @@ public sealed class ModelOptions
         {
             MetadataOverrides = ParseOverrides(parse.GetValue(OverrideKv) ?? []),
             FloatArithmetic = ArithmeticNames.Parse(parse.GetValue(Arithmetic)),
+            Attention = Attention.Parse(parse),
         });
     }
 

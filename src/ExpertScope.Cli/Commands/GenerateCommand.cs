@@ -31,6 +31,8 @@ public static class GenerateCommand
         command.Options.Add(seed);
         command.Options.Add(json);
         interventions.AddTo(command);
+        var chat = new ChatOptions();
+        chat.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             int max = parse.GetValue(maxTokens);
@@ -55,7 +57,7 @@ public static class GenerateCommand
             using var moe = model.Load(parse);
             var applied = interventions.Parse(parse, moe);
             var tokenizer = moe.Tokenizer;
-            string text = parse.GetValue(prompt)!;
+            string text = chat.Apply(parse, chat.Resolve(parse, moe.FilePath), parse.GetValue(prompt)!);
             var promptTokens = tokenizer.Encode(text);
             if (promptTokens.Count == 0)
             {

@@ -158,6 +158,8 @@ public static partial class InspectCommand
             w.WriteNumber("active", info.ActiveParameters);
             w.WriteEndObject();
 
+            InspectSupport.WriteJson(w, file, info);
+
             w.WriteNumber("memory_bytes", info.MemoryBytes);
             w.WriteStartObject("memory");
             w.WriteNumber("tensor_bytes", info.TensorBytes);
@@ -243,6 +245,8 @@ public static partial class InspectCommand
         }
 
         sections.Add(allTensors ? EveryTensor(info) : GroupedTensors(info));
+        sections.Add(InspectSupport.TensorTypes(info));
+        sections.Add(InspectSupport.Support(file, info));
         sections.Add(MetadataSection(file));
 
         // A terminal gets tables sized to it; a pipe or file gets plain aligned columns that never wrap.
@@ -325,7 +329,7 @@ public static partial class InspectCommand
     };
 
     /// <summary>A titled table: rendered by Spectre on a terminal, as plain aligned columns otherwise.</summary>
-    private sealed class Section(string title, params string[] columns)
+    internal sealed class Section(string title, params string[] columns)
     {
         private readonly List<string[]> _rows = [];
 
@@ -444,14 +448,14 @@ public static partial class InspectCommand
         return string.Join(",", parts);
     }
 
-    private static string Count(long value) => value switch
+    internal static string Count(long value) => value switch
     {
         >= 1_000_000_000 => $"{value.ToString("N0", CultureInfo.InvariantCulture)} ({value / 1e9:F2} B)",
         >= 1_000_000 => $"{value.ToString("N0", CultureInfo.InvariantCulture)} ({value / 1e6:F2} M)",
         _ => value.ToString("N0", CultureInfo.InvariantCulture),
     };
 
-    private static string Bytes(long value) => value switch
+    internal static string Bytes(long value) => value switch
     {
         >= 1L << 30 => string.Create(CultureInfo.InvariantCulture, $"{value / (double)(1L << 30):F2} GiB"),
         >= 1L << 20 => string.Create(CultureInfo.InvariantCulture, $"{value / (double)(1L << 20):F2} MiB"),

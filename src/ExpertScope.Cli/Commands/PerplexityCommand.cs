@@ -30,12 +30,14 @@ public static class PerplexityCommand
                           "Without it a text longer than the window is an error.",
         };
         var json = new Option<bool>("--json") { Description = "Print one JSON object: perplexity, tokens scored, and details." };
+        var parseSpecial = SpecialTokenText.CreateParseSpecialOption();
         var command = new Command("perplexity", "Perplexity of a text under the model (every token after BOS given its prefix), optionally with router interventions.");
         model.AddTo(command);
         command.Options.Add(input);
         command.Options.Add(window);
         command.Options.Add(stride);
         command.Options.Add(json);
+        command.Options.Add(parseSpecial);
         interventions.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
@@ -49,7 +51,7 @@ public static class PerplexityCommand
             using var moe = model.Load(parse);
             var applied = interventions.Parse(parse, moe);
             string text = File.ReadAllText(path, new UTF8Encoding(false));
-            var tokens = moe.Tokenizer.Encode(text);
+            var tokens = moe.Tokenizer.Encode(text, parseSpecial: parse.GetValue(parseSpecial));
             int windowLength = parse.GetValue(window) ?? moe.Hyperparameters.ContextLength;
             var result = Perplexity.Evaluate(
                 moe, tokens, windowLength, parse.GetValue(stride), new RunOptions { Interventions = applied, ThreadCount = threads }, path);

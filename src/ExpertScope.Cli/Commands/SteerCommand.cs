@@ -42,12 +42,19 @@ public static class SteerCommand
         {
             model, positive, negative, field, template, positiveTemplate, negativeTemplate, slots, limit, scope, threads, output,
         };
+        var attention = new AttentionSwitches();
+        attention.AddTo(command);
+        var chat = new ChatOptions();
+        chat.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             var slotValues = PromptTemplate.ParseSlots(parse.GetValue(slots) ?? []);
             var shared = parse.GetValue(template) is { } t ? PromptTemplate.Parse(t, slotValues) : null;
             var positivePrompts = Prompts(parse.GetValue(positive), parse.GetValue(positiveTemplate), shared, slotValues, parse.GetValue(field)!, parse.GetValue(limit), "--positive");
             var negativePrompts = Prompts(parse.GetValue(negative), parse.GetValue(negativeTemplate), shared, slotValues, parse.GetValue(field)!, parse.GetValue(limit), "--negative");
+            var chatTemplate = chat.Resolve(parse, parse.GetValue(model)!.FullName);
+            positivePrompts = [.. positivePrompts.Select(p => chat.Apply(parse, chatTemplate, p))];
+            negativePrompts = [.. negativePrompts.Select(p => chat.Apply(parse, chatTemplate, p))];
             var tokenScope = parse.GetValue(scope) switch
             {
                 "all" => TokenScope.AllTokens,
@@ -66,9 +73,20 @@ public static class SteerCommand
                 ["negative prompts"] = negativePrompts.Count.ToString(CultureInfo.InvariantCulture),
                 ["tokens"] = parse.GetValue(scope)!,
             };
+            var attentionSettings = attention.Parse(parse);
+            if (attentionSettings != AttentionSettings.Default)
+            {
+                runSettings["attention"] = attentionSettings.ToString();
+            }
+
+            if (chat.Describe(parse, chatTemplate) is { } chatSetting)
+            {
+                runSettings["chat template"] = chatSetting;
+            }
+
             using var run = RunFolder.OpenOrCreate(folder, UnitJournal.Manifest("steer-discover", modelPath, runSettings, commandLine: TraceCommand.CommandLineOf(parse)));
             var journal = new UnitJournal(run);
-            using var loaded = MoeModel.Load(modelPath);
+            using var loaded = MoeModel.Load(modelPath, new ModelLoadOptions { Attention = attentionSettings });
             var progress = new TextProgressSink(context.Error);
             ExpertActivityRecorder Profile(IReadOnlyList<string> prompts, string name, string prefix)
             {
@@ -123,6 +141,10 @@ public static class SteerCommand
         {
             model, experts, top, direction, mode, prompts, field, limit, neutral, neutralLimit, seeds, classifier, maxNew, threads, output,
         };
+        var attention = new AttentionSwitches();
+        attention.AddTo(command);
+        var chat = new ChatOptions();
+        chat.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             string expertsText = parse.GetValue(experts)!;
@@ -142,7 +164,8 @@ public static class SteerCommand
                 "force" => SteeringMode.Force,
                 var other => throw new ExpertScopeException($"--mode must be 'disable' or 'force' (got '{other}')."),
             };
-            var behaviour = PromptSet.Load(parse.GetValue(prompts)!.FullName, parse.GetValue(field), parse.GetValue(limit));
+            var chatTemplate = chat.Resolve(parse, parse.GetValue(model)!.FullName);
+            IReadOnlyList<string> behaviour = [.. PromptSet.Load(parse.GetValue(prompts)!.FullName, parse.GetValue(field), parse.GetValue(limit)).Select(p => chat.Apply(parse, chatTemplate, p))];
             var neutralLines = PromptSet.Load(parse.GetValue(neutral)!.FullName, limit: parse.GetValue(neutralLimit));
             var rule = BehaviourClassifier.FromOption(parse.GetValue(classifier)!);
             string folder = parse.GetValue(output)!.FullName;
@@ -157,8 +180,19 @@ public static class SteerCommand
                 ["seeds"] = options.Seeds.ToString(CultureInfo.InvariantCulture),
                 ["max new tokens"] = options.MaxNewTokens.ToString(CultureInfo.InvariantCulture),
             };
+            var attentionSettings = attention.Parse(parse);
+            if (attentionSettings != AttentionSettings.Default)
+            {
+                runSettings["attention"] = attentionSettings.ToString();
+            }
+
+            if (chat.Describe(parse, chatTemplate) is { } chatSetting)
+            {
+                runSettings["chat template"] = chatSetting;
+            }
+
             using var run = RunFolder.OpenOrCreate(folder, UnitJournal.Manifest("steer-evaluate", modelPath, runSettings, commandLine: TraceCommand.CommandLineOf(parse)));
-            using var loaded = MoeModel.Load(modelPath);
+            using var loaded = MoeModel.Load(modelPath, new ModelLoadOptions { Attention = attentionSettings });
             var results = SteeringEvaluation.Run(loaded, chosen, behaviour, neutralLines, rule, options, new TextProgressSink(context.Error), new UnitJournal(run));
             var settings = new Dictionary<string, string>
             {

@@ -27,11 +27,13 @@ public static class SuperExpertsCommand
         {
             model, corpus, percentile, fraction, layersFraction, seeds, maxTokens, chunk, threads, output,
         };
+        var attention = new AttentionSwitches();
+        attention.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             string folder = parse.GetValue(output)!.FullName;
             string modelPath = parse.GetValue(model)!.FullName;
-            using var loaded = MoeModel.Load(modelPath);
+            using var loaded = MoeModel.Load(modelPath, new ModelLoadOptions { Attention = attention.Parse(parse) });
             var texts = TextCorpus.Chunks(loaded, parse.GetValue(corpus)!.FullName, parse.GetValue(chunk), parse.GetValue(maxTokens));
             var options = new SuperExpertOptions
             {

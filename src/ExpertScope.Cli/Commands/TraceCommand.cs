@@ -47,6 +47,7 @@ public static class TraceCommand
                           "A killed run loses the sequence in flight plus at most this much finished work; re-running resumes. Default 10.",
             DefaultValueFactory = _ => 10.0,
         };
+        var parseSpecial = SpecialTokenText.CreateParseSpecialOption();
         var command = new Command("trace", "Run a model over texts and write every router decision (expert, weight, score per token, layer and rank) to a resumable Parquet or JSON Lines trace.");
         model.AddTo(command);
         command.Options.Add(input);
@@ -57,6 +58,9 @@ public static class TraceCommand
         command.Options.Add(limit);
         command.Options.Add(truncate);
         command.Options.Add(flushSeconds);
+        command.Options.Add(parseSpecial);
+        var chat = new ChatOptions();
+        chat.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             string inputPath = parse.GetValue(input)!.FullName;
@@ -101,7 +105,10 @@ public static class TraceCommand
                 throw new ExpertScopeException($"The model '{moe.FilePath}' has no MoE blocks, so there is no routing to trace.");
             }
 
-            var sequences = TraceRunner.Tokenize(moe, prompts, parse.GetValue(truncate), inputPath);
+            // Chat-formatted prompts carry the template's special tokens, which must be parsed (as llama.cpp's chat tools do).
+            var template = chat.Resolve(parse, moe.FilePath);
+            var chatPrompts = template is null ? prompts : [.. prompts.Select(p => p with { Text = chat.Apply(parse, template, p.Text) })];
+            var sequences = TraceRunner.Tokenize(moe, chatPrompts, parse.GetValue(truncate), inputPath, parse.GetValue(parseSpecial) || template is not null);
             foreach (var cut in sequences.Where(s => s.IsTruncated))
             {
                 context.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,

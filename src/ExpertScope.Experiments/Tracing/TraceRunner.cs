@@ -34,14 +34,16 @@ public sealed record TraceRunSummary(int Traced, int Skipped, long Tokens, long 
 public static class TraceRunner
 {
     /// <summary>
-    /// Tokenizes <paramref name="prompts"/> with the model's tokenizer (BOS as the vocabulary says).
+    /// Tokenizes <paramref name="prompts"/> with the model's tokenizer (BOS as the vocabulary says). Special tokens
+    /// written in a text are ordinary text unless <paramref name="parseSpecial"/>, as llama-perplexity reads text.
     /// </summary>
     /// <param name="model">The model.</param>
     /// <param name="prompts">The inputs.</param>
     /// <param name="truncate">Cut a sequence longer than the context to its first context-length tokens; otherwise it is an error.</param>
     /// <param name="source">The input file, named in errors.</param>
+    /// <param name="parseSpecial">Parse special tokens written in the text (<c>--parse-special</c>).</param>
     /// <exception cref="ExpertScopeException">A sequence is longer than the context and <paramref name="truncate"/> is false.</exception>
-    public static IReadOnlyList<TokenizedPrompt> Tokenize(MoeModel model, IEnumerable<Prompt> prompts, bool truncate, string source)
+    public static IReadOnlyList<TokenizedPrompt> Tokenize(MoeModel model, IEnumerable<Prompt> prompts, bool truncate, string source, bool parseSpecial = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(prompts);
@@ -49,7 +51,7 @@ public static class TraceRunner
         var result = new List<TokenizedPrompt>();
         foreach (var prompt in prompts)
         {
-            var tokens = model.Tokenizer.Encode(prompt.Text);
+            var tokens = model.Tokenizer.Encode(prompt.Text, parseSpecial: parseSpecial);
             if (tokens.Count == 0)
             {
                 continue;

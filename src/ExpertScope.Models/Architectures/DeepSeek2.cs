@@ -29,6 +29,12 @@ public sealed class DeepSeek2 : IArchitecture
         var hp = ModelHyperparameters.Read(source);
         var config = DeepSeek2Config.Read(source);
         StandardParts.RequireExperts(source, hp);
+        if (!options.Attention.IsLlamaDefault)
+        {
+            throw new ExpertScopeException(
+                $"{source.FilePath}: deepseek2's latent attention runs only with llama.cpp's default attention numbers (f16 cache, or f32 with flash attention); {options.Attention} is not supported for it yet.");
+        }
+
         var blocks = new DecoderBlock[hp.BlockCount];
         for (int layer = 0; layer < hp.BlockCount; layer++)
         {

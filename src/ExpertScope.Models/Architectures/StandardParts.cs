@@ -71,7 +71,8 @@ public static class StandardParts
             rope,
             1.0f / MathF.Sqrt(hp.HeadDimension),
             qkNorm,
-            options.CachePrecision);
+            options.CachePrecision,
+            options.Attention);
         return new Attention(attentionOptions, weights);
     }
 

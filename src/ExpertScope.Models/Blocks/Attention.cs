@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using ExpertScope.Core;
+using ExpertScope.Kernels.Quant;
 using ExpertScope.Models.Routing;
 
 namespace ExpertScope.Models.Blocks;
@@ -65,7 +66,8 @@ public enum CachePrecision
 /// <param name="Rope">Rotary embedding.</param>
 /// <param name="Scale">Scale on q·k (1/sqrt(head_dim) unless the model says otherwise).</param>
 /// <param name="QkNorm">Query/key norm placement.</param>
-/// <param name="CachePrecision">Cache storage precision.</param>
+/// <param name="CachePrecision">Cache storage precision; <see cref="CachePrecision.Float32"/> is exact float32 attention, not llama.cpp's.</param>
+/// <param name="Settings">llama.cpp's cache types and flash-attention switch (null = its defaults); used with <see cref="CachePrecision.Float16"/>.</param>
 public sealed record AttentionOptions(
     int HeadCount,
     int KvHeadCount,
@@ -73,7 +75,8 @@ public sealed record AttentionOptions(
     Rope Rope,
     float Scale,
     QkNormMode QkNorm = QkNormMode.None,
-    CachePrecision CachePrecision = CachePrecision.Float16);
+    CachePrecision CachePrecision = CachePrecision.Float16,
+    AttentionSettings? Settings = null);
 
 /// <summary>The projections of a <see cref="Attention"/> layer (biases and norms optional).</summary>
 /// <param name="Query"><c>attn_q</c> <c>[H·D, E]</c>.</param>
@@ -121,6 +124,9 @@ public sealed class Attention : IAttention
         ArgumentNullException.ThrowIfNull(weights);
         Options = options;
         Weights = weights;
+        Settings = options.Settings ?? AttentionSettings.Default;
+        Settings.Validate(options.HeadDimension, options.HeadDimension);
+        UsesCacheTypes = options.CachePrecision == CachePrecision.Float16 && !Settings.IsLlamaDefault;
         if (options.HeadCount % options.KvHeadCount != 0)
         {
             throw new ExpertScopeException($"{options.HeadCount} query heads cannot share {options.KvHeadCount} key/value heads.");
@@ -141,9 +147,15 @@ public sealed class Attention : IAttention
     /// <summary>Weights.</summary>
     public AttentionWeights Weights { get; }
 
+    /// <summary>llama.cpp's cache types and flash-attention switch.</summary>
+    public AttentionSettings Settings { get; }
+
+    /// <summary>True when the settings differ from llama.cpp's defaults, so <see cref="AttendWithCacheTypes"/> runs.</summary>
+    private bool UsesCacheTypes { get; }
+
     /// <inheritdoc/>
     public IAttentionCache CreateCache(int capacity) =>
-        new KeyValueCache(capacity, Options.KvHeadCount * Options.HeadDimension, Options.KvHeadCount * Options.HeadDimension);
+        new KeyValueCache(capacity, Options.KvHeadCount * Options.HeadDimension, Options.KvHeadCount * Options.HeadDimension, UsesCacheTypes ? Settings : null);
 
     /// <inheritdoc/>
     public void Forward(ReadOnlySpan<float> input, Span<float> output, IAttentionCache cache, int layer, ForwardContext context)
@@ -216,7 +228,7 @@ public sealed class Attention : IAttention
         int blocks = (tokens + QueryBlock - 1) / QueryBlock;
         parallelism.For(blocks * heads, (long)QueryBlock * (start + tokens) * dim * 2, (from, to) =>
         {
-            var scores = new float[Math.Max(start + tokens, TileLength)];
+            var scores = new float[Math.Max(start + tokens + 3, TileLength)];
             var query = new float[dim];
             var blockScratch = new float[dim * QueryBlock + TileLength * QueryBlock];
             for (int blockItem = from; blockItem < to; blockItem++)
@@ -229,7 +241,7 @@ public sealed class Attention : IAttention
                 int block = rank % 2 == 0 ? rank / 2 : blocks - 1 - rank / 2;
                 int first = block * QueryBlock;
                 int count = Math.Min(QueryBlock, tokens - first);
-                if (BlockQueries && half && UsesTiledKernel(first, tokens) && UsesTiledKernel(first + count - 1, tokens))
+                if (BlockQueries && half && !UsesCacheTypes && UsesTiledKernel(first, tokens) && UsesTiledKernel(first + count - 1, tokens))
                 {
                     AttendHalfTiledBlock(q, first, count, h, kv, start, scale, blockScratch, scores, mixed);
                     continue;
@@ -259,7 +271,11 @@ public sealed class Attention : IAttention
                 var target = mixed.AsSpan((t * heads + h) * dim, dim);
                 var keys = kv.Keys.AsSpan(kvHead * dim);
                 var values = kv.Values.AsSpan(kvHead * dim);
-                if (!half)
+                if (UsesCacheTypes)
+                {
+                    AttendWithCacheTypes(query, kv, kvHead, visible, scores, target);
+                }
+                else if (!half)
                 {
                     AttendSingle(query, keys, values, kvWidth, visible, scale, scores, target);
                 }
@@ -551,6 +567,116 @@ public sealed class Attention : IAttention
         }
     }
 
+    /// <summary>
+    /// One query head under non-default <see cref="AttentionSettings"/>, as llama.cpp's CPU path computes it: the query
+    /// converted to the key type's dot type and dotted with each cached key by ggml's <c>vec_dot</c>; then either the
+    /// flash-attention vector kernel (online softmax with expf; values accumulated in f16 for an f16 value cache, else
+    /// in float32) or, without flash attention, ggml's softmax and a double-sum dot of the probabilities (converted to
+    /// the value type's dot type) with each value column.
+    /// </summary>
+    private void AttendWithCacheTypes(float[] query, KeyValueCache kv, int kvHead, int visible, float[] scores, Span<float> target)
+    {
+        int dim = Options.HeadDimension;
+        float scale = Options.Scale;
+        var keyType = Settings.EffectiveKeyType;
+        var valueType = Settings.EffectiveValueType;
+        int headBytes = (int)GgmlTypes.Get(keyType).RowBytes(dim);
+        Span<byte> convertedQuery = stackalloc byte[VecDot.ActivationBytes(keyType, dim)];
+        VecDot.QuantizeActivations(keyType, query, convertedQuery);
+        var keyBytes = kv.KeyBytes.AsSpan();
+        for (int p = 0; p < visible; p++)
+        {
+            scores[p] = VecDot.Quantized(keyType, keyBytes.Slice(p * kv.KeyRowBytes + kvHead * headBytes, headBytes), convertedQuery);
+        }
+
+        int stride = kv.ValueWidth;
+        var values = kv.Values.AsSpan(kvHead * dim);
+        target.Clear();
+        if (Settings.FlashAttention)
+        {
+            // ggml_compute_forward_flash_attn_ext_f16_one_chunk.
+            bool halfAccumulator = valueType == GgmlType.F16;
+            float sum = 0.0f;
+            float max = float.NegativeInfinity;
+            for (int p = 0; p < visible; p++)
+            {
+                float s = scores[p] * scale;
+                float previousScale = 1.0f;
+                float valueScale = 1.0f;
+                if (s > max)
+                {
+                    float oldMax = max;
+                    max = s;
+                    previousScale = MathF.Exp(oldMax - max);
+                    TensorPrimitives.Multiply(target, previousScale, target);
+                    if (halfAccumulator)
+                    {
+                        RoundToHalf(target);
+                    }
+                }
+                else
+                {
+                    valueScale = MathF.Exp(s - max);
+                }
+
+                TensorPrimitives.MultiplyAdd(values.Slice(p * stride, dim), valueScale, target, target);
+                if (halfAccumulator)
+                {
+                    RoundToHalf(target);
+                }
+
+                sum = sum * previousScale + valueScale;
+            }
+
+            float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
+            TensorPrimitives.Multiply(target, inverse, target);
+            return;
+        }
+
+        // kq = mul_mat(k, q); soft_max_ext(kq, mask, scale): the causal mask is -inf past the visible positions, and
+        // llama.cpp's padded cache length keeps every visible position in a full group of four of the vector exp.
+        int padded = (visible + 3) / 4 * 4;
+        var row = scores.AsSpan(0, padded);
+        float rowMax = float.NegativeInfinity;
+        for (int p = 0; p < padded; p++)
+        {
+            row[p] = p < visible ? scores[p] * scale : float.NegativeInfinity;
+            rowMax = MathF.Max(rowMax, row[p]);
+        }
+
+        float reciprocal = (float)(1.0 / GgmlMath.ExpMinusMax(row, rowMax));
+        for (int p = 0; p < visible; p++)
+        {
+            row[p] = RoundToDotType(row[p] * reciprocal, valueType);
+        }
+
+        // kqv = mul_mat(v, kq): per output value a double sum over positions of float products (ggml_vec_dot_f16/f32/bf16).
+        Span<double> sums = stackalloc double[dim];
+        sums.Clear();
+        for (int p = 0; p < visible; p++)
+        {
+            float probability = row[p];
+            var value = values.Slice(p * stride, dim);
+            for (int j = 0; j < dim; j++)
+            {
+                sums[j] += probability * value[j];
+            }
+        }
+
+        for (int j = 0; j < dim; j++)
+        {
+            target[j] = (float)sums[j];
+        }
+    }
+
+    /// <summary>A float as ggml converts it to the dot type of a float cache type (f16, bf16; f32 unchanged).</summary>
+    private static float RoundToDotType(float value, GgmlType type) => type switch
+    {
+        GgmlType.F16 => (float)(Half)value,
+        GgmlType.BF16 => ScalarFormats.BFloat16ToSingle(ScalarFormats.SingleToBFloat16(value)),
+        _ => value,
+    };
+
     private static void AddBias(Span<float> values, float[]? bias)
     {
         if (bias is null)
@@ -587,14 +713,26 @@ public sealed class Attention : IAttention
     {
         private const int InitialPositions = 64;
 
-        public KeyValueCache(int capacity, int keyWidth, int valueWidth)
+        public KeyValueCache(int capacity, int keyWidth, int valueWidth, AttentionSettings? cacheTypes)
         {
             Capacity = capacity;
             KeyWidth = keyWidth;
             ValueWidth = valueWidth;
+            CacheTypes = cacheTypes;
+            KeyRowBytes = cacheTypes is null ? 0 : (int)GgmlTypes.Get(cacheTypes.EffectiveKeyType).RowBytes(keyWidth);
             Keys = [];
             Values = [];
+            KeyBytes = [];
         }
+
+        /// <summary>Non-null when keys are stored in a cache type (<see cref="KeyBytes"/>) and values rounded through one.</summary>
+        public AttentionSettings? CacheTypes { get; }
+
+        /// <summary>Bytes per position of <see cref="KeyBytes"/>.</summary>
+        public int KeyRowBytes { get; }
+
+        /// <summary>Keys as the cache type stores them (ggml's <c>from_float</c> of the type), position by position.</summary>
+        public byte[] KeyBytes { get; private set; }
 
         public int Length { get; private set; }
 
@@ -620,13 +758,23 @@ public sealed class Attention : IAttention
                 Values.AsSpan(0, Length * ValueWidth).CopyTo(grownValues);
                 Keys = grownKeys;
                 Values = grownValues;
+                if (CacheTypes is not null)
+                {
+                    var grownKeyBytes = new byte[positions * KeyRowBytes];
+                    KeyBytes.AsSpan(0, Length * KeyRowBytes).CopyTo(grownKeyBytes);
+                    KeyBytes = grownKeyBytes;
+                }
             }
 
             var keyTarget = Keys.AsSpan(Length * KeyWidth, tokens * KeyWidth);
             var valueTarget = Values.AsSpan(Length * ValueWidth, tokens * ValueWidth);
             keys[..keyTarget.Length].CopyTo(keyTarget);
             values[..valueTarget.Length].CopyTo(valueTarget);
-            if (precision == CachePrecision.Float16)
+            if (CacheTypes is not null)
+            {
+                StoreInCacheTypes(keyTarget, valueTarget, tokens, CacheTypes);
+            }
+            else if (precision == CachePrecision.Float16)
             {
                 // The vectorised conversion rounds as the scalar one does (to nearest, ties to even).
                 var scratch = new Half[Math.Max(keyTarget.Length, valueTarget.Length)];
@@ -635,6 +783,24 @@ public sealed class Attention : IAttention
             }
 
             Length += tokens;
+        }
+
+        private void StoreInCacheTypes(ReadOnlySpan<float> keys, Span<float> values, int tokens, AttentionSettings cacheTypes)
+        {
+            // Keys are kept in their type's bytes (the dot reads them); values as the floats their type dequantizes to.
+            var keyType = cacheTypes.EffectiveKeyType;
+            var valueType = cacheTypes.EffectiveValueType;
+            var valueBytes = new byte[GgmlTypes.Get(valueType).RowBytes(ValueWidth)];
+            for (int t = 0; t < tokens; t++)
+            {
+                Quantize.Row(keyType, keys.Slice(t * KeyWidth, KeyWidth), KeyBytes.AsSpan((Length + t) * KeyRowBytes, KeyRowBytes));
+                if (valueType != GgmlType.F32)
+                {
+                    var row = values.Slice(t * ValueWidth, ValueWidth);
+                    Quantize.Row(valueType, row, valueBytes);
+                    Dequantize.Row(valueType, valueBytes, row);
+                }
+            }
         }
     }
 }
