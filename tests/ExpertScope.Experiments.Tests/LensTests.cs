@@ -92,9 +92,10 @@ public class LensTests
     }
 
     [Fact]
-    public void SingleExpertRenormalisedInEveryLayerHasExactlyTheEnginesTopKOnePerplexity()
+    public void WeightOne_OnANormalisingRouter_HasExactlyTheEnginesTopKOnePerplexity()
     {
-        using var model = Load("olmoe");
+        using var model = Load("qwen3moe");
+        Assert.True(model.Blocks.First(b => b.Moe is not null).Moe!.Router.Config.NormalizeWeights);
         using var temp = new TempDirectory();
         using var folder = Folder(temp, "single");
         var tokens = model.Tokenizer.Encode(Text);
@@ -109,6 +110,35 @@ public class LensTests
         var full = Perplexity.Evaluate(model, tokens, tokens.Count, null, RunOptions.Default, "text");
         Assert.Equal(full.Value, result.Perplexities.Single(p => p.Setting == "all-experts").Perplexity);
         Assert.Equal(full.Value, result.Perplexities.Single(p => p.Setting == "top-m" && p.TopM == result.TopK).Perplexity);
+    }
+
+    [Fact]
+    public void WeightOne_OnARouterThatDoesNotNormalise_DiffersFromRaw()
+    {
+        // OLMoE does not renormalise its top-k weights, so k = 1 routing keeps the top expert's own probability:
+        // the paper's weight-1 single expert is a different model, which only the explicit weight 1 gives.
+        using var model = Load("olmoe");
+        Assert.False(model.Blocks.First(b => b.Moe is not null).Moe!.Router.Config.NormalizeWeights);
+        using var temp = new TempDirectory();
+        var tokens = model.Tokenizer.Encode(Text);
+        double Single(SingleExpertWeight weight, string name)
+        {
+            using var folder = Folder(temp, name);
+            var result = SingleExpertAnalysis.Run(model, tokens, new SingleExpertSettings { Weight = weight }, folder, NullProgressSink.Instance);
+            return result.Perplexities.Single(p => p.Setting == "single-expert-all-layers").Perplexity;
+        }
+
+        double one = Single(SingleExpertWeight.Renormalized, "one");
+        double raw = Single(SingleExpertWeight.Raw, "raw");
+        double mass = Single(SingleExpertWeight.Mass, "mass");
+        double topKOne = Perplexity.Evaluate(model, tokens, tokens.Count, null, new RunOptions { Interventions = [new OverrideTopK(LayerSelector.All, 1)] }, "text").Value;
+        double weightOne = Perplexity.Evaluate(model, tokens, tokens.Count, null, new RunOptions { Interventions = [new KeepOnlyTopExpert(LayerSelector.All) { Weight = TopExpertWeight.One }] }, "text").Value;
+
+        Assert.NotEqual(raw, one);
+        Assert.NotEqual(mass, one);
+        Assert.NotEqual(mass, raw);
+        Assert.Equal(weightOne, one);
+        Assert.Equal(topKOne, raw);
     }
 
     [Theory]

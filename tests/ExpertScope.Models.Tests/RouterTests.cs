@@ -86,6 +86,26 @@ public sealed class RouterTests
         AssertWeights([4 / 7f, 0], result);
     }
 
+    [Theory]
+    [InlineData(TopExpertWeight.Own, 0.4f)]
+    [InlineData(TopExpertWeight.One, 1f)]
+    [InlineData(TopExpertWeight.Mass, 0.7f)]
+    public void KeepOnlyTopExpert_OnARouterThatDoesNotNormalise_WeighsAsAsked(TopExpertWeight weight, float expected)
+    {
+        var config = new RouterConfig(4, 2, GatingFunction.Softmax, NormalizeWeights: false);
+        var result = Route(config, Logits, new KeepOnlyTopExpert(LayerSelector.All) { Weight = weight });
+        Assert.Equal([3, 2], result.Experts.Take(2));
+        AssertWeights([expected, 0], result);
+    }
+
+    [Fact]
+    public void KeepOnlyTopExpertAtWeightOne_IgnoresTheRoutedScalingFactor()
+    {
+        var config = new RouterConfig(4, 2, GatingFunction.Softmax, NormalizeWeights: true, WeightScale: 2.5f);
+        AssertWeights([1f, 0], Route(config, Logits, new KeepOnlyTopExpert(LayerSelector.All) { Weight = TopExpertWeight.One }));
+        AssertWeights([2.5f, 0], Route(config, Logits, new KeepOnlyTopExpert(LayerSelector.All) { Weight = TopExpertWeight.Mass }));
+    }
+
     [Fact]
     public void ScaleExpert_MultipliesOnlyThatExpertsWeight()
     {

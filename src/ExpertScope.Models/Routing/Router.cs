@@ -296,6 +296,21 @@ public sealed class Router
 
         if (plan.KeepOnlyTop)
         {
+            if (plan.KeptWeight == TopExpertWeight.Mass)
+            {
+                float mass = 0;
+                foreach (float w in weights)
+                {
+                    mass += w;
+                }
+
+                weights[0] = mass;
+            }
+            else if (plan.KeptWeight == TopExpertWeight.One)
+            {
+                weights[0] = 1f;
+            }
+
             weights[1..].Clear();
         }
 
@@ -343,6 +358,7 @@ public sealed class Router
         var forced = new List<int>();
         var scales = new List<(int, float)>();
         bool keepOnlyTop = false;
+        var keptWeight = TopExpertWeight.Own;
         foreach (var intervention in interventions)
         {
             if (!intervention.Layers.Includes(Layer))
@@ -385,8 +401,9 @@ public sealed class Router
 
                     topK = o.TopK;
                     break;
-                case KeepOnlyTopExpert:
+                case KeepOnlyTopExpert keep:
                     keepOnlyTop = true;
+                    keptWeight = keep.Weight;
                     break;
                 case ScaleExpert s:
                     scales.Add((CheckExpert(s.Expert, intervention), s.Factor));
@@ -415,7 +432,7 @@ public sealed class Router
             throw new ExpertScopeException($"block {Layer}: every expert is disabled.");
         }
 
-        return new RoutingPlan(topK, [.. disabled], [.. removed], [.. forced], keepOnlyTop, [.. scales]);
+        return new RoutingPlan(topK, [.. disabled], [.. removed], [.. forced], keepOnlyTop, keptWeight, [.. scales]);
     }
 
     private int CheckExpert(ExpertId expert, RouterIntervention intervention) =>
@@ -423,7 +440,7 @@ public sealed class Router
             ? expert.Value
             : throw new ExpertScopeException($"{intervention}: expert {expert} does not exist in block {Layer} ({Config.ExpertCount} experts).");
 
-    private readonly record struct RoutingPlan(int TopK, int[] Disabled, int[] Removed, int[] Forced, bool KeepOnlyTop, (int Expert, float Factor)[] Scales);
+    private readonly record struct RoutingPlan(int TopK, int[] Disabled, int[] Removed, int[] Forced, bool KeepOnlyTop, TopExpertWeight KeptWeight, (int Expert, float Factor)[] Scales);
 }
 
 /// <summary>Every stage of one layer's routing for a batch; buffers are reused between batches.</summary>
