@@ -29,6 +29,7 @@ public static class AnalyzeDomainsCommand
         var tokens = new Option<long>("--tokens-per-domain") { Description = "Tokens drawn from each domain (default 20000).", DefaultValueFactory = _ => 20_000 };
         var seed = new Option<int>("--seed") { Description = "Seed of the document shuffle (default 0).", DefaultValueFactory = _ => 0 };
         var top = new Option<int>("--top") { Description = "Most specific experts listed per domain (default 10).", DefaultValueFactory = _ => 10 };
+        var includeSpecial = new Option<bool>("--include-special") { Description = "Count BOS, EOS and control tokens too (default: left out of every statistic)." };
         var command = new Command("domains", "Expert usage per text domain (equal token budgets): heatmaps, coverage, JS divergence, domain-specific experts.");
         model.AddTo(command);
         command.Options.Add(output);
@@ -38,6 +39,7 @@ public static class AnalyzeDomainsCommand
         command.Options.Add(tokens);
         command.Options.Add(seed);
         command.Options.Add(top);
+        command.Options.Add(includeSpecial);
         command.SetAction(parse => context.Guard(() =>
         {
             var watch = Stopwatch.StartNew();
@@ -96,7 +98,7 @@ public static class AnalyzeDomainsCommand
 
             int? threads = model.ThreadCount(parse);
             using var moe = model.Load(parse);
-            var settings = new DomainRoutingSettings { TokensPerDomain = budget, Seed = parse.GetValue(seed), TopSpecificExperts = parse.GetValue(top), ThreadCount = threads };
+            var settings = new DomainRoutingSettings { TokensPerDomain = budget, Seed = parse.GetValue(seed), TopSpecificExperts = parse.GetValue(top), ThreadCount = threads, IncludeSpecialTokens = parse.GetValue(includeSpecial) };
             using var run = AnalyzeCommand.OpenFolder(context, parse, folder, "analyze-domains", moe, new Dictionary<string, string>
             {
                 ["domains"] = string.Join(";", described),
