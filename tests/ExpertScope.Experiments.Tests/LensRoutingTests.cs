@@ -107,5 +107,17 @@ public sealed class LensRoutingTests : IDisposable
             Assert.Equal(0, p.ModalTop1);
             Assert.Equal([0, 1, 2, 3], p.ModalTopK);
         });
+        Assert.All(result.ByPosition, p => Assert.Equal(1, p.Top1Consistency));
+
+        // BOS (one per sequence, six occurrences here) is left out by default and counted on request.
+        if (_model.Tokenizer.AddBos && _model.Tokenizer.BosId is { } bos)
+        {
+            Assert.Contains(bos, result.ExcludedTokenIds);
+            Assert.DoesNotContain(result.Profiles, p => p.TokenId == bos);
+            using var withSpecial = RunFolder.OpenOrCreate(_temp.File("token-id-special"), new RunManifest { Kind = "token-id" });
+            var counted = TokenIdAnalysis.Run(_model, withSpecial, [new RoutingGroup("input", sequences)], 3, NullProgressSink.Instance, null, includeSpecialTokens: true);
+            Assert.Contains(counted.Profiles, p => p.TokenId == bos);
+            Assert.Empty(counted.ExcludedTokenIds);
+        }
     }
 }
