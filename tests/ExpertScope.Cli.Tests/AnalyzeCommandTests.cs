@@ -141,7 +141,8 @@ public class AnalyzeCommandTests
         Assert.True(code == 0, error);
         using var json = Results(folder, "readouts.csv", "summary.csv", "lens_kl.svg", "lens_entropy.svg");
         AssertAllNumbersFinite(json.RootElement);
-        Assert.Equal("unweighted", json.RootElement.GetProperty("expert_outputs").GetString());
+        Assert.Equal("weighted", json.RootElement.GetProperty("expert_outputs").GetString());
+        Assert.Equal("extended", json.RootElement.GetProperty("readout").GetString());
         var last = json.RootElement.GetProperty("summary").EnumerateArray()
             .Single(s => s.GetProperty("layer").GetInt32() == 2 && s.GetProperty("source").GetString() == "l_out");
         Assert.Equal(0, last.GetProperty("mean_kl_to_final_nats").GetDouble(), 12);

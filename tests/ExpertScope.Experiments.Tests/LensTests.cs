@@ -55,6 +55,50 @@ public class LensTests
     }
 
     [Fact]
+    public void ExtendedLens_MixtureReadoutOfTheLastBlockIsTheFinalDistribution_AndBareIsNot()
+    {
+        // OLMoE has no shared experts, so ffn_inp + ffn_moe_out is l_out: the extended readout of the last block's
+        // mixture is the model's own distribution; the bare mixture alone is something else.
+        using var model = Load("olmoe");
+        using var temp = new TempDirectory();
+        var tokens = model.Tokenizer.Encode(Text);
+        int last = model.Blocks.Max(b => b.Layer);
+
+        LogitLensResult Lens(LensReadoutKind kind, string name)
+        {
+            using var folder = Folder(temp, name);
+            return LogitLensAnalysis.Run(model, tokens, ExpertOutputScale.Weighted, 3, folder, NullProgressSink.Instance, 1, default, kind);
+        }
+
+        var extended = Lens(LensReadoutKind.Extended, "extended").Summaries.Single(s => s.Layer == last && s.Source == "ffn_moe_out");
+        var bare = Lens(LensReadoutKind.Bare, "bare").Summaries.Single(s => s.Layer == last && s.Source == "ffn_moe_out");
+        Assert.Equal(0, extended.KullbackLeiblerToFinal);
+        Assert.Equal(1, extended.TopOneAgreement);
+        Assert.True(bare.KullbackLeiblerToFinal > 0.01);
+    }
+
+    [Fact]
+    public void LensKullbackLeibler_IsFinalGivenReadout()
+    {
+        using var model = Load("olmoe");
+        using var temp = new TempDirectory();
+        using var folder = Folder(temp, "lens");
+        var tokens = model.Tokenizer.Encode(Text);
+        var recorder = new ActivationRecorder([HookKind.LayerOutput]);
+        var final = model.Run([.. tokens], new RunOptions { Observers = [recorder], ThreadCount = 1 }).Values;
+        var readout = new LensProjection(model, 1).Project(recorder.Get(new HookSite(HookKind.LayerOutput, 0)).Values, tokens.Count);
+        int vocabulary = readout.Length / tokens.Count;
+
+        var result = LogitLensAnalysis.Run(model, tokens, ExpertOutputScale.Weighted, 3, folder, NullProgressSink.Instance, 1);
+
+        var first = result.Readouts.Single(r => r.Layer == 0 && r.Source == "l_out" && r.Position == 2);
+        var finalRow = final.AsSpan(2 * vocabulary, vocabulary);
+        var readoutRow = readout.AsSpan(2 * vocabulary, vocabulary);
+        Assert.Equal(Analyses.LogitLens.KullbackLeibler(finalRow, readoutRow), first.KullbackLeiblerToFinal);
+        Assert.NotEqual(Analyses.LogitLens.KullbackLeibler(readoutRow, finalRow), first.KullbackLeiblerToFinal);
+    }
+
+    [Fact]
     public void WithOneExpertOfWeightOneTheExpertReadoutIsTheMixtureReadout()
     {
         // qwen3moe normalises its top-k weights, so with k = 1 the single expert's weight is 1 and ffn_moe_out is its output.
