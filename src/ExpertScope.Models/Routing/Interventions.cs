@@ -112,6 +112,16 @@ public sealed record KeepOnlyTopExpert(LayerSelector Layers) : RouterInterventio
     public TopExpertWeight Weight { get; init; } = TopExpertWeight.Own;
 }
 
+/// <summary>
+/// Per token, the <paramref name="Count"/> experts with the best selection scores (those routing would rank first)
+/// can never be selected, and the next best take their slots, weighted as usual: DeepSeekMoE's redundancy test
+/// (Dai et al. 2024, arXiv 2401.06066, "disable the top routed experts"). The mask is applied with
+/// <see cref="DisableExperts"/>, before group-limited selection.
+/// </summary>
+/// <param name="Layers">Blocks it applies to.</param>
+/// <param name="Count">Top-ranked experts disabled per token (0 = none; at most the expert count minus k).</param>
+public sealed record DisableTopRankedExperts(LayerSelector Layers, int Count) : RouterIntervention(Layers);
+
 /// <summary>The weight <see cref="KeepOnlyTopExpert"/> gives the one expert it keeps.</summary>
 public enum TopExpertWeight
 {
