@@ -44,42 +44,7 @@ public static class AnalyzeDomainsCommand
         {
             var watch = Stopwatch.StartNew();
             string folder = parse.GetValue(output)!.FullName;
-            var domains = new List<KeyValuePair<string, IReadOnlyList<CorpusDocument>>>();
-            var described = new List<string>();
-            if (parse.GetValue(dataDir) is { } data)
-            {
-                var catalog = new DomainCorpusCatalog(data.FullName);
-                var names = parse.GetValue(domainNames) is { } list ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [.. catalog.Names];
-                foreach (var name in names)
-                {
-                    var domain = catalog.Describe(name);
-                    domains.Add(new(domain.Name, catalog.Load(domain.Name)));
-                    described.Add(domain.Name);
-                }
-            }
-            else if (parse.GetValue(domainNames) is not null)
-            {
-                throw new ExpertScopeException("--domains needs --data-dir.");
-            }
-
-            foreach (var value in parse.GetValue(corpora) ?? [])
-            {
-                int equals = value.IndexOf('=', StringComparison.Ordinal);
-                if (equals <= 0 || equals == value.Length - 1)
-                {
-                    throw new ExpertScopeException($"--corpus '{value}': expected NAME=PATH.");
-                }
-
-                string name = value[..equals], path = Path.GetFullPath(value[(equals + 1)..]);
-                if (domains.Any(d => d.Key.Equals(name, StringComparison.OrdinalIgnoreCase)))
-                {
-                    throw new ExpertScopeException($"--corpus '{value}': the name '{name}' is used twice.");
-                }
-
-                domains.Add(new(name, CorpusReader.Read(path)));
-                described.Add(name + "=" + path);
-            }
-
+            var (domains, described) = LoadDomains(parse, dataDir, domainNames, corpora);
             if (domains.Count < 2)
             {
                 throw new ExpertScopeException("Give at least two domains: --data-dir (built-in domains) and/or --corpus NAME=PATH.");
@@ -119,5 +84,48 @@ public static class AnalyzeDomainsCommand
             });
         }));
         return command;
+    }
+
+    /// <summary>The domains named by <c>--data-dir</c> (with <c>--domains</c>) and <c>--corpus NAME=PATH</c>, and a description of each for the run manifest.</summary>
+    internal static (List<KeyValuePair<string, IReadOnlyList<CorpusDocument>>> Domains, List<string> Described) LoadDomains(
+        ParseResult parse, Option<DirectoryInfo?> dataDir, Option<string?> domainNames, Option<string[]> corpora)
+    {
+        var domains = new List<KeyValuePair<string, IReadOnlyList<CorpusDocument>>>();
+        var described = new List<string>();
+        if (parse.GetValue(dataDir) is { } data)
+        {
+            var catalog = new DomainCorpusCatalog(data.FullName);
+            var names = parse.GetValue(domainNames) is { } list ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [.. catalog.Names];
+            foreach (var name in names)
+            {
+                var domain = catalog.Describe(name);
+                domains.Add(new(domain.Name, catalog.Load(domain.Name)));
+                described.Add(domain.Name);
+            }
+        }
+        else if (parse.GetValue(domainNames) is not null)
+        {
+            throw new ExpertScopeException("--domains needs --data-dir.");
+        }
+
+        foreach (var value in parse.GetValue(corpora) ?? [])
+        {
+            int equals = value.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0 || equals == value.Length - 1)
+            {
+                throw new ExpertScopeException($"--corpus '{value}': expected NAME=PATH.");
+            }
+
+            string name = value[..equals], path = Path.GetFullPath(value[(equals + 1)..]);
+            if (domains.Any(d => d.Key.Equals(name, StringComparison.OrdinalIgnoreCase)))
+            {
+                throw new ExpertScopeException($"--corpus '{value}': the name '{name}' is used twice.");
+            }
+
+            domains.Add(new(name, CorpusReader.Read(path)));
+            described.Add(name + "=" + path);
+        }
+
+        return (domains, described);
     }
 }
