@@ -174,6 +174,15 @@ public static class DomainRoutingAnalysis
             }
         }
 
+        using (var csv = CsvWriter.Create(Path.Combine(folder, "stratified_tests.csv")))
+        {
+            csv.WriteRow("domain", "layer", "expert", "domain_selected", "domain_tokens", "other_selected", "other_tokens", "informative_strata", "observed_minus_expected", "mh_odds_ratio", "cmh_chi_squared", "p_value", "q_value");
+            foreach (var s in result.StratifiedSpecificity)
+            {
+                csv.WriteRow(s.Domain, s.Layer, s.Expert, s.DomainSelected, s.DomainTokens, s.OtherSelected, s.OtherTokens, s.InformativeStrata, s.ObservedMinusExpected, s.CommonOddsRatio, s.ChiSquared, s.PValue, s.QValue);
+            }
+        }
+
         // The strata, so that R's mantelhaen.test can recompute any stratified row.
         using (var counts = CsvWriter.Create(Path.Combine(folder, "token_counts.csv")))
         using (var selections = CsvWriter.Create(Path.Combine(folder, "token_selections.csv")))
