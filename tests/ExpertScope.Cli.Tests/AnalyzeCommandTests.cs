@@ -141,7 +141,8 @@ public class AnalyzeCommandTests
         Assert.True(code == 0, error);
         using var json = Results(folder, "readouts.csv", "summary.csv", "lens_kl.svg", "lens_entropy.svg");
         AssertAllNumbersFinite(json.RootElement);
-        Assert.Equal("unweighted", json.RootElement.GetProperty("expert_outputs").GetString());
+        Assert.Equal("weighted", json.RootElement.GetProperty("expert_outputs").GetString());
+        Assert.Equal("extended", json.RootElement.GetProperty("readout").GetString());
         var last = json.RootElement.GetProperty("summary").EnumerateArray()
             .Single(s => s.GetProperty("layer").GetInt32() == 2 && s.GetProperty("source").GetString() == "l_out");
         Assert.Equal(0, last.GetProperty("mean_kl_to_final_nats").GetDouble(), 12);
@@ -178,6 +179,30 @@ public class AnalyzeCommandTests
         (exit, _, error) = EngineVerbs.Run([.. args, "--seed", "3"]);
         Assert.Equal(1, exit);
         EngineVerbs.AssertOneErrorLine(error, "cannot be resumed", "seed");
+    }
+
+    [Fact]
+    public void PerplexityTableScoresEachDomainAndTheRedundancyCurve()
+    {
+        using var temp = new TempDirectory();
+        string prose = temp.File("prose.txt"), code = temp.File("code.txt");
+        File.WriteAllText(prose, string.Join("\n\n", Enumerable.Range(0, 10).Select(i => $"The river ran past the bank number {i}, and she watched the water.")));
+        File.WriteAllText(code, string.Join("\n\n", Enumerable.Range(0, 10).Select(i => $"def f{i}(x):\n    return x * {i}")));
+        string folder = temp.File("out");
+
+        var (exit, _, error) = EngineVerbs.Run("analyze", "perplexity-table", "--model", EngineVerbs.ModelPath("olmoe"), "--corpus", "prose=" + prose, "--corpus", "code=" + code,
+            "--tokens-per-domain", "40", "--context", "16", "--stride", "8", "--threads", "1", "--out", folder);
+
+        Assert.True(exit == 0, error);
+        using var json = Results(folder, "perplexity_table.csv", "redundancy.csv", "redundancy.svg");
+        AssertAllNumbersFinite(json.RootElement);
+        var rows = json.RootElement.GetProperty("rows").EnumerateArray().ToList();
+        Assert.Equal(2, rows.Count(r => r.GetProperty("setting").GetString() == "single-expert-all-layers"));
+        Assert.All(rows.Where(r => r.GetProperty("setting").GetString() == "all-experts"), r => Assert.Equal(0, r.GetProperty("relative_to_full").GetDouble()));
+
+        (exit, _, error) = EngineVerbs.Run("analyze", "perplexity-table", "--model", EngineVerbs.ModelPath("olmoe"), "--corpus", "prose=" + prose, "--context", "100000", "--out", temp.File("bad"));
+        Assert.Equal(1, exit);
+        EngineVerbs.AssertOneErrorLine(error, "--context");
     }
 
     [Fact]

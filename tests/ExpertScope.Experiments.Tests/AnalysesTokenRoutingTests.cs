@@ -14,6 +14,30 @@ public class AnalysesTokenRoutingTests
     }
 
     [Fact]
+    public void ConsistencyByPosition_FindsRoutingThatDriftsFromTheTokenPatternLateInTheSequence()
+    {
+        // Token 7 goes to expert 2 at positions 0-9 in every sequence, to expert (sequence mod 4) at positions 10-19.
+        var records = new List<RoutingRecord>();
+        for (int sequence = 0; sequence < 8; sequence++)
+        {
+            for (int position = 0; position < 20; position++)
+            {
+                int expert = position < 10 ? 2 : sequence % 4;
+                records.Add(new RoutingRecord(sequence, position, 7, 0, 0, expert, 1f));
+            }
+        }
+
+        var rows = TokenRouting.ConsistencyByPosition(records, minimumOccurrences: 5, bucketWidth: 10);
+
+        Assert.Equal(2, rows.Count);
+        Assert.Equal((0, 10, 80L, 1.0), (rows[0].PositionStart, rows[0].PositionEnd, rows[0].Occurrences, rows[0].Top1Consistency));
+
+        // The modal expert over all 160 occurrences is 2 (80 early + 20 late); late, only sequences 2 and 6 match it.
+        Assert.Equal((10, 20, 80L), (rows[1].PositionStart, rows[1].PositionEnd, rows[1].Occurrences));
+        Assert.Equal(0.25, rows[1].Top1Consistency, 12);
+    }
+
+    [Fact]
     public void ExpertDeterminedByTokenIdGivesFullConsistencyAndMutualInformation()
     {
         // Token 10 always goes to 3 (then 5), token 20 always to 1 (then 0).

@@ -14,6 +14,7 @@ public class CorporaDomainTests
     [InlineData("biomedical", 1000)] // one per PMID
     [InlineData("chat", 18793)]
     [InlineData("non-english", 1541)] // 30,810 non-blank lines in blocks of 20
+    [InlineData("french", 2989)] // distinct sentence1/sentence2 texts of MCL-WiC dev and test fr-fr (2 × 2 × 1,000 fields)
     public void RecordDomainsHaveTheDocumentedCounts(string domain, int documents)
     {
         Assert.Equal(documents, Catalog.Load(domain).Count);
@@ -44,6 +45,7 @@ public class CorporaDomainTests
 
         Assert.StartsWith("We the People of the United States, in Order to form a more perfect Union", Catalog.Load("legal")[0].Text, StringComparison.Ordinal);
         Assert.Equal("Can you recommend a chocolate cake recipe for two?", Catalog.Load("chat")[0].Text);
+        Assert.Equal("On ne peut donc examiner les questions de développement sans tenir compte de cet aspect.", Catalog.Load("french")[0].Text);
         Assert.StartsWith("Primera parte del ingenioso hidalgo don Quijote de la Mancha\nCap", Catalog.Load("non-english")[0].Text, StringComparison.Ordinal);
     }
 
@@ -53,7 +55,7 @@ public class CorporaDomainTests
         var direct = new DomainCorpusCatalog(GoldenData.DataPath("domains"));
 
         Assert.Equal(Catalog.DomainsFolder, direct.DomainsFolder);
-        Assert.Equal(["math", "code", "biomedical", "encyclopedic", "literature", "legal", "non-english", "chat"], Catalog.Names);
+        Assert.Equal(["math", "code", "biomedical", "encyclopedic", "literature", "legal", "non-english", "chat", "french"], Catalog.Names);
         Assert.Equal("math", Catalog.Describe("MATH").Name);
         var error = Assert.Throws<ExpertScopeException>(() => Catalog.Describe("poetry"));
         Assert.Contains("non-english", error.Message, StringComparison.Ordinal);

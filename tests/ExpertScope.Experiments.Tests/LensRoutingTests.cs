@@ -74,7 +74,10 @@ public sealed class LensRoutingTests : IDisposable
             }
         }
 
-        Assert.All(result.Summaries, s => Assert.Equal((2, 4, 4, 2.0), (s.ExpertsFor50, s.ExpertsFor80, s.ExpertsFor90, s.EntropyBits)));
+        Assert.All(result.Summaries.Where(s => s.Measure != Analyses.UsageMeasure.TopOne), s => Assert.Equal((2, 4, 4, 2.0), (s.ExpertsFor50, s.ExpertsFor80, s.ExpertsFor90, s.EntropyBits)));
+
+        // On top-1 selections every token names expert 0, so one expert covers everything: k selections hide that.
+        Assert.All(result.Summaries.Where(s => s.Measure == Analyses.UsageMeasure.TopOne), s => Assert.Equal((1, 1, 1, 0.0), (s.ExpertsFor50, s.ExpertsFor80, s.ExpertsFor90, s.EntropyBits)));
         Assert.All(result.Divergences, m => Assert.Equal(0, m.Bits[0, 1], 12));
         Assert.DoesNotContain(result.Specificity, s => s.QValue < 0.05);
 
@@ -104,5 +107,17 @@ public sealed class LensRoutingTests : IDisposable
             Assert.Equal(0, p.ModalTop1);
             Assert.Equal([0, 1, 2, 3], p.ModalTopK);
         });
+        Assert.All(result.ByPosition, p => Assert.Equal(1, p.Top1Consistency));
+
+        // BOS (one per sequence, six occurrences here) is left out by default and counted on request.
+        if (_model.Tokenizer.AddBos && _model.Tokenizer.BosId is { } bos)
+        {
+            Assert.Contains(bos, result.ExcludedTokenIds);
+            Assert.DoesNotContain(result.Profiles, p => p.TokenId == bos);
+            using var withSpecial = RunFolder.OpenOrCreate(_temp.File("token-id-special"), new RunManifest { Kind = "token-id" });
+            var counted = TokenIdAnalysis.Run(_model, withSpecial, [new RoutingGroup("input", sequences)], 3, NullProgressSink.Instance, null, includeSpecialTokens: true);
+            Assert.Contains(counted.Profiles, p => p.TokenId == bos);
+            Assert.Empty(counted.ExcludedTokenIds);
+        }
     }
 }

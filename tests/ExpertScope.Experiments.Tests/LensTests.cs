@@ -55,6 +55,50 @@ public class LensTests
     }
 
     [Fact]
+    public void ExtendedLens_MixtureReadoutOfTheLastBlockIsTheFinalDistribution_AndBareIsNot()
+    {
+        // OLMoE has no shared experts, so ffn_inp + ffn_moe_out is l_out: the extended readout of the last block's
+        // mixture is the model's own distribution; the bare mixture alone is something else.
+        using var model = Load("olmoe");
+        using var temp = new TempDirectory();
+        var tokens = model.Tokenizer.Encode(Text);
+        int last = model.Blocks.Max(b => b.Layer);
+
+        LogitLensResult Lens(LensReadoutKind kind, string name)
+        {
+            using var folder = Folder(temp, name);
+            return LogitLensAnalysis.Run(model, tokens, ExpertOutputScale.Weighted, 3, folder, NullProgressSink.Instance, 1, default, kind);
+        }
+
+        var extended = Lens(LensReadoutKind.Extended, "extended").Summaries.Single(s => s.Layer == last && s.Source == "ffn_moe_out");
+        var bare = Lens(LensReadoutKind.Bare, "bare").Summaries.Single(s => s.Layer == last && s.Source == "ffn_moe_out");
+        Assert.Equal(0, extended.KullbackLeiblerToFinal);
+        Assert.Equal(1, extended.TopOneAgreement);
+        Assert.True(bare.KullbackLeiblerToFinal > 0.01);
+    }
+
+    [Fact]
+    public void LensKullbackLeibler_IsFinalGivenReadout()
+    {
+        using var model = Load("olmoe");
+        using var temp = new TempDirectory();
+        using var folder = Folder(temp, "lens");
+        var tokens = model.Tokenizer.Encode(Text);
+        var recorder = new ActivationRecorder([HookKind.LayerOutput]);
+        var final = model.Run([.. tokens], new RunOptions { Observers = [recorder], ThreadCount = 1 }).Values;
+        var readout = new LensProjection(model, 1).Project(recorder.Get(new HookSite(HookKind.LayerOutput, 0)).Values, tokens.Count);
+        int vocabulary = readout.Length / tokens.Count;
+
+        var result = LogitLensAnalysis.Run(model, tokens, ExpertOutputScale.Weighted, 3, folder, NullProgressSink.Instance, 1);
+
+        var first = result.Readouts.Single(r => r.Layer == 0 && r.Source == "l_out" && r.Position == 2);
+        var finalRow = final.AsSpan(2 * vocabulary, vocabulary);
+        var readoutRow = readout.AsSpan(2 * vocabulary, vocabulary);
+        Assert.Equal(Analyses.LogitLens.KullbackLeibler(finalRow, readoutRow), first.KullbackLeiblerToFinal);
+        Assert.NotEqual(Analyses.LogitLens.KullbackLeibler(readoutRow, finalRow), first.KullbackLeiblerToFinal);
+    }
+
+    [Fact]
     public void WithOneExpertOfWeightOneTheExpertReadoutIsTheMixtureReadout()
     {
         // qwen3moe normalises its top-k weights, so with k = 1 the single expert's weight is 1 and ffn_moe_out is its output.
@@ -92,9 +136,10 @@ public class LensTests
     }
 
     [Fact]
-    public void SingleExpertRenormalisedInEveryLayerHasExactlyTheEnginesTopKOnePerplexity()
+    public void WeightOne_OnANormalisingRouter_HasExactlyTheEnginesTopKOnePerplexity()
     {
-        using var model = Load("olmoe");
+        using var model = Load("qwen3moe");
+        Assert.True(model.Blocks.First(b => b.Moe is not null).Moe!.Router.Config.NormalizeWeights);
         using var temp = new TempDirectory();
         using var folder = Folder(temp, "single");
         var tokens = model.Tokenizer.Encode(Text);
@@ -109,6 +154,35 @@ public class LensTests
         var full = Perplexity.Evaluate(model, tokens, tokens.Count, null, RunOptions.Default, "text");
         Assert.Equal(full.Value, result.Perplexities.Single(p => p.Setting == "all-experts").Perplexity);
         Assert.Equal(full.Value, result.Perplexities.Single(p => p.Setting == "top-m" && p.TopM == result.TopK).Perplexity);
+    }
+
+    [Fact]
+    public void WeightOne_OnARouterThatDoesNotNormalise_DiffersFromRaw()
+    {
+        // OLMoE does not renormalise its top-k weights, so k = 1 routing keeps the top expert's own probability:
+        // the paper's weight-1 single expert is a different model, which only the explicit weight 1 gives.
+        using var model = Load("olmoe");
+        Assert.False(model.Blocks.First(b => b.Moe is not null).Moe!.Router.Config.NormalizeWeights);
+        using var temp = new TempDirectory();
+        var tokens = model.Tokenizer.Encode(Text);
+        double Single(SingleExpertWeight weight, string name)
+        {
+            using var folder = Folder(temp, name);
+            var result = SingleExpertAnalysis.Run(model, tokens, new SingleExpertSettings { Weight = weight }, folder, NullProgressSink.Instance);
+            return result.Perplexities.Single(p => p.Setting == "single-expert-all-layers").Perplexity;
+        }
+
+        double one = Single(SingleExpertWeight.Renormalized, "one");
+        double raw = Single(SingleExpertWeight.Raw, "raw");
+        double mass = Single(SingleExpertWeight.Mass, "mass");
+        double topKOne = Perplexity.Evaluate(model, tokens, tokens.Count, null, new RunOptions { Interventions = [new OverrideTopK(LayerSelector.All, 1)] }, "text").Value;
+        double weightOne = Perplexity.Evaluate(model, tokens, tokens.Count, null, new RunOptions { Interventions = [new KeepOnlyTopExpert(LayerSelector.All) { Weight = TopExpertWeight.One }] }, "text").Value;
+
+        Assert.NotEqual(raw, one);
+        Assert.NotEqual(mass, one);
+        Assert.NotEqual(mass, raw);
+        Assert.Equal(weightOne, one);
+        Assert.Equal(topKOne, raw);
     }
 
     [Theory]

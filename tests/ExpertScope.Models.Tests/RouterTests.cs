@@ -86,6 +86,39 @@ public sealed class RouterTests
         AssertWeights([4 / 7f, 0], result);
     }
 
+    [Theory]
+    [InlineData(TopExpertWeight.Own, 0.4f)]
+    [InlineData(TopExpertWeight.One, 1f)]
+    [InlineData(TopExpertWeight.Mass, 0.7f)]
+    public void KeepOnlyTopExpert_OnARouterThatDoesNotNormalise_WeighsAsAsked(TopExpertWeight weight, float expected)
+    {
+        var config = new RouterConfig(4, 2, GatingFunction.Softmax, NormalizeWeights: false);
+        var result = Route(config, Logits, new KeepOnlyTopExpert(LayerSelector.All) { Weight = weight });
+        Assert.Equal([3, 2], result.Experts.Take(2));
+        AssertWeights([expected, 0], result);
+    }
+
+    [Fact]
+    public void DisableTopRankedExperts_RoutesToTheNextBest()
+    {
+        // Scores 0.1..0.4: the top two are 3 and 2; disabling the top one per token leaves 2 and 1, renormalised.
+        var result = Route(Normalized(), Logits, new DisableTopRankedExperts(LayerSelector.All, 1));
+        Assert.Equal([2, 1], result.Experts.Take(2));
+        AssertWeights([3 / 5f, 2 / 5f], result);
+
+        var none = Route(Normalized(), Logits, new DisableTopRankedExperts(LayerSelector.All, 0));
+        Assert.Equal([3, 2], none.Experts.Take(2));
+        Assert.Throws<ExpertScopeException>(() => Route(Normalized(), Logits, new DisableTopRankedExperts(LayerSelector.All, 4)));
+    }
+
+    [Fact]
+    public void KeepOnlyTopExpertAtWeightOne_IgnoresTheRoutedScalingFactor()
+    {
+        var config = new RouterConfig(4, 2, GatingFunction.Softmax, NormalizeWeights: true, WeightScale: 2.5f);
+        AssertWeights([1f, 0], Route(config, Logits, new KeepOnlyTopExpert(LayerSelector.All) { Weight = TopExpertWeight.One }));
+        AssertWeights([2.5f, 0], Route(config, Logits, new KeepOnlyTopExpert(LayerSelector.All) { Weight = TopExpertWeight.Mass }));
+    }
+
     [Fact]
     public void ScaleExpert_MultipliesOnlyThatExpertsWeight()
     {

@@ -24,6 +24,7 @@ public static class AnalyzeCommand
         command.Subcommands.Add(AnalyzeSingleExpertCommand.Create(context));
         command.Subcommands.Add(AnalyzeLensCommand.Create(context));
         command.Subcommands.Add(AnalyzeTokenIdCommand.Create(context));
+        command.Subcommands.Add(AnalyzePerplexityTableCommand.Create(context));
         return command;
     }
 

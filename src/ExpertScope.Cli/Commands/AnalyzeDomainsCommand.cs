@@ -30,6 +30,7 @@ public static class AnalyzeDomainsCommand
         var tokens = new Option<long>("--tokens-per-domain") { Description = "Tokens drawn from each domain (default 20000).", DefaultValueFactory = _ => 20_000 };
         var seed = new Option<int>("--seed") { Description = "Seed of the document shuffle (default 0).", DefaultValueFactory = _ => 0 };
         var top = new Option<int>("--top") { Description = "Most specific experts listed per domain (default 10).", DefaultValueFactory = _ => 10 };
+        var includeSpecial = new Option<bool>("--include-special") { Description = "Count BOS, EOS and control tokens too (default: left out of every statistic)." };
         var command = new Command("domains", "Expert usage per text domain (equal token budgets): heatmaps, coverage, JS divergence, domain-specific experts.");
         model.AddTo(command);
         command.Options.Add(output);
@@ -40,47 +41,13 @@ public static class AnalyzeDomainsCommand
         command.Options.Add(tokens);
         command.Options.Add(seed);
         command.Options.Add(top);
+        command.Options.Add(includeSpecial);
         command.SetAction(parse => context.Guard(() =>
         {
             AnalyzeCommand.CheckBaseline(parse, baseline, "domains");
             var watch = Stopwatch.StartNew();
             string folder = parse.GetValue(output)!.FullName;
-            var domains = new List<KeyValuePair<string, IReadOnlyList<CorpusDocument>>>();
-            var described = new List<string>();
-            if (parse.GetValue(dataDir) is { } data)
-            {
-                var catalog = new DomainCorpusCatalog(data.FullName);
-                var names = parse.GetValue(domainNames) is { } list ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [.. catalog.Names];
-                foreach (var name in names)
-                {
-                    var domain = catalog.Describe(name);
-                    domains.Add(new(domain.Name, catalog.Load(domain.Name)));
-                    described.Add(domain.Name);
-                }
-            }
-            else if (parse.GetValue(domainNames) is not null)
-            {
-                throw new ExpertScopeException("--domains needs --data-dir.");
-            }
-
-            foreach (var value in parse.GetValue(corpora) ?? [])
-            {
-                int equals = value.IndexOf('=', StringComparison.Ordinal);
-                if (equals <= 0 || equals == value.Length - 1)
-                {
-                    throw new ExpertScopeException($"--corpus '{value}': expected NAME=PATH.");
-                }
-
-                string name = value[..equals], path = Path.GetFullPath(value[(equals + 1)..]);
-                if (domains.Any(d => d.Key.Equals(name, StringComparison.OrdinalIgnoreCase)))
-                {
-                    throw new ExpertScopeException($"--corpus '{value}': the name '{name}' is used twice.");
-                }
-
-                domains.Add(new(name, CorpusReader.Read(path)));
-                described.Add(name + "=" + path);
-            }
-
+            var (domains, described) = LoadDomains(parse, dataDir, domainNames, corpora);
             if (domains.Count < 2)
             {
                 throw new ExpertScopeException("Give at least two domains: --data-dir (built-in domains) and/or --corpus NAME=PATH.");
@@ -99,7 +66,7 @@ public static class AnalyzeDomainsCommand
 
             int? threads = model.ThreadCount(parse);
             using var moe = model.Load(parse);
-            var settings = new DomainRoutingSettings { TokensPerDomain = budget, Seed = parse.GetValue(seed), TopSpecificExperts = parse.GetValue(top), ThreadCount = threads };
+            var settings = new DomainRoutingSettings { TokensPerDomain = budget, Seed = parse.GetValue(seed), TopSpecificExperts = parse.GetValue(top), ThreadCount = threads, IncludeSpecialTokens = parse.GetValue(includeSpecial) };
             using var run = AnalyzeCommand.OpenFolder(context, parse, folder, "analyze-domains", moe, new Dictionary<string, string>
             {
                 ["domains"] = string.Join(";", described),
@@ -121,5 +88,48 @@ public static class AnalyzeDomainsCommand
             });
         }));
         return command;
+    }
+
+    /// <summary>The domains named by <c>--data-dir</c> (with <c>--domains</c>) and <c>--corpus NAME=PATH</c>, and a description of each for the run manifest.</summary>
+    internal static (List<KeyValuePair<string, IReadOnlyList<CorpusDocument>>> Domains, List<string> Described) LoadDomains(
+        ParseResult parse, Option<DirectoryInfo?> dataDir, Option<string?> domainNames, Option<string[]> corpora)
+    {
+        var domains = new List<KeyValuePair<string, IReadOnlyList<CorpusDocument>>>();
+        var described = new List<string>();
+        if (parse.GetValue(dataDir) is { } data)
+        {
+            var catalog = new DomainCorpusCatalog(data.FullName);
+            var names = parse.GetValue(domainNames) is { } list ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [.. catalog.Names];
+            foreach (var name in names)
+            {
+                var domain = catalog.Describe(name);
+                domains.Add(new(domain.Name, catalog.Load(domain.Name)));
+                described.Add(domain.Name);
+            }
+        }
+        else if (parse.GetValue(domainNames) is not null)
+        {
+            throw new ExpertScopeException("--domains needs --data-dir.");
+        }
+
+        foreach (var value in parse.GetValue(corpora) ?? [])
+        {
+            int equals = value.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0 || equals == value.Length - 1)
+            {
+                throw new ExpertScopeException($"--corpus '{value}': expected NAME=PATH.");
+            }
+
+            string name = value[..equals], path = Path.GetFullPath(value[(equals + 1)..]);
+            if (domains.Any(d => d.Key.Equals(name, StringComparison.OrdinalIgnoreCase)))
+            {
+                throw new ExpertScopeException($"--corpus '{value}': the name '{name}' is used twice.");
+            }
+
+            domains.Add(new(name, CorpusReader.Read(path)));
+            described.Add(name + "=" + path);
+        }
+
+        return (domains, described);
     }
 }

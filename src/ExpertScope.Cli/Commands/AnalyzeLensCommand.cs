@@ -23,10 +23,16 @@ public static class AnalyzeLensCommand
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Use only the first N tokens of the text (BOS included)." };
         var experts = new Option<string>("--expert-output")
         {
-            Description = "Read each expert's own output (unweighted, default) or its weighted contribution to the mixture (weighted).",
-            DefaultValueFactory = _ => "unweighted",
+            Description = "Read each expert's weighted contribution to the mixture (weighted, default, as MoE Lens) or its own output (unweighted).",
+            DefaultValueFactory = _ => "weighted",
         };
         experts.AcceptOnlyFromAmong("unweighted", "weighted");
+        var readout = new Option<string>("--readout")
+        {
+            Description = "extended (default, MoE Lens: residual stream entering the FFN + the expert's output, or + the mixture) or bare (the output alone).",
+            DefaultValueFactory = _ => "extended",
+        };
+        readout.AcceptOnlyFromAmong("extended", "bare");
         var top = new Option<int>("--top-tokens") { Description = "Top tokens kept per readout (default 5).", DefaultValueFactory = _ => 5 };
         var command = new Command("lens", "Logit lens on experts, the mixture and the residual stream: top tokens, entropy and KL to the final distribution per layer.");
         model.AddTo(command);
@@ -35,6 +41,7 @@ public static class AnalyzeLensCommand
         command.Options.Add(baseline);
         command.Options.Add(maxTokens);
         command.Options.Add(experts);
+        command.Options.Add(readout);
         command.Options.Add(top);
         command.SetAction(parse => context.Guard(() =>
         {
@@ -55,11 +62,13 @@ public static class AnalyzeLensCommand
             {
                 ["input_tokens"] = string.Join(' ', tokens.Select(t => t.ToString(CultureInfo.InvariantCulture))),
                 ["expert_output"] = parse.GetValue(experts)!,
+                ["readout"] = parse.GetValue(readout)!,
                 ["top_tokens"] = topTokens.ToString(CultureInfo.InvariantCulture),
             });
             return AnalyzeCommand.Interruptible(context, folder, token =>
             {
-                var result = ProgressDisplay.Run(context, sink => LogitLensAnalysis.Run(moe, tokens, scale, topTokens, run, sink, threads, token));
+                var result = ProgressDisplay.Run(context, sink => LogitLensAnalysis.Run(moe, tokens, scale, topTokens, run, sink, threads, token,
+                    parse.GetValue(readout) == "bare" ? LensReadoutKind.Bare : LensReadoutKind.Extended));
                 LogitLensAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe, tokens);
                 AnalyzeCommand.CompareWithBaseline(context, parse, baseline, folder);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);

@@ -24,10 +24,10 @@ public static class AnalyzeSingleExpertCommand
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Use only the first N tokens of the text (BOS included)." };
         var weight = new Option<string>("--weight")
         {
-            Description = "The single expert's weight: renormalized (as k = 1 routing gives it, OverrideTopK(1)) or raw (its weight in the full top-k routing, KeepOnlyTopExpert). Default renormalized.",
+            Description = "The single expert's weight: renormalized (1 for every router, MoE Lens), raw (its own weight in the full top-k routing) or mass (the top-k's total weight). Default renormalized.",
             DefaultValueFactory = _ => "renormalized",
         };
-        weight.AcceptOnlyFromAmong("renormalized", "raw");
+        weight.AcceptOnlyFromAmong("renormalized", "raw", "mass");
         var shared = new Option<string>("--shared")
         {
             Description = "Shared experts on (as the model is), off (skipped in every block), or both. Default: both when the model has shared experts, else on.",
@@ -58,7 +58,7 @@ public static class AnalyzeSingleExpertCommand
 
             var settings = new SingleExpertSettings
             {
-                Weight = parse.GetValue(weight) == "raw" ? SingleExpertWeight.Raw : SingleExpertWeight.Renormalized,
+                Weight = parse.GetValue(weight) switch { "raw" => SingleExpertWeight.Raw, "mass" => SingleExpertWeight.Mass, _ => SingleExpertWeight.Renormalized },
                 SharedOn = sharedMode is "on" or "both",
                 SharedOff = sharedMode is "off" or "both",
                 ThreadCount = threads,
@@ -66,7 +66,8 @@ public static class AnalyzeSingleExpertCommand
             using var run = AnalyzeCommand.OpenFolder(context, parse, folder, "analyze-single-expert", moe, new Dictionary<string, string>
             {
                 ["input_tokens"] = string.Join(' ', tokens.Select(t => t.ToString(CultureInfo.InvariantCulture))),
-                ["weight"] = parse.GetValue(weight)!,
+                // "renormalized" once meant OverrideTopK(1); the new name keeps old run folders from resuming into weight 1.
+                ["weight"] = parse.GetValue(weight) == "renormalized" ? "weight-1" : parse.GetValue(weight)!,
             });
             return AnalyzeCommand.Interruptible(context, folder, token =>
             {

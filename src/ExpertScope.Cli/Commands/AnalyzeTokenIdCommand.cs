@@ -26,6 +26,12 @@ public static class AnalyzeTokenIdCommand
         var tokensPerDomain = new Option<long>("--tokens-per-domain") { Description = "With --data-dir: tokens drawn from each domain (default 5000).", DefaultValueFactory = _ => 5000 };
         var seed = new Option<int>("--seed") { Description = "With --data-dir: seed of the document shuffle (default 0).", DefaultValueFactory = _ => 0 };
         var minimum = new Option<int>("--min-occurrences") { Description = "Analyse token ids seen at least this often (default 10).", DefaultValueFactory = _ => 10 };
+        var includeSpecial = new Option<bool>("--include-special") { Description = "Count BOS, EOS and control tokens too (default: left out)." };
+        var positionBucket = new Option<int>("--position-bucket")
+        {
+            Description = $"Positions per bucket of the consistency-by-position table (default {TokenIdAnalysis.DefaultPositionBucket}).",
+            DefaultValueFactory = _ => TokenIdAnalysis.DefaultPositionBucket,
+        };
         var command = new Command("token-id", "Is routing decided by the token id or its context? Per-layer consistency and I(E; T) vs H(E).");
         model.AddTo(command);
         command.Options.Add(input);
@@ -33,6 +39,8 @@ public static class AnalyzeTokenIdCommand
         command.Options.Add(tokensPerDomain);
         command.Options.Add(seed);
         command.Options.Add(minimum);
+        command.Options.Add(includeSpecial);
+        command.Options.Add(positionBucket);
         command.Options.Add(output);
         command.Options.Add(baseline);
         command.SetAction(parse => context.Guard(() =>
@@ -51,6 +59,12 @@ public static class AnalyzeTokenIdCommand
             if (minimumOccurrences < 1)
             {
                 throw new ExpertScopeException("--min-occurrences must be at least 1.");
+            }
+
+            int bucket = parse.GetValue(positionBucket);
+            if (bucket < 1)
+            {
+                throw new ExpertScopeException("--position-bucket must be at least 1.");
             }
 
             int? threads = model.ThreadCount(parse);
@@ -96,7 +110,7 @@ public static class AnalyzeTokenIdCommand
             }, data is null ? null : parse.GetValue(seed));
             return AnalyzeCommand.Interruptible(context, folder, token =>
             {
-                var result = ProgressDisplay.Run(context, sink => TokenIdAnalysis.Run(moe, run, groups, minimumOccurrences, sink, threads, token));
+                var result = ProgressDisplay.Run(context, sink => TokenIdAnalysis.Run(moe, run, groups, minimumOccurrences, sink, threads, token, parse.GetValue(includeSpecial), bucket));
                 TokenIdAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe);
                 AnalyzeCommand.CompareWithBaseline(context, parse, baseline, folder);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);

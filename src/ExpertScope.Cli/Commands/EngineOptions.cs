@@ -385,7 +385,14 @@ public static class InterventionParser
                 case DisableExperts disable: Experts("disable", disable.Experts); break;
                 case ForceExperts force: Experts("force", force.Experts); break;
                 case OverrideTopK topK: writer.WriteString("kind", "top_k"); Layers(); writer.WriteNumber("top_k", topK.TopK); break;
-                case KeepOnlyTopExpert: writer.WriteString("kind", "keep_top_expert"); Layers(); break;
+                case KeepOnlyTopExpert keep:
+                    writer.WriteString("kind", "keep_top_expert"); Layers();
+                    if (keep.Weight != TopExpertWeight.Own)
+                    {
+                        writer.WriteString("weight", keep.Weight.ToString().ToLowerInvariant());
+                    }
+
+                    break;
                 case ScaleExpert scale:
                     writer.WriteString("kind", "scale"); Layers(); writer.WriteNumber("expert", scale.Expert.Value); writer.WriteNumber("factor", scale.Factor); break;
                 default: writer.WriteString("kind", intervention.GetType().Name); Layers(); break;

@@ -20,7 +20,7 @@ public static class SuperExpertsCommand
         var layersFraction = new Option<double>("--layers-fraction") { Description = "Only blocks in the first this-fraction of the model.", DefaultValueFactory = _ => 0.75 };
         var seeds = new Option<int>("--seeds") { Description = "Random-pruning controls (one per seed).", DefaultValueFactory = _ => 3 };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Corpus tokens at most.", DefaultValueFactory = _ => 4096 };
-        var chunk = new Option<int>("--chunk") { Description = "Tokens per sequence.", DefaultValueFactory = _ => 128 };
+        var chunk = new Option<int>("--chunk") { Description = "Tokens per sequence, BOS included (2048 as the reference code; capped by the context).", DefaultValueFactory = _ => 2048 };
         var threads = new Option<int?>("--threads") { Description = "Threads (default: all processors)." };
         var output = new Option<DirectoryInfo>("--out") { Description = "Output folder.", Required = true };
         var command = new Command("super-experts", "Profile each expert's largest down-projection output, flag super experts, report massive activations, and compare pruning them with pruning random experts.")

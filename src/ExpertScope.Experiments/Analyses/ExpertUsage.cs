@@ -8,6 +8,9 @@ public enum UsageMeasure
 
     /// <summary>Mixing mass: the sum of each expert's mixing weights over the tokens.</summary>
     Weight,
+
+    /// <summary>Top-1 selections: how many tokens ranked the expert first (one decision per token, so no k experts "cover" anything by construction).</summary>
+    TopOne,
 }
 
 /// <summary>
@@ -16,9 +19,9 @@ public enum UsageMeasure
 /// </summary>
 public sealed class ExpertUsageTable
 {
-    private readonly SortedDictionary<int, (double[] Counts, double[] Weights, long Tokens)> _layers;
+    private readonly SortedDictionary<int, (double[] Counts, double[] Weights, double[] TopOne, long Tokens)> _layers;
 
-    internal ExpertUsageTable(string domain, int expertCount, SortedDictionary<int, (double[] Counts, double[] Weights, long Tokens)> layers)
+    internal ExpertUsageTable(string domain, int expertCount, SortedDictionary<int, (double[] Counts, double[] Weights, double[] TopOne, long Tokens)> layers)
     {
         Domain = domain;
         ExpertCount = expertCount;
@@ -43,8 +46,16 @@ public sealed class ExpertUsageTable
     /// <summary>The number of distinct tokens (sequence, position) routed in <paramref name="layer"/>.</summary>
     public long Tokens(int layer) => Entry(layer).Tokens;
 
-    /// <summary>The raw vector for a measure: <see cref="Counts"/> or <see cref="Weights"/>.</summary>
-    public double[] Mass(int layer, UsageMeasure measure) => measure == UsageMeasure.Count ? Counts(layer) : Weights(layer);
+    /// <summary>tᵢ: the number of tokens whose first-ranked expert (rank 0) is i in <paramref name="layer"/>.</summary>
+    public double[] TopOne(int layer) => [.. Entry(layer).TopOne];
+
+    /// <summary>The raw vector for a measure: <see cref="Counts"/>, <see cref="Weights"/> or <see cref="TopOne"/>.</summary>
+    public double[] Mass(int layer, UsageMeasure measure) => measure switch
+    {
+        UsageMeasure.Count => Counts(layer),
+        UsageMeasure.TopOne => TopOne(layer),
+        _ => Weights(layer),
+    };
 
     /// <summary>The usage distribution pᵢ = xᵢ / Σⱼ xⱼ for a measure (all zeros when the layer has no mass).</summary>
     public double[] Shares(int layer, UsageMeasure measure)
@@ -54,7 +65,7 @@ public sealed class ExpertUsageTable
         return total > 0 ? Array.ConvertAll(mass, value => value / total) : mass;
     }
 
-    private (double[] Counts, double[] Weights, long Tokens) Entry(int layer) =>
+    private (double[] Counts, double[] Weights, double[] TopOne, long Tokens) Entry(int layer) =>
         _layers.TryGetValue(layer, out var entry)
             ? entry
             : throw new ArgumentOutOfRangeException(nameof(layer), layer, $"Domain '{Domain}' has no records for layer {layer}.");
@@ -89,7 +100,7 @@ public static class ExpertUsage
 {
     /// <summary>
     /// Tallies routing records: per layer, cᵢ = number of records with expert i, wᵢ = Σ weight of those records,
-    /// and the number of distinct (sequence, position) tokens. Count shares pᵢ = cᵢ / Σc are selection
+    /// tᵢ = number of rank-0 records with expert i, and the number of distinct (sequence, position) tokens. Count shares pᵢ = cᵢ / Σc are selection
     /// frequencies (with top-k routing Σc = k · tokens); weight shares pᵢ = wᵢ / Σw are the mixing mass.
     /// </summary>
     /// <param name="domain">A name for the records' domain.</param>
@@ -100,7 +111,7 @@ public static class ExpertUsage
     {
         ArgumentNullException.ThrowIfNull(records);
         ArgumentOutOfRangeException.ThrowIfLessThan(expertCount, 1);
-        var layers = new SortedDictionary<int, (double[] Counts, double[] Weights, long Tokens)>();
+        var layers = new SortedDictionary<int, (double[] Counts, double[] Weights, double[] TopOne, long Tokens)>();
         var tokens = new Dictionary<int, HashSet<(int, int)>>();
         foreach (var record in records)
         {
@@ -116,13 +127,18 @@ public static class ExpertUsage
 
             if (!layers.TryGetValue(record.Layer, out var entry))
             {
-                entry = (new double[expertCount], new double[expertCount], 0);
+                entry = (new double[expertCount], new double[expertCount], new double[expertCount], 0);
                 layers[record.Layer] = entry;
                 tokens[record.Layer] = [];
             }
 
             entry.Counts[record.Expert]++;
             entry.Weights[record.Expert] += record.Weight;
+            if (record.Rank == 0)
+            {
+                entry.TopOne[record.Expert]++;
+            }
+
             tokens[record.Layer].Add((record.Sequence, record.Position));
         }
 

@@ -33,6 +33,14 @@ public sealed record TokenRoutingLayerSummary(
     public double ContextShare => ExpertEntropy > 0 ? ConditionalEntropy / ExpertEntropy : 0;
 }
 
+/// <summary>Routing consistency with the token id's modal expert in one layer and one range of positions.</summary>
+/// <param name="Layer">The layer.</param>
+/// <param name="PositionStart">First position of the bucket (0-based, as in the sequence, BOS included if present).</param>
+/// <param name="PositionEnd">One past its last position.</param>
+/// <param name="Occurrences">Occurrences of qualifying token ids in the bucket.</param>
+/// <param name="Top1Consistency">Share of them whose top-1 expert is their id's modal top-1 (pooled over ids).</param>
+public sealed record PositionConsistency(int Layer, int PositionStart, int PositionEnd, long Occurrences, double Top1Consistency);
+
 /// <summary>
 /// Is routing decided by the token id or by its context? (OpenMoE's "context-independent specialization".) For
 /// token ids seen in at least M contexts (occurrences), per layer: how often an occurrence goes to the id's modal
@@ -112,6 +120,40 @@ public static class TokenRouting
         return rows;
     }
 
+    /// <summary>
+    /// OpenMoE's "drop towards the end" measurement (Xue et al. 2024, §5): per layer and position bucket
+    /// [start, start + width), the share of occurrences whose top-1 expert is their token id's modal top-1 expert,
+    /// the mode taken over all of the id's occurrences (ids with at least <paramref name="minimumOccurrences"/>). A
+    /// falling share at later positions means routing drifts from the token-id pattern as the context grows.
+    /// </summary>
+    /// <param name="records">Routing records.</param>
+    /// <param name="minimumOccurrences">M, at least 1.</param>
+    /// <param name="bucketWidth">Positions per bucket, at least 1.</param>
+    public static IReadOnlyList<PositionConsistency> ConsistencyByPosition(IEnumerable<RoutingRecord> records, int minimumOccurrences, int bucketWidth)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(bucketWidth, 1);
+        var rows = new List<PositionConsistency>();
+        foreach (var (layer, byToken) in GroupOccurrences(records, minimumOccurrences))
+        {
+            var buckets = new SortedDictionary<int, (long Occurrences, long Matches)>();
+            foreach (var (tokenId, occurrences) in byToken)
+            {
+                int modal = Profile(layer, tokenId, occurrences).ModalTop1;
+                foreach (var occurrence in occurrences)
+                {
+                    int bucket = occurrence.Position / bucketWidth;
+                    var (n, matches) = buckets.GetValueOrDefault(bucket);
+                    buckets[bucket] = (n + 1, matches + (occurrence.Top1 == modal ? 1 : 0));
+                }
+            }
+
+            rows.AddRange(buckets.Select(pair => new PositionConsistency(
+                layer, pair.Key * bucketWidth, (pair.Key + 1) * bucketWidth, pair.Value.Occurrences, (double)pair.Value.Matches / pair.Value.Occurrences)));
+        }
+
+        return rows;
+    }
+
     private static TokenRoutingProfile Profile(int layer, int tokenId, List<Occurrence> occurrences)
     {
         var modalTop1 = occurrences.GroupBy(o => o.Top1).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
@@ -135,7 +177,7 @@ public static class TokenRouting
             var key = (record.Layer, record.Sequence, record.Position);
             if (!tokens.TryGetValue(key, out var occurrence))
             {
-                occurrence = new Occurrence(record.TokenId);
+                occurrence = new Occurrence(record.TokenId, record.Position);
                 tokens[key] = occurrence;
             }
             else if (occurrence.TokenId != record.TokenId)
@@ -177,11 +219,13 @@ public static class TokenRouting
         return grouped;
     }
 
-    private sealed class Occurrence(int tokenId)
+    private sealed class Occurrence(int tokenId, int position)
     {
         private int _bestRank = int.MaxValue;
 
         public int TokenId { get; } = tokenId;
+
+        public int Position { get; } = position;
 
         public int Top1 { get; private set; } = -1;
 

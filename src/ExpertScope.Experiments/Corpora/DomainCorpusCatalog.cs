@@ -7,7 +7,14 @@ namespace ExpertScope.Experiments.Corpora;
 /// <param name="RelativePath">Path below the domains folder, with <c>/</c> separators (e.g. <c>math/gsm8k_test.jsonl</c>).</param>
 /// <param name="Fields">JSON fields joined into a document; ignored for plain text.</param>
 /// <param name="Split">How plain text is split; ignored for JSON.</param>
-public sealed record DomainSource(string RelativePath, IReadOnlyList<string> Fields, TextSplit Split = TextSplit.Paragraphs);
+public sealed record DomainSource(string RelativePath, IReadOnlyList<string> Fields, TextSplit Split = TextSplit.Paragraphs)
+{
+    /// <summary>
+    /// The file is a JSON array whatever its extension, and each of <see cref="Fields"/> is a document of its own
+    /// (a sentence pair gives two); a text seen before in the domain is not read again.
+    /// </summary>
+    public bool EachFieldADocument { get; init; }
+}
 
 /// <summary>A built-in text domain: a name, what the text is, and the files it is read from.</summary>
 /// <param name="Name">Short name used on the command line (<c>math</c>, <c>non-english</c>, …).</param>
@@ -26,7 +33,9 @@ public sealed record DomainDescription(string Name, string Description, IReadOnl
 /// (one per line: the file separates them with blank lines); <b>literature</b> tiny-shakespeare speeches
 /// (blank-line paragraphs); <b>legal</b> the US Constitution (blank-line paragraphs; a small corpus);
 /// <b>non-english</b> Don Quijote (Spanish, CRLF, hard-wrapped without blank lines, so blocks of 20 lines);
-/// <b>chat</b> Alpaca instructions (user turns only).
+/// <b>chat</b> Alpaca instructions (user turns only); <b>french</b> the distinct French sentences of MCL-WiC (dev and
+/// test fr-fr, read from the <c>mcl-wic</c> folder beside <c>domains/</c>), the French domain of MoE Lens (arXiv
+/// 2603.05806), which compares English, French and GSM8K.
 /// </remarks>
 public sealed class DomainCorpusCatalog
 {
@@ -69,6 +78,11 @@ public sealed class DomainCorpusCatalog
             [new("non-english/don_quijote_es.txt", [], TextSplit.LineBlocks)]),
         new("chat", "Alpaca instructions without input: user requests only",
             [new("chat/alpaca_instructions_harmless_train.json", ["instruction"])]),
+        new("french", "MCL-WiC fr-fr (dev and test): distinct French sentences (Europarl, Wikipedia and other sources)",
+            [
+                new("../mcl-wic/dev/dev.fr-fr.data", ["sentence1", "sentence2"]) { EachFieldADocument = true },
+                new("../mcl-wic/test/test.fr-fr.data", ["sentence1", "sentence2"]) { EachFieldADocument = true },
+            ]),
     ];
 
     /// <summary>The folder holding one sub-folder per domain.</summary>
@@ -97,12 +111,24 @@ public sealed class DomainCorpusCatalog
     {
         var domain = Describe(name);
         var documents = new List<CorpusDocument>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var source in domain.Sources)
         {
             var file = Path.Combine(DomainsFolder, source.RelativePath.Replace('/', Path.DirectorySeparatorChar));
             if (!File.Exists(file))
             {
                 throw new ExpertScopeException($"{file}: the file of domain '{domain.Name}' is missing.");
+            }
+
+            if (source.EachFieldADocument)
+            {
+                foreach (string field in source.Fields)
+                {
+                    var read = CorpusReader.ReadJson(file, new CorpusReadOptions { Fields = [field], Load = load ?? LoadOptions.Strict });
+                    documents.AddRange(read.Where(d => seen.Add(d.Text)));
+                }
+
+                continue;
             }
 
             documents.AddRange(CorpusReader.ReadFile(file, new CorpusReadOptions

@@ -25,20 +25,29 @@ public sealed record DomainRoutingSettings
 
     /// <summary>Threads of the forward pass.</summary>
     public int? ThreadCount { get; init; }
+
+    /// <summary>Count BOS, EOS and control tokens too (default false: they are left out of every statistic, see <see cref="SpecialTokens"/>).</summary>
+    public bool IncludeSpecialTokens { get; init; }
 }
 
 /// <summary>What <see cref="DomainRoutingAnalysis.Run"/> found.</summary>
 /// <param name="Samples">The sample drawn per domain (check <see cref="CorpusSample.BudgetReached"/>).</param>
 /// <param name="Tables">Expert usage per domain.</param>
-/// <param name="Summaries">Concentration per domain and layer (count-based).</param>
+/// <param name="Summaries">Concentration per domain and layer, on all k selections, top-1 selections and routing weight.</param>
 /// <param name="Divergences">Jensen-Shannon divergence between domains per layer (count-based).</param>
-/// <param name="Specificity">Every (domain, layer, expert) test, ranked within each domain.</param>
+/// <param name="Specificity">Every (domain, layer, expert) test, unstratified (chi-squared), ranked within each domain.</param>
+/// <param name="StratifiedSpecificity">The same tests stratified by token id (Cochran–Mantel–Haenszel), ranked within each domain.</param>
+/// <param name="TokenTables">Routing per domain, layer and token id (the strata, and what <c>token_*.csv</c> hold).</param>
+/// <param name="ExcludedTokenIds">Token ids left out of every statistic (special tokens unless included).</param>
 public sealed record DomainRoutingResult(
     IReadOnlyList<CorpusSample> Samples,
     IReadOnlyList<ExpertUsageTable> Tables,
     IReadOnlyList<ExpertUsageSummary> Summaries,
     IReadOnlyList<DomainDivergenceMatrix> Divergences,
-    IReadOnlyList<ExpertSpecificity> Specificity);
+    IReadOnlyList<ExpertSpecificity> Specificity,
+    IReadOnlyList<StratifiedSpecificity> StratifiedSpecificity,
+    IReadOnlyList<TokenUsageTable> TokenTables,
+    IReadOnlySet<int> ExcludedTokenIds);
 
 /// <summary>
 /// Expert usage by text domain (MoE Lens §3, OpenMoE's domain study): equal token budgets per domain, routing through
@@ -76,13 +85,21 @@ public static class DomainRoutingAnalysis
             groups.Add(new RoutingGroup(sample.Name, [.. sample.Chunks.Select(chunk => tokenizer.Encode(chunk.Text))]));
         }
 
+        var excluded = settings.IncludeSpecialTokens ? new HashSet<int>() : SpecialTokens.Ids(model);
         var tables = new List<ExpertUsageTable>();
-        RoutingCollector.Collect(model, folder, groups, progress, settings.ThreadCount, (name, records) => tables.Add(ExpertUsage.Tally(name, records, expertCount)), cancellationToken);
-        var summaries = tables.SelectMany(t => ExpertUsage.Summarize(t, UsageMeasure.Count)).ToList();
+        var tokenTables = new List<TokenUsageTable>();
+        RoutingCollector.Collect(model, folder, groups, progress, settings.ThreadCount, (name, records) =>
+        {
+            var kept = records.Where(r => !excluded.Contains(r.TokenId)).ToList();
+            tables.Add(ExpertUsage.Tally(name, kept, expertCount));
+            tokenTables.Add(TokenUsageTable.Tally(name, kept, expertCount));
+        }, cancellationToken);
+        var summaries = tables.SelectMany(t => new[] { UsageMeasure.Count, UsageMeasure.TopOne, UsageMeasure.Weight }.SelectMany(m => ExpertUsage.Summarize(t, m))).ToList();
         var layers = tables.Select(t => (IEnumerable<int>)t.Layers).Aggregate((a, b) => a.Intersect(b)).Order().ToList();
         var divergences = tables.Count >= 2 ? layers.Select(l => ExpertUsage.DomainDivergence(tables, l, UsageMeasure.Count)).ToList() : [];
         var specificity = tables.Count >= 2 ? DomainSpecificity.Rank(tables) : [];
-        return new DomainRoutingResult(samples, tables, summaries, divergences, specificity);
+        var stratified = tokenTables.Count >= 2 ? TokenStratifiedSpecificity.Rank(tokenTables) : [];
+        return new DomainRoutingResult(samples, tables, summaries, divergences, specificity, stratified, tokenTables, excluded);
     }
 
     /// <summary>Writes <c>results.json</c>, the CSV tables, the SVG figures and <c>report.html</c> into <paramref name="folder"/>.</summary>
@@ -115,10 +132,10 @@ public static class DomainRoutingAnalysis
 
         using (var csv = CsvWriter.Create(Path.Combine(folder, "concentration.csv")))
         {
-            csv.WriteRow("domain", "layer", "tokens", "experts_50", "experts_80", "experts_90", "entropy_bits", "normalized_entropy", "gini", "top_expert", "top_expert_share");
+            csv.WriteRow("domain", "layer", "measure", "tokens", "experts_50", "experts_80", "experts_90", "entropy_bits", "normalized_entropy", "gini", "top_expert", "top_expert_share");
             foreach (var s in result.Summaries)
             {
-                csv.WriteRow(s.Domain, s.Layer, s.Tokens, s.ExpertsFor50, s.ExpertsFor80, s.ExpertsFor90, s.EntropyBits, s.NormalizedEntropy, s.Gini, s.TopExpert, s.TopExpertShare);
+                csv.WriteRow(s.Domain, s.Layer, MeasureName(s.Measure), s.Tokens, s.ExpertsFor50, s.ExpertsFor80, s.ExpertsFor90, s.EntropyBits, s.NormalizedEntropy, s.Gini, s.TopExpert, s.TopExpertShare);
             }
         }
 
@@ -147,10 +164,57 @@ public static class DomainRoutingAnalysis
             }
         }
 
+        var stratifiedTop = result.Tables.SelectMany(t => TokenStratifiedSpecificity.TopForDomain(result.StratifiedSpecificity, t.Domain, settings.TopSpecificExperts)).ToList();
+        using (var csv = CsvWriter.Create(Path.Combine(folder, "specific_experts_stratified.csv")))
+        {
+            csv.WriteRow("domain", "rank", "layer", "expert", "domain_rate", "other_rate", "informative_strata", "observed_minus_expected", "mh_odds_ratio", "cmh_chi_squared", "p_value", "q_value");
+            foreach (var s in stratifiedTop)
+            {
+                csv.WriteRow(s.Domain, s.Rank, s.Layer, s.Expert, Rate(s.DomainSelected, s.DomainTokens), Rate(s.OtherSelected, s.OtherTokens), s.InformativeStrata, s.ObservedMinusExpected, s.CommonOddsRatio, s.ChiSquared, s.PValue, s.QValue);
+            }
+        }
+
+        using (var csv = CsvWriter.Create(Path.Combine(folder, "stratified_tests.csv")))
+        {
+            csv.WriteRow("domain", "layer", "expert", "domain_selected", "domain_tokens", "other_selected", "other_tokens", "informative_strata", "observed_minus_expected", "mh_odds_ratio", "cmh_chi_squared", "p_value", "q_value");
+            foreach (var s in result.StratifiedSpecificity)
+            {
+                csv.WriteRow(s.Domain, s.Layer, s.Expert, s.DomainSelected, s.DomainTokens, s.OtherSelected, s.OtherTokens, s.InformativeStrata, s.ObservedMinusExpected, s.CommonOddsRatio, s.ChiSquared, s.PValue, s.QValue);
+            }
+        }
+
+        // The strata, so that R's mantelhaen.test can recompute any stratified row.
+        using (var counts = CsvWriter.Create(Path.Combine(folder, "token_counts.csv")))
+        using (var selections = CsvWriter.Create(Path.Combine(folder, "token_selections.csv")))
+        {
+            counts.WriteRow("domain", "layer", "token_id", "tokens");
+            selections.WriteRow("domain", "layer", "token_id", "expert", "selected");
+            foreach (var table in result.TokenTables)
+            {
+                foreach (var (layer, byToken) in table.Layers)
+                {
+                    foreach (var (tokenId, entry) in byToken.OrderBy(p => p.Key))
+                    {
+                        counts.WriteRow(table.Domain, layer, tokenId, entry.Tokens);
+                        for (int e = 0; e < entry.Selected.Length; e++)
+                        {
+                            if (entry.Selected[e] > 0)
+                            {
+                                selections.WriteRow(table.Domain, layer, tokenId, e, entry.Selected[e]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
         var report = new HtmlReport("Expert usage by domain") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow };
         report.AddSummary(
             string.Create(f, $"{result.Tables.Count} domains, {settings.TokensPerDomain} tokens each (seed {settings.Seed}), {layers.Count} MoE layers of {experts} experts."),
-            "Usage is the share of routing decisions (any of the k ranks) each expert receives; coverage counts the fewest experts taking 50/80/90% of them.");
+            "Usage is the share of routing decisions (any of the k ranks) each expert receives; coverage counts the fewest experts taking 50/80/90% of them, on all k selections (where at least ⌈k/2⌉ experts always cover half), on top-1 selections and on routing weight.",
+            result.ExcludedTokenIds.Count == 0
+                ? "Special tokens (BOS, EOS, control) are counted."
+                : string.Create(f, $"{result.ExcludedTokenIds.Count} special token ids (BOS, EOS, control tokens) are left out of every statistic."));
         var figures = report.AddSection("Layer × expert usage per domain");
         foreach (var table in result.Tables)
         {
@@ -182,9 +246,9 @@ public static class DomainRoutingAnalysis
         }
 
         coverage.AddTable(new ReportTable(
-            ["domain", "layer", "50%", "80%", "90%", "entropy (bits)", "Gini"],
-            [.. result.Summaries.Select(s => (IReadOnlyList<string>)[s.Domain, s.Layer.ToString(f), s.ExpertsFor50.ToString(f), s.ExpertsFor80.ToString(f), s.ExpertsFor90.ToString(f), ReportTable.Number(s.EntropyBits), ReportTable.Number(s.Gini)])],
-            "Fewest experts covering 50/80/90% of the routing decisions"));
+            ["domain", "layer", "measure", "50%", "80%", "90%", "entropy (bits)", "Gini"],
+            [.. result.Summaries.Select(s => (IReadOnlyList<string>)[s.Domain, s.Layer.ToString(f), MeasureName(s.Measure), s.ExpertsFor50.ToString(f), s.ExpertsFor80.ToString(f), s.ExpertsFor90.ToString(f), ReportTable.Number(s.EntropyBits), ReportTable.Number(s.Gini)])],
+            "Fewest experts covering 50/80/90% of the routing: all k selections, top-1 selections, routing weight"));
 
         if (result.Divergences.Count > 0)
         {
@@ -211,7 +275,11 @@ public static class DomainRoutingAnalysis
             report.AddSection("Most domain-specific experts").AddTable(new ReportTable(
                 ["domain", "rank", "layer", "expert", "domain rate", "other rate", "log₂ ratio", "q (BH)"],
                 [.. top.Select(s => (IReadOnlyList<string>)[s.Domain, s.Rank.ToString(f), s.Layer.ToString(f), s.Expert.ToString(f), ReportTable.Number(s.DomainRate), ReportTable.Number(s.OtherRate), ReportTable.Number(s.LogRatio), ReportTable.Number(s.QValue)])],
-                "Over-used experts with q < 0.05 (chi-squared, Benjamini-Hochberg over every test)"));
+                "Over-used experts with q < 0.05, unstratified (chi-squared, Benjamini-Hochberg over every test): token frequency alone can produce these"));
+            report.AddSection("Domain-specific experts within token ids").AddTable(new ReportTable(
+                ["domain", "rank", "layer", "expert", "domain rate", "other rate", "strata", "MH odds ratio", "q (BH)"],
+                [.. stratifiedTop.Select(s => (IReadOnlyList<string>)[s.Domain, s.Rank.ToString(f), s.Layer.ToString(f), s.Expert.ToString(f), ReportTable.Number(Rate(s.DomainSelected, s.DomainTokens)), ReportTable.Number(Rate(s.OtherSelected, s.OtherTokens)), s.InformativeStrata.ToString(f), ReportTable.Number(s.CommonOddsRatio), ReportTable.Number(s.QValue)])],
+                "Over-used experts with q < 0.05 stratified by token id (Cochran–Mantel–Haenszel, Benjamini-Hochberg): the domain routes to them more than its token ids predict"));
         }
 
         report.Save(Path.Combine(folder, "report.html"));
@@ -224,7 +292,7 @@ public static class DomainRoutingAnalysis
             domains = result.Samples.Select(s => new { name = s.Name, tokens = s.TokenCount, chunks = s.Chunks.Count, budget_reached = s.BudgetReached }),
             concentration = result.Summaries.Select(s => new
             {
-                domain = s.Domain, layer = s.Layer, tokens = s.Tokens, experts_50 = s.ExpertsFor50, experts_80 = s.ExpertsFor80, experts_90 = s.ExpertsFor90,
+                domain = s.Domain, layer = s.Layer, measure = MeasureName(s.Measure), tokens = s.Tokens, experts_50 = s.ExpertsFor50, experts_80 = s.ExpertsFor80, experts_90 = s.ExpertsFor90,
                 entropy_bits = s.EntropyBits, normalized_entropy = s.NormalizedEntropy, gini = s.Gini, top_expert = s.TopExpert, top_expert_share = s.TopExpertShare,
             }),
             js_divergence = result.Divergences.Select(m => new
@@ -232,13 +300,28 @@ public static class DomainRoutingAnalysis
                 layer = m.Layer, domains = m.Domains,
                 bits = Enumerable.Range(0, m.Domains.Count).Select(i => Enumerable.Range(0, m.Domains.Count).Select(j => m.Bits[i, j]).ToArray()),
             }),
+            special_tokens_excluded = result.ExcludedTokenIds.Count > 0,
             specific_experts = top.Select(s => new
             {
                 domain = s.Domain, rank = s.Rank, layer = s.Layer, expert = s.Expert, domain_rate = s.DomainRate, other_rate = s.OtherRate,
                 log2_ratio = s.LogRatio, chi_squared = s.ChiSquared, p_value = s.PValue, q_value = s.QValue,
             }),
+            specific_experts_stratified = stratifiedTop.Select(s => new
+            {
+                domain = s.Domain, rank = s.Rank, layer = s.Layer, expert = s.Expert, informative_strata = s.InformativeStrata,
+                observed_minus_expected = s.ObservedMinusExpected, mh_odds_ratio = s.CommonOddsRatio, cmh_chi_squared = s.ChiSquared, p_value = s.PValue, q_value = s.QValue,
+            }),
         });
     }
+
+    private static string MeasureName(UsageMeasure measure) => measure switch
+    {
+        UsageMeasure.Count => "all_k",
+        UsageMeasure.TopOne => "top1",
+        _ => "weight",
+    };
+
+    private static double Rate(long selected, long tokens) => tokens > 0 ? (double)selected / tokens : 0;
 
     internal static string SafeName(string name) => new([.. name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : '_')]);
 }

@@ -19,6 +19,20 @@ public enum ExpertOutputScale
     Weighted,
 }
 
+/// <summary>What vector an expert or mixture readout decodes.</summary>
+public enum LensReadoutKind
+{
+    /// <summary>
+    /// MoE Lens's extended logit lens (arXiv 2603.05806, §5): the residual stream entering the feed-forward part
+    /// (<c>ffn_inp</c>) plus the expert's output (or plus the mixture), the state the block would hand on if that
+    /// were its whole feed-forward output.
+    /// </summary>
+    Extended,
+
+    /// <summary>The expert's output (or the mixture) alone, as a bare vector.</summary>
+    Bare,
+}
+
 /// <summary>One logit-lens readout: a vector at one layer and position through the final norm and unembedding.</summary>
 /// <param name="Layer">Block index.</param>
 /// <param name="Source"><c>l_out</c> (residual after the block), <c>ffn_moe_out</c> (the mixture) or <c>expert</c>.</param>
@@ -27,7 +41,7 @@ public enum ExpertOutputScale
 /// <param name="Position">Token position.</param>
 /// <param name="TopTokens">The most probable tokens, best first.</param>
 /// <param name="EntropyBits">Entropy of the readout distribution, bits.</param>
-/// <param name="KullbackLeiblerToFinal">KL(readout ‖ final distribution at the position), nats.</param>
+/// <param name="KullbackLeiblerToFinal">KL(final distribution at the position ‖ readout), nats.</param>
 /// <param name="AgreesWithFinal">Whether the readout's top-1 token is the model's final top-1 token.</param>
 public sealed record LensReadout(
     int Layer, string Source, int Rank, int Expert, int Position, IReadOnlyList<TokenProbability> TopTokens, double EntropyBits, double KullbackLeiblerToFinal, bool AgreesWithFinal);
@@ -36,7 +50,7 @@ public sealed record LensReadout(
 /// <param name="Layer">Block index.</param>
 /// <param name="Source">As <see cref="LensReadout.Source"/>; experts are summarised per rank (<c>expert-r0</c>, …).</param>
 /// <param name="EntropyBits">Mean entropy, bits.</param>
-/// <param name="KullbackLeiblerToFinal">Mean KL to the final distribution, nats.</param>
+/// <param name="KullbackLeiblerToFinal">Mean KL(final ‖ readout), nats.</param>
 /// <param name="TopOneAgreement">Share of positions whose top-1 token is the final top-1.</param>
 /// <param name="Positions">Positions averaged.</param>
 public sealed record LensLayerSummary(int Layer, string Source, double EntropyBits, double KullbackLeiblerToFinal, double TopOneAgreement, int Positions);
@@ -45,14 +59,19 @@ public sealed record LensLayerSummary(int Layer, string Source, double EntropyBi
 /// <param name="Readouts">Every readout, by layer, source, rank, position.</param>
 /// <param name="Summaries">Per layer and source.</param>
 /// <param name="Scale">How expert outputs were read.</param>
-public sealed record LogitLensResult(IReadOnlyList<LensReadout> Readouts, IReadOnlyList<LensLayerSummary> Summaries, ExpertOutputScale Scale);
+public sealed record LogitLensResult(IReadOnlyList<LensReadout> Readouts, IReadOnlyList<LensLayerSummary> Summaries, ExpertOutputScale Scale)
+{
+    /// <summary>Whether expert and mixture readouts added the residual stream (<see cref="LensReadoutKind.Extended"/>).</summary>
+    public LensReadoutKind Kind { get; init; } = LensReadoutKind.Extended;
+}
 
 /// <summary>
 /// Early decoding (MoE Lens §5): each selected expert's output, the routed mixture (<c>ffn_moe_out</c>) and the
 /// residual stream after every block (<c>l_out</c>) read through the final norm and the unembedding
-/// (<see cref="LensProjection"/>); per readout the top tokens, the entropy and the KL divergence to the model's final
-/// distribution. Since the final norm is an RMS norm, scaling a vector barely changes its readout (only through the
-/// norm's epsilon), so weighted and unweighted expert outputs read almost alike.
+/// (<see cref="LensProjection"/>); per readout the top tokens, the entropy and KL(final ‖ readout). By default the
+/// expert and mixture readouts are the paper's extended lens, residual (<c>ffn_inp</c>) + output
+/// (<see cref="LensReadoutKind"/>); read bare, scaling a vector barely changes its readout (the final RMS norm removes
+/// the scale up to its epsilon), so there weighted and unweighted expert outputs read almost alike.
 /// </summary>
 /// <remarks>One forward pass; each layer's readouts are journalled (<c>lens/layer-L</c>), so a resumed run projects only the rest.</remarks>
 public static class LogitLensAnalysis
@@ -66,9 +85,10 @@ public static class LogitLensAnalysis
     /// <param name="progress">Progress, counted in layers.</param>
     /// <param name="threadCount">Threads.</param>
     /// <param name="cancellationToken">Stops between layers.</param>
+    /// <param name="kind">Extended (residual + output, default) or bare expert and mixture readouts.</param>
     public static LogitLensResult Run(
         MoeModel model, IReadOnlyList<int> tokens, ExpertOutputScale scale, int topTokens, RunFolder folder, IProgressSink progress, int? threadCount,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, LensReadoutKind kind = LensReadoutKind.Extended)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokens);
@@ -101,7 +121,7 @@ public static class LogitLensAnalysis
             cancellationToken.ThrowIfCancellationRequested();
             if (recorder is null)
             {
-                recorder = new ActivationRecorder([HookKind.LayerOutput, HookKind.ExpertOutput, HookKind.WeightedExpertOutputs], routing: true);
+                recorder = new ActivationRecorder([HookKind.LayerOutput, HookKind.FeedForwardInput, HookKind.ExpertOutput, HookKind.WeightedExpertOutputs], routing: true);
                 final = model.Run([.. tokens], new RunOptions { Observers = [recorder], ThreadCount = threadCount }).Values;
             }
 
@@ -116,7 +136,7 @@ public static class LogitLensAnalysis
                     var top = LogitLens.TopTokens(row, topTokens);
                     var finalTop = LogitLens.TopTokens(finalRow, 1)[0].TokenId;
                     layerReadouts.Add(new LensReadout(
-                        layer, source, rank, experts?[t] ?? -1, t, top, LogitLens.EntropyBits(row), LogitLens.KullbackLeibler(row, finalRow), top[0].TokenId == finalTop));
+                        layer, source, rank, experts?[t] ?? -1, t, top, LogitLens.EntropyBits(row), LogitLens.KullbackLeibler(finalRow, row), top[0].TokenId == finalTop));
                 }
             }
 
@@ -124,7 +144,21 @@ public static class LogitLensAnalysis
             var moeSite = new HookSite(HookKind.ExpertOutput, layer);
             if (recorder.Has(moeSite) && recorder.Routes.TryGetValue(layer, out var route))
             {
-                Read("ffn_moe_out", -1, null, recorder.Get(moeSite).Values);
+                float[]? residual = kind == LensReadoutKind.Extended ? recorder.Get(new HookSite(HookKind.FeedForwardInput, layer)).Values : null;
+                float[] WithResidual(float[] vectors)
+                {
+                    if (residual is not null)
+                    {
+                        for (int i = 0; i < vectors.Length; i++)
+                        {
+                            vectors[i] += residual[i];
+                        }
+                    }
+
+                    return vectors;
+                }
+
+                Read("ffn_moe_out", -1, null, WithResidual([.. recorder.Get(moeSite).Values]));
                 var (weighted, _) = recorder.Get(new HookSite(HookKind.WeightedExpertOutputs, layer));
                 int k = route.SelectedCount;
                 for (int rank = 0; rank < k; rank++)
@@ -143,7 +177,7 @@ public static class LogitLensAnalysis
                         }
                     }
 
-                    Read("expert", rank, experts, vectors);
+                    Read("expert", rank, experts, WithResidual(vectors));
                 }
             }
 
@@ -157,7 +191,7 @@ public static class LogitLensAnalysis
             .GroupBy(r => (r.Layer, Source: r.Source == "expert" ? string.Create(CultureInfo.InvariantCulture, $"expert-r{r.Rank}") : r.Source))
             .Select(g => new LensLayerSummary(g.Key.Layer, g.Key.Source, g.Average(r => r.EntropyBits), g.Average(r => r.KullbackLeiblerToFinal), g.Average(r => r.AgreesWithFinal ? 1.0 : 0.0), g.Count()))
             .OrderBy(s => s.Layer).ThenBy(s => SourceOrder(s.Source)).ToList();
-        return new LogitLensResult(readouts, summaries, scale);
+        return new LogitLensResult(readouts, summaries, scale) { Kind = kind };
     }
 
     /// <summary>Writes <c>results.json</c>, <c>readouts.csv</c>, <c>summary.csv</c>, SVG figures and <c>report.html</c>.</summary>
@@ -192,7 +226,10 @@ public static class LogitLensAnalysis
         var report = new HtmlReport("Logit lens on experts, mixture and residual stream") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow };
         report.AddSummary(
             string.Create(f, $"{tokens.Count} input tokens. Expert outputs are read {scale}. Each vector goes through the final RMS norm and the unembedding."),
-            "KL is KL(readout ‖ final distribution) in nats; agreement is the share of positions whose top-1 token is the model's final top-1.");
+            result.Kind == LensReadoutKind.Extended
+                ? "Extended lens (MoE Lens): expert and mixture readouts decode the residual stream entering the feed-forward part (ffn_inp) plus the output."
+                : "Bare readouts: expert and mixture outputs decoded on their own.",
+            "KL is KL(final distribution ‖ readout) in nats; agreement is the share of positions whose top-1 token is the model's final top-1.");
         var sources = result.Summaries.Select(s => s.Source).Distinct().OrderBy(SourceOrder).ToList();
         LineChart Chart(string title, string yLabel, Func<LensLayerSummary, double> value) => new()
         {
@@ -229,6 +266,8 @@ public static class LogitLensAnalysis
             model = modelName,
             input_tokens = tokens.Count,
             expert_outputs = result.Scale == ExpertOutputScale.Weighted ? "weighted" : "unweighted",
+            readout = result.Kind == LensReadoutKind.Extended ? "extended" : "bare",
+            kl = "KL(final || readout), nats",
             summary = result.Summaries.Select(s => new { layer = s.Layer, source = s.Source, mean_entropy_bits = s.EntropyBits, mean_kl_to_final_nats = s.KullbackLeiblerToFinal, top1_agreement = s.TopOneAgreement, positions = s.Positions }),
             last_position = result.Readouts.Where(r => r.Position == last).Select(r => new
             {

@@ -13,11 +13,19 @@ namespace ExpertScope.Experiments.Lens;
 /// <summary>How the single kept expert is weighted.</summary>
 public enum SingleExpertWeight
 {
-    /// <summary>Its weight renormalised as the architecture does for k = 1 (<see cref="OverrideTopK"/> with k = 1; usually 1).</summary>
+    /// <summary>
+    /// Weight 1 for every router (MoE Lens, arXiv 2603.05806: the top expert alone, its weight renormalised over the
+    /// one kept expert): <see cref="KeepOnlyTopExpert"/> with <see cref="TopExpertWeight.One"/>. On a normalising
+    /// router without a routed scaling factor it equals k = 1 routing (<see cref="OverrideTopK"/> 1) bit for bit; on
+    /// OLMoE, Qwen1.5-MoE and DeepSeek-V2/MoE (which do not normalise) it differs from <see cref="Raw"/>.
+    /// </summary>
     Renormalized,
 
-    /// <summary>Its raw weight from the full top-k routing (<see cref="KeepOnlyTopExpert"/>).</summary>
+    /// <summary>Its own final weight from the full top-k routing (<see cref="KeepOnlyTopExpert"/>).</summary>
     Raw,
+
+    /// <summary>The top-k's total final weight moved onto the top expert (<see cref="TopExpertWeight.Mass"/>).</summary>
+    Mass,
 }
 
 /// <summary>Settings of <see cref="SingleExpertAnalysis"/>.</summary>
@@ -74,8 +82,8 @@ public sealed record SingleExpertResult(IReadOnlyList<SingleExpertCosine> Cosine
 /// <remarks>
 /// Every run is one unit of the run folder's journal (its numbers stored with it), so an interrupted analysis
 /// resumes where it stopped. The input must fit in the model's context (one forward pass per run). The perplexity
-/// sums −ln p in the same order as <see cref="Perplexity.Evaluate"/>, so the single-expert, renormalised,
-/// all-layers perplexity equals the engine's <c>OverrideTopK(1)</c> perplexity exactly.
+/// sums −ln p in the same order as <see cref="Perplexity.Evaluate"/>, so on a normalising router the single-expert,
+/// weight-1, all-layers perplexity equals the engine's <c>OverrideTopK(1)</c> perplexity exactly.
 /// </remarks>
 public static class SingleExpertAnalysis
 {
@@ -187,8 +195,7 @@ public static class SingleExpertAnalysis
             SingleExpertPerplexity Ppl(UnitResult r, string setting, int? layer, int? m) =>
                 new(shared, setting, layer, m, Math.Exp(r.NegativeLogLikelihood / r.Tokens), r.NegativeLogLikelihood, r.Tokens);
 
-            RouterIntervention Single(LayerSelector layers) =>
-                settings.Weight == SingleExpertWeight.Renormalized ? new OverrideTopK(layers, 1) : new KeepOnlyTopExpert(layers);
+            RouterIntervention Single(LayerSelector layers) => new KeepOnlyTopExpert(layers) { Weight = TopExpertWeightOf(settings.Weight) };
 
             var full = Unit("all-experts", [], []);
             perplexities.Add(Ppl(full, "all-experts", null, null));
@@ -242,7 +249,12 @@ public static class SingleExpertAnalysis
             }
         }
 
-        string weight = settings.Weight == SingleExpertWeight.Renormalized ? "renormalized (OverrideTopK(1))" : "raw top-k weight (KeepOnlyTopExpert)";
+        string weight = settings.Weight switch
+        {
+            SingleExpertWeight.Renormalized => "1 (renormalised over the one kept expert, for every router)",
+            SingleExpertWeight.Mass => "the top-k's total weight",
+            _ => "its own weight in the full top-k routing",
+        };
         var report = new HtmlReport("One expert vs the mixture") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow };
         report.AddSummary(
             string.Create(f, $"{inputTokens} input tokens; k = {result.TopK}; the single expert's weight: {weight}."),
@@ -300,12 +312,23 @@ public static class SingleExpertAnalysis
             model = modelName,
             input_tokens = inputTokens,
             top_k = result.TopK,
-            weight = settings.Weight == SingleExpertWeight.Renormalized ? "renormalized" : "raw",
+            weight = WeightName(settings.Weight),
             has_shared_experts = result.HasSharedExperts,
             cosines = result.Cosines.Select(c => new { shared = c.Shared, variant = c.Variant, layer = c.Layer, ffn_moe_out = c.MoeOutput, ffn_out = c.FeedForwardOutput, l_out = c.Residual, tokens = c.Tokens }),
             perplexities = result.Perplexities.Select(p => new { shared = p.Shared, setting = p.Setting, layer = p.Layer, top_m = p.TopM, perplexity = p.Perplexity, negative_log_likelihood = p.NegativeLogLikelihood, tokens = p.Tokens }),
         });
     }
+
+    /// <summary>The CLI name of a weighting: renormalized, raw or mass.</summary>
+    public static string WeightName(SingleExpertWeight weight) => weight.ToString().ToLowerInvariant();
+
+    /// <summary>The engine's weighting of the kept expert for <paramref name="weight"/>.</summary>
+    public static TopExpertWeight TopExpertWeightOf(SingleExpertWeight weight) => weight switch
+    {
+        SingleExpertWeight.Renormalized => TopExpertWeight.One,
+        SingleExpertWeight.Mass => TopExpertWeight.Mass,
+        _ => TopExpertWeight.Own,
+    };
 
     private static (double Mean, int Count) MeanCosine(float[] a, float[] b, int width)
     {

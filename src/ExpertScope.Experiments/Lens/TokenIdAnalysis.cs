@@ -12,7 +12,11 @@ namespace ExpertScope.Experiments.Lens;
 /// <param name="Profiles">Per (layer, token id) with at least the minimum occurrences.</param>
 /// <param name="Tokens">Tokens routed.</param>
 /// <param name="MinimumOccurrences">M.</param>
-public sealed record TokenIdResult(IReadOnlyList<TokenRoutingLayerSummary> Layers, IReadOnlyList<TokenRoutingProfile> Profiles, long Tokens, int MinimumOccurrences);
+/// <param name="ByPosition">Consistency per layer and position bucket (OpenMoE's drop towards the end).</param>
+/// <param name="ExcludedTokenIds">Token ids left out (BOS and other special tokens unless included).</param>
+public sealed record TokenIdResult(
+    IReadOnlyList<TokenRoutingLayerSummary> Layers, IReadOnlyList<TokenRoutingProfile> Profiles, long Tokens, int MinimumOccurrences,
+    IReadOnlyList<PositionConsistency> ByPosition, IReadOnlySet<int> ExcludedTokenIds);
 
 /// <summary>
 /// OpenMoE's context-independent specialisation: is the top-1 expert decided by the token id? The routing of every
@@ -21,23 +25,37 @@ public sealed record TokenIdResult(IReadOnlyList<TokenRoutingLayerSummary> Layer
 /// </summary>
 public static class TokenIdAnalysis
 {
+    /// <summary>Positions per bucket of the consistency-by-position table unless asked otherwise.</summary>
+    public const int DefaultPositionBucket = 64;
+
     /// <summary>Collects the routing of <paramref name="groups"/> and analyses it.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="folder">The run folder (resumable routing parts).</param>
+    /// <param name="groups">The token sequences.</param>
+    /// <param name="minimumOccurrences">M: token ids seen fewer times are left out.</param>
+    /// <param name="progress">Progress display.</param>
+    /// <param name="threadCount">Threads of the forward pass.</param>
+    /// <param name="cancellationToken">Stops between sequences.</param>
+    /// <param name="includeSpecialTokens">Count BOS, EOS and control tokens too (default false, see <see cref="SpecialTokens"/>).</param>
+    /// <param name="positionBucket">Positions per bucket of <see cref="TokenIdResult.ByPosition"/>.</param>
     /// <exception cref="ExpertScopeException">No token id occurs <paramref name="minimumOccurrences"/> times.</exception>
     public static TokenIdResult Run(
         MoeModel model, RunFolder folder, IReadOnlyList<RoutingGroup> groups, int minimumOccurrences, IProgressSink progress, int? threadCount,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, bool includeSpecialTokens = false, int positionBucket = DefaultPositionBucket)
     {
+        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(groups);
         ArgumentOutOfRangeException.ThrowIfLessThan(minimumOccurrences, 1);
         var collected = RoutingCollector.Collect(model, folder, groups, progress, threadCount, cancellationToken);
 
         // Sequence ids restart in every group; make them distinct so occurrences stay apart.
+        var excluded = includeSpecialTokens ? new HashSet<int>() : SpecialTokens.Ids(model);
         var records = new List<RoutingRecord>();
         int offset = 0;
         for (int g = 0; g < collected.Count; g++)
         {
             int shift = offset;
-            records.AddRange(collected[g].Records.Select(r => r with { Sequence = r.Sequence + shift }));
+            records.AddRange(collected[g].Records.Where(r => !excluded.Contains(r.TokenId)).Select(r => r with { Sequence = r.Sequence + shift }));
             offset += groups[g].Sequences.Count;
         }
 
@@ -48,8 +66,10 @@ public static class TokenIdAnalysis
                 string.Create(CultureInfo.InvariantCulture, $"No token id occurs at least {minimumOccurrences} times in the input; give more text or a smaller --min-occurrences."));
         }
 
-        long tokens = groups.Sum(g => g.Sequences.Sum(s => (long)s.Count));
-        return new TokenIdResult(layers, TokenRouting.Profiles(records, minimumOccurrences), tokens, minimumOccurrences);
+        long tokens = groups.Sum(g => g.Sequences.Sum(s => (long)s.Count(id => !excluded.Contains(id))));
+        return new TokenIdResult(
+            layers, TokenRouting.Profiles(records, minimumOccurrences), tokens, minimumOccurrences,
+            TokenRouting.ConsistencyByPosition(records, minimumOccurrences, positionBucket), excluded);
     }
 
     /// <summary>Writes <c>results.json</c>, <c>layers.csv</c>, <c>token_profiles.csv</c>, SVG figures and <c>report.html</c>.</summary>
@@ -79,9 +99,21 @@ public static class TokenIdAnalysis
             }
         }
 
+        using (var csv = CsvWriter.Create(Path.Combine(folder, "position_consistency.csv")))
+        {
+            csv.WriteRow("layer", "position_start", "position_end", "occurrences", "top1_consistency");
+            foreach (var p in result.ByPosition)
+            {
+                csv.WriteRow(p.Layer, p.PositionStart, p.PositionEnd, p.Occurrences, p.Top1Consistency);
+            }
+        }
+
         var report = new HtmlReport("Token id vs context in routing") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow };
         report.AddSummary(
             string.Create(f, $"{result.Tokens} tokens routed; token ids with at least {result.MinimumOccurrences} occurrences are analysed."),
+            result.ExcludedTokenIds.Count == 0
+                ? "Special tokens (BOS, EOS, control) are counted."
+                : string.Create(f, $"{result.ExcludedTokenIds.Count} special token ids (BOS, EOS, control tokens) are left out: BOS is one fixed token at position 0 and would count as perfectly consistent."),
             "I(E; T) is the part of the top-1 expert's entropy the token id explains; H(E | T) is left to the context. Plug-in estimates are biased towards the token id when ids have few occurrences (Miller-Madow columns in layers.csv).");
         double[] x = [.. result.Layers.Select(l => (double)l.Layer)];
         var information = new LineChart
@@ -105,8 +137,20 @@ public static class TokenIdAnalysis
         };
         information.SaveSvg(Path.Combine(folder, "token_id_information.svg"));
         consistency.SaveSvg(Path.Combine(folder, "token_id_consistency.svg"));
+        var bucketLayers = result.ByPosition.Select(p => p.Layer).Distinct().Order().ToList();
+        var byPosition = new LineChart
+        {
+            Title = "Consistency with the token id's modal expert by position (OpenMoE: drop towards the end)", XLabel = "position (bucket start)", YLabel = "share",
+            YMinimum = 0, YMaximum = 1,
+            Series = [.. bucketLayers.Select(layer =>
+            {
+                var rows = result.ByPosition.Where(p => p.Layer == layer).ToList();
+                return new LineSeries(string.Create(f, $"layer {layer}"), [.. rows.Select(p => (double)p.PositionStart)], [.. rows.Select(p => p.Top1Consistency)]);
+            })],
+        };
+        byPosition.SaveSvg(Path.Combine(folder, "position_consistency.svg"));
         var section = report.AddSection("Per layer");
-        section.AddFigure(information).AddFigure(consistency);
+        section.AddFigure(information).AddFigure(consistency).AddFigure(byPosition);
         section.AddTable(new ReportTable(
             ["layer", "ids", "occurrences", "top-1 consistency", "top-k overlap", "H(E)", "I(E; T)", "H(E | T)", "context share"],
             [.. result.Layers.Select(l => (IReadOnlyList<string>)[
@@ -119,6 +163,8 @@ public static class TokenIdAnalysis
             model = modelName,
             tokens = result.Tokens,
             min_occurrences = result.MinimumOccurrences,
+            special_tokens_excluded = result.ExcludedTokenIds.Count > 0,
+            by_position = result.ByPosition.Select(p => new { layer = p.Layer, position_start = p.PositionStart, position_end = p.PositionEnd, occurrences = p.Occurrences, top1_consistency = p.Top1Consistency }),
             layers = result.Layers.Select(l => new
             {
                 layer = l.Layer, token_types = l.TokenTypes, occurrences = l.Occurrences, top1_consistency = l.Top1Consistency,

@@ -9,13 +9,13 @@ namespace ExpertScope.Experiments.Pruning;
 /// <summary>Settings of the super-expert profile (defaults are the published rule).</summary>
 public sealed record SuperExpertOptions
 {
-    /// <summary>An expert's maximum must exceed this percentile of all routed experts' maxima (99.5).</summary>
+    /// <summary>An expert's maximum must exceed this percentile of the eligible blocks' expert maxima, shared experts included (99.5).</summary>
     public double Percentile { get; init; } = 99.5;
 
-    /// <summary>... and this fraction of the largest maximum (0.1).</summary>
+    /// <summary>... and floor(largest eligible maximum × this fraction) (0.1: the reference's <c>max // 10</c>).</summary>
     public double Fraction { get; init; } = 0.1;
 
-    /// <summary>Only blocks in the first this-fraction of the model are eligible (0.75).</summary>
+    /// <summary>Only blocks below round(this fraction × blocks) are eligible (0.75).</summary>
     public double LayersFraction { get; init; } = 0.75;
 
     /// <summary>Random-pruning controls (seeds 1..Seeds).</summary>
@@ -56,8 +56,8 @@ public sealed record PruningCondition(string Name, IReadOnlyList<LayerExpert> Ex
 
 /// <summary>The super-expert profile of a model.</summary>
 /// <param name="Experts">Every routed (and shared) expert's maximum.</param>
-/// <param name="PercentileValue">The percentile of routed maxima.</param>
-/// <param name="OverallMaximum">The largest routed maximum.</param>
+/// <param name="PercentileValue">The percentile of the eligible blocks' maxima (routed and shared experts).</param>
+/// <param name="OverallMaximum">The largest maximum in the eligible blocks.</param>
 /// <param name="EligibleLayers">Blocks below this index are eligible.</param>
 /// <param name="Residual">Massive activations per block.</param>
 /// <param name="Pruning">Perplexity with super experts zeroed vs random experts zeroed.</param>
@@ -69,17 +69,18 @@ public sealed record SuperExpertProfile(
     IReadOnlyList<MassiveActivation> Residual,
     IReadOnlyList<PruningCondition> Pruning)
 {
-    /// <summary>The flagged routed experts.</summary>
-    public IReadOnlyList<LayerExpert> SuperExperts => [.. Experts.Where(e => e.Flagged && !e.IsShared).Select(e => new LayerExpert(e.Layer, e.Expert))];
+    /// <summary>The flagged experts, a block's shared experts as <see cref="SuperExperts.SharedExpert"/> (all are pruned).</summary>
+    public IReadOnlyList<LayerExpert> SuperExperts => [.. Experts.Where(e => e.Flagged).Select(e => new LayerExpert(e.Layer, e.Expert))];
 }
 
 /// <summary>
 /// Super experts (arXiv 2507.23279): experts whose down projection produces extreme outputs that create the residual
-/// stream's massive activations. Profiles every expert's largest |down-projection output| over a corpus, flags those
-/// above the <see cref="SuperExpertOptions.Percentile"/> of all maxima and above <see cref="SuperExpertOptions.Fraction"/>
-/// of the largest, in the first <see cref="SuperExpertOptions.LayersFraction"/> of blocks, then compares perplexity with
-/// their outputs zeroed (<see cref="ScaleExpert"/> with factor 0, exactly a zeroed down projection for routed experts)
-/// against zeroing as many random experts per block.
+/// stream's massive activations. Profiles every expert's largest |down-projection output| over a corpus and, as the
+/// authors' code (ZunhaiSu/Super-Experts-Profilling, <c>_identify_super_experts</c>) does, keeps the routed and shared
+/// experts of the first round(<see cref="SuperExpertOptions.LayersFraction"/> × blocks) blocks, flags those above the
+/// <see cref="SuperExpertOptions.Percentile"/> of that pool and above floor(<see cref="SuperExpertOptions.Fraction"/> of
+/// its largest), then compares perplexity with their outputs zeroed (<see cref="ZeroOutputs"/>: exactly a zeroed down
+/// projection) against zeroing as many random routed experts per block.
 /// </summary>
 public static class SuperExperts
 {
@@ -132,8 +133,8 @@ public static class SuperExperts
             }
         }
 
-        int eligible = Math.Max(1, (int)Math.Floor(options.LayersFraction * model.Blocks.Count));
-        var routed = new List<ExpertMaximum>();
+        int eligible = EligibleBlocks(model.Blocks.Count, options.LayersFraction);
+        var all = new List<ExpertMaximum>();
         for (int layer = 0; layer < recorder.LayerCount; layer++)
         {
             if (!recorder.IsMoeLayer[layer])
@@ -144,24 +145,18 @@ public static class SuperExperts
             int experts = model.Blocks[layer].Moe!.Router.Config.ExpertCount;
             for (int e = 0; e < experts; e++)
             {
-                routed.Add(new ExpertMaximum(layer, e, recorder.DownMaxima[layer, e], recorder.Selections[layer, e], false));
+                all.Add(new ExpertMaximum(layer, e, recorder.DownMaxima[layer, e], recorder.Selections[layer, e], false));
             }
-        }
 
-        double percentile = Quantile([.. routed.Select(r => (double)r.MaxAbs)], options.Percentile / 100);
-        double overall = routed.Count == 0 ? 0 : routed.Max(r => r.MaxAbs);
-        bool Flag(ExpertMaximum m) => m.Layer < eligible && m.MaxAbs > percentile && m.MaxAbs > options.Fraction * overall;
-        var all = routed.Select(r => r with { Flagged = Flag(r) }).ToList();
-        for (int layer = 0; layer < model.Blocks.Count; layer++)
-        {
             if (residual.SharedSeen[layer])
             {
-                var shared = new ExpertMaximum(layer, -1, residual.SharedMaxima[layer], recorder.Tokens[layer], false);
-                all.Add(shared with { Flagged = Flag(shared) });
+                all.Add(new ExpertMaximum(layer, SharedExpert, residual.SharedMaxima[layer], recorder.Tokens[layer], false));
             }
         }
 
-        var super = all.Where(e => e.Flagged && !e.IsShared).Select(e => new LayerExpert(e.Layer, e.Expert)).ToList();
+        var (percentile, overall) = Thresholds(all, eligible, options);
+        all = [.. all.Select(m => m with { Flagged = IsSuperExpert(m, eligible, percentile, overall, options) })];
+        var super = all.Where(e => e.Flagged).Select(e => new LayerExpert(e.Layer, e.Expert)).ToList();
         var conditions = new List<PruningCondition>();
         var names = new List<string> { "baseline" };
         if (super.Count > 0)
@@ -178,7 +173,7 @@ public static class SuperExperts
                 {
                     "baseline" => [],
                     "super-experts" => super,
-                    _ => SteeringEvaluation.RandomControl(super, recorder.ExpertCount, int.Parse(name["random-".Length..], CultureInfo.InvariantCulture)),
+                    _ => RandomControl(super, recorder.ExpertCount, int.Parse(name["random-".Length..], CultureInfo.InvariantCulture)),
                 };
                 var result = UnitJournal.ParsePerplexity(journal.GetOrCompute("perplexity/" + name, () =>
                     UnitJournal.Format(Perplexity.Evaluate(model, corpus, zeroed.Count == 0 ? null : ZeroOutputs(zeroed), options.Threads)), cancellationToken));
@@ -209,11 +204,71 @@ public static class SuperExperts
         };
     }
 
-    /// <summary>Interventions that zero the outputs of <paramref name="experts"/> (their routing is unchanged).</summary>
+    /// <summary>The <see cref="LayerExpert.Expert"/> that stands for a block's shared experts (as the reference code's -1).</summary>
+    public const int SharedExpert = -1;
+
+    /// <summary>
+    /// Blocks below this index are eligible: round(<paramref name="layersFraction"/> × blocks) with Python's round
+    /// (half to even), as the reference code's <c>round(total_layers * include_layers)</c>; at least one.
+    /// </summary>
+    public static int EligibleBlocks(int blocks, double layersFraction) =>
+        Math.Max(1, (int)Math.Round(layersFraction * blocks, MidpointRounding.ToEven));
+
+    /// <summary>
+    /// The two thresholds of the rule, both over the eligible pool only (routed and shared experts of blocks below
+    /// <paramref name="eligible"/>), as the reference code takes them after dropping later blocks: the
+    /// <see cref="SuperExpertOptions.Percentile"/> (R type 7, numpy's default) and the largest maximum.
+    /// </summary>
+    public static (double Percentile, double Maximum) Thresholds(IEnumerable<ExpertMaximum> maxima, int eligible, SuperExpertOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(maxima);
+        ArgumentNullException.ThrowIfNull(options);
+        double[] pool = [.. maxima.Where(m => m.Layer < eligible).Select(m => (double)m.MaxAbs)];
+        return (Quantile(pool, options.Percentile / 100), pool.Length == 0 ? 0 : pool.Max());
+    }
+
+    /// <summary>
+    /// The rule of the reference code (<c>_identify_super_experts</c>): in an eligible block, the maximum exceeds the
+    /// percentile and floor(largest maximum / (1 / <see cref="SuperExpertOptions.Fraction"/>)) (<c>np.max(...) // 10</c>).
+    /// </summary>
+    public static bool IsSuperExpert(ExpertMaximum maximum, int eligible, double percentile, double largest, SuperExpertOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(maximum);
+        ArgumentNullException.ThrowIfNull(options);
+        return maximum.Layer < eligible && maximum.MaxAbs > percentile && maximum.MaxAbs > Math.Floor(largest / (1 / options.Fraction));
+    }
+
+    /// <summary>
+    /// A random control for <paramref name="flagged"/>: per block, as many routed experts (drawn by <paramref name="seed"/>
+    /// among the block's unflagged routed experts) as the block has flagged experts, shared ones included.
+    /// </summary>
+    public static IReadOnlyList<LayerExpert> RandomControl(IReadOnlyList<LayerExpert> flagged, int expertCount, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(flagged);
+        var random = new Random(seed);
+        var control = new List<LayerExpert>();
+        foreach (var group in flagged.GroupBy(c => c.Layer).OrderBy(g => g.Key))
+        {
+            var taken = group.Select(c => c.Expert).ToHashSet();
+            var pool = Enumerable.Range(0, expertCount).Where(e => !taken.Contains(e)).ToArray();
+            random.Shuffle(pool);
+            control.AddRange(pool.Take(group.Count()).Order().Select(e => new LayerExpert(group.Key, e)));
+        }
+
+        return control;
+    }
+
+    /// <summary>
+    /// Interventions that zero the outputs of <paramref name="experts"/> (their routing is unchanged): routed experts by
+    /// <see cref="ScaleExpert"/> 0, a block's shared experts (<see cref="SharedExpert"/>) by <see cref="DisableSharedExperts"/>
+    /// (the reference zeroes the shared down projection, which gives the same zero output).
+    /// </summary>
     public static IReadOnlyList<RouterIntervention> ZeroOutputs(IEnumerable<LayerExpert> experts)
     {
         ArgumentNullException.ThrowIfNull(experts);
-        return [.. experts.Select(e => new ScaleExpert(LayerSelector.Only(e.Layer), new Core.ExpertId(e.Expert), 0f))];
+        return [.. experts.Select(e => e.Expert == SharedExpert
+            ? (RouterIntervention)new DisableSharedExperts(LayerSelector.Only(e.Layer))
+            : new ScaleExpert(LayerSelector.Only(e.Layer), new Core.ExpertId(e.Expert), 0f))];
     }
 
     /// <summary>R's type-7 quantile (linear interpolation between order statistics) of <paramref name="values"/>.</summary>
@@ -261,7 +316,7 @@ public static class SuperExperts
             csv.WriteRow("condition", "experts", "perplexity");
             foreach (var c in profile.Pruning)
             {
-                csv.WriteRow(c.Name, string.Join(" ", c.Experts), c.Perplexity);
+                csv.WriteRow(c.Name, string.Join(" ", c.Experts.Select(Label)), c.Perplexity);
             }
         }
 
@@ -272,7 +327,7 @@ public static class SuperExperts
             overall_maximum = profile.OverallMaximum,
             eligible_layers_below = profile.EligibleLayers,
             super_experts = profile.Experts.Where(e => e.Flagged).Select(e => new { layer = e.Layer, expert = e.IsShared ? "shared" : e.Expert.ToString(CultureInfo.InvariantCulture), max_abs = e.MaxAbs }),
-            pruning = profile.Pruning.Select(c => new { name = c.Name, experts = c.Experts.Select(x => x.ToString()), perplexity = c.Perplexity }),
+            pruning = profile.Pruning.Select(c => new { name = c.Name, experts = c.Experts.Select(Label), perplexity = c.Perplexity }),
             residual = profile.Residual.Select(r => new { layer = r.Layer, max_abs = r.MaxAbs, dimension = r.Dimension, position = r.Position, text = r.Text, median_dimension_max = r.MedianAbs, top_dimensions = r.TopDimensions, first_position_share = r.FirstPositionShare }),
         });
 
@@ -280,13 +335,16 @@ public static class SuperExperts
         var report = new HtmlReport("Super experts") { Generated = DateTimeOffset.UtcNow };
         report.AddSummary(
             string.Create(CultureInfo.InvariantCulture,
-                $"{flagged.Count} super expert(s) flagged: maximum |down-projection output| above {ReportTable.Number(profile.PercentileValue)} (the percentile of all routed experts' maxima) and above the fraction of the overall maximum {ReportTable.Number(profile.OverallMaximum)}, in blocks below {profile.EligibleLayers}."),
-            "Shared experts are measured on their whole down-projection output (ffn_shexp) and flagged by the same thresholds, but only routed experts are pruned (ScaleExpert 0, identical to a zeroed down projection).",
+                $"{flagged.Count} super expert(s) flagged: maximum |down-projection output| above {ReportTable.Number(profile.PercentileValue)} (the percentile of the maxima of routed and shared experts in blocks below {profile.EligibleLayers}) and above the floor of the fraction of their largest maximum {ReportTable.Number(profile.OverallMaximum)}, as the authors' code (ZunhaiSu/Super-Experts-Profilling)."),
+            "Shared experts are measured on their whole down-projection output (ffn_shexp), pooled with the routed experts and pruned when flagged (the shared FFN skipped, identical to a zeroed down projection); routed experts are pruned by ScaleExpert 0 (identical to a zeroed down projection). Random controls zero as many unflagged routed experts per block.",
             "Attention weights are not exposed by the engine, so the attention-sink pattern is not measured directly. Reported instead: per block, where the residual stream's largest |value| lies (dimension, position) and the share of texts whose largest |l_out| is at position 0 — massive activations at the first token are the signature of an attention sink.");
         report.AddSection("Settings").AddKeyValues(settings);
         report.AddSection("Pruning").AddTable(new ReportTable(
             ["condition", "experts zeroed", "perplexity"],
-            [.. profile.Pruning.Select(c => (IReadOnlyList<string>)[c.Name, string.Join(" ", c.Experts), ReportTable.Number(c.Perplexity)])]));
+            [.. profile.Pruning.Select(c => (IReadOnlyList<string>)[c.Name, string.Join(" ", c.Experts.Select(Label)), ReportTable.Number(c.Perplexity)])]));
+        var heatmap = MaximaHeatmap(profile);
+        heatmap.SaveSvg(Path.Combine(folder, "down_output_maxima.svg"));
+        report.AddSection("Down-projection output maxima").AddFigure(heatmap, "The paper's heatmap: each expert's largest |down-projection output| per block; the last column is the block's shared experts where it has them.");
         var top = profile.Experts.OrderByDescending(e => e.MaxAbs).Take(20).ToList();
         report.AddSection("Largest expert outputs").AddFigure(new BarChart
         {
@@ -307,6 +365,40 @@ public static class SuperExperts
             ])]));
         report.Save(Path.Combine(folder, "report.html"));
     }
+
+    /// <summary>Layer × expert heatmap of down-projection output maxima (shared experts as a last column when present).</summary>
+    public static Heatmap MaximaHeatmap(SuperExpertProfile profile)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        int[] layers = [.. profile.Experts.Select(e => e.Layer).Distinct().Order()];
+        int routed = profile.Experts.Where(e => !e.IsShared).Select(e => e.Expert + 1).DefaultIfEmpty(0).Max();
+        bool shared = profile.Experts.Any(e => e.IsShared);
+        var values = new double[layers.Length, routed + (shared ? 1 : 0)];
+        for (int row = 0; row < values.GetLength(0); row++)
+        {
+            for (int column = 0; column < values.GetLength(1); column++)
+            {
+                values[row, column] = double.NaN;
+            }
+        }
+
+        foreach (var e in profile.Experts)
+        {
+            values[Array.IndexOf(layers, e.Layer), e.IsShared ? routed : e.Expert] = e.MaxAbs;
+        }
+
+        return new Heatmap
+        {
+            Title = "Largest |down-projection output| per expert", Values = values,
+            RowLabels = [.. layers.Select(l => l.ToString(CultureInfo.InvariantCulture))],
+            ColumnLabels = [.. Enumerable.Range(0, routed).Select(e => e.ToString(CultureInfo.InvariantCulture)).Concat(shared ? ["shared"] : [])],
+            XLabel = "expert", YLabel = "layer", ValueLabel = "max |value|", Minimum = 0,
+        };
+    }
+
+    private static string Label(LayerExpert e) => e.Expert == SharedExpert
+        ? e.Layer.ToString(CultureInfo.InvariantCulture) + ":shared"
+        : e.ToString();
 
     /// <summary>
     /// Tracks l_out maxima per block and the shared experts' output maxima. Each text is observed on its own

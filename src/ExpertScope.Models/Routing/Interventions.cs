@@ -102,10 +102,38 @@ public sealed record OverrideTopK(LayerSelector Layers, int TopK) : RouterInterv
 
 /// <summary>
 /// Routing runs as usual (k experts, weights normalised and scaled over all k), then only the first-ranked expert
-/// is kept, with its weight unchanged. Unlike <c>OverrideTopK(1)</c>, a normalising router does not rescale it to 1.
+/// is kept, weighted as <see cref="Weight"/> says: by default its own weight unchanged (unlike <c>OverrideTopK(1)</c>,
+/// a normalising router does not rescale it to 1).
 /// </summary>
 /// <param name="Layers">Blocks it applies to.</param>
-public sealed record KeepOnlyTopExpert(LayerSelector Layers) : RouterIntervention(Layers);
+public sealed record KeepOnlyTopExpert(LayerSelector Layers) : RouterIntervention(Layers)
+{
+    /// <summary>The kept expert's weight (default <see cref="TopExpertWeight.Own"/>).</summary>
+    public TopExpertWeight Weight { get; init; } = TopExpertWeight.Own;
+}
+
+/// <summary>
+/// Per token, the <paramref name="Count"/> experts with the best selection scores (those routing would rank first)
+/// can never be selected, and the next best take their slots, weighted as usual: DeepSeekMoE's redundancy test
+/// (Dai et al. 2024, arXiv 2401.06066, "disable the top routed experts"). The mask is applied with
+/// <see cref="DisableExperts"/>, before group-limited selection.
+/// </summary>
+/// <param name="Layers">Blocks it applies to.</param>
+/// <param name="Count">Top-ranked experts disabled per token (0 = none; at most the expert count minus k).</param>
+public sealed record DisableTopRankedExperts(LayerSelector Layers, int Count) : RouterIntervention(Layers);
+
+/// <summary>The weight <see cref="KeepOnlyTopExpert"/> gives the one expert it keeps.</summary>
+public enum TopExpertWeight
+{
+    /// <summary>Its own final weight in the k-expert routing (after any normalisation and scaling).</summary>
+    Own,
+
+    /// <summary>Exactly 1, for every router (MoE Lens's single expert; no normalisation or routed scaling factor).</summary>
+    One,
+
+    /// <summary>The sum of all k final weights (the top-k's whole mass moved onto the top expert).</summary>
+    Mass,
+}
 
 /// <summary>Multiplies an expert's final mixing weight by <paramref name="Factor"/> wherever it is selected (0 ablates its output).</summary>
 /// <param name="Layers">Blocks it applies to.</param>

@@ -111,7 +111,7 @@ public sealed class Router
         var plan = Plan(interventions);
         result.Reset(tokenCount, experts, plan.TopK, Config.IsGroupLimited ? Config.GroupsKept : 0, HasSelectionBias);
         logits[..(tokenCount * experts)].CopyTo(result.Logits);
-
+        Span<int> best = stackalloc int[plan.DisabledTop];
         for (int t = 0; t < tokenCount; t++)
         {
             var probabilities = result.Probabilities.AsSpan(t * experts, experts);
@@ -144,6 +144,15 @@ public sealed class Router
             foreach (int removed in plan.Removed)
             {
                 scores[removed] = float.NegativeInfinity;
+            }
+
+            if (plan.DisabledTop > 0)
+            {
+                TopIndices(scores, best);
+                foreach (int e in best)
+                {
+                    scores[e] = float.NegativeInfinity;
+                }
             }
 
             if (Config.IsGroupLimited)
@@ -296,6 +305,21 @@ public sealed class Router
 
         if (plan.KeepOnlyTop)
         {
+            if (plan.KeptWeight == TopExpertWeight.Mass)
+            {
+                float mass = 0;
+                foreach (float w in weights)
+                {
+                    mass += w;
+                }
+
+                weights[0] = mass;
+            }
+            else if (plan.KeptWeight == TopExpertWeight.One)
+            {
+                weights[0] = 1f;
+            }
+
             weights[1..].Clear();
         }
 
@@ -343,6 +367,8 @@ public sealed class Router
         var forced = new List<int>();
         var scales = new List<(int, float)>();
         bool keepOnlyTop = false;
+        var keptWeight = TopExpertWeight.Own;
+        int disabledTop = 0;
         foreach (var intervention in interventions)
         {
             if (!intervention.Layers.Includes(Layer))
@@ -385,8 +411,17 @@ public sealed class Router
 
                     topK = o.TopK;
                     break;
-                case KeepOnlyTopExpert:
+                case DisableTopRankedExperts top:
+                    if (top.Count < 0 || top.Count >= experts)
+                    {
+                        throw new ExpertScopeException($"{intervention}: block {Layer} has {experts} experts; the count must be 0..{experts - 1}.");
+                    }
+
+                    disabledTop = Math.Max(disabledTop, top.Count);
+                    break;
+                case KeepOnlyTopExpert keep:
                     keepOnlyTop = true;
+                    keptWeight = keep.Weight;
                     break;
                 case ScaleExpert s:
                     scales.Add((CheckExpert(s.Expert, intervention), s.Factor));
@@ -409,13 +444,13 @@ public sealed class Router
 
         topK = Math.Max(topK, forced.Count);
         disabled.ExceptWith(removed);
-        topK = Math.Min(topK, experts - disabled.Count - removed.Count);
+        topK = Math.Min(topK, experts - disabled.Count - removed.Count - disabledTop);
         if (topK < 1)
         {
             throw new ExpertScopeException($"block {Layer}: every expert is disabled.");
         }
 
-        return new RoutingPlan(topK, [.. disabled], [.. removed], [.. forced], keepOnlyTop, [.. scales]);
+        return new RoutingPlan(topK, [.. disabled], [.. removed], [.. forced], keepOnlyTop, keptWeight, [.. scales]) { DisabledTop = disabledTop };
     }
 
     private int CheckExpert(ExpertId expert, RouterIntervention intervention) =>
@@ -423,7 +458,11 @@ public sealed class Router
             ? expert.Value
             : throw new ExpertScopeException($"{intervention}: expert {expert} does not exist in block {Layer} ({Config.ExpertCount} experts).");
 
-    private readonly record struct RoutingPlan(int TopK, int[] Disabled, int[] Removed, int[] Forced, bool KeepOnlyTop, (int Expert, float Factor)[] Scales);
+    private readonly record struct RoutingPlan(int TopK, int[] Disabled, int[] Removed, int[] Forced, bool KeepOnlyTop, TopExpertWeight KeptWeight, (int Expert, float Factor)[] Scales)
+    {
+        /// <summary>Top-ranked experts masked per token (<see cref="DisableTopRankedExperts"/>).</summary>
+        public int DisabledTop { get; init; }
+    }
 }
 
 /// <summary>Every stage of one layer's routing for a batch; buffers are reused between batches.</summary>
