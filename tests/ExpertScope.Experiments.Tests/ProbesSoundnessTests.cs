@@ -228,6 +228,87 @@ public sealed class ProbesSoundnessTests
         Assert.All(sample.GroupBy(pair => ProbeConditions.Of(ProbeKind.Substitution, pair)), group => Assert.Equal(10, group.Count()));
     }
 
+    [Fact]
+    public void TokenIdentityControlNeedsTheTargetAsAWholeWord()
+    {
+        using var temp = new TempDirectory();
+        using var model = Models.MoeModel.Load(TinyModel(temp, "tiny-mixtral"));
+        var play = WordSensePair("p0", "play", "We play chess today .", "They play music now .");
+        var players = WordSensePair("p1", "players", "The players ran home .", "Many players sang loudly .");
+        var onlyInside = ProbePlan.Build(ProbeKind.WordSense, DataSet(play, players), model.Tokenizer, seed: 1);
+        // " play" occurs in the unrelated sentences only as the start of " players": no control.
+        var drop = Assert.Single(onlyInside.DroppedPairs, d => d.PairId == "p0#token-identity");
+        Assert.Equal(DropReasons.InsideLongerWord, drop.Reason);
+        Assert.DoesNotContain(onlyInside.Pairs, pair => pair.PairId == "p0#token-identity");
+        Assert.Equal(DropReasons.NoOccurrence, Assert.Single(onlyInside.DroppedPairs, d => d.PairId == "p1#token-identity").Reason);
+        Assert.Equal(2, onlyInside.Anchors);
+
+        // With "play" as a whole word in an unrelated sentence, the control is formed there, with the anchor's token ids.
+        var children = WordSensePair("p2", "play", "Children play outside again .", "Dogs play ball well .");
+        var plan = ProbePlan.Build(ProbeKind.WordSense, DataSet(play, players, children), model.Tokenizer, seed: 1);
+        var control = Assert.Single(plan.Pairs, pair => pair.PairId == "p0#token-identity");
+        Assert.True(control.SameTokenIds);
+        Assert.Contains(plan.Sentences[control.Second.Sentence], new[] { "Children play outside again .", "Dogs play ball well ." });
+        Assert.Equal(control.First.Tokens.Select(t => plan.TokenIds[control.First.Sentence][t]), control.Second.Tokens.Select(t => plan.TokenIds[control.Second.Sentence][t]));
+    }
+
+    [Fact]
+    public void TokenIdentityComparisonsUseOnlySameTokenSensePairsAndHolmSpansTheRun()
+    {
+        var measurements = new List<PairMeasurement>();
+        for (var i = 0; i < 10; i++)
+        {
+            // Same-sense pairs with identical token ids score high, the rest (board/boards) low.
+            measurements.Add(Measurement($"s{i}", ProbeConditions.SameSense, i < 6 ? 0.8 + (0.01 * i) : 0.1, sameIds: i < 6));
+            measurements.Add(Measurement($"d{i}", ProbeConditions.DifferentSense, 0.3 + (0.01 * i), sameIds: i % 2 == 0));
+            measurements.Add(Measurement($"t{i}", ProbeConditions.TokenIdentity, 0.5 + (0.02 * i), sameIds: true));
+            measurements.Add(Measurement($"w{i}", ProbeConditions.DifferentWord, 0.05 * i, sameIds: false));
+        }
+
+        var settings = new ProbeSettings { Kind = ProbeKind.WordSense, Dataset = "wic:dev", DataFolder = ".", Metric = ProbeMetric.Overlap, BootstrapResamples = 200 };
+        var results = ProbeAnalysis.Analyze(ProbeKind.WordSense, [0, 1], measurements, settings);
+        var main = results.Comparisons[0];
+        Assert.Null(main.FirstRestrictedTo);
+        Assert.Equal((10, 10), (main.LayerMean.CountFirst, main.LayerMean.CountSecond));
+        var sameVsToken = Assert.Single(results.Comparisons, c => c.First == ProbeConditions.SameSense && c.Second == ProbeConditions.TokenIdentity);
+        Assert.Equal("same-token-ids", sameVsToken.FirstRestrictedTo);
+        Assert.Equal((6, 10), (sameVsToken.LayerMean.CountFirst, sameVsToken.LayerMean.CountSecond));
+        Assert.Equal(5, Assert.Single(results.Comparisons, c => c.First == ProbeConditions.DifferentSense).LayerMean.CountFirst);
+
+        // One Holm family: every comparison's layers and layer mean.
+        double[] family = [.. results.Comparisons.SelectMany(c => c.ByLayer.Append(c.LayerMean).Select(s => s.MannWhitneyP))];
+        Assert.Equal(4 * 3, family.Length);
+        Assert.Equal(family.Length, results.TestsCorrected);
+        Assert.Equal(Statistics.MultipleComparisons.Adjust(family, Statistics.PAdjustMethod.Holm),
+            results.Comparisons.SelectMany(c => c.ByLayer.Append(c.LayerMean).Select(s => s.MannWhitneyHolmRun)));
+        Assert.Equal(Statistics.MultipleComparisons.Adjust(family, Statistics.PAdjustMethod.BenjaminiHochberg),
+            results.Comparisons.SelectMany(c => c.ByLayer.Append(c.LayerMean).Select(s => s.MannWhitneyBhRun)));
+        Assert.All(results.Comparisons, c => Assert.Equal(c.ByLayer.Count(s => s.MannWhitneyHolmRun < 0.05), c.SignificantLayers));
+        Assert.All(results.Comparisons, c => Assert.Equal(c.SignificantLayers > 0 || c.LayerMean.MannWhitneyHolmRun < 0.05, c.DifferenceFound));
+        // Effect sizes come with bootstrap intervals around them.
+        Assert.All(results.Comparisons, c => Assert.InRange(c.LayerMean.RankBiserial, c.LayerMean.RankBiserialLower, c.LayerMean.RankBiserialUpper));
+        Assert.All(results.Comparisons, c => Assert.InRange(c.LayerMean.CohensD, c.LayerMean.CohensDLower, c.LayerMean.CohensDUpper));
+    }
+
+    private static PairMeasurement Measurement(string id, string condition, double value, bool sameIds) =>
+        new(new PlannedPair(id, condition, "w", new WordOccurrence(0, [0]), new WordOccurrence(1, [1]), false, null) { SameTokenIds = sameIds },
+            [new PairScores(value, value, value, value, 1 - value), new PairScores(value, value, value, value, 1 - value)]);
+
+    private static Data.WordPair WordSensePair(string id, string word, string first, string second)
+    {
+        var location = new Data.SourceLocation("test", 1);
+        Data.SentenceTarget Target(string sentence)
+        {
+            var start = sentence.IndexOf(" " + word + " ", StringComparison.Ordinal) + 1;
+            return new(sentence, new(start, start + word.Length), location);
+        }
+
+        return new(id, word, "V", Target(first), Target(second), Data.PairLabel.Same);
+    }
+
+    private static ProbeDataSet DataSet(params Data.WordPair[] pairs) =>
+        new(pairs, [.. pairs.SelectMany(pair => new[] { pair.First.Sentence, pair.Second.Sentence })], pairs.Length, []);
+
     private static ProbeSettings Settings(string dataFolder) => new()
     {
         Kind = ProbeKind.WordSense, Dataset = "wic:dev", DataFolder = dataFolder, Seed = 1, BootstrapResamples = 200,
