@@ -336,8 +336,8 @@ public static class ProbeOutputs
         if (dataDrops.Count > 0)
         {
             text.Append(" (left out: ").Append(string.Join("; ", dataDrops.GroupBy(drop => drop.Reason).OrderBy(group => group.Key, StringComparer.Ordinal)
-                .Select(group => $"{group.Count()} {ReasonText(group.Key)}, " + string.Join(", ", group.GroupBy(drop => drop.Condition).OrderBy(g => g.Key, StringComparer.Ordinal)
-                    .Select(g => $"{g.Count()} {g.Key}"))))).Append(')');
+                .Select(group => $"{group.Count()} {ReasonText(group.Key)} [" + string.Join(", ", group.GroupBy(drop => drop.Condition).OrderBy(g => g.Key, StringComparer.Ordinal)
+                    .Select(g => $"{g.Key} {g.Count()}")) + "]"))).Append(')');
         }
 
         text.Append(string.Create(CultureInfo.InvariantCulture, $"; {plan.Pairs.Count(pair => pair.Condition == ProbeConditions.TokenIdentity)}/{plan.Anchors} token-identity controls formed"));
@@ -360,7 +360,7 @@ public static class ProbeOutputs
 
     private static string ReasonText(string reason) => reason switch
     {
-        DropReasons.IdenticalPrefix => "with identical token prefixes up to the target (routed identically by a causal model)",
+        DropReasons.IdenticalPrefix => "with the same tokens up to and including the target, which a causal model routes identically",
         DropReasons.NoToken => "with a target no token covers",
         DropReasons.BeyondContext => "beyond the model's context",
         DropReasons.NoOccurrence => "whose target's token ids occur in no unrelated sentence",
@@ -404,6 +404,9 @@ public static class ProbeOutputs
         }
 
         var uniformKappa = outcome.Settings.Metric is ProbeMetric.Kappa or ProbeMetric.LoadCorrectedKappa;
+        // The κ = 0 line must not vanish into the x axis: the axis starts a step below the lowest value or 0.
+        double[] plotted = [.. series.SelectMany(line => line.Y.Concat(line.Lower ?? []).Concat(line.Upper ?? [])).Where(double.IsFinite), .. (uniformKappa ? new[] { 0.0 } : [])];
+        var span = plotted.Length == 0 ? 1 : Math.Max(plotted.Max() - plotted.Min(), 1e-6);
         perLayer.AddFigure(new LineChart
         {
             Title = $"Mean {metric} per layer (95% bootstrap CI)",
@@ -411,6 +414,7 @@ public static class ProbeOutputs
             XLabel = "layer",
             YLabel = metric,
             ReferenceY = uniformKappa ? 0 : null,
+            YMinimum = uniformKappa && plotted.Length > 0 ? plotted.Min() - (0.08 * span) : null,
             Series = series,
         }, chanceCaption);
 
