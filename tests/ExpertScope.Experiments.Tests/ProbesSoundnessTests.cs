@@ -114,6 +114,15 @@ public sealed class ProbesSoundnessTests
         Assert.True(main.LayerMean.CohensDLower > 0);
         Assert.Contains(outcome.Summary, line => line.StartsWith("same-sense vs different-sense", StringComparison.Ordinal) && line.Contains("A difference was found.", StringComparison.Ordinal));
 
+        // The report defines every condition and column, marks exactly the run-wide significant layers (one chart per
+        // comparison, so no two marks share a slot), draws at the page width and says what was kept.
+        var html = ProbeOutputs.Report(outcome).ToHtml();
+        Assert.All(ProbeOutputs.Glossary(ProbeKind.WordSense), entry => Assert.Contains("<td>" + Reports.HtmlReport.Escape(entry.Term) + "</td>", html, StringComparison.Ordinal));
+        Assert.Equal(outcome.Results.Comparisons.Sum(c => c.SignificantLayers), System.Text.RegularExpressions.Regex.Matches(html, ">\\*</text>").Count);
+        Assert.Equal(outcome.Results.Comparisons.Count + 2, System.Text.RegularExpressions.Regex.Matches(html, "<svg [^>]*width=\"940\"").Count);
+        Assert.Contains("60/60 pairs kept", html, StringComparison.Ordinal);
+        Assert.Contains("chance (measured load)", html, StringComparison.Ordinal);
+
         // The sentence-end readout reads the last token ('.' in both conditions) after the whole sentence.
         var end = await ProbeExperiment.RunAsync(model, Settings(WriteWic(temp, rows)) with { Position = ProbeReadout.SentenceEnd }, temp.File("end"));
         Assert.All(end.Plan.Pairs, pair => Assert.Equal(end.Plan.TokenIds[pair.First.Sentence].Count - 1, Assert.Single(pair.First.Tokens)));
