@@ -238,6 +238,17 @@ public sealed class ProbesSoundnessTests
     }
 
     [Fact]
+    public async Task ADataSetOfOnlyIdenticalPrefixesIsOneClearError()
+    {
+        using var temp = new TempDirectory();
+        var model = TinyModel(temp, "tiny-mixtral");
+        var data = WriteWic(temp, [("bank", "The bank was closed .", 1, "The bank was open .", 1, true), ("bank", "A bank of fog .", 1, "A bank of snow .", 1, false)]);
+        var error = await Assert.ThrowsAsync<Core.ExpertScopeException>(() => ProbeExperiment.RunAsync(model, Settings(data), temp.File("out")));
+        Assert.Contains("every pair was dropped", error.Message, StringComparison.Ordinal);
+        Assert.Contains("same tokens up to and including the target", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TokenIdentityControlNeedsTheTargetAsAWholeWord()
     {
         using var temp = new TempDirectory();
