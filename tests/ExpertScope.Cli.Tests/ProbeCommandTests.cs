@@ -24,9 +24,35 @@ public sealed class ProbeCommandTests
         Assert.Contains("p Holm", output, StringComparison.Ordinal);
         Assert.DoesNotContain("\u001b[", output, StringComparison.Ordinal);  // plain when not a terminal
         Assert.Contains("routing sentences", error, StringComparison.Ordinal);
+        Assert.Contains("pairs kept", output, StringComparison.Ordinal);
+        Assert.Contains("r_rb [95% CI]", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("pairs or controls dropped", output, StringComparison.Ordinal);
         using var json = JsonDocument.Parse(File.ReadAllText(temp.File("results.json")));
         Assert.Equal("word-sense", json.RootElement.GetProperty("probe").GetString());
         Assert.Equal(9, json.RootElement.GetProperty("settings").GetProperty("seed").GetInt32());
+        Assert.Equal("target", json.RootElement.GetProperty("settings").GetProperty("position").GetString());
+        var report = File.ReadAllText(temp.File("report.html"));
+        Assert.Contains("Glossary", report, StringComparison.Ordinal);
+        Assert.DoesNotContain("is chance (κ = 0)", report, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SentenceEndReadoutAndKeptIdenticalPrefixesAreRecorded()
+    {
+        using var temp = new TempDirectory();
+        var (code, output, error) = Run("probe", "word-sense", "--model", Model("olmoe"), "--dataset", "wic:dev", "--data-dir", GoldenData.DataPath(),
+            "--limit", "6", "--seed", "9", "--bootstrap", "200", "--position", "sentence-end", "--keep-identical-prefixes", "--metric", "kappa-load", "--out", temp.Path);
+        Assert.True(code == 0, error);
+        Assert.Contains("read at the last token of each sentence", output, StringComparison.Ordinal);
+        using var json = JsonDocument.Parse(File.ReadAllText(temp.File("results.json")));
+        var settings = json.RootElement.GetProperty("settings");
+        Assert.Equal("sentence-end", settings.GetProperty("position").GetString());
+        Assert.Equal("kept", settings.GetProperty("identical_prefixes").GetString());
+        Assert.Equal("kappa-load", settings.GetProperty("metric").GetString());
+
+        (code, _, error) = Run("probe", "word-sense", "--model", Model("olmoe"), "--dataset", "wic:dev", "--data-dir", GoldenData.DataPath(), "--position", "middle", "--out", temp.File("o"));
+        Assert.Equal(1, code);
+        Assert.Contains("unknown --position 'middle'", error, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -56,13 +56,15 @@ public sealed class ProbesMetricTests
     }
 
     [Fact]
-    public void SharedExpertsCountOnlyWhenIncluded()
+    public void SharedExpertsChangeOverlapButNeverKappa()
     {
-        // One shared expert joins both sets: overlap (1 + 1)/3, N = 5 for κ.
+        // One shared expert joins both sets: overlap (1 + 1)/3. It is no chance pick, so κ stays the routed κ (0 here).
+        var without = PairScores.Compute([A], [B], SubTokenMode.Mean);
         var scores = PairScores.Compute([A], [B], SubTokenMode.Mean, sharedExperts: 1);
         Assert.Equal(2.0 / 3.0, scores.Overlap, 12);
-        Assert.Equal((2 - (9.0 / 5)) / (3 - (9.0 / 5)), scores.Kappa, 12);
-        Assert.Equal(0.4 + 1.0, scores.Weighted, 6);
+        Assert.Equal(without.Kappa, scores.Kappa);
+        // Weights renormalised with the shared expert's weight 1: A = {0.3, 0.2, 0.5}, B = {0.25, 0.25, 0.5}; min on expert 1 and the shared one.
+        Assert.Equal(0.2 + 0.5, scores.Weighted, 6);
     }
 
     [Fact]

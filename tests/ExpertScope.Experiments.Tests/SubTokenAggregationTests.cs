@@ -19,10 +19,14 @@ public class SubTokenAggregationTests
     }
 
     [Fact]
-    public void MeanAveragesEveryTokenPairing()
+    public void MeanComparesSubTokensPositionByPosition()
     {
-        // {0,1} vs {0,2}, {1,3}, {0,1}: 1/2, 1/2, 1.  {2,3} vs the same: 1/2, 1/2, 0.  Sum 3, over 6 pairings = 0.5.
-        Assert.Equal(0.5, SubTokenAggregation.Aggregate(Word1, Word2, SubTokenMode.Mean, Overlap), 12);
+        // Word 2 is longer (3 tokens): its token i meets word 1's token ⌊2i/3⌋ = 0, 0, 1.
+        // {0,2} vs {0,1} = 1/2, {1,3} vs {0,1} = 1/2, {0,1} vs {2,3} = 0: mean 1/3 (in either argument order).
+        Assert.Equal(1.0 / 3.0, SubTokenAggregation.Aggregate(Word1, Word2, SubTokenMode.Mean, Overlap), 12);
+        Assert.Equal(1.0 / 3.0, SubTokenAggregation.Aggregate(Word2, Word1, SubTokenMode.Mean, Overlap), 12);
+        // Equal lengths: token i with token i only, so a word against itself scores 1 (every pairing would give 1/2).
+        Assert.Equal(1.0, SubTokenAggregation.Aggregate(Word1, Word1, SubTokenMode.Mean, Overlap), 12);
     }
 
     [Fact]

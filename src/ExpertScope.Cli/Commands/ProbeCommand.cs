@@ -37,8 +37,13 @@ public static class ProbeCommand
         var wordNetDir = new Option<string?>("--wordnet-dir") { Description = "WordNet 3.0 dict folder (default /usr/share/wordnet)." };
         var limit = new Option<int?>("--limit") { Description = "At most N pairs (seeded sample balanced across labels)." };
         var seed = new Option<int>("--seed") { Description = "Seed of sampling, controls and bootstrap.", DefaultValueFactory = _ => 0 };
-        var metric = new Option<string>("--metric") { Description = "Statistic's metric: kappa|overlap|jaccard|weighted|js.", DefaultValueFactory = _ => "kappa" };
-        var subTokens = new Option<string>("--subtokens") { Description = "Multi-token words: all (averaged)|first|last.", DefaultValueFactory = _ => "all" };
+        var metric = new Option<string>("--metric") { Description = "Statistic's metric: kappa|kappa-load|overlap|jaccard|weighted|js.", DefaultValueFactory = _ => "kappa" };
+        var subTokens = new Option<string>("--subtokens") { Description = "Multi-token words: all (sub-token i with sub-token i, averaged)|first|last.", DefaultValueFactory = _ => "all" };
+        var position = new Option<string>("--position") { Description = "Routing read at the target's sub-tokens or at each sentence's last token: target|sentence-end.", DefaultValueFactory = _ => "target" };
+        var keepIdenticalPrefixes = new Option<bool>("--keep-identical-prefixes")
+        {
+            Description = "Keep pairs whose sentences are the same tokens up to the target (a causal model routes them identically; excluded by default).",
+        };
         var includeShared = new Option<bool>("--include-shared") { Description = "Count always-active shared experts in the overlaps." };
         var lenient = new Option<bool>("--lenient") { Description = "Skip malformed data records (listed in results.json) instead of stopping." };
         var output = new Option<string>("--out") { Description = "Output folder (resumed when it holds an unfinished run with the same settings).", Required = true };
@@ -52,7 +57,7 @@ public static class ProbeCommand
             ? "One word in two contexts: is routing more similar for the same sense than for different senses?"
             : "One context, target replaced: is a similar substitute routed more like the original than a dissimilar one?")
         {
-            model, dataset, dataDir, wordNetDir, limit, seed, metric, subTokens, includeShared, lenient, output, threads, resamples, arithmetic,
+            model, dataset, dataDir, wordNetDir, limit, seed, metric, subTokens, position, keepIdenticalPrefixes, includeShared, lenient, output, threads, resamples, arithmetic,
         };
         if (kind == ProbeKind.Substitution)
         {
@@ -72,6 +77,8 @@ public static class ProbeCommand
                 Seed = parse.GetValue(seed),
                 Metric = ProbeSettings.ParseMetric(parse.GetValue(metric)!),
                 SubTokens = ProbeSettings.ParseSubTokens(parse.GetValue(subTokens)!),
+                Position = ProbeSettings.ParseReadout(parse.GetValue(position)!),
+                KeepIdenticalPrefixes = parse.GetValue(keepIdenticalPrefixes),
                 IncludeShared = parse.GetValue(includeShared),
                 Lenient = parse.GetValue(lenient),
                 ThreadCount = parse.GetValue(threads),

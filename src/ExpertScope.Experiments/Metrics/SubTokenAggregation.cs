@@ -9,7 +9,11 @@ public enum SubTokenMode
     /// <summary>The word's last token (the first position where the whole word has been read).</summary>
     Last,
 
-    /// <summary>All tokens: the metric is averaged over every pairing of a token of one word with a token of the other.</summary>
+    /// <summary>
+    /// All tokens, aligned: sub-token i of one word is compared with sub-token i of the other and the metric is
+    /// averaged (words of unequal length: see <see cref="SubTokenAggregation.Aggregate"/>). Identical routing scores
+    /// as identical (κ = 1).
+    /// </summary>
     Mean,
 }
 
@@ -18,9 +22,11 @@ public static class SubTokenAggregation
 {
     /// <summary>
     /// Applies <paramref name="metric"/> to the tokens chosen by <paramref name="mode"/>. For
-    /// <see cref="SubTokenMode.Mean"/> it effectively computes
-    /// <c>(1 / (|A|·|B|)) Σ_{i ∈ A} Σ_{j ∈ B} metric(A[i], B[j])</c>, so words split into different numbers of
-    /// tokens in the two contexts are still comparable.
+    /// <see cref="SubTokenMode.Mean"/> sub-tokens are compared position by position: with L the longer word's and S
+    /// the shorter word's token count it effectively computes <c>(1 / L) Σ_{i &lt; L} metric(long[i], short[⌊i·S/L⌋])</c>,
+    /// which is <c>(1 / n) Σ_i metric(A[i], B[i])</c> when both words have n tokens. Every token of both words takes
+    /// part, and two words with identical routing score exactly as one token against itself (averaging every
+    /// pairing instead would compare sub-token 1 with sub-token 2 and score identical routing below 1).
     /// </summary>
     /// <typeparam name="T">Per-token routing data (an expert set, a distribution, …).</typeparam>
     /// <param name="first">Per-token data of the word in the first context, in token order.</param>
@@ -45,16 +51,17 @@ public static class SubTokenAggregation
             case SubTokenMode.Last:
                 return metric(first[^1], second[^1]);
             case SubTokenMode.Mean:
+                var longer = Math.Max(first.Count, second.Count);
                 var sum = 0.0;
-                foreach (var a in first)
+                for (var i = 0; i < longer; i++)
                 {
-                    foreach (var b in second)
-                    {
-                        sum += metric(a, b);
-                    }
+                    // Position i of the longer word; the shorter word's token at the same relative position.
+                    var a = first[first.Count == longer ? i : i * first.Count / longer];
+                    var b = second[second.Count == longer ? i : i * second.Count / longer];
+                    sum += metric(a, b);
                 }
 
-                return sum / (first.Count * second.Count);
+                return sum / longer;
             default:
                 throw new ArgumentOutOfRangeException(nameof(mode), mode, "Unknown sub-token mode.");
         }

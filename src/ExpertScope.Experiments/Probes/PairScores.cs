@@ -11,15 +11,22 @@ public sealed record TokenRouting(int[] Experts, float[] Weights, float[] Probab
 /// <summary>The five routing similarities of one pair of words at one layer.</summary>
 /// <param name="Overlap">|A ∩ B| / k.</param>
 /// <param name="Jaccard">|A ∩ B| / |A ∪ B|.</param>
-/// <param name="Kappa">Chance-corrected overlap.</param>
-/// <param name="Weighted">Σ min weight over shared experts.</param>
+/// <param name="Kappa">Chance-corrected overlap over routed experts (uniform-load chance k²/N; the same with or without shared experts).</param>
+/// <param name="Weighted">Σ min renormalised weight over shared experts, in [0, 1].</param>
 /// <param name="JensenShannon">Jensen-Shannon distance between router distributions.</param>
 public readonly record struct PairScores(double Overlap, double Jaccard, double Kappa, double Weighted, double JensenShannon)
 {
+    /// <summary>
+    /// κ against the measured load's chance: <c>(O − C) / (k − C)</c> with O the routed experts shared and
+    /// <c>C = Σₑ qₑ²</c> (<see cref="ExpertLoad.ChanceOverlap"/>); NaN when no load was given.
+    /// </summary>
+    public double LoadCorrectedKappa { get; init; } = double.NaN;
+
     /// <summary>The value of <paramref name="metric"/>.</summary>
     public double Get(ProbeMetric metric) => metric switch
     {
         ProbeMetric.Kappa => Kappa,
+        ProbeMetric.LoadCorrectedKappa => LoadCorrectedKappa,
         ProbeMetric.Overlap => Overlap,
         ProbeMetric.Jaccard => Jaccard,
         ProbeMetric.Weighted => Weighted,
@@ -36,9 +43,12 @@ public readonly record struct PairScores(double Overlap, double Jaccard, double 
     /// <param name="mode">Which sub-tokens stand for the word.</param>
     /// <param name="sharedExperts">
     /// Always-active shared experts to count as selected by both tokens (0 to leave them out, the default of the
-    /// probes). They get indices after the routed ones, weight 1 (they are applied unscaled), and raise N for κ.
+    /// probes). They get indices after the routed ones and weight 1 (they are applied unscaled). They change overlap,
+    /// Jaccard and the weighted overlap, never κ (shared experts are no chance picks).
     /// </param>
-    public static PairScores Compute(IReadOnlyList<TokenRouting> first, IReadOnlyList<TokenRouting> second, SubTokenMode mode, int sharedExperts = 0)
+    /// <param name="chanceOverlap">C = Σₑ qₑ² of this layer for <see cref="LoadCorrectedKappa"/>, or NaN to leave it out.</param>
+    public static PairScores Compute(
+        IReadOnlyList<TokenRouting> first, IReadOnlyList<TokenRouting> second, SubTokenMode mode, int sharedExperts = 0, double chanceOverlap = double.NaN)
     {
         ArgumentNullException.ThrowIfNull(first);
         ArgumentNullException.ThrowIfNull(second);
@@ -51,13 +61,20 @@ public readonly record struct PairScores(double Overlap, double Jaccard, double 
         var include = sharedExperts > 0;
         var a = first.Select(token => Choices(token, routed, sharedExperts)).ToList();
         var b = second.Select(token => Choices(token, routed, sharedExperts)).ToList();
-        var expertCount = routed + sharedExperts;
         var overlap = SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.IntersectionOverK(x, y, include));
         var jaccard = SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.Jaccard(x, y, include));
-        var kappa = SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.ChanceCorrected(x, y, expertCount, include));
+        var kappa = SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.ChanceCorrected(x, y, routed));
         var weighted = SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.WeightedOverlap(x, y, include));
         var js = RouterDistance.JensenShannon(Distribution(first, mode), Distribution(second, mode));
-        return new PairScores(overlap, jaccard, kappa, weighted, js);
+        var loadKappa = double.NaN;
+        if (double.IsFinite(chanceOverlap))
+        {
+            // κ_load is affine in the routed overlap, so the sub-token average of the overlap gives the average κ_load.
+            var routedOverlap = include ? SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.IntersectionOverK(x, y)) : overlap;
+            loadKappa = RoutingOverlap.LoadCorrected(routedOverlap, first[0].Experts.Length, chanceOverlap);
+        }
+
+        return new PairScores(overlap, jaccard, kappa, weighted, js) { LoadCorrectedKappa = loadKappa };
     }
 
     private static float[] Distribution(IReadOnlyList<TokenRouting> tokens, SubTokenMode mode) => mode switch

@@ -1,3 +1,4 @@
+using ExpertScope.Experiments.Metrics;
 using ExpertScope.Statistics;
 
 namespace ExpertScope.Experiments.Probes;
@@ -48,6 +49,27 @@ public sealed record ComparisonStatistics(
 
     /// <summary>Welch p-value, Benjamini-Hochberg-corrected across layers.</summary>
     public double WelchBh { get; init; } = double.NaN;
+
+    /// <summary>
+    /// Mann-Whitney p-value, Holm-corrected over every Mann-Whitney test of the run (each comparison's layers and its
+    /// layer mean): the correction a finding is read from.
+    /// </summary>
+    public double MannWhitneyHolmRun { get; init; } = double.NaN;
+
+    /// <summary>Mann-Whitney p-value, Benjamini-Hochberg-corrected over every Mann-Whitney test of the run (secondary).</summary>
+    public double MannWhitneyBhRun { get; init; } = double.NaN;
+
+    /// <summary>Lower end of the seeded two-sample bootstrap 95% interval of the rank-biserial r (NaN when undefined).</summary>
+    public double RankBiserialLower { get; init; } = double.NaN;
+
+    /// <summary>Upper end of the rank-biserial interval.</summary>
+    public double RankBiserialUpper { get; init; } = double.NaN;
+
+    /// <summary>Lower end of the seeded two-sample bootstrap 95% interval of Cohen's d (NaN when undefined).</summary>
+    public double CohensDLower { get; init; } = double.NaN;
+
+    /// <summary>Upper end of the Cohen's d interval.</summary>
+    public double CohensDUpper { get; init; } = double.NaN;
 }
 
 /// <summary>One comparison (e.g. same-sense vs different-sense) at every layer and on the layer means.</summary>
@@ -57,8 +79,20 @@ public sealed record ComparisonStatistics(
 /// <param name="LayerMean">On each pair's mean over layers.</param>
 public sealed record ComparisonResult(string First, string Second, IReadOnlyList<ComparisonStatistics> ByLayer, ComparisonStatistics LayerMean)
 {
-    /// <summary>Layers whose Holm-corrected Mann-Whitney p-value is below 0.05.</summary>
-    public int SignificantLayers => ByLayer.Count(layer => layer.MannWhitneyHolm < 0.05);
+    /// <summary>Layers whose Mann-Whitney p-value, Holm-corrected over every test of the run, is below 0.05.</summary>
+    public int SignificantLayers => ByLayer.Count(layer => layer.MannWhitneyHolmRun < 0.05);
+
+    /// <summary>
+    /// True when a layer or the layer mean is significant after Holm correction over every Mann-Whitney test of the
+    /// run (layers × comparisons, plus each comparison's layer mean): the only ground for "a difference was found".
+    /// </summary>
+    public bool DifferenceFound => SignificantLayers > 0 || LayerMean.MannWhitneyHolmRun < 0.05;
+
+    /// <summary>
+    /// Which pairs of the first condition entered, when not all did: comparisons with the token-identity control
+    /// use only same/different-sense pairs whose two targets have identical token ids (<c>same-token-ids</c>).
+    /// </summary>
+    public string? FirstRestrictedTo { get; init; }
 }
 
 /// <summary>Correlation of a condition's layer-mean metric with the words' |position difference|.</summary>
@@ -97,6 +131,12 @@ public sealed class ProbeResults
 
     /// <summary>Token control: the main comparison on pairs whose two words have the same token ids (layer means); null when too few.</summary>
     public ComparisonStatistics? TokenMatched { get; init; }
+
+    /// <summary>Expert load of each layer measured on the probed tokens (aligned with <see cref="Layers"/>); empty when not measured.</summary>
+    public IReadOnlyList<ExpertLoad> Loads { get; init; } = [];
+
+    /// <summary>Mann-Whitney tests in the run-wide correction family (every comparison's layers and layer mean).</summary>
+    public int TestsCorrected { get; init; }
 }
 
 /// <summary>Scores planned pairs and computes the statistics.</summary>
@@ -107,18 +147,45 @@ public static class ProbeAnalysis
     /// <param name="routing">The routing of their positions.</param>
     /// <param name="settings">Sub-token mode and shared-expert handling.</param>
     /// <param name="sharedExperts">Shared experts of the model (used only with <see cref="ProbeSettings.IncludeShared"/>).</param>
-    public static IReadOnlyList<PairMeasurement> Score(IReadOnlyList<PlannedPair> pairs, ProbeRouting routing, ProbeSettings settings, int sharedExperts)
+    /// <param name="loads">Each layer's measured expert load (<see cref="MeasureLoads"/>) for the load-corrected κ, or null to leave it out.</param>
+    public static IReadOnlyList<PairMeasurement> Score(
+        IReadOnlyList<PlannedPair> pairs, ProbeRouting routing, ProbeSettings settings, int sharedExperts, IReadOnlyList<ExpertLoad>? loads = null)
     {
         ArgumentNullException.ThrowIfNull(pairs);
         ArgumentNullException.ThrowIfNull(routing);
         ArgumentNullException.ThrowIfNull(settings);
         var shared = settings.IncludeShared ? sharedExperts : 0;
         return [.. pairs.Select(pair => new PairMeasurement(pair, [.. Enumerable.Range(0, routing.Layers.Count).Select(layer =>
-            PairScores.Compute(routing.Word(pair.First, layer), routing.Word(pair.Second, layer), settings.SubTokens, shared))]))];
+            PairScores.Compute(routing.Word(pair.First, layer), routing.Word(pair.Second, layer), settings.SubTokens, shared,
+                loads is null ? double.NaN : loads[layer].ChanceOverlap))]))];
     }
 
-    /// <summary>Statistics of the measurements on <see cref="ProbeSettings.Metric"/>.</summary>
-    public static ProbeResults Analyze(ProbeKind kind, IReadOnlyList<int> layers, IReadOnlyList<PairMeasurement> measurements, ProbeSettings settings)
+    /// <summary>
+    /// Each layer's expert load on every probed token of the run (each distinct sentence position once), from which
+    /// the chance overlap <c>Σₑ qₑ²</c> follows.
+    /// </summary>
+    public static IReadOnlyList<ExpertLoad> MeasureLoads(ProbeRouting routing)
+    {
+        ArgumentNullException.ThrowIfNull(routing);
+        return [.. Enumerable.Range(0, routing.Layers.Count).Select(layer =>
+        {
+            var tokens = routing.TokensAt(layer).ToList();
+            return ExpertLoad.Measure(tokens.Select(token => (IReadOnlyList<int>)token.Experts), tokens[0].Probabilities.Length);
+        })];
+    }
+
+    /// <summary>
+    /// Statistics of the measurements on <see cref="ProbeSettings.Metric"/>. Every Mann-Whitney test of the run (each
+    /// comparison at each layer and on layer means) is Holm-corrected as one family (BH as a secondary column); the
+    /// per-comparison corrections across layers stay as further columns.
+    /// </summary>
+    /// <param name="kind">The probe.</param>
+    /// <param name="layers">MoE layers.</param>
+    /// <param name="measurements">Scored pairs.</param>
+    /// <param name="settings">Metric, seed, resamples.</param>
+    /// <param name="loads">Measured expert load per layer, kept in the results (optional).</param>
+    public static ProbeResults Analyze(
+        ProbeKind kind, IReadOnlyList<int> layers, IReadOnlyList<PairMeasurement> measurements, ProbeSettings settings, IReadOnlyList<ExpertLoad>? loads = null)
     {
         ArgumentNullException.ThrowIfNull(layers);
         ArgumentNullException.ThrowIfNull(measurements);
@@ -131,6 +198,14 @@ public static class ProbeAnalysis
         var conditions = ProbeConditions.All(kind).Where(groups.ContainsKey).ToArray();
         double[] Values(string condition, int layer) => [.. groups[condition].Select(m => m.ByLayer[layer].Get(metric))];
         double[] Means(string condition) => [.. groups[condition].Select(m => m.LayerMean(metric))];
+
+        // Against the token-identity control (whose two words are the same token ids by construction), a sense pair
+        // counts only when its two targets are the same token ids too; otherwise token identity alone could differ.
+        bool RestrictToSameIds(string condition, string other) =>
+            kind == ProbeKind.WordSense && other == ProbeConditions.TokenIdentity
+            && condition is ProbeConditions.SameSense or ProbeConditions.DifferentSense;
+        PairMeasurement[] Items(string condition, string other) =>
+            RestrictToSameIds(condition, other) ? [.. groups[condition].Where(m => m.Pair.SameTokenIds)] : groups[condition];
 
         var byCondition = new Dictionary<string, IReadOnlyList<ConditionSummary>>(StringComparer.Ordinal);
         var byConditionMean = new Dictionary<string, ConditionSummary>(StringComparer.Ordinal);
@@ -151,8 +226,17 @@ public static class ProbeAnalysis
                 continue;
             }
 
-            var perLayer = Enumerable.Range(0, layers.Count)
-                .Select(layer => Compare(Values(first, layer), Values(second, layer), SubSeed(settings.Seed, 2, c, layer), settings.BootstrapResamples))
+            var firstItems = Items(first, second);
+            var secondItems = Items(second, first);
+            if (firstItems.Length == 0 || secondItems.Length == 0)
+            {
+                continue;
+            }
+
+            // Each layer has its own seed, so the layers may run in parallel and still give the same numbers.
+            var perLayer = Enumerable.Range(0, layers.Count).AsParallel().AsOrdered()
+                .Select(layer => Compare([.. firstItems.Select(m => m.ByLayer[layer].Get(metric))], [.. secondItems.Select(m => m.ByLayer[layer].Get(metric))],
+                    SubSeed(settings.Seed, 2, c, layer), settings.BootstrapResamples))
                 .ToArray();
             var mannWhitney = Correct([.. perLayer.Select(s => s.MannWhitneyP)]);
             var welch = Correct([.. perLayer.Select(s => s.WelchP)]);
@@ -166,7 +250,30 @@ public static class ProbeAnalysis
             }
 
             comparisons.Add(new ComparisonResult(first, second, perLayer,
-                Compare(Means(first), Means(second), SubSeed(settings.Seed, 2, c, layers.Count), settings.BootstrapResamples)));
+                Compare([.. firstItems.Select(m => m.LayerMean(metric))], [.. secondItems.Select(m => m.LayerMean(metric))],
+                    SubSeed(settings.Seed, 2, c, layers.Count), settings.BootstrapResamples))
+            {
+                FirstRestrictedTo = RestrictToSameIds(first, second) ? "same-token-ids" : null,
+            });
+        }
+
+        // One family for the whole run: every comparison's layers and its layer mean.
+        var family = comparisons.SelectMany(comparison => comparison.ByLayer.Append(comparison.LayerMean).Select(statistics => statistics.MannWhitneyP)).ToArray();
+        var runWide = Correct(family);
+        var offset = 0;
+        for (var c = 0; c < comparisons.Count; c++)
+        {
+            var comparison = comparisons[c];
+            var byLayer = comparison.ByLayer.Select((statistics, layer) => statistics with
+            {
+                MannWhitneyHolmRun = runWide.Holm[offset + layer], MannWhitneyBhRun = runWide.Bh[offset + layer],
+            }).ToArray();
+            var mean = comparison.LayerMean with
+            {
+                MannWhitneyHolmRun = runWide.Holm[offset + byLayer.Length], MannWhitneyBhRun = runWide.Bh[offset + byLayer.Length],
+            };
+            comparisons[c] = comparison with { ByLayer = byLayer, LayerMean = mean };
+            offset += byLayer.Length + 1;
         }
 
         var correlations = new List<PositionCorrelation>();
@@ -220,6 +327,8 @@ public static class ProbeAnalysis
             PositionCorrelations = correlations,
             PositionMatched = matched,
             TokenMatched = tokenMatched,
+            Loads = loads ?? [],
+            TestsCorrected = family.Count(double.IsFinite),
         };
     }
 
@@ -244,8 +353,10 @@ public static class ProbeAnalysis
 
     /// <summary>
     /// Compares two independent samples: means, their difference with a seeded two-sample percentile bootstrap 95%
-    /// interval (each sample resampled with replacement on its own), rank-biserial r, Cohen's d, and two-sided
-    /// Mann-Whitney and Welch p-values. A statistic the data cannot define (too few values, all values tied) is NaN.
+    /// interval (each sample resampled with replacement on its own), rank-biserial r and Cohen's d each with a 95%
+    /// interval from the same resamples, and two-sided Mann-Whitney and Welch p-values. A statistic the data cannot
+    /// define (too few values, all values tied) is NaN; so is an effect-size interval when more than 5% of its
+    /// replicates are undefined (otherwise the undefined ones are left out).
     /// </summary>
     public static ComparisonStatistics Compare(double[] x, double[] y, int seed, int resamples)
     {
@@ -254,32 +365,59 @@ public static class ProbeAnalysis
         var meanX = x.Length > 0 ? x.Average() : double.NaN;
         var meanY = y.Length > 0 ? y.Average() : double.NaN;
         var (lower, upper) = (double.NaN, double.NaN);
+        var (rankLower, rankUpper, dLower, dUpper) = (double.NaN, double.NaN, double.NaN, double.NaN);
         if (x.Length >= 2 && y.Length >= 2)
         {
             var random = new Random(seed);
             var replicates = new double[resamples];
+            var rankReplicates = new double[resamples];
+            var dReplicates = new double[resamples];
+            var bufferX = new double[x.Length];
+            var bufferY = new double[y.Length];
             for (var b = 0; b < resamples; b++)
             {
-                replicates[b] = ResampledMean(x, random) - ResampledMean(y, random);
+                replicates[b] = Resample(x, bufferX, random) - Resample(y, bufferY, random);
+                rankReplicates[b] = Try(() => EffectSizes.RankBiserial(bufferX, bufferY));
+                dReplicates[b] = Try(() => EffectSizes.CohensD(bufferX, bufferY));
             }
 
             Array.Sort(replicates);
             (lower, upper) = (Bootstrap.Quantile(replicates, 0.025), Bootstrap.Quantile(replicates, 0.975));
+            (rankLower, rankUpper) = Interval(rankReplicates);
+            (dLower, dUpper) = Interval(dReplicates);
         }
 
         return new ComparisonStatistics(x.Length, y.Length, meanX, meanY, meanX - meanY, lower, upper,
             Try(() => EffectSizes.RankBiserial(x, y)),
             Try(() => EffectSizes.CohensD(x, y)),
             Try(() => RankTests.MannWhitney(x, y).PValue),
-            Try(() => TTests.Welch(x, y).PValue));
+            Try(() => TTests.Welch(x, y).PValue))
+        {
+            RankBiserialLower = rankLower, RankBiserialUpper = rankUpper, CohensDLower = dLower, CohensDUpper = dUpper,
+        };
     }
 
-    private static double ResampledMean(double[] values, Random random)
+    // The 2.5% and 97.5% type-7 quantiles of the defined replicates; NaN when more than 5% are undefined.
+    private static (double Lower, double Upper) Interval(double[] replicates)
+    {
+        double[] defined = [.. replicates.Where(double.IsFinite)];
+        if (defined.Length == 0 || defined.Length < replicates.Length * 0.95)
+        {
+            return (double.NaN, double.NaN);
+        }
+
+        Array.Sort(defined);
+        return (Bootstrap.Quantile(defined, 0.025), Bootstrap.Quantile(defined, 0.975));
+    }
+
+    // Fills the buffer with a resample of the values (in draw order) and returns its mean, summed in draw order.
+    private static double Resample(double[] values, double[] buffer, Random random)
     {
         var sum = 0.0;
         for (var i = 0; i < values.Length; i++)
         {
-            sum += values[random.Next(values.Length)];
+            buffer[i] = values[random.Next(values.Length)];
+            sum += buffer[i];
         }
 
         return sum / values.Length;

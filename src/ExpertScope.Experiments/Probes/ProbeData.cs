@@ -130,14 +130,22 @@ public static class ProbeData
         }
 
         var skipped = options.Skipped.Reasons.Select(reason => reason.Message).ToList();
-        return new ProbeDataSet(Sample(pairs, settings.Limit, settings.Seed), pool, pairs.Count, skipped);
+        return new ProbeDataSet(Sample(pairs, settings.Limit, settings.Seed, pair => ProbeConditions.Of(settings.Kind, pair)), pool, pairs.Count, skipped);
     }
 
     /// <summary>
-    /// A seeded sample of at most <paramref name="limit"/> pairs, balanced across labels: each label's pairs are
-    /// shuffled and the labels are taken in turn. Without a limit, every pair in data-set order.
+    /// A seeded sample of at most <paramref name="limit"/> pairs, balanced across conditions: each condition's pairs
+    /// are shuffled and the conditions are taken in turn (ordinal order of their names) until the limit is reached
+    /// or a condition runs out. Without a limit, every pair in data-set order.
     /// </summary>
-    public static IReadOnlyList<WordPair> Sample(IReadOnlyList<WordPair> pairs, int? limit, int seed)
+    /// <param name="pairs">The data set's pairs.</param>
+    /// <param name="limit">At most this many pairs, or null for all.</param>
+    /// <param name="seed">Seed of the shuffles.</param>
+    /// <param name="condition">
+    /// The condition of a pair (<see cref="ProbeConditions.Of"/>: same/different sense; similar, dissimilar,
+    /// WordNet-dissimilar); null balances the raw same/different labels.
+    /// </param>
+    public static IReadOnlyList<WordPair> Sample(IReadOnlyList<WordPair> pairs, int? limit, int seed, Func<WordPair, string>? condition = null)
     {
         ArgumentNullException.ThrowIfNull(pairs);
         if (limit is not { } cap || cap >= pairs.Count)
@@ -145,8 +153,9 @@ public static class ProbeData
             return pairs;
         }
 
+        condition ??= pair => pair.Label == PairLabel.Same ? "0-same" : "1-different";
         var random = new Random(seed);
-        var queues = pairs.GroupBy(pair => pair.Label).OrderBy(group => group.Key).Select(group =>
+        var queues = pairs.GroupBy(condition).OrderBy(group => group.Key, StringComparer.Ordinal).Select(group =>
         {
             var list = group.ToArray();
             random.Shuffle(list);

@@ -89,7 +89,12 @@ public static class ProbeExperiment
 
         var modelInfo = new ProbeModelInfo(Path.GetFileName(modelPath), sha, info.Name, info.Architecture,
             checked((int)moe.ExpertCount), checked((int)(moe.ExpertUsedCount ?? 0)), checked((int)(moe.ExpertSharedCount ?? 0)));
-        var plan = ProbePlan.Build(settings.Kind, data, model.Tokenizer, settings.Seed, model.Hyperparameters.ContextLength);
+        var plan = ProbePlan.Build(settings.Kind, data, model.Tokenizer, settings.Seed, model.Hyperparameters.ContextLength, settings.Position, settings.KeepIdenticalPrefixes);
+        if (plan.Pairs.Count == 0)
+        {
+            throw new ExpertScopeException($"data set '{settings.Dataset}': every pair was dropped ({string.Join("; ", plan.Dropped.Take(3))}{(plan.Dropped.Count > 3 ? "; …" : string.Empty)})");
+        }
+
         var manifest = new RunManifest
         {
             Kind = "probe " + ProbeSettings.KindName(settings.Kind),
@@ -109,8 +114,9 @@ public static class ProbeExperiment
         };
         var routing = await ProbeRunner.RunAsync(model, plan, folder, metadata, settings.ThreadCount, settings.CheckpointEvery, progress, cancellationToken)
             .ConfigureAwait(false);
-        var measurements = ProbeAnalysis.Score(plan.Pairs, routing, settings, modelInfo.SharedExperts);
-        var results = ProbeAnalysis.Analyze(settings.Kind, routing.Layers, measurements, settings);
+        var loads = ProbeAnalysis.MeasureLoads(routing);
+        var measurements = ProbeAnalysis.Score(plan.Pairs, routing, settings, modelInfo.SharedExperts, loads);
+        var results = ProbeAnalysis.Analyze(settings.Kind, routing.Layers, measurements, settings, loads);
         var outcome = new ProbeOutcome(settings, modelInfo, data, plan, routing, results);
         ProbeOutputs.WriteAll(outcome, outFolder);
         return outcome;

@@ -50,6 +50,42 @@ public static class ProbeConditions
         : [Similar, Dissimilar, WordNetDissimilar, TokenIdentity, DifferentWord];
 }
 
+/// <summary>Why a pair or control was left out (the <c>reason</c> of <c>dropped_pairs</c> in <c>results.json</c>).</summary>
+public static class DropReasons
+{
+    /// <summary>The two token sequences are identical up to and including the target's last sub-token: a causal model routes both targets identically, whatever the sense.</summary>
+    public const string IdenticalPrefix = "identical-prefix";
+
+    /// <summary>No token covers the target's characters.</summary>
+    public const string NoToken = "no-token";
+
+    /// <summary>The target (or the sentence end read out) lies beyond the model's context.</summary>
+    public const string BeyondContext = "beyond-context";
+
+    /// <summary>Token-identity control: the target's token ids occur in no unrelated sentence of the data set.</summary>
+    public const string NoOccurrence = "no-unrelated-occurrence";
+
+    /// <summary>Token-identity control: the target's token ids occur in unrelated sentences only inside longer words (" play" in " players").</summary>
+    public const string InsideLongerWord = "only-inside-longer-words";
+
+    /// <summary>Token-identity control: the target shares a token with neighbouring characters, so its token ids are not the word's own.</summary>
+    public const string TargetSplitsToken = "target-shares-a-token";
+
+    /// <summary>Different-word control: no anchor of another lemma in an unrelated sentence.</summary>
+    public const string NoOtherWord = "no-other-word";
+}
+
+/// <summary>A pair or control left out of every comparison.</summary>
+/// <param name="PairId">The pair's id (controls: the anchor's id with <c>#token-identity</c> or <c>#different-word</c>).</param>
+/// <param name="Condition">The condition it would have had.</param>
+/// <param name="Reason">One of <see cref="DropReasons"/>.</param>
+/// <param name="Detail">The reason in words.</param>
+public sealed record DroppedPair(string PairId, string Condition, string Reason, string Detail)
+{
+    /// <summary>"id: detail", as <c>dropped_pairs</c> lists it.</summary>
+    public override string ToString() => $"{PairId}: {Detail}";
+}
+
 /// <summary>A word in one planned sentence: the sentence's index in <see cref="ProbePlan.Sentences"/> and the word's token indices.</summary>
 /// <param name="Sentence">Index into <see cref="ProbePlan.Sentences"/>.</param>
 /// <param name="Tokens">Token positions of the word, ascending.</param>
@@ -82,13 +118,15 @@ public sealed record PlannedPair(string PairId, string Condition, string Word, W
 /// </summary>
 public sealed class ProbePlan
 {
-    private ProbePlan(List<string> sentences, List<IReadOnlyList<int>> tokenIds, List<IReadOnlyList<string>> tokenTexts, List<PlannedPair> pairs, List<string> dropped)
+    private ProbePlan(List<string> sentences, List<IReadOnlyList<int>> tokenIds, List<IReadOnlyList<string>> tokenTexts, List<PlannedPair> pairs, List<DroppedPair> dropped, int anchors)
     {
         Sentences = sentences;
         TokenIds = tokenIds;
         TokenTexts = tokenTexts;
         Pairs = pairs;
-        Dropped = dropped;
+        DroppedPairs = dropped;
+        Dropped = [.. dropped.Select(drop => drop.ToString())];
+        Anchors = anchors;
     }
 
     /// <summary>Distinct sentences to run, in a fixed order (the trace's sequence numbers).</summary>
@@ -103,8 +141,14 @@ public sealed class ProbePlan
     /// <summary>Every pair to score: data-set pairs then controls.</summary>
     public IReadOnlyList<PlannedPair> Pairs { get; }
 
-    /// <summary>Pairs left out, each with its reason (a target no token covers, no control occurrence found).</summary>
+    /// <summary>Pairs left out, each with its reason (a target no token covers, no control occurrence found), as text.</summary>
     public IReadOnlyList<string> Dropped { get; }
+
+    /// <summary>Pairs and controls left out, with their condition and reason.</summary>
+    public IReadOnlyList<DroppedPair> DroppedPairs { get; }
+
+    /// <summary>Distinct anchors (target occurrences) for which each control was sought.</summary>
+    public int Anchors { get; }
 
     /// <summary>For each sentence, the positions whose routing is needed, ascending.</summary>
     public IReadOnlyList<int[]> NeededPositions()
@@ -128,7 +172,11 @@ public sealed class ProbePlan
     /// The model's context: a word whose last token lies at or beyond it cannot be routed and its pair is dropped.
     /// Sentences are run only up to their last needed token (the model is causal, so later tokens cannot change it).
     /// </param>
-    public static ProbePlan Build(ProbeKind kind, ProbeDataSet data, GgufTokenizer tokenizer, int seed, int contextLength = int.MaxValue)
+    /// <param name="readout">Which token stands for each word: its own sub-tokens or its sentence's last token.</param>
+    /// <param name="keepIdenticalPrefixes">Keep pairs whose token sequences agree up to the target's end (dropped by default).</param>
+    public static ProbePlan Build(
+        ProbeKind kind, ProbeDataSet data, GgufTokenizer tokenizer, int seed, int contextLength = int.MaxValue,
+        ProbeReadout readout = ProbeReadout.Target, bool keepIdenticalPrefixes = false)
     {
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(tokenizer);
@@ -167,36 +215,54 @@ public sealed class ProbePlan
             return number;
         }
 
+        // A causal model routes the token at position p from tokens 0..p alone: two targets whose sentences agree up to
+        // the target's last sub-token are routed identically, whatever the senses.
+        bool IdenticalPrefix(string first, int firstEnd, string second, int secondEnd) =>
+            !keepIdenticalPrefixes && firstEnd == secondEnd
+            && Encode(first).Ids.Take(firstEnd + 1).SequenceEqual(Encode(second).Ids.Take(secondEnd + 1));
+
+        // The read-out token must be routed: with the sentence-end readout that is the sentence's last token.
+        bool Routable(string sentence, int targetEnd) =>
+            (readout == ProbeReadout.SentenceEnd ? Encode(sentence).Ids.Count - 1 : targetEnd) < contextLength;
+
         var pairs = new List<PlannedPair>();
-        var dropped = new List<string>();
+        var dropped = new List<DroppedPair>();
         // Anchors: distinct first occurrences (a SWORDS context has many substitutes but is one anchor).
-        var anchors = new List<(WordPair Pair, WordOccurrence Occurrence)>();
+        var anchors = new List<(WordPair Pair, WordOccurrence Occurrence, bool Splits)>();
         var anchorKeys = new HashSet<(string, int, int)>();
         foreach (var pair in data.Pairs)
         {
+            var condition = ProbeConditions.Of(kind, pair);
             // Sentences join the plan only with a pair that uses them, so every planned sentence has a probed token.
             var a = TokenAlignment.Align(pair.First.Sentence, pair.First.Parts, Encode(pair.First.Sentence).Spans);
             var b = TokenAlignment.Align(pair.Second.Sentence, pair.Second.Parts, Encode(pair.Second.Sentence).Spans);
             if (a.IsEmpty || b.IsEmpty)
             {
-                dropped.Add($"{pair.Id}: no token covers the target '{(a.IsEmpty ? pair.First : pair.Second).SurfaceForm}'");
+                dropped.Add(new(pair.Id, condition, DropReasons.NoToken, $"no token covers the target '{(a.IsEmpty ? pair.First : pair.Second).SurfaceForm}'"));
                 continue;
             }
 
-            if (a.Indices[^1] >= contextLength || b.Indices[^1] >= contextLength)
+            if (!Routable(pair.First.Sentence, a.Indices[^1]) || !Routable(pair.Second.Sentence, b.Indices[^1]))
             {
-                dropped.Add($"{pair.Id}: the target lies beyond the model's context of {contextLength} tokens");
+                dropped.Add(new(pair.Id, condition, DropReasons.BeyondContext, $"the target lies beyond the model's context of {contextLength} tokens"));
+                continue;
+            }
+
+            if (IdenticalPrefix(pair.First.Sentence, a.Indices[^1], pair.Second.Sentence, b.Indices[^1]))
+            {
+                dropped.Add(new(pair.Id, condition, DropReasons.IdenticalPrefix,
+                    "the two sentences are the same tokens up to and including the target, so a causal model routes both targets identically"));
                 continue;
             }
 
             var first = Add(pair.First.Sentence);
             var second = Add(pair.Second.Sentence);
             var occurrence = new WordOccurrence(first, a.Indices);
-            pairs.Add(new PlannedPair(pair.Id, ProbeConditions.Of(kind, pair), pair.Word, occurrence, new WordOccurrence(second, b.Indices),
+            pairs.Add(new PlannedPair(pair.Id, condition, pair.Word, occurrence, new WordOccurrence(second, b.Indices),
                 a.SplitsToken || b.SplitsToken, pair.Score) { SameTokenIds = SameIds(ids, occurrence, new WordOccurrence(second, b.Indices)) });
             if (anchorKeys.Add((pair.First.Sentence, pair.First.Span.Start, pair.First.Span.End)))
             {
-                anchors.Add((pair, occurrence));
+                anchors.Add((pair, occurrence, a.SplitsToken || !AtWordBoundary(pair.First.Sentence, Encode(pair.First.Sentence).Spans, a.Indices[0], a.Indices[^1])));
             }
         }
 
@@ -230,33 +296,55 @@ public sealed class ProbePlan
 
         var random = new Random(seed);
         var controls = new List<PlannedPair>();
-        foreach (var (pair, occurrence) in anchors)
+        foreach (var (pair, occurrence, splits) in anchors)
         {
+            var controlId = $"{pair.Id}#{ProbeConditions.TokenIdentity}";
             var anchorIds = occurrence.Tokens.Select(position => ids[occurrence.Sentence][position]).ToArray();
+            var anchorEnd = occurrence.Tokens[^1];
             var exclude = related[pair.First.Sentence];
             var candidates = new List<(string Sentence, int Position)>();
-            if (occurrences.TryGetValue(anchorIds[0], out var starts))
+            var insideWords = 0;
+            if (!splits && occurrences.TryGetValue(anchorIds[0], out var starts))
             {
                 foreach (var (sentence, position) in starts)
                 {
-                    var sentenceIds = Encode(sentence).Ids;
-                    if (!exclude.Contains(sentence) && position + anchorIds.Length <= Math.Min(sentenceIds.Count, contextLength)
-                        && anchorIds.AsSpan().SequenceEqual(sentenceIds.Skip(position).Take(anchorIds.Length).ToArray()))
+                    var (sentenceIds, _, spans) = Encode(sentence);
+                    var end = position + anchorIds.Length - 1;
+                    if (exclude.Contains(sentence) || end >= sentenceIds.Count || !Routable(sentence, end)
+                        || !anchorIds.AsSpan().SequenceEqual(sentenceIds.Skip(position).Take(anchorIds.Length).ToArray())
+                        || IdenticalPrefix(pair.First.Sentence, anchorEnd, sentence, end))
                     {
-                        candidates.Add((sentence, position));
+                        continue;
                     }
+
+                    // " play" must not match the first piece of " players": the match must be a whole word.
+                    if (!AtWordBoundary(sentence, spans, position, end))
+                    {
+                        insideWords++;
+                        continue;
+                    }
+
+                    candidates.Add((sentence, position));
                 }
             }
 
-            if (candidates.Count == 0)
+            if (splits)
             {
-                dropped.Add($"{pair.Id}#{ProbeConditions.TokenIdentity}: the target's tokens occur in no unrelated sentence of the data set");
+                dropped.Add(new(controlId, ProbeConditions.TokenIdentity, DropReasons.TargetSplitsToken,
+                    $"the target '{pair.First.SurfaceForm}' shares a token with neighbouring characters, so its token ids are not the word's own"));
+            }
+            else if (candidates.Count == 0)
+            {
+                dropped.Add(insideWords > 0
+                    ? new(controlId, ProbeConditions.TokenIdentity, DropReasons.InsideLongerWord,
+                        $"the target's token ids occur in unrelated sentences only inside longer words ({insideWords} such matches)")
+                    : new(controlId, ProbeConditions.TokenIdentity, DropReasons.NoOccurrence, "the target's token ids occur in no unrelated sentence of the data set"));
             }
             else
             {
                 var (sentence, position) = candidates[random.Next(candidates.Count)];
                 var other = new WordOccurrence(Add(sentence), [.. Enumerable.Range(position, anchorIds.Length)]);
-                controls.Add(new PlannedPair($"{pair.Id}#{ProbeConditions.TokenIdentity}", ProbeConditions.TokenIdentity, pair.Word, occurrence, other, false, null) { SameTokenIds = true });
+                controls.Add(new PlannedPair(controlId, ProbeConditions.TokenIdentity, pair.Word, occurrence, other, false, null) { SameTokenIds = true });
             }
 
             // A different word from an unrelated sentence: another anchor with another lemma and context.
@@ -264,7 +352,7 @@ public sealed class ProbePlan
                                             && !exclude.Contains(a.Pair.First.Sentence)).ToList();
             if (others.Count == 0)
             {
-                dropped.Add($"{pair.Id}#{ProbeConditions.DifferentWord}: no other word in an unrelated sentence");
+                dropped.Add(new($"{pair.Id}#{ProbeConditions.DifferentWord}", ProbeConditions.DifferentWord, DropReasons.NoOtherWord, "no other word in an unrelated sentence"));
             }
             else
             {
@@ -277,7 +365,35 @@ public sealed class ProbePlan
         }
 
         pairs.AddRange(controls);
-        return new ProbePlan(sentences, ids, texts, pairs, dropped);
+        if (readout == ProbeReadout.SentenceEnd)
+        {
+            // Pairs and controls were chosen on the targets (token identity included); only the read-out token moves.
+            WordOccurrence End(WordOccurrence word) => new(word.Sentence, [ids[word.Sentence].Count - 1]);
+            pairs = [.. pairs.Select(pair => pair with { First = End(pair.First), Second = End(pair.Second) })];
+        }
+
+        return new ProbePlan(sentences, ids, texts, pairs, dropped, anchors.Count);
+    }
+
+    /// <summary>
+    /// Whether tokens <paramref name="first"/>..<paramref name="last"/> hold a whole word: no letter or digit
+    /// touches their content (offsets without surrounding whitespace or SentencePiece ▁) on either side.
+    /// </summary>
+    private static bool AtWordBoundary(string sentence, IReadOnlyList<TokenSpan> spans, int first, int last)
+    {
+        var start = spans[first].Start;
+        var end = spans[last].End;
+        while (start < end && (char.IsWhiteSpace(sentence[start]) || sentence[start] == '\u2581'))
+        {
+            start++;
+        }
+
+        while (end > start && (char.IsWhiteSpace(sentence[end - 1]) || sentence[end - 1] == '\u2581'))
+        {
+            end--;
+        }
+
+        return (start == 0 || !char.IsLetterOrDigit(sentence[start - 1])) && (end >= sentence.Length || !char.IsLetterOrDigit(sentence[end]));
     }
 
     private static bool SameIds(List<IReadOnlyList<int>> ids, WordOccurrence first, WordOccurrence second) =>

@@ -38,6 +38,13 @@ public sealed class ProbeRouting
         _tokens[(sentence, position)] = byLayer;
     }
 
+    /// <summary>
+    /// Every stored token's routing at layer index <paramref name="layerIndex"/>, in (sentence, position) order: the
+    /// population the probes measure expert load on.
+    /// </summary>
+    public IEnumerable<TokenRouting> TokensAt(int layerIndex) =>
+        _tokens.OrderBy(entry => entry.Key.Sentence).ThenBy(entry => entry.Key.Position).Select(entry => entry.Value[layerIndex]);
+
     /// <summary>The routing of a word's tokens at layer index <paramref name="layerIndex"/> (an index into <see cref="Layers"/>).</summary>
     public IReadOnlyList<TokenRouting> Word(WordOccurrence word, int layerIndex)
     {

@@ -16,7 +16,7 @@ public enum ProbeKind
 /// <summary>The routing similarity a probe's statistics are computed on (all of them are written to <c>pairs.csv</c>).</summary>
 public enum ProbeMetric
 {
-    /// <summary>Chance-corrected overlap κ = (O − k²/N)/(k − k²/N).</summary>
+    /// <summary>Chance-corrected overlap κ = (O − k²/N)/(k − k²/N) (chance under uniform expert load).</summary>
     Kappa,
 
     /// <summary>|A ∩ B| / k.</summary>
@@ -25,11 +25,27 @@ public enum ProbeMetric
     /// <summary>|A ∩ B| / |A ∪ B|.</summary>
     Jaccard,
 
-    /// <summary>Σ min weight over shared experts.</summary>
+    /// <summary>Σ min weight over shared experts, each token's selected weights renormalised to sum 1 (in [0, 1]).</summary>
     Weighted,
 
     /// <summary>Jensen-Shannon distance between the full router distributions (a distance: lower means more similar).</summary>
     JensenShannon,
+
+    /// <summary>κ against the chance of the measured expert load: (O − Σₑ qₑ²)/(k − Σₑ qₑ²).</summary>
+    LoadCorrectedKappa,
+}
+
+/// <summary>Which token's routing stands for a word occurrence.</summary>
+public enum ProbeReadout
+{
+    /// <summary>The target word's own sub-tokens (the default).</summary>
+    Target,
+
+    /// <summary>
+    /// The last token of the sentence: the routing after all disambiguating context has been read (a causal model's
+    /// target token sees only the words before it).
+    /// </summary>
+    SentenceEnd,
 }
 
 /// <summary>Everything that decides a probe's results; recorded in the run manifest so a changed setting refuses to resume.</summary>
@@ -58,6 +74,16 @@ public sealed record ProbeSettings
 
     /// <summary>How multi-token words are reduced to one value (default: every sub-token pairing averaged).</summary>
     public SubTokenMode SubTokens { get; init; } = SubTokenMode.Mean;
+
+    /// <summary>Which token's routing is compared: the target's sub-tokens or the sentence's last token.</summary>
+    public ProbeReadout Position { get; init; } = ProbeReadout.Target;
+
+    /// <summary>
+    /// Keep pairs whose two token sequences are identical up to and including the target's last sub-token. They are
+    /// excluded by default: a causal model routes such targets identically whatever their sense, so they measure
+    /// nothing about meaning (WiC has more of them among same-sense pairs).
+    /// </summary>
+    public bool KeepIdenticalPrefixes { get; init; }
 
     /// <summary>Count always-active shared experts in the overlap metrics (excluded by default: they say nothing about routing).</summary>
     public bool IncludeShared { get; init; }
@@ -97,6 +123,8 @@ public sealed record ProbeSettings
             ["metric"] = MetricName(Metric),
             ["subtokens"] = SubTokens switch { SubTokenMode.First => "first", SubTokenMode.Last => "last", _ => "all" },
             ["include_shared"] = IncludeShared ? "true" : "false",
+            ["position"] = ReadoutName(Position),
+            ["identical_prefixes"] = KeepIdenticalPrefixes ? "kept" : "excluded",
             ["lenient"] = Lenient ? "true" : "false",
             ["similar_threshold"] = SimilarThreshold.ToString("R", CultureInfo.InvariantCulture),
             ["wordnet_dissimilar"] = WordNetDissimilar.ToString(CultureInfo.InvariantCulture),
@@ -116,26 +144,40 @@ public sealed record ProbeSettings
     /// <summary>The command-line name of a probe kind.</summary>
     public static string KindName(ProbeKind kind) => kind == ProbeKind.WordSense ? "word-sense" : "substitution";
 
+    /// <summary>The command-line name of a readout (<c>target|sentence-end</c>).</summary>
+    public static string ReadoutName(ProbeReadout readout) => readout == ProbeReadout.SentenceEnd ? "sentence-end" : "target";
+
+    /// <summary>Parses a readout name (<c>target|sentence-end</c>).</summary>
+    /// <exception cref="Core.ExpertScopeException">Unknown name.</exception>
+    public static ProbeReadout ParseReadout(string name) => name.ToLowerInvariant() switch
+    {
+        "target" => ProbeReadout.Target,
+        "sentence-end" => ProbeReadout.SentenceEnd,
+        _ => throw new Core.ExpertScopeException($"unknown --position '{name}'; use target or sentence-end"),
+    };
+
     /// <summary>The command-line name of a metric.</summary>
     public static string MetricName(ProbeMetric metric) => metric switch
     {
         ProbeMetric.Kappa => "kappa",
+        ProbeMetric.LoadCorrectedKappa => "kappa-load",
         ProbeMetric.Overlap => "overlap",
         ProbeMetric.Jaccard => "jaccard",
         ProbeMetric.Weighted => "weighted",
         _ => "js",
     };
 
-    /// <summary>Parses a metric name (<c>kappa|overlap|jaccard|weighted|js</c>).</summary>
+    /// <summary>Parses a metric name (<c>kappa|kappa-load|overlap|jaccard|weighted|js</c>).</summary>
     /// <exception cref="Core.ExpertScopeException">Unknown name.</exception>
     public static ProbeMetric ParseMetric(string name) => name.ToLowerInvariant() switch
     {
         "kappa" => ProbeMetric.Kappa,
+        "kappa-load" => ProbeMetric.LoadCorrectedKappa,
         "overlap" => ProbeMetric.Overlap,
         "jaccard" => ProbeMetric.Jaccard,
         "weighted" => ProbeMetric.Weighted,
         "js" => ProbeMetric.JensenShannon,
-        _ => throw new Core.ExpertScopeException($"unknown metric '{name}'; use kappa, overlap, jaccard, weighted or js"),
+        _ => throw new Core.ExpertScopeException($"unknown metric '{name}'; use kappa, kappa-load, overlap, jaccard, weighted or js"),
     };
 
     /// <summary>Parses a sub-token mode (<c>all|first|last</c>).</summary>
