@@ -19,7 +19,11 @@ public sealed record SwordsSubstitute(string Id, string Word, double Score, int 
 /// <param name="PartOfSpeech"><c>NOUN</c>, <c>VERB</c>, <c>ADJ</c> or <c>ADV</c>.</param>
 /// <param name="Target">The context with the target's span.</param>
 /// <param name="Substitutes">The substitutes, in file order.</param>
-public sealed record SwordsTarget(string Id, string Word, string Lemma, string PartOfSpeech, SentenceTarget Target, IReadOnlyList<SwordsSubstitute> Substitutes);
+public sealed record SwordsTarget(string Id, string Word, string Lemma, string PartOfSpeech, SentenceTarget Target, IReadOnlyList<SwordsSubstitute> Substitutes)
+{
+    /// <summary>The SWORDS context id (<c>c:…</c>): the unit of replication of the substitution probe (null when unknown).</summary>
+    public string? ContextId { get; init; }
+}
 
 /// <summary>
 /// Reads SWORDS v1.1 (Lee et al., 2021): one gzip'd JSON object with <c>contexts</c>, <c>targets</c> (context id,
@@ -122,7 +126,10 @@ public static class SwordsLoader
                 lemma ?? word.ToLowerInvariant(),
                 pos,
                 new SentenceTarget(context, span, new SourceLocation(path, entry.Line, entry.Key)),
-                substitutes.TryGetValue(entry.Key!, out var list) ? list : []));
+                substitutes.TryGetValue(entry.Key!, out var list) ? list : [])
+            {
+                ContextId = contextId,
+            });
         }
 
         return targets;
@@ -202,6 +209,7 @@ public static class SwordsLoader
             label)
         {
             Substitute = substitute,
+            ContextId = target.ContextId ?? target.Id,
         };
     }
 

@@ -52,4 +52,7 @@ public sealed record WordPair(string Id, string Word, string PartOfSpeech, Sente
 
     /// <summary>For substitution pairs, the word put in place of the target in <see cref="Second"/>.</summary>
     public string? Substitute { get; init; }
+
+    /// <summary>For substitution pairs, the context they share (SWORDS context id): all substitutes of a context share one anchor.</summary>
+    public string? ContextId { get; init; }
 }

@@ -97,6 +97,9 @@ public sealed class ProbeResults
 
     /// <summary>Token control: the main comparison on pairs whose two words have the same token ids (layer means); null when too few.</summary>
     public ComparisonStatistics? TokenMatched { get; init; }
+
+    /// <summary>Substitution: the comparisons tested per context (the primary analysis); empty for the word-sense probe.</summary>
+    public IReadOnlyList<ContextPairedComparison> ContextPaired { get; init; } = [];
 }
 
 /// <summary>Scores planned pairs and computes the statistics.</summary>
@@ -220,6 +223,7 @@ public static class ProbeAnalysis
             PositionCorrelations = correlations,
             PositionMatched = matched,
             TokenMatched = tokenMatched,
+            ContextPaired = ContextPairedAnalysis.Compute(kind, layers.Count, measurements, metric, settings.Seed, settings.BootstrapResamples),
         };
     }
 

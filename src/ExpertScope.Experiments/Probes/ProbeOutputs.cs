@@ -41,7 +41,7 @@ public static class ProbeOutputs
         using (var csv = new CsvWriter(text, leaveOpen: true))
         {
             csv.WriteRow("pair_id", "condition", "word", "layer", "overlap", "jaccard", "kappa", "weighted", "js",
-                "sentence_1", "sentence_2", "position_1", "position_2", "position_diff", "tokens_1", "tokens_2", "splits_token", "same_token_ids", "data_score");
+                "sentence_1", "sentence_2", "position_1", "position_2", "position_diff", "tokens_1", "tokens_2", "splits_token", "same_token_ids", "data_score", "context_id");
             foreach (var measurement in results.Measurements)
             {
                 var pair = measurement.Pair;
@@ -50,7 +50,7 @@ public static class ProbeOutputs
                     var s = measurement.ByLayer[layer];
                     csv.WriteRow(pair.PairId, pair.Condition, pair.Word, results.Layers[layer], s.Overlap, s.Jaccard, s.Kappa, s.Weighted, s.JensenShannon,
                         pair.First.Sentence, pair.Second.Sentence, pair.First.Position, pair.Second.Position, measurement.PositionDifference,
-                        pair.First.Tokens.Count, pair.Second.Tokens.Count, pair.SplitsToken, pair.SameTokenIds, pair.DataScore);
+                        pair.First.Tokens.Count, pair.Second.Tokens.Count, pair.SplitsToken, pair.SameTokenIds, pair.DataScore, pair.ContextId);
                 }
             }
         }
@@ -135,6 +135,11 @@ public static class ProbeOutputs
                 w.WriteStartObject();
                 w.WriteString("first", comparison.First);
                 w.WriteString("second", comparison.Second);
+                if (outcome.Settings.Kind == ProbeKind.Substitution)
+                {
+                    w.WriteString("role", ContextPairedOutputs.SecondaryRole);
+                }
+
                 w.WriteNumber("significant_layers_holm", comparison.SignificantLayers);
                 w.WriteStartArray("by_layer");
                 for (var layer = 0; layer < results.Layers.Count; layer++)
@@ -149,6 +154,7 @@ public static class ProbeOutputs
             }
 
             w.WriteEndArray();
+            ContextPairedOutputs.WriteJson(w, results);
 
             w.WriteStartObject("position_control");
             w.WriteNumber("match_tolerance", outcome.Settings.PositionMatchTolerance);
@@ -207,9 +213,16 @@ public static class ProbeOutputs
 
         var direction = outcome.Settings.Metric == ProbeMetric.JensenShannon ? "JS distance (lower = more similar routing)" : $"{metric} (higher = more similar routing)";
         lines.Add($"Metric: {direction}, over {results.Layers.Count} MoE layers; {outcome.Data.Pairs.Count} of {outcome.Data.Available} pairs sampled, {outcome.Plan.Dropped.Count} pairs or controls dropped.");
+        lines.AddRange(ContextPairedOutputs.SummaryLines(results, metric));
         foreach (var comparison in results.Comparisons)
         {
             var mean = comparison.LayerMean;
+            if (outcome.Settings.Kind == ProbeKind.Substitution)
+            {
+                lines.Add(ContextPairedOutputs.SecondaryLine(comparison));
+                continue;
+            }
+
             var found = mean.Lower > 0 || mean.Upper < 0;
             lines.Add(string.Create(CultureInfo.InvariantCulture,
                 $"{comparison.First} vs {comparison.Second}: layer-mean difference {F(mean.Difference)} (95% CI {F(mean.Lower)} to {F(mean.Upper)}; n = {mean.CountFirst}/{mean.CountSecond}; Mann-Whitney p = {P(mean.MannWhitneyP)}); " +
@@ -289,6 +302,7 @@ public static class ProbeOutputs
             effects.AddTable(new ReportTable(ComparisonColumns, rows, $"{comparison.First} vs {comparison.Second}"));
         }
 
+        ContextPairedOutputs.AddToReport(report, results);
         var distributions = report.AddSection("Distributions");
         distributions.AddFigure(new BoxPlot
         {

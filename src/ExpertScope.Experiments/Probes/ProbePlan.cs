@@ -74,6 +74,9 @@ public sealed record PlannedPair(string PairId, string Condition, string Word, W
     /// tokenize differently): the pairs on which a sense effect cannot come from token identity.
     /// </summary>
     public bool SameTokenIds { get; init; }
+
+    /// <summary>The context the pair belongs to (substitution: the SWORDS context id; controls: their anchor's); null for word-sense pairs.</summary>
+    public string? ContextId { get; init; }
 }
 
 /// <summary>
@@ -193,7 +196,7 @@ public sealed class ProbePlan
             var second = Add(pair.Second.Sentence);
             var occurrence = new WordOccurrence(first, a.Indices);
             pairs.Add(new PlannedPair(pair.Id, ProbeConditions.Of(kind, pair), pair.Word, occurrence, new WordOccurrence(second, b.Indices),
-                a.SplitsToken || b.SplitsToken, pair.Score) { SameTokenIds = SameIds(ids, occurrence, new WordOccurrence(second, b.Indices)) });
+                a.SplitsToken || b.SplitsToken, pair.Score) { SameTokenIds = SameIds(ids, occurrence, new WordOccurrence(second, b.Indices)), ContextId = pair.ContextId });
             if (anchorKeys.Add((pair.First.Sentence, pair.First.Span.Start, pair.First.Span.End)))
             {
                 anchors.Add((pair, occurrence));
@@ -256,7 +259,7 @@ public sealed class ProbePlan
             {
                 var (sentence, position) = candidates[random.Next(candidates.Count)];
                 var other = new WordOccurrence(Add(sentence), [.. Enumerable.Range(position, anchorIds.Length)]);
-                controls.Add(new PlannedPair($"{pair.Id}#{ProbeConditions.TokenIdentity}", ProbeConditions.TokenIdentity, pair.Word, occurrence, other, false, null) { SameTokenIds = true });
+                controls.Add(new PlannedPair($"{pair.Id}#{ProbeConditions.TokenIdentity}", ProbeConditions.TokenIdentity, pair.Word, occurrence, other, false, null) { SameTokenIds = true, ContextId = pair.ContextId });
             }
 
             // A different word from an unrelated sentence: another anchor with another lemma and context.
@@ -272,6 +275,7 @@ public sealed class ProbePlan
                 controls.Add(new PlannedPair($"{pair.Id}#{ProbeConditions.DifferentWord}", ProbeConditions.DifferentWord, pair.Word, occurrence, pick.Occurrence, false, null)
                 {
                     SameTokenIds = SameIds(ids, occurrence, pick.Occurrence),
+                    ContextId = pair.ContextId,
                 });
             }
         }
