@@ -130,7 +130,9 @@ public static class ProbeData
         }
 
         var skipped = options.Skipped.Reasons.Select(reason => reason.Message).ToList();
-        return new ProbeDataSet(Sample(pairs, settings.Limit, settings.Seed), pool, pairs.Count, skipped);
+        // Substitution samples whole contexts, the unit of its per-context test.
+        var sample = settings.Kind == ProbeKind.Substitution ? ContextSampling.Sample(pairs, settings.Limit, settings.Seed) : Sample(pairs, settings.Limit, settings.Seed);
+        return new ProbeDataSet(sample, pool, pairs.Count, skipped);
     }
 
     /// <summary>

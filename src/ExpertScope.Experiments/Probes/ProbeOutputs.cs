@@ -87,6 +87,11 @@ public static class ProbeOutputs
             w.WriteNumber("top_k", model.TopK);
             w.WriteNumber("shared_experts", model.SharedExperts);
             w.WriteBoolean("random_weights", model.HasRandomWeights);
+            if (model.BlockCount is { } blockCount)
+            {
+                w.WriteNumber("block_count", blockCount);
+            }
+
             w.WriteEndObject();
 
             w.WriteStartObject("counts");
