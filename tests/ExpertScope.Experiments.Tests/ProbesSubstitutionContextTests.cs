@@ -44,6 +44,9 @@ public sealed class ProbesSubstitutionContextTests
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, ProbeOutputs.ResultsFileName)));
         var root = json.RootElement;
         Assert.StartsWith("secondary", root.GetProperty("comparisons")[0].GetProperty("role").GetString(), StringComparison.Ordinal);
+        // Every target is in its base form: substitutes go in as their lemma, and are counted so.
+        Assert.Equal(30, root.GetProperty("substitute_forms").GetProperty("similar").GetProperty("base_form").GetInt32());
+        Assert.Equal(0, root.GetProperty("substitute_forms").GetProperty("dissimilar").GetProperty("multi_word").GetInt32());
         var main = root.GetProperty("context_paired_comparisons")[0];
         Assert.Equal("similar", main.GetProperty("first").GetString());
         Assert.Equal("dissimilar", main.GetProperty("second").GetString());

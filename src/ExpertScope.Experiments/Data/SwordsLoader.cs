@@ -143,7 +143,8 @@ public static class SwordsLoader
     /// </summary>
     /// <param name="targets">Targets from <see cref="ReadTargets"/>.</param>
     /// <param name="similarThreshold">Lowest score counted as similar (0.5 by default: at least half the annotators).</param>
-    public static IEnumerable<WordPair> BuildPairs(IEnumerable<SwordsTarget> targets, double similarThreshold = 0.5)
+    /// <param name="inflector">Puts each substitute into the target's inflected form (null: substitutes as written).</param>
+    public static IEnumerable<WordPair> BuildPairs(IEnumerable<SwordsTarget> targets, double similarThreshold = 0.5, SubstituteInflector? inflector = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(similarThreshold);
         foreach (var target in targets)
@@ -164,7 +165,7 @@ public static class SwordsLoader
                     continue;
                 }
 
-                yield return Substitution($"swords.{substitute.Id}", target, substitute.Word, label, substitute.Source) with { Score = substitute.Score };
+                yield return Substitution($"swords.{substitute.Id}", target, substitute.Word, label, substitute.Source, inflector) with { Score = substitute.Score };
             }
         }
     }
@@ -175,7 +176,7 @@ public static class SwordsLoader
     /// <see cref="WordPair.Score"/> holds the Wu-Palmer similarity. Targets whose part of speech WordNet lacks are skipped.
     /// </summary>
     public static IEnumerable<WordPair> BuildWordNetDissimilarPairs(
-        IEnumerable<SwordsTarget> targets, WordNetDissimilarPool pool, int perTarget, int seed, double maxSimilarity = 0.3)
+        IEnumerable<SwordsTarget> targets, WordNetDissimilarPool pool, int perTarget, int seed, double maxSimilarity = 0.3, SubstituteInflector? inflector = null)
     {
         ArgumentNullException.ThrowIfNull(pool);
         var number = 0;
@@ -190,13 +191,19 @@ public static class SwordsLoader
             var targetSeed = unchecked((seed * 1_000_003) + number++);
             foreach (var (word, similarity) in pool.Sample(target.Lemma, pos, perTarget, targetSeed, maxSimilarity))
             {
-                yield return Substitution($"swords-wn.{target.Id}.{word}", target, word, PairLabel.Different, target.Target.Source) with { Score = similarity };
+                yield return Substitution($"swords-wn.{target.Id}.{word}", target, word, PairLabel.Different, target.Target.Source, inflector) with { Score = similarity };
             }
         }
     }
 
-    private static WordPair Substitution(string id, SwordsTarget target, string substitute, PairLabel label, SourceLocation source)
+    private static WordPair Substitution(string id, SwordsTarget target, string lemma, PairLabel label, SourceLocation source, SubstituteInflector? inflector)
     {
+        var (substitute, form) = (lemma, (string?)null);
+        if (inflector is not null)
+        {
+            (substitute, form) = inflector.Inflect(lemma, target.Word, target.Lemma, target.PartOfSpeech);
+        }
+
         var original = target.Target;
         var span = original.Span;
         var replaced = string.Concat(original.Sentence.AsSpan(0, span.Start), substitute, original.Sentence.AsSpan(span.End));
@@ -210,6 +217,7 @@ public static class SwordsLoader
         {
             Substitute = substitute,
             ContextId = target.ContextId ?? target.Id,
+            SubstituteForm = form,
         };
     }
 

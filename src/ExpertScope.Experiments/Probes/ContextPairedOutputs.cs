@@ -51,6 +51,62 @@ public static class ContextPairedOutputs
         w.WriteEndArray();
     }
 
+    /// <summary>
+    /// Writes <c>substitute_forms</c>: per condition, how many sampled substitutes were used in the target's base
+    /// form, inflected, left uninflected, or were multi-word (nothing for a word-sense run or without inflection).
+    /// </summary>
+    public static void WriteSubstituteForms(Utf8JsonWriter w, ProbeOutcome outcome)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(outcome);
+        var counts = SubstituteFormCounts(outcome);
+        if (counts.Count == 0)
+        {
+            return;
+        }
+
+        w.WriteStartObject("substitute_forms");
+        foreach (var (condition, forms) in counts)
+        {
+            w.WriteStartObject(condition);
+            foreach (var form in Data.WordNet.SubstituteForm.All)
+            {
+                w.WriteNumber(form.Replace('-', '_'), forms.GetValueOrDefault(form));
+            }
+
+            w.WriteEndObject();
+        }
+
+        w.WriteEndObject();
+    }
+
+    /// <summary>Per condition (display order), the count of each substitute form among the sampled pairs.</summary>
+    public static IReadOnlyList<(string Condition, IReadOnlyDictionary<string, int> Forms)> SubstituteFormCounts(ProbeOutcome outcome)
+    {
+        ArgumentNullException.ThrowIfNull(outcome);
+        var kind = outcome.Settings.Kind;
+        var withForm = outcome.Data.Pairs.Where(pair => pair.SubstituteForm is not null).ToArray();
+        return [.. ProbeConditions.All(kind)
+            .Select(condition => (condition, (IReadOnlyDictionary<string, int>)withForm.Where(pair => ProbeConditions.Of(kind, pair) == condition)
+                .GroupBy(pair => pair.SubstituteForm!, StringComparer.Ordinal).ToDictionary(group => group.Key, group => group.Count(), StringComparer.Ordinal)))
+            .Where(entry => entry.Item2.Count > 0)];
+    }
+
+    /// <summary>The summary line on substitute forms (none for a word-sense run or without inflection).</summary>
+    public static IEnumerable<string> SubstituteFormLines(ProbeOutcome outcome)
+    {
+        ArgumentNullException.ThrowIfNull(outcome);
+        var counts = SubstituteFormCounts(outcome);
+        if (counts.Count > 0)
+        {
+            yield return "Substitutes put into the target's form with WordNet's morphology: " + string.Join("; ", counts.Select(entry =>
+                $"{entry.Condition}: {entry.Forms.GetValueOrDefault(Data.WordNet.SubstituteForm.Inflected)} inflected, " +
+                $"{entry.Forms.GetValueOrDefault(Data.WordNet.SubstituteForm.BaseForm)} in base form, " +
+                $"{entry.Forms.GetValueOrDefault(Data.WordNet.SubstituteForm.NotInflected)} left as lemma (not inflectable), " +
+                $"{entry.Forms.GetValueOrDefault(Data.WordNet.SubstituteForm.MultiWord)} multi-word (kept, counted apart)")) + ".";
+        }
+    }
+
     /// <summary>Plain-language lines of the per-context comparisons (none for a word-sense run).</summary>
     public static IEnumerable<string> SummaryLines(ProbeResults results, string metric)
     {

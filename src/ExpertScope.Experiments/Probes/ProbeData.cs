@@ -100,11 +100,13 @@ public static class ProbeData
                 var file = Path.Combine(settings.DataFolder, "swords", split == "dev" ? "swords-v1.1_dev.json.gz" : "swords-v1.1_test-subset.json.gz");
                 Require(settings, file);
                 var targets = SwordsLoader.ReadTargets(file, options);
-                pairs = [.. SwordsLoader.BuildPairs(targets, settings.SimilarThreshold)];
+                var wordNet = settings.InflectSubstitutes || settings.WordNetDissimilar > 0 ? LoadWordNet(settings, options) : null;
+                var inflector = settings.InflectSubstitutes ? new SubstituteInflector(wordNet!) : null;
+                pairs = [.. SwordsLoader.BuildPairs(targets, settings.SimilarThreshold, inflector)];
                 if (settings.WordNetDissimilar > 0)
                 {
-                    var dissimilarPool = new WordNetDissimilarPool(LoadWordNet(settings, options));
-                    pairs.AddRange(SwordsLoader.BuildWordNetDissimilarPairs(targets, dissimilarPool, settings.WordNetDissimilar, settings.Seed));
+                    var dissimilarPool = new WordNetDissimilarPool(wordNet!);
+                    pairs.AddRange(SwordsLoader.BuildWordNetDissimilarPairs(targets, dissimilarPool, settings.WordNetDissimilar, settings.Seed, inflector: inflector));
                 }
 
                 break;

@@ -107,6 +107,7 @@ public static class ProbeOutputs
             w.WriteEndObject();
             WriteStrings(w, "skipped_records", outcome.Data.Skipped);
             WriteStrings(w, "dropped_pairs", outcome.Plan.Dropped);
+            ContextPairedOutputs.WriteSubstituteForms(w, outcome);
 
             w.WriteStartArray("layers");
             foreach (var layer in results.Layers)
@@ -218,6 +219,7 @@ public static class ProbeOutputs
 
         var direction = outcome.Settings.Metric == ProbeMetric.JensenShannon ? "JS distance (lower = more similar routing)" : $"{metric} (higher = more similar routing)";
         lines.Add($"Metric: {direction}, over {results.Layers.Count} MoE layers; {outcome.Data.Pairs.Count} of {outcome.Data.Available} pairs sampled, {outcome.Plan.Dropped.Count} pairs or controls dropped.");
+        lines.AddRange(ContextPairedOutputs.SubstituteFormLines(outcome));
         lines.AddRange(ContextPairedOutputs.SummaryLines(results, metric));
         foreach (var comparison in results.Comparisons)
         {
