@@ -13,7 +13,7 @@ public sealed class CompareCommandTests
         foreach (var model in new[] { "olmoe", "qwen3moe" })
         {
             var (probeCode, _, probeError) = Run("probe", "substitution", "--model", Model(model), "--dataset", "swords:test", "--data-dir", GoldenData.DataPath(),
-                "--limit", "60", "--bootstrap", "200", "--out", temp.File(model));
+                "--limit", "60", "--bootstrap", "200", "--no-inflect", "--out", temp.File(model));
             Assert.True(probeCode == 0, probeError);
         }
 
@@ -67,7 +67,7 @@ public sealed class CompareCommandTests
         Assert.Equal(0, Run("probe", "word-sense", "--model", Model("olmoe"), "--dataset", "wic:dev", "--data-dir", GoldenData.DataPath(),
             "--limit", "4", "--bootstrap", "200", "--out", temp.File("ws")).Code);
         Assert.Equal(0, Run("probe", "substitution", "--model", Model("olmoe"), "--dataset", "swords:test", "--data-dir", GoldenData.DataPath(),
-            "--limit", "20", "--bootstrap", "200", "--out", temp.File("sub")).Code);
+            "--limit", "20", "--bootstrap", "200", "--no-inflect", "--out", temp.File("sub")).Code);
         (code, _, error) = Run("compare", temp.File("ws"), temp.File("sub"), "--out", temp.File("cmp"));
         Assert.Equal(1, code);
         Assert.Contains("runs differ in probe kind", error, StringComparison.Ordinal);
