@@ -42,6 +42,17 @@ public sealed class CompareCommandTests
         }
 
         Assert.Equal(2, rows.Select(row => row[0]).Distinct().Count());
+
+        // Recomputed from pairs.csv with the run's own seeds: the same numbers as the run's results.json.
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(temp.File("olmoe/results.json")));
+        var layerMean = json.RootElement.GetProperty("context_paired_comparisons")[0].GetProperty("layer_mean");
+        var meanRow = rows.First(row => row[0].Contains("olmoe", StringComparison.Ordinal) && row[layer] == "mean");
+        foreach (var (column, field) in new[] { ("difference", "difference"), ("ci_lower", "ci_lower"), ("ci_upper", "ci_upper"), ("p_signed_rank_contexts", "p_signed_rank") })
+        {
+            Assert.Equal(layerMean.GetProperty(field).GetDouble(), double.Parse(meanRow[Array.IndexOf(header, column)], System.Globalization.CultureInfo.InvariantCulture), 12);
+        }
+
+        Assert.Equal(layerMean.GetProperty("n_contexts").GetInt32().ToString(System.Globalization.CultureInfo.InvariantCulture), meanRow[Array.IndexOf(header, "n_contexts")]);
         var report = File.ReadAllText(temp.File("cmp/report.html"));
         Assert.Contains("random weights", report, StringComparison.Ordinal);
         Assert.Contains("<svg", report, StringComparison.Ordinal);

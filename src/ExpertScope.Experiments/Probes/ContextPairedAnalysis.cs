@@ -252,8 +252,9 @@ public static class ContextPairedAnalysis
         return (holm, bh);
     }
 
-    // Arithmetic sub-seeds (HashCode.Combine is randomized per process), apart from ProbeAnalysis's.
-    private static int SubSeed(int seed, int index, int layer) => unchecked((seed * 1_000_003) + (4 * 100_003) + (index * 1_009) + layer);
+    /// <summary>The cluster bootstrap's seed for comparison <paramref name="index"/> at layer index <paramref name="layer"/> (the layer count for layer means).</summary>
+    /// <remarks>Arithmetic (HashCode.Combine is randomized per process), apart from ProbeAnalysis's sub-seeds.</remarks>
+    public static int SubSeed(int seed, int index, int layer) => unchecked((seed * 1_000_003) + (4 * 100_003) + (index * 1_009) + layer);
 }
 
 /// <summary>Per context (the same order in both lists), the metric of its pairs of each condition.</summary>

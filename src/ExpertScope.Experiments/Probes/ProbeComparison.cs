@@ -11,7 +11,9 @@ namespace ExpertScope.Experiments.Probes;
 /// <param name="RelativeDepth">layer / (blocks − 1) (null for the layer mean).</param>
 /// <param name="First">The first condition's mean with its seeded bootstrap 95% CI (over pairs).</param>
 /// <param name="Second">The second condition's.</param>
-/// <param name="Units">The test's n: contexts (substitution) or first/second pairs (word-sense).</param>
+/// <param name="CountFirst">First-condition pairs.</param>
+/// <param name="CountSecond">Second-condition pairs.</param>
+/// <param name="Contexts">Contexts with both conditions, the test's n (substitution); null for word-sense, whose n is the pairs.</param>
 /// <param name="Difference">The tested difference: mean of per-context differences (substitution) or of pair means (word-sense).</param>
 /// <param name="Lower">Lower end of its 95% CI (cluster bootstrap by context, or two-sample bootstrap).</param>
 /// <param name="Upper">Upper end.</param>
@@ -20,8 +22,12 @@ namespace ExpertScope.Experiments.Probes;
 /// <param name="PValue">Wilcoxon signed-rank over contexts (substitution) or Mann-Whitney over pairs (word-sense), two-sided, as R's <c>wilcox.test</c>.</param>
 /// <param name="Corrected">Holm-corrected p: across the run's layers for a layer, across the compared runs for the layer mean.</param>
 public sealed record ComparedLayer(
-    int? Layer, double? RelativeDepth, ConditionSummary First, ConditionSummary Second, string Units, double Difference, double Lower, double Upper,
-    double EffectSize, double CohensD, double PValue, double Corrected);
+    int? Layer, double? RelativeDepth, ConditionSummary First, ConditionSummary Second, int CountFirst, int CountSecond, int? Contexts, double Difference, double Lower, double Upper,
+    double EffectSize, double CohensD, double PValue, double Corrected)
+{
+    /// <summary>The test's n in words.</summary>
+    public string Units => Contexts is { } contexts ? $"{contexts} contexts" : $"{CountFirst}/{CountSecond} pairs";
+}
 
 /// <summary>One run in a comparison.</summary>
 /// <param name="Run">The run as read.</param>
@@ -159,7 +165,7 @@ public static class ProbeComparison
         {
             var isSubstitution = result.Kind == ProbeKind.Substitution;
             csv.WriteRow("model", "run", "architecture", "expert_count", "top_k", "random_weights", "probe", "dataset", "metric", "layer", "relative_depth",
-                "first", "second", "n", "mean_first", "ci_lower_first", "ci_upper_first", "mean_second", "ci_lower_second", "ci_upper_second",
+                "first", "second", "n_pairs_first", "n_pairs_second", "n_contexts", "mean_first", "ci_lower_first", "ci_upper_first", "mean_second", "ci_lower_second", "ci_upper_second",
                 "difference", "ci_lower", "ci_upper", isSubstitution ? "rank_biserial_paired" : "rank_biserial", isSubstitution ? "cohens_dz" : "cohens_d",
                 isSubstitution ? "p_signed_rank_contexts" : "p_mann_whitney", "p_holm", "correction");
             foreach (var run in result.Runs)
@@ -169,7 +175,7 @@ public static class ProbeComparison
                     csv.WriteRow(run.Label, Path.GetFileName(Path.TrimEndingDirectorySeparator(run.Run.Folder)), run.Run.Architecture, run.Run.ExpertCount, run.Run.TopK,
                         run.Run.RandomWeights, ProbeSettings.KindName(result.Kind), run.Run.Dataset, result.Metric,
                         layer.Layer is { } l ? l.ToString(CultureInfo.InvariantCulture) : "mean", layer.RelativeDepth,
-                        result.First, result.Second, layer.Units, Number(layer.First.Mean), Number(layer.First.Lower), Number(layer.First.Upper),
+                        result.First, result.Second, layer.CountFirst, layer.CountSecond, layer.Contexts, Number(layer.First.Mean), Number(layer.First.Lower), Number(layer.First.Upper),
                         Number(layer.Second.Mean), Number(layer.Second.Lower), Number(layer.Second.Upper),
                         Number(layer.Difference), Number(layer.Lower), Number(layer.Upper), Number(layer.EffectSize), Number(layer.CohensD),
                         Number(layer.PValue), Number(layer.Corrected), layer.Layer is null ? "holm across runs" : "holm across layers");
@@ -250,9 +256,10 @@ public static class ProbeComparison
     {
         double[] x = [.. rows.Where(row => row.Condition == first).Select(row => row.Value)];
         double[] y = [.. rows.Where(row => row.Condition == second).Select(row => row.Value)];
-        var seed = unchecked((run.Seed * 1_000_003) + (5 * 100_003) + index);
-        var firstSummary = ProbeAnalysis.Summarize(x, seed, run.Resamples);
-        var secondSummary = ProbeAnalysis.Summarize(y, unchecked(seed + 7_919), run.Resamples);
+        // The probe's own sub-seeds (main comparison = index 0, its conditions 0 and 1), so the intervals equal the run's
+        // results.json wherever the same pairs enter.
+        var firstSummary = ProbeAnalysis.Summarize(x, ProbeSeed(run.Seed, 1, 0, index), run.Resamples);
+        var secondSummary = ProbeAnalysis.Summarize(y, ProbeSeed(run.Seed, 1, 1, index), run.Resamples);
         var depth = layer is { } l ? run.RelativeDepth(l) : (double?)null;
         if (run.Kind == ProbeKind.Substitution)
         {
@@ -267,15 +274,18 @@ public static class ProbeComparison
             }
 
             var paired = ContextPairedAnalysis.Compare(new ContextValues([.. contexts.Select(c => firstByContext[c])], [.. contexts.Select(c => secondByContext[c])]),
-                seed, run.Resamples);
-            return new ComparedLayer(layer, depth, firstSummary, secondSummary, $"{paired.Contexts} contexts", paired.Difference, paired.Lower, paired.Upper,
+                ContextPairedAnalysis.SubSeed(run.Seed, 0, index), run.Resamples);
+            return new ComparedLayer(layer, depth, firstSummary, secondSummary, x.Length, y.Length, paired.Contexts, paired.Difference, paired.Lower, paired.Upper,
                 paired.RankBiserial, paired.CohensDz, paired.PValue, double.NaN);
         }
 
-        var s = ProbeAnalysis.Compare(x, y, seed, run.Resamples);
-        return new ComparedLayer(layer, depth, firstSummary, secondSummary, $"{s.CountFirst}/{s.CountSecond} pairs", s.Difference, s.Lower, s.Upper,
+        var s = ProbeAnalysis.Compare(x, y, ProbeSeed(run.Seed, 2, 0, index), run.Resamples);
+        return new ComparedLayer(layer, depth, firstSummary, secondSummary, s.CountFirst, s.CountSecond, null, s.Difference, s.Lower, s.Upper,
             s.RankBiserial, s.CohensD, s.MannWhitneyP, double.NaN);
     }
+
+    // ProbeAnalysis's sub-seed formula.
+    private static int ProbeSeed(int seed, int kind, int index, int layer) => unchecked((seed * 1_000_003) + (kind * 100_003) + (index * 1_009) + layer);
 
     private static string Label(ProbeRunData run, IReadOnlyList<ProbeRunData> all) =>
         all.Count(other => other.Model == run.Model) > 1 ? $"{run.Model} [{Path.GetFileName(Path.TrimEndingDirectorySeparator(run.Folder))}]" : run.Model;
