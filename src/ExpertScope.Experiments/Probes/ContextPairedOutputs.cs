@@ -145,6 +145,10 @@ public static class ContextPairedOutputs
         }
 
         var section = report.AddSection("Per-context tests (primary)");
+        section.AddParagraph("Conditions (SWORDS, Lee et al. 2021, on CoInCo contexts, Kremer et al. 2014): similar = at least the --similar-threshold share of " +
+            "annotators judged the substitute apt in this context; dissimilar = SWORDS score 0, every annotator judged it wrong in this context. SWORDS " +
+            "candidates come partly from a thesaurus, so dissimilar substitutes are mostly synonyms of another sense of the target, not unrelated words; " +
+            "wordnet-dissimilar (if requested) are words of the same part of speech unrelated to the target in WordNet (Wu-Palmer < 0.3, no synset within 4 hypernym edges).");
         section.AddParagraph("Each SWORDS context contributes one difference: the mean of its first-condition substitutes minus the mean of its " +
             "second-condition substitutes. The test is R's wilcox.test(x, y, paired = TRUE) over contexts; intervals resample contexts (cluster bootstrap). " +
             "p Holm is across layers per layer, and across this run's per-context comparisons for the layer mean.");

@@ -10,7 +10,8 @@ namespace ExpertScope.Experiments.Data.WordNet;
 /// Only lemmas with at least this many senses seen in the semantic concordances (<c>tagsense_cnt</c>) are
 /// candidates, which keeps rare and technical words out (1 by default).
 /// </param>
-public sealed class WordNetDissimilarPool(WordNetDatabase database, int minTaggedSenses = 1)
+/// <param name="minPathDistance">The fewest hypernym edges between any two synsets of a target and a pick (<see cref="MinimumPathDistance"/> by default; 0 turns the check off).</param>
+public sealed class WordNetDissimilarPool(WordNetDatabase database, int minTaggedSenses = 1, int minPathDistance = WordNetDissimilarPool.MinimumPathDistance)
 {
     private readonly WuPalmer _wuPalmer = new(database);
     private readonly Dictionary<WordNetPos, string[]> _candidates = [];
@@ -49,7 +50,7 @@ public sealed class WordNetDissimilarPool(WordNetDatabase database, int minTagge
             }
 
             var similarity = _wuPalmer.WordSimilarity(target, word, pos);
-            if (similarity < maxSimilarity && PathDistance(target, word, pos) >= MinimumPathDistance)
+            if (similarity < maxSimilarity && (minPathDistance <= 0 || PathDistance(target, word, pos) >= minPathDistance))
             {
                 result.Add((word, similarity));
             }
