@@ -31,6 +31,7 @@ public static class CliApp
         yield return GenerateCommand.Create(context);
         yield return PerplexityCommand.Create(context);
         yield return ProbeCommand.Create(context);
+        yield return CompareCommand.Create(context);
         yield return SteerCommand.Create(context);
         yield return SuperExpertsCommand.Create(context);
         yield return PruneCommand.Create(context);

@@ -201,8 +201,11 @@ public class SyntheticWordNetTests
         Assert.Equal(2.0 / 3.0, wuPalmer.WordSimilarity("entity", "rock", WordNetPos.Noun), 12);
         Assert.Equal(0.0, wuPalmer.WordSimilarity("dog", "unicorn", WordNetPos.Noun));
 
-        var pool = new WordNetDissimilarPool(database, minTaggedSenses: 0);
+        var pool = new WordNetDissimilarPool(database, minTaggedSenses: 0, minPathDistance: 0);
         Assert.Equal(["rock", "stone"], pool.Sample("dog", WordNetPos.Noun, 10, seed: 1, maxSimilarity: 0.5).Select(item => item.Word).Order());
+        // rock is 3 hypernym edges from dog (dog → animal → entity ← rock): too close for the default unrelatedness.
+        Assert.Equal(3, pool.PathDistance("dog", "rock", WordNetPos.Noun));
+        Assert.DoesNotContain("rock", new WordNetDissimilarPool(database, minTaggedSenses: 0).Sample("dog", WordNetPos.Noun, 10, seed: 1, maxSimilarity: 0.5).Select(item => item.Word));
     }
 
     [Fact]

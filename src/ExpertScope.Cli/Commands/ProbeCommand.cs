@@ -51,6 +51,7 @@ public static class ProbeCommand
         var resamples = new Option<int>("--bootstrap") { Description = "Bootstrap resamples.", DefaultValueFactory = _ => 2000 };
         var similarThreshold = new Option<double>("--similar-threshold") { Description = "Lowest SWORDS score counted as similar.", DefaultValueFactory = _ => 0.5 };
         var wordNetDissimilar = new Option<int>("--wordnet-dissimilar") { Description = "WordNet dissimilar substitutes per target (0: none).", DefaultValueFactory = _ => 0 };
+        var noInflect = new Option<bool>("--no-inflect") { Description = "Put substitutes in as their SWORDS lemma, not in the target's inflected form." };
         var arithmetic = ArithmeticNames.CreateOption();
         var name = ProbeSettings.KindName(kind);
         var command = new Command(name, kind == ProbeKind.WordSense
@@ -63,6 +64,7 @@ public static class ProbeCommand
         {
             command.Options.Add(similarThreshold);
             command.Options.Add(wordNetDissimilar);
+            command.Options.Add(noInflect);
         }
 
         command.SetAction(parse => context.Guard(() =>
@@ -86,6 +88,7 @@ public static class ProbeCommand
                 BootstrapResamples = parse.GetValue(resamples),
                 SimilarThreshold = kind == ProbeKind.Substitution ? parse.GetValue(similarThreshold) : 0.5,
                 WordNetDissimilar = kind == ProbeKind.Substitution ? parse.GetValue(wordNetDissimilar) : 0,
+                InflectSubstitutes = kind == ProbeKind.Substitution && !parse.GetValue(noInflect),
             };
             var folder = parse.GetRequiredValue(output);
             var progress = new TextProgressSink(context.Error);

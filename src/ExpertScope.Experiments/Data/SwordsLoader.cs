@@ -19,7 +19,11 @@ public sealed record SwordsSubstitute(string Id, string Word, double Score, int 
 /// <param name="PartOfSpeech"><c>NOUN</c>, <c>VERB</c>, <c>ADJ</c> or <c>ADV</c>.</param>
 /// <param name="Target">The context with the target's span.</param>
 /// <param name="Substitutes">The substitutes, in file order.</param>
-public sealed record SwordsTarget(string Id, string Word, string Lemma, string PartOfSpeech, SentenceTarget Target, IReadOnlyList<SwordsSubstitute> Substitutes);
+public sealed record SwordsTarget(string Id, string Word, string Lemma, string PartOfSpeech, SentenceTarget Target, IReadOnlyList<SwordsSubstitute> Substitutes)
+{
+    /// <summary>The SWORDS context id (<c>c:…</c>): the unit of replication of the substitution probe (null when unknown).</summary>
+    public string? ContextId { get; init; }
+}
 
 /// <summary>
 /// Reads SWORDS v1.1 (Lee et al., 2021): one gzip'd JSON object with <c>contexts</c>, <c>targets</c> (context id,
@@ -122,7 +126,10 @@ public static class SwordsLoader
                 lemma ?? word.ToLowerInvariant(),
                 pos,
                 new SentenceTarget(context, span, new SourceLocation(path, entry.Line, entry.Key)),
-                substitutes.TryGetValue(entry.Key!, out var list) ? list : []));
+                substitutes.TryGetValue(entry.Key!, out var list) ? list : [])
+            {
+                ContextId = contextId,
+            });
         }
 
         return targets;
@@ -136,7 +143,8 @@ public static class SwordsLoader
     /// </summary>
     /// <param name="targets">Targets from <see cref="ReadTargets"/>.</param>
     /// <param name="similarThreshold">Lowest score counted as similar (0.5 by default: at least half the annotators).</param>
-    public static IEnumerable<WordPair> BuildPairs(IEnumerable<SwordsTarget> targets, double similarThreshold = 0.5)
+    /// <param name="inflector">Puts each substitute into the target's inflected form (null: substitutes as written).</param>
+    public static IEnumerable<WordPair> BuildPairs(IEnumerable<SwordsTarget> targets, double similarThreshold = 0.5, SubstituteInflector? inflector = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(similarThreshold);
         foreach (var target in targets)
@@ -157,7 +165,7 @@ public static class SwordsLoader
                     continue;
                 }
 
-                yield return Substitution($"swords.{substitute.Id}", target, substitute.Word, label, substitute.Source) with { Score = substitute.Score };
+                yield return Substitution($"swords.{substitute.Id}", target, substitute.Word, label, substitute.Source, inflector) with { Score = substitute.Score };
             }
         }
     }
@@ -168,7 +176,7 @@ public static class SwordsLoader
     /// <see cref="WordPair.Score"/> holds the Wu-Palmer similarity. Targets whose part of speech WordNet lacks are skipped.
     /// </summary>
     public static IEnumerable<WordPair> BuildWordNetDissimilarPairs(
-        IEnumerable<SwordsTarget> targets, WordNetDissimilarPool pool, int perTarget, int seed, double maxSimilarity = 0.3)
+        IEnumerable<SwordsTarget> targets, WordNetDissimilarPool pool, int perTarget, int seed, double maxSimilarity = 0.3, SubstituteInflector? inflector = null)
     {
         ArgumentNullException.ThrowIfNull(pool);
         var number = 0;
@@ -183,13 +191,19 @@ public static class SwordsLoader
             var targetSeed = unchecked((seed * 1_000_003) + number++);
             foreach (var (word, similarity) in pool.Sample(target.Lemma, pos, perTarget, targetSeed, maxSimilarity))
             {
-                yield return Substitution($"swords-wn.{target.Id}.{word}", target, word, PairLabel.Different, target.Target.Source) with { Score = similarity };
+                yield return Substitution($"swords-wn.{target.Id}.{word}", target, word, PairLabel.Different, target.Target.Source, inflector) with { Score = similarity };
             }
         }
     }
 
-    private static WordPair Substitution(string id, SwordsTarget target, string substitute, PairLabel label, SourceLocation source)
+    private static WordPair Substitution(string id, SwordsTarget target, string lemma, PairLabel label, SourceLocation source, SubstituteInflector? inflector)
     {
+        var (substitute, form) = (lemma, (string?)null);
+        if (inflector is not null)
+        {
+            (substitute, form) = inflector.Inflect(lemma, target.Word, target.Lemma, target.PartOfSpeech);
+        }
+
         var original = target.Target;
         var span = original.Span;
         var replaced = string.Concat(original.Sentence.AsSpan(0, span.Start), substitute, original.Sentence.AsSpan(span.End));
@@ -202,6 +216,8 @@ public static class SwordsLoader
             label)
         {
             Substitute = substitute,
+            ContextId = target.ContextId ?? target.Id,
+            SubstituteForm = form,
         };
     }
 

@@ -52,4 +52,10 @@ public sealed record WordPair(string Id, string Word, string PartOfSpeech, Sente
 
     /// <summary>For substitution pairs, the word put in place of the target in <see cref="Second"/>.</summary>
     public string? Substitute { get; init; }
+
+    /// <summary>For substitution pairs, the context they share (SWORDS context id): all substitutes of a context share one anchor.</summary>
+    public string? ContextId { get; init; }
+
+    /// <summary>For substitution pairs, how the substitute was put into the target's form (<see cref="WordNet.SubstituteForm"/>); null when not inflected.</summary>
+    public string? SubstituteForm { get; init; }
 }

@@ -137,6 +137,8 @@ public sealed class ProbeResults
 
     /// <summary>Mann-Whitney tests in the run-wide correction family (every comparison's layers and layer mean).</summary>
     public int TestsCorrected { get; init; }
+    /// <summary>Substitution: the comparisons tested per context (the primary analysis); empty for the word-sense probe.</summary>
+    public IReadOnlyList<ContextPairedComparison> ContextPaired { get; init; } = [];
 }
 
 /// <summary>Scores planned pairs and computes the statistics.</summary>
@@ -329,6 +331,7 @@ public static class ProbeAnalysis
             TokenMatched = tokenMatched,
             Loads = loads ?? [],
             TestsCorrected = family.Count(double.IsFinite),
+            ContextPaired = ContextPairedAnalysis.Compute(kind, layers.Count, measurements, metric, settings.Seed, settings.BootstrapResamples),
         };
     }
 

@@ -100,11 +100,13 @@ public static class ProbeData
                 var file = Path.Combine(settings.DataFolder, "swords", split == "dev" ? "swords-v1.1_dev.json.gz" : "swords-v1.1_test-subset.json.gz");
                 Require(settings, file);
                 var targets = SwordsLoader.ReadTargets(file, options);
-                pairs = [.. SwordsLoader.BuildPairs(targets, settings.SimilarThreshold)];
+                var wordNet = settings.InflectSubstitutes || settings.WordNetDissimilar > 0 ? LoadWordNet(settings, options) : null;
+                var inflector = settings.InflectSubstitutes ? new SubstituteInflector(wordNet!) : null;
+                pairs = [.. SwordsLoader.BuildPairs(targets, settings.SimilarThreshold, inflector)];
                 if (settings.WordNetDissimilar > 0)
                 {
-                    var dissimilarPool = new WordNetDissimilarPool(LoadWordNet(settings, options));
-                    pairs.AddRange(SwordsLoader.BuildWordNetDissimilarPairs(targets, dissimilarPool, settings.WordNetDissimilar, settings.Seed));
+                    var dissimilarPool = new WordNetDissimilarPool(wordNet!);
+                    pairs.AddRange(SwordsLoader.BuildWordNetDissimilarPairs(targets, dissimilarPool, settings.WordNetDissimilar, settings.Seed, inflector: inflector));
                 }
 
                 break;
@@ -130,7 +132,11 @@ public static class ProbeData
         }
 
         var skipped = options.Skipped.Reasons.Select(reason => reason.Message).ToList();
-        return new ProbeDataSet(Sample(pairs, settings.Limit, settings.Seed, pair => ProbeConditions.Of(settings.Kind, pair)), pool, pairs.Count, skipped);
+        // Substitution samples whole contexts, the unit of its per-context test; the word-sense probe balances conditions.
+        var sample = settings.Kind == ProbeKind.Substitution
+            ? ContextSampling.Sample(pairs, settings.Limit, settings.Seed)
+            : Sample(pairs, settings.Limit, settings.Seed, pair => ProbeConditions.Of(settings.Kind, pair));
+        return new ProbeDataSet(sample, pool, pairs.Count, skipped);
     }
 
     /// <summary>

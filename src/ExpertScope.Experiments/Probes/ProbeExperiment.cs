@@ -23,6 +23,9 @@ public sealed record ProbeModelInfo(string FileName, string Sha256, string? Name
     public bool HasRandomWeights => Name is { } name
         && (name.Contains("synthetic", StringComparison.OrdinalIgnoreCase) || name.Contains("golden", StringComparison.OrdinalIgnoreCase)
             || name.Contains("random", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>Transformer blocks of the model (<c>block_count</c>), dense ones included; <c>compare</c> places layers at relative depth with it.</summary>
+    public int? BlockCount { get; init; }
 }
 
 /// <summary>The finished probe: results plus what went into them.</summary>
@@ -88,7 +91,10 @@ public static class ProbeExperiment
         }
 
         var modelInfo = new ProbeModelInfo(Path.GetFileName(modelPath), sha, info.Name, info.Architecture,
-            checked((int)moe.ExpertCount), checked((int)(moe.ExpertUsedCount ?? 0)), checked((int)(moe.ExpertSharedCount ?? 0)));
+            checked((int)moe.ExpertCount), checked((int)(moe.ExpertUsedCount ?? 0)), checked((int)(moe.ExpertSharedCount ?? 0)))
+        {
+            BlockCount = info.Hyperparameters.BlockCount is { } blocks ? checked((int)blocks) : null,
+        };
         var plan = ProbePlan.Build(settings.Kind, data, model.Tokenizer, settings.Seed, model.Hyperparameters.ContextLength, settings.Position, settings.KeepIdenticalPrefixes);
         if (plan.Pairs.Count == 0)
         {

@@ -43,7 +43,7 @@ public static class ProbeOutputs
         {
             csv.WriteRow("pair_id", "condition", "word", "layer", "overlap", "jaccard", "kappa", "weighted", "js",
                 "sentence_1", "sentence_2", "position_1", "position_2", "position_diff", "tokens_1", "tokens_2", "splits_token", "same_token_ids", "data_score",
-                "kappa_load", "chance_overlap");
+                "kappa_load", "chance_overlap", "context_id");
             foreach (var measurement in results.Measurements)
             {
                 var pair = measurement.Pair;
@@ -53,7 +53,7 @@ public static class ProbeOutputs
                     csv.WriteRow(pair.PairId, pair.Condition, pair.Word, results.Layers[layer], s.Overlap, s.Jaccard, s.Kappa, s.Weighted, s.JensenShannon,
                         pair.First.Sentence, pair.Second.Sentence, pair.First.Position, pair.Second.Position, measurement.PositionDifference,
                         pair.First.Tokens.Count, pair.Second.Tokens.Count, pair.SplitsToken, pair.SameTokenIds, pair.DataScore,
-                        s.LoadCorrectedKappa, results.Loads.Count > layer ? results.Loads[layer].ChanceOverlap : double.NaN);
+                        s.LoadCorrectedKappa, results.Loads.Count > layer ? results.Loads[layer].ChanceOverlap : double.NaN, pair.ContextId);
                 }
             }
         }
@@ -90,6 +90,11 @@ public static class ProbeOutputs
             w.WriteNumber("top_k", model.TopK);
             w.WriteNumber("shared_experts", model.SharedExperts);
             w.WriteBoolean("random_weights", model.HasRandomWeights);
+            if (model.BlockCount is { } blockCount)
+            {
+                w.WriteNumber("block_count", blockCount);
+            }
+
             w.WriteEndObject();
 
             w.WriteStartObject("counts");
@@ -171,6 +176,7 @@ public static class ProbeOutputs
             w.WriteString("secondary", "benjamini-hochberg over the same family; holm and benjamini-hochberg across layers within each comparison");
             w.WriteString("finding", "a comparison shows a difference when a layer or its layer mean has a run-wide Holm p below 0.05");
             w.WriteEndObject();
+            ContextPairedOutputs.WriteSubstituteForms(w, outcome);
 
             w.WriteStartArray("layers");
             foreach (var layer in results.Layers)
@@ -204,8 +210,14 @@ public static class ProbeOutputs
                 w.WriteStartObject();
                 w.WriteString("first", comparison.First);
                 w.WriteString("second", comparison.Second);
+                if (outcome.Settings.Kind == ProbeKind.Substitution)
+                {
+                    w.WriteString("role", ContextPairedOutputs.SecondaryRole);
+                }
+
                 w.WriteNumber("significant_layers_holm", comparison.SignificantLayers);
-                w.WriteBoolean("difference_found", comparison.DifferenceFound);
+                // Substitution: pair-level tests are secondary (substitutes of one context are not independent), never a finding.
+                w.WriteBoolean("difference_found", outcome.Settings.Kind != ProbeKind.Substitution && comparison.DifferenceFound);
                 w.WriteString("restricted_to", comparison.FirstRestrictedTo is null ? "all pairs" : $"{comparison.First} pairs whose two targets have identical token ids");
                 w.WriteStartArray("by_layer");
                 for (var layer = 0; layer < results.Layers.Count; layer++)
@@ -220,6 +232,7 @@ public static class ProbeOutputs
             }
 
             w.WriteEndArray();
+            ContextPairedOutputs.WriteJson(w, results);
 
             w.WriteStartObject("position_control");
             w.WriteNumber("match_tolerance", outcome.Settings.PositionMatchTolerance);
@@ -289,9 +302,18 @@ public static class ProbeOutputs
                 $"so the classic κ of unrelated tokens is {F(chanceKappa.Min())}–{F(chanceKappa.Max())}, not 0; kappa_load (in pairs.csv) is 0 at the measured chance. The different-word control is the empirical null."));
         }
 
+        lines.AddRange(ContextPairedOutputs.SubstituteFormLines(outcome));
+        lines.AddRange(ContextPairedOutputs.SummaryLines(results, metric));
         foreach (var comparison in results.Comparisons)
         {
             var mean = comparison.LayerMean;
+            if (outcome.Settings.Kind == ProbeKind.Substitution)
+            {
+                // Pair-level tests treat substitutes of one context as independent: secondary, never a finding.
+                lines.Add(ContextPairedOutputs.SecondaryLine(comparison));
+                continue;
+            }
+
             var restriction = comparison.FirstRestrictedTo is null ? string.Empty : $" ({comparison.First}: only pairs whose two targets have identical token ids)";
             lines.Add(string.Create(CultureInfo.InvariantCulture,
                 $"{comparison.First} vs {comparison.Second}{restriction}: layer-mean difference {F(mean.Difference)} (95% CI {F(mean.Lower)} to {F(mean.Upper)}; n = {mean.CountFirst}/{mean.CountSecond}; " +
@@ -451,6 +473,7 @@ public static class ProbeOutputs
             effects.AddTable(new ReportTable(ComparisonColumns, rows, $"{comparison.First} vs {comparison.Second}"));
         }
 
+        ContextPairedOutputs.AddToReport(report, results);
         var distributions = report.AddSection("Distributions");
         distributions.AddFigure(new BoxPlot
         {

@@ -110,6 +110,9 @@ public sealed record PlannedPair(string PairId, string Condition, string Word, W
     /// tokenize differently): the pairs on which a sense effect cannot come from token identity.
     /// </summary>
     public bool SameTokenIds { get; init; }
+
+    /// <summary>The context the pair belongs to (substitution: the SWORDS context id; controls: their anchor's); null for word-sense pairs.</summary>
+    public string? ContextId { get; init; }
 }
 
 /// <summary>
@@ -259,7 +262,7 @@ public sealed class ProbePlan
             var second = Add(pair.Second.Sentence);
             var occurrence = new WordOccurrence(first, a.Indices);
             pairs.Add(new PlannedPair(pair.Id, condition, pair.Word, occurrence, new WordOccurrence(second, b.Indices),
-                a.SplitsToken || b.SplitsToken, pair.Score) { SameTokenIds = SameIds(ids, occurrence, new WordOccurrence(second, b.Indices)) });
+                a.SplitsToken || b.SplitsToken, pair.Score) { SameTokenIds = SameIds(ids, occurrence, new WordOccurrence(second, b.Indices)), ContextId = pair.ContextId });
             if (anchorKeys.Add((pair.First.Sentence, pair.First.Span.Start, pair.First.Span.End)))
             {
                 anchors.Add((pair, occurrence, a.SplitsToken || !AtWordBoundary(pair.First.Sentence, Encode(pair.First.Sentence).Spans, a.Indices[0], a.Indices[^1])));
@@ -344,7 +347,7 @@ public sealed class ProbePlan
             {
                 var (sentence, position) = candidates[random.Next(candidates.Count)];
                 var other = new WordOccurrence(Add(sentence), [.. Enumerable.Range(position, anchorIds.Length)]);
-                controls.Add(new PlannedPair(controlId, ProbeConditions.TokenIdentity, pair.Word, occurrence, other, false, null) { SameTokenIds = true });
+                controls.Add(new PlannedPair(controlId, ProbeConditions.TokenIdentity, pair.Word, occurrence, other, false, null) { SameTokenIds = true, ContextId = pair.ContextId });
             }
 
             // A different word from an unrelated sentence: another anchor with another lemma and context.
@@ -360,6 +363,7 @@ public sealed class ProbePlan
                 controls.Add(new PlannedPair($"{pair.Id}#{ProbeConditions.DifferentWord}", ProbeConditions.DifferentWord, pair.Word, occurrence, pick.Occurrence, false, null)
                 {
                     SameTokenIds = SameIds(ids, occurrence, pick.Occurrence),
+                    ContextId = pair.ContextId,
                 });
             }
         }

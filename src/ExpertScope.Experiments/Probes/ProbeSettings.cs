@@ -97,6 +97,9 @@ public sealed record ProbeSettings
     /// <summary>Substitution: WordNet dissimilar substitutes added per target (0 = none).</summary>
     public int WordNetDissimilar { get; init; }
 
+    /// <summary>Substitution: put each substitute into the target's inflected form with WordNet's morphology (<see cref="Data.WordNet.SubstituteInflector"/>).</summary>
+    public bool InflectSubstitutes { get; init; } = true;
+
     /// <summary>Bootstrap resamples for every confidence interval.</summary>
     public int BootstrapResamples { get; init; } = 2000;
 
@@ -131,6 +134,11 @@ public sealed record ProbeSettings
             ["bootstrap_resamples"] = BootstrapResamples.ToString(CultureInfo.InvariantCulture),
             ["position_match_tolerance"] = PositionMatchTolerance.ToString(CultureInfo.InvariantCulture),
         };
+
+        if (Kind == ProbeKind.Substitution)
+        {
+            settings["inflect_substitutes"] = InflectSubstitutes ? "true" : "false";
+        }
 
         // Only the non-default arithmetic is recorded, so runs made before the option existed still resume.
         if (FloatArithmetic != Models.FloatArithmetic.Reference)

@@ -6,12 +6,14 @@ namespace ExpertScope.Experiments.Reports;
 /// <param name="Y">Y values; NaN leaves a gap in the line.</param>
 /// <param name="Lower">Lower ends of the intervals (e.g. the 2.5th percentile of a bootstrap), or null.</param>
 /// <param name="Upper">Upper ends of the intervals, or null.</param>
+/// <param name="Marks">Text drawn above each point (e.g. significance stars; null or empty for none), or null.</param>
 public sealed record LineSeries(
     string Name,
     IReadOnlyList<double> X,
     IReadOnlyList<double> Y,
     IReadOnlyList<double>? Lower = null,
-    IReadOnlyList<double>? Upper = null);
+    IReadOnlyList<double>? Upper = null,
+    IReadOnlyList<string?>? Marks = null);
 
 /// <summary>
 /// Several series over a numeric x axis (typically one point per layer), each with optional error bars or a
@@ -164,6 +166,12 @@ public sealed class LineChart : Figure
                     var tooltip = $"{series.Name} x={FormatValue(series.X[i])}: {FormatValue(series.Y[i])}" +
                                   (hasIntervals ? $" [{FormatValue(series.Lower![i])}, {FormatValue(series.Upper![i])}]" : string.Empty);
                     canvas.Circle(x, frame.Y(yScale, series.Y[i]), 3, color, tooltip.TrimStart());
+                }
+
+                if (series.Marks is { } marks && i < marks.Count && !string.IsNullOrEmpty(marks[i]))
+                {
+                    var top = hasIntervals && double.IsFinite(series.Upper![i]) ? Math.Max(series.Upper[i], series.Y[i]) : series.Y[i];
+                    canvas.Text(x, frame.Y(yScale, top) - 5, marks[i]!, "middle", 11, bold: true, fill: color);
                 }
             }
 

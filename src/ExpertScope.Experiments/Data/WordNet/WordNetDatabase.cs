@@ -139,6 +139,19 @@ public sealed class WordNetDatabase
         return result;
     }
 
+    /// <summary>
+    /// The irregular inflected forms that WordNet's exception list (<c>noun.exc</c>, <c>verb.exc</c>, …) maps to
+    /// <paramref name="lemma"/> (<c>go</c> → <c>gone</c>, <c>went</c>), sorted; empty for regular words.
+    /// </summary>
+    public IReadOnlyList<string> IrregularForms(string lemma, WordNetPos pos)
+    {
+        var form = NormalizeLemma(lemma);
+        return [.. _exceptions[pos].Where(entry => entry.Value.Contains(form)).Select(entry => entry.Key).Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>Whether <paramref name="word"/> is listed in the exception list of <paramref name="pos"/> as an irregular inflected form.</summary>
+    public bool IsIrregularForm(string word, WordNetPos pos) => _exceptions[pos].ContainsKey(NormalizeLemma(word));
+
     /// <summary>The one-letter code of a part of speech (<c>n v a r</c>).</summary>
     public static char PosLetter(WordNetPos pos) => pos switch
     {

@@ -1,18 +1,26 @@
 namespace ExpertScope.Experiments.Data.WordNet;
 
 /// <summary>
-/// Draws words of the same part of speech that are semantically far from a target (word-level Wu-Palmer
-/// similarity below a threshold), as dissimilar substitutes for the substitution experiment.
+/// Draws words of the same part of speech that are unrelated to a target, as the substitution probe's
+/// <c>wordnet-dissimilar</c> condition: word-level Wu-Palmer similarity below a threshold (0.3), no shared synset,
+/// and no synset of one within <see cref="MinimumPathDistance"/> − 1 hypernym edges of a synset of the other.
 /// </summary>
 /// <param name="database">The WordNet database.</param>
 /// <param name="minTaggedSenses">
 /// Only lemmas with at least this many senses seen in the semantic concordances (<c>tagsense_cnt</c>) are
 /// candidates, which keeps rare and technical words out (1 by default).
 /// </param>
-public sealed class WordNetDissimilarPool(WordNetDatabase database, int minTaggedSenses = 1)
+/// <param name="minPathDistance">The fewest hypernym edges between any two synsets of a target and a pick (<see cref="MinimumPathDistance"/> by default; 0 turns the check off).</param>
+public sealed class WordNetDissimilarPool(WordNetDatabase database, int minTaggedSenses = 1, int minPathDistance = WordNetDissimilarPool.MinimumPathDistance)
 {
     private readonly WuPalmer _wuPalmer = new(database);
     private readonly Dictionary<WordNetPos, string[]> _candidates = [];
+
+    /// <summary>
+    /// Two words count as unrelated only if every pair of their synsets is at least this many hypernym edges apart
+    /// (up to the deepest shared ancestor and down again): 5, so siblings, cousins and near hypernyms are excluded.
+    /// </summary>
+    public const int MinimumPathDistance = 5;
 
     /// <summary>The Wu-Palmer calculator the pool uses.</summary>
     public WuPalmer WuPalmer => _wuPalmer;
@@ -42,13 +50,52 @@ public sealed class WordNetDissimilarPool(WordNetDatabase database, int minTagge
             }
 
             var similarity = _wuPalmer.WordSimilarity(target, word, pos);
-            if (similarity < maxSimilarity)
+            if (similarity < maxSimilarity && (minPathDistance <= 0 || PathDistance(target, word, pos) >= minPathDistance))
             {
                 result.Add((word, similarity));
             }
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// The fewest hypernym edges between any synset of <paramref name="first"/> and any of <paramref name="second"/>
+    /// through a shared ancestor: 0 for a shared synset; <see cref="int.MaxValue"/> when no hypernym path connects them
+    /// (or a word is not in WordNet).
+    /// </summary>
+    public int PathDistance(string first, string second, WordNetPos pos)
+    {
+        var best = int.MaxValue;
+        foreach (var a in database.SynsetsOf(first, pos))
+        {
+            foreach (var b in database.SynsetsOf(second, pos))
+            {
+                if (a.Offset == b.Offset)
+                {
+                    return 0;
+                }
+
+                foreach (var pathA in _wuPalmer.RootPaths(a))
+                {
+                    foreach (var pathB in _wuPalmer.RootPaths(b))
+                    {
+                        var shared = 0;
+                        while (shared < pathA.Length && shared < pathB.Length && pathA[shared] == pathB[shared])
+                        {
+                            shared++;
+                        }
+
+                        if (shared > 0)
+                        {
+                            best = Math.Min(best, pathA.Length - shared + pathB.Length - shared);
+                        }
+                    }
+                }
+            }
+        }
+
+        return best;
     }
 
     private string[] Candidates(WordNetPos pos)
