@@ -54,7 +54,7 @@ public sealed class ProbesSubstitutionContextTests
         Assert.Equal(5, layerMean.GetProperty("n_contexts").GetInt32());
         Assert.Equal(30, layerMean.GetProperty("n_pairs_first").GetInt32());
 
-        // R, once, on this pairs.csv (see the probes README):
+        // R, once, on this pairs.csv (see the probes README; recomputed after sub-token i is compared with sub-token i):
         //   d <- read.csv("pairs.csv"); d <- d[d$condition %in% c("similar", "dissimilar"), ]
         //   p <- aggregate(kappa ~ pair_id + context_id + condition, d, mean)      # each pair's layer mean
         //   m <- aggregate(kappa ~ context_id + condition, p, mean)                # each context's mean
@@ -63,8 +63,8 @@ public sealed class ProbesSubstitutionContextTests
         //   and per layer L the same on d[d$layer == L, ] without the first aggregate.
         Assert.Equal(7, layerMean.GetProperty("v").GetDouble(), 9);
         Assert.Equal(1, layerMean.GetProperty("p_signed_rank").GetDouble(), 1e-12);
-        Assert.Equal(0.00030092592592593224, layerMean.GetProperty("difference").GetDouble(), 1e-12);
-        (double V, double P, double Difference)[] perLayer = [(3, 0.3125, -0.023703703703703703), (5, 0.625, 0.010740740740740745), (7, 1, 0.013865740740740755)];
+        Assert.Equal(-0.015740740740740746, layerMean.GetProperty("difference").GetDouble(), 1e-12);
+        (double V, double P, double Difference)[] perLayer = [(5, 0.625, -0.032777777777777781), (8, 1, 0.010694444444444446), (8, 1, -0.025138888888888888)];
         var byLayer = main.GetProperty("by_layer");
         Assert.Equal(perLayer.Length, byLayer.GetArrayLength());
         for (var layer = 0; layer < perLayer.Length; layer++)
