@@ -111,7 +111,7 @@ public static class AnalyzeDomainsCommand
                         $"warning: domain '{sample.Name}' holds only {sample.TokenCount} of the {sample.TokenBudget} tokens asked for."));
                 }
 
-                DomainRoutingAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), settings);
+                DomainRoutingAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), settings, RandomWeightsLine.Check(context, moe));
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;
             });

@@ -57,7 +57,7 @@ public static class AnalyzeLensCommand
             return AnalyzeCommand.Interruptible(context, folder, token =>
             {
                 var result = ProgressDisplay.Run(context, sink => LogitLensAnalysis.Run(moe, tokens, scale, topTokens, run, sink, threads, token));
-                LogitLensAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe, tokens);
+                LogitLensAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe, tokens, RandomWeightsLine.Check(context, moe));
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;
             });

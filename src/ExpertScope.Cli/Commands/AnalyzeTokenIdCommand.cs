@@ -94,7 +94,7 @@ public static class AnalyzeTokenIdCommand
             return AnalyzeCommand.Interruptible(context, folder, token =>
             {
                 var result = ProgressDisplay.Run(context, sink => TokenIdAnalysis.Run(moe, run, groups, minimumOccurrences, sink, threads, token));
-                TokenIdAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe);
+                TokenIdAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe, RandomWeightsLine.Check(context, moe));
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;
             });

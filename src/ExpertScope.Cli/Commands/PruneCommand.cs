@@ -98,6 +98,8 @@ public static class PruneCommand
             // Reload through the full loader: the file must validate and build like any checkpoint.
             using (var pruned = MoeModel.Load(target))
             {
+                // Usage ranked on a random-weight model is chance: say so before the numbers.
+                RandomWeightsLine.Check(context, pruned);
                 if (parse.GetValue(verify))
                 {
                     Verify(context, source, pruned, keep, parse.GetValue(threads));

@@ -86,7 +86,7 @@ public static class DomainRoutingAnalysis
     }
 
     /// <summary>Writes <c>results.json</c>, the CSV tables, the SVG figures and <c>report.html</c> into <paramref name="folder"/>.</summary>
-    public static void WriteOutputs(DomainRoutingResult result, string folder, string modelName, DomainRoutingSettings settings)
+    public static void WriteOutputs(DomainRoutingResult result, string folder, string modelName, DomainRoutingSettings settings, bool randomWeights = false)
     {
         ArgumentNullException.ThrowIfNull(result);
         ArgumentNullException.ThrowIfNull(settings);
@@ -147,7 +147,7 @@ public static class DomainRoutingAnalysis
             }
         }
 
-        var report = new HtmlReport("Expert usage by domain") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow };
+        var report = new HtmlReport("Expert usage by domain") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow, RandomWeights = randomWeights };
         report.AddSummary(
             string.Create(f, $"{result.Tables.Count} domains, {settings.TokensPerDomain} tokens each (seed {settings.Seed}), {layers.Count} MoE layers of {experts} experts."),
             "Usage is the share of routing decisions (any of the k ranks) each expert receives; coverage counts the fewest experts taking 50/80/90% of them.");
@@ -215,7 +215,7 @@ public static class DomainRoutingAnalysis
         }
 
         report.Save(Path.Combine(folder, "report.html"));
-        JsonOutput.WriteFile(Path.Combine(folder, "results.json"), new
+        RandomWeightsNotice.WriteResultsFile(Path.Combine(folder, "results.json"), new
         {
             analysis = "domains",
             model = modelName,
@@ -237,7 +237,7 @@ public static class DomainRoutingAnalysis
                 domain = s.Domain, rank = s.Rank, layer = s.Layer, expert = s.Expert, domain_rate = s.DomainRate, other_rate = s.OtherRate,
                 log2_ratio = s.LogRatio, chi_squared = s.ChiSquared, p_value = s.PValue, q_value = s.QValue,
             }),
-        });
+        }, randomWeights);
     }
 
     internal static string SafeName(string name) => new([.. name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : '_')]);

@@ -20,9 +20,7 @@ public sealed record ProbeModelInfo(string FileName, string Sha256, string? Name
     /// True when the checkpoint is one of ExpertScope's generated models with random weights (its name contains
     /// <c>synthetic</c>, <c>golden</c> or <c>random</c>): its routing carries no meaning.
     /// </summary>
-    public bool HasRandomWeights => Name is { } name
-        && (name.Contains("synthetic", StringComparison.OrdinalIgnoreCase) || name.Contains("golden", StringComparison.OrdinalIgnoreCase)
-            || name.Contains("random", StringComparison.OrdinalIgnoreCase));
+    public bool HasRandomWeights => Reports.RandomWeightsNotice.IsRandom(Name);
 }
 
 /// <summary>The finished probe: results plus what went into them.</summary>
