@@ -104,6 +104,7 @@ public static class ProbeExperiment
             Architecture = info.Architecture,
             ExpertCount = modelInfo.ExpertCount,
             TopK = modelInfo.TopK,
+            CommandLine = commandLine ?? string.Empty,
         };
         var routing = await ProbeRunner.RunAsync(model, plan, folder, metadata, settings.ThreadCount, settings.CheckpointEvery, progress, cancellationToken)
             .ConfigureAwait(false);
