@@ -41,6 +41,7 @@ public static class CliApp
         yield return PruneCommand.Create(context);
         yield return AnalyzeCommand.Create(context);
         yield return BenchCommand.Create(context);
+        yield return DataCommand.Create(context);
     }
 }
 
