@@ -89,3 +89,52 @@ public sealed class RandomWeightsReportTests(ReportGallery gallery) : IClassFixt
     [InlineData(null, false)]
     public void RandomWeightModelsAreKnownByName(string? name, bool random) => Assert.Equal(random, RandomWeightsNotice.IsRandom(name));
 }
+
+/// <summary>Report polish: shared colour scales, every axis label, each verb's headline numbers on stdout.</summary>
+public sealed class ReportPolishTests(ReportGallery gallery) : IClassFixture<ReportGallery>
+{
+    private GalleryReport Report(string verb) => gallery.Reports.Single(r => r.Verb == verb);
+
+    [Fact]
+    public void DomainHeatmapsShareOneColourScale_AndLabelEveryLayerAndExpert()
+    {
+        var document = new HtmlParser().ParseDocument(File.ReadAllText(Report("analyze domains").ReportPath));
+        var heatmaps = document.QuerySelectorAll("svg").Where(svg => (svg.QuerySelector("title")?.TextContent ?? string.Empty).StartsWith("Expert usage: ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, heatmaps.Count);
+        // The same legend ticks on every domain's heatmap: one scale.
+        var legends = heatmaps.Select(svg => string.Join("|", svg.QuerySelectorAll("g.legend text").Select(t => t.TextContent))).ToList();
+        Assert.Single(legends.Distinct());
+        Assert.Contains("share one colour scale", document.Body!.TextContent, StringComparison.Ordinal);
+        foreach (var svg in heatmaps)
+        {
+            var labels = svg.QuerySelectorAll("g.labels text").Select(t => t.TextContent).ToList();
+            foreach (string expert in Enumerable.Range(0, 8).Select(e => e.ToString(System.Globalization.CultureInfo.InvariantCulture)))
+            {
+                Assert.True(labels.Count(l => l == expert) >= 1, $"expert {expert} has no label");
+            }
+        }
+    }
+
+    [Fact]
+    public void DenseHeatmapsStillLabelEveryColumn()
+    {
+        var heatmap = new Heatmap { Title = "dense", Values = new double[48, 128], XLabel = "expert", YLabel = "layer" };
+        var svg = new HtmlParser().ParseDocument("<body>" + heatmap.ToSvg() + "</body>");
+        var labels = svg.QuerySelectorAll("g.labels text").Select(t => t.TextContent).ToList();
+        Assert.All(Enumerable.Range(0, 128), c => Assert.Contains(c.ToString(System.Globalization.CultureInfo.InvariantCulture), labels));
+        var fonts = svg.QuerySelectorAll("g.labels text[font-size]").Select(t => double.Parse(t.GetAttribute("font-size")!, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.All(fonts, size => Assert.True(size >= Heatmap.MinimumLabelFont));
+    }
+
+    [Theory]
+    [InlineData("analyze domains", "experts covering 50% of decisions")]
+    [InlineData("analyze single-expert", "with the top expert alone in every layer")]
+    [InlineData("analyze lens", "KL to the final distribution")]
+    [InlineData("analyze token-id", "top-1 expert consistency")]
+    public void AnalyzeVerbsPrintTheirHeadlineNumbers(string verb, string expected)
+    {
+        var output = Report(verb).Output;
+        Assert.Contains(expected, output, StringComparison.Ordinal);
+        Assert.Contains("wrote ", output, StringComparison.Ordinal);
+    }
+}

@@ -112,6 +112,7 @@ public static class AnalyzeDomainsCommand
                 }
 
                 DomainRoutingAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), settings, RandomWeightsLine.Check(context, moe));
+                AnalyzeSummaries.Domains(context, result);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;
             });

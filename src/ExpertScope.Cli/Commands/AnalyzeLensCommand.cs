@@ -58,6 +58,7 @@ public static class AnalyzeLensCommand
             {
                 var result = ProgressDisplay.Run(context, sink => LogitLensAnalysis.Run(moe, tokens, scale, topTokens, run, sink, threads, token));
                 LogitLensAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe, tokens, RandomWeightsLine.Check(context, moe));
+                AnalyzeSummaries.Lens(context, result);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;
             });

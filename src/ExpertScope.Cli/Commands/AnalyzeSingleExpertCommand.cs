@@ -69,6 +69,7 @@ public static class AnalyzeSingleExpertCommand
             {
                 var result = ProgressDisplay.Run(context, sink => SingleExpertAnalysis.Run(moe, tokens, settings, run, sink, token));
                 SingleExpertAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), settings, tokens.Count, RandomWeightsLine.Check(context, moe));
+                AnalyzeSummaries.SingleExpert(context, result);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;
             });

@@ -95,6 +95,7 @@ public static class AnalyzeTokenIdCommand
             {
                 var result = ProgressDisplay.Run(context, sink => TokenIdAnalysis.Run(moe, run, groups, minimumOccurrences, sink, threads, token));
                 TokenIdAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe, RandomWeightsLine.Check(context, moe));
+                AnalyzeSummaries.TokenId(context, result);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;
             });

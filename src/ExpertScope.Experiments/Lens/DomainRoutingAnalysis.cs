@@ -152,6 +152,9 @@ public static class DomainRoutingAnalysis
             string.Create(f, $"{result.Tables.Count} domains, {settings.TokensPerDomain} tokens each (seed {settings.Seed}), {layers.Count} MoE layers of {experts} experts."),
             "Usage is the share of routing decisions (any of the k ranks) each expert receives; coverage counts the fewest experts taking 50/80/90% of them.");
         var figures = report.AddSection("Layer × expert usage per domain");
+        // One colour scale for every domain, so the same colour means the same share in each heatmap.
+        double sharedMaximum = result.Tables.SelectMany(t => layers.SelectMany(l => t.Shares(l, UsageMeasure.Count))).DefaultIfEmpty(0).Max();
+        figures.AddParagraph(string.Create(f, $"All heatmaps share one colour scale, from 0 to {ReportTable.Number(sharedMaximum, 3)} (the largest share in any domain)."));
         foreach (var table in result.Tables)
         {
             var values = new double[layers.Count, experts];
@@ -167,7 +170,7 @@ public static class DomainRoutingAnalysis
             var heatmap = new Heatmap
             {
                 Title = "Expert usage: " + table.Domain, Values = values, RowLabels = [.. layers.Select(l => l.ToString(f))],
-                XLabel = "expert", YLabel = "layer", ValueLabel = "share of decisions", Minimum = 0,
+                XLabel = "expert", YLabel = "layer", ValueLabel = "share of decisions", Minimum = 0, Maximum = sharedMaximum > 0 ? sharedMaximum : null,
             };
             heatmap.SaveSvg(Path.Combine(folder, "usage_" + SafeName(table.Domain) + ".svg"));
             figures.AddFigure(heatmap);
