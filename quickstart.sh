@@ -12,8 +12,9 @@ if ! command -v dotnet >/dev/null 2>&1; then
 fi
 # WordNet 3.0 (Debian packages): the word-sense and substitution probes read it from /usr/share/wordnet.
 if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ]; then
-  sudo_if_needed apt-get update -qq
-  sudo_if_needed apt-get install -y -qq wordnet-base wordnet-sense-index
+  # Waits up to two minutes for another apt run's lock instead of failing; installs only what is named.
+  sudo_if_needed apt-get -o DPkg::Lock::Timeout=120 update -qq
+  sudo_if_needed apt-get install -y -qq -o DPkg::Lock::Timeout=120 --no-install-recommends wordnet-base wordnet-sense-index
 fi
 
 mkdir -p out

@@ -18,6 +18,11 @@ public static class CliApp
         }
 
         var parse = root.Parse(args);
+        if (UsageErrors.Report(parse, error))
+        {
+            return UsageErrors.ExitCode;
+        }
+
         return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
     }
 
@@ -38,6 +43,7 @@ public static class CliApp
         yield return QuantizeCommand.Create(context);
         yield return AnalyzeCommand.Create(context);
         yield return BenchCommand.Create(context);
+        yield return DataCommand.Create(context);
     }
 }
 
@@ -71,6 +77,7 @@ public sealed class CliContext
     /// <summary>
     /// Runs a verb body and turns every expected failure (bad input, missing file, I/O) into one line on
     /// stderr and exit code 1, never a stack trace. Unexpected exceptions are reported the same way, marked as bugs.
+    /// Usage errors (the command line cannot be parsed) never get here: they exit 2 (<see cref="UsageErrors"/>).
     /// </summary>
     public int Guard(Func<int> body)
     {
@@ -99,7 +106,7 @@ public sealed class CliContext
 #pragma warning restore CA1031
         {
             Error.WriteLine($"error: internal error ({e.GetType().Name}): {e.Message}");
-            return 2;
+            return 1;
         }
     }
 }

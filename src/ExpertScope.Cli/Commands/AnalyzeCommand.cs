@@ -64,6 +64,7 @@ public static class AnalyzeCommand
             Seed = seed,
             ModelSha256 = FileHash.Sha256Async(model.FilePath).GetAwaiter().GetResult(),
             CommandLine = TraceCommand.CommandLineOf(parse),
+            ExpertScopeVersion = TraceMetadata.CurrentVersion,
         };
         var run = RunFolder.OpenOrCreate(folder, manifest);
         if (run.IsResumed && run.FinishedUnits.Count > 0)

@@ -81,7 +81,8 @@ public static class AnalyzeDomainsCommand
                         $"warning: domain '{sample.Name}' holds only {sample.TokenCount} of the {sample.TokenBudget} tokens asked for."));
                 }
 
-                DomainRoutingAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), settings);
+                DomainRoutingAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), settings, RandomWeightsLine.Check(context, moe));
+                AnalyzeSummaries.Domains(context, result);
                 AnalyzeCommand.CompareWithBaseline(context, parse, baseline, folder);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;

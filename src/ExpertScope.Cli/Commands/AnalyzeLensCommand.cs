@@ -69,7 +69,8 @@ public static class AnalyzeLensCommand
             {
                 var result = ProgressDisplay.Run(context, sink => LogitLensAnalysis.Run(moe, tokens, scale, topTokens, run, sink, threads, token,
                     parse.GetValue(readout) == "bare" ? LensReadoutKind.Bare : LensReadoutKind.Extended));
-                LogitLensAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe, tokens);
+                LogitLensAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe, tokens, RandomWeightsLine.Check(context, moe));
+                AnalyzeSummaries.Lens(context, result);
                 AnalyzeCommand.CompareWithBaseline(context, parse, baseline, folder);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;

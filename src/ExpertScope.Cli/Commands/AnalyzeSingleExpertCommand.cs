@@ -72,7 +72,8 @@ public static class AnalyzeSingleExpertCommand
             return AnalyzeCommand.Interruptible(context, folder, token =>
             {
                 var result = ProgressDisplay.Run(context, sink => SingleExpertAnalysis.Run(moe, tokens, settings, run, sink, token));
-                SingleExpertAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), settings, tokens.Count);
+                SingleExpertAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), settings, tokens.Count, RandomWeightsLine.Check(context, moe));
+                AnalyzeSummaries.SingleExpert(context, result);
                 AnalyzeCommand.CompareWithBaseline(context, parse, baseline, folder);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;

@@ -111,7 +111,8 @@ public static class AnalyzeTokenIdCommand
             return AnalyzeCommand.Interruptible(context, folder, token =>
             {
                 var result = ProgressDisplay.Run(context, sink => TokenIdAnalysis.Run(moe, run, groups, minimumOccurrences, sink, threads, token, parse.GetValue(includeSpecial), bucket));
-                TokenIdAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe);
+                TokenIdAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe, RandomWeightsLine.Check(context, moe));
+                AnalyzeSummaries.TokenId(context, result);
                 AnalyzeCommand.CompareWithBaseline(context, parse, baseline, folder);
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;

@@ -25,7 +25,7 @@ public static class ProbeCommand
 
     private static Command CreateProbe(CliContext context, ProbeKind kind)
     {
-        var model = new Option<string>("--model") { Description = "The GGUF model.", Required = true };
+        var model = new Option<FileInfo>("--model", "-m") { Description = "The GGUF model.", Required = true };
         var dataset = new Option<string>("--dataset")
         {
             Description = kind == ProbeKind.WordSense
@@ -46,8 +46,8 @@ public static class ProbeCommand
         };
         var includeShared = new Option<bool>("--include-shared") { Description = "Count always-active shared experts in the overlaps." };
         var lenient = new Option<bool>("--lenient") { Description = "Skip malformed data records (listed in results.json) instead of stopping." };
-        var output = new Option<string>("--out") { Description = "Output folder (resumed when it holds an unfinished run with the same settings).", Required = true };
-        var threads = new Option<int?>("--threads") { Description = "Forward-pass threads (results do not depend on it)." };
+        var output = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder (resumed when it holds an unfinished run with the same settings).", Required = true };
+        var threads = new Option<int?>("--threads", "-t") { Description = "Forward-pass threads (results do not depend on it)." };
         var resamples = new Option<int>("--bootstrap") { Description = "Bootstrap resamples.", DefaultValueFactory = _ => 2000 };
         var similarThreshold = new Option<double>("--similar-threshold") { Description = "Lowest SWORDS score counted as similar.", DefaultValueFactory = _ => 0.5 };
         var wordNetDissimilar = new Option<int>("--wordnet-dissimilar") { Description = "WordNet dissimilar substitutes per target (0: none).", DefaultValueFactory = _ => 0 };
@@ -90,13 +90,17 @@ public static class ProbeCommand
                 WordNetDissimilar = kind == ProbeKind.Substitution ? parse.GetValue(wordNetDissimilar) : 0,
                 InflectSubstitutes = kind == ProbeKind.Substitution && !parse.GetValue(noInflect),
             };
-            var folder = parse.GetRequiredValue(output);
+            var folder = parse.GetRequiredValue(output).FullName;
             var progress = new TextProgressSink(context.Error);
-            var outcome = ProbeExperiment.RunAsync(parse.GetRequiredValue(model), settings, folder, progress, "expertscope probe " + name)
-                .GetAwaiter().GetResult();
-            WriteSummary(context, outcome);
-            context.Output.WriteLine($"wrote {Path.Combine(folder, ProbeOutputs.ResultsFileName)}, {ProbeOutputs.PairsFileName}, {ProbeRunner.TraceFileName}, {ProbeOutputs.ReportFileName}");
-            return 0;
+            // Ctrl+C or SIGTERM: the sentence in flight finishes, what finished is journalled, exit 130 (as trace).
+            return AnalyzeCommand.Interruptible(context, folder, stop =>
+            {
+                var outcome = ProbeExperiment.RunAsync(parse.GetRequiredValue(model).FullName, settings, folder, progress, TraceCommand.CommandLineOf(parse), stop)
+                    .GetAwaiter().GetResult();
+                WriteSummary(context, outcome);
+                context.Output.WriteLine($"wrote {Path.Combine(folder, ProbeOutputs.ResultsFileName)}, {ProbeOutputs.PairsFileName}, {ProbeRunner.TraceFileName}, {ProbeOutputs.ReportFileName}");
+                return 0;
+            });
         }));
         return command;
     }

@@ -14,7 +14,7 @@ public static class PruneCommand
     public static Command Create(CliContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var model = new Option<FileInfo>("--model") { Description = "The source GGUF model.", Required = true };
+        var model = new Option<FileInfo>("--model", "-m") { Description = "The source GGUF model.", Required = true };
         var keepPerLayer = new Option<int?>("--keep-per-layer") { Description = "Experts to keep in every MoE block." };
         var keepFraction = new Option<double?>("--keep-fraction") { Description = "Fraction of experts to keep in every MoE block (0..1]." };
         var expertsFile = new Option<FileInfo?>("--experts-file") { Description = "Experts to keep, one line per MoE block: 'LAYER: E, E, …'." };
@@ -22,7 +22,7 @@ public static class PruneCommand
         var score = new Option<string>("--score") { Description = "frequency (how often selected) or output-aware (sum of g·‖E(h)‖).", DefaultValueFactory = _ => "frequency" };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Corpus tokens to profile at most.", DefaultValueFactory = _ => 8192 };
         var chunk = new Option<int>("--chunk") { Description = "Tokens per forward pass.", DefaultValueFactory = _ => 128 };
-        var threads = new Option<int?>("--threads") { Description = "Threads (default: all processors)." };
+        var threads = new Option<int?>("--threads", "-t") { Description = "Threads (default: all processors)." };
         var verify = new Option<bool>("--verify") { Description = "Afterwards, check that the pruned model's logits on a short text equal the source's under RemoveExperts, bit for bit." };
         var output = new Option<FileInfo>("--out") { Description = "The pruned GGUF to write.", Required = true };
         var command = new Command("prune", "Write a smaller GGUF keeping the most-used (or listed) experts of every MoE block; router rows and expert-count metadata follow.")
@@ -36,6 +36,11 @@ public static class PruneCommand
             if (choices != 1)
             {
                 throw new ExpertScopeException("give exactly one of --keep-per-layer, --keep-fraction and --experts-file.");
+            }
+
+            if (!File.Exists(source))
+            {
+                throw new ExpertScopeException($"The model file '{source}' does not exist.");
             }
 
             IReadOnlyDictionary<int, IReadOnlyList<int>> keep;
@@ -53,7 +58,17 @@ public static class PruneCommand
                     "output-aware" => PruneScore.OutputAware,
                     var other => throw new ExpertScopeException($"--score must be 'frequency' or 'output-aware' (got '{other}')."),
                 };
-                using var loaded = MoeModel.Load(source);
+                if (!File.Exists(corpusFile.FullName))
+                {
+                    throw new ExpertScopeException($"--corpus '{corpusFile.FullName}': corpus file not found.");
+                }
+
+                if (parse.GetValue(maxTokens) < 1 || parse.GetValue(chunk) < 1)
+                {
+                    throw new ExpertScopeException("--max-tokens and --chunk must be at least 1.");
+                }
+
+                // Every argument is checked against the model's shape before the (long) profiling pass.
                 int experts;
                 int groups;
                 SortedSet<int> layers;
@@ -66,6 +81,8 @@ public static class PruneCommand
                 }
 
                 int count = parse.GetValue(keepPerLayer) ?? PruneSelection.KeepCountForFraction(parse.GetValue(keepFraction)!.Value, experts, groups);
+                PruneSelection.CheckKeepCount(count, experts, groups);
+                using var loaded = MoeModel.Load(source);
                 var texts = TextCorpus.Chunks(loaded, corpusFile.FullName, parse.GetValue(chunk), parse.GetValue(maxTokens));
 
                 // The scoring pass is journalled in TARGET.run/ (one unit per text) so an interrupted prune resumes it;
@@ -98,6 +115,8 @@ public static class PruneCommand
             // Reload through the full loader: the file must validate and build like any checkpoint.
             using (var pruned = MoeModel.Load(target))
             {
+                // Usage ranked on a random-weight model is chance: say so before the numbers.
+                RandomWeightsLine.Check(context, pruned);
                 if (parse.GetValue(verify))
                 {
                     Verify(context, source, pruned, keep, parse.GetValue(threads));

@@ -106,7 +106,7 @@ public static class SteerCommand
                 ["negative prompts"] = negativePrompts.Count.ToString(CultureInfo.InvariantCulture),
                 ["tokens"] = parse.GetValue(scope)!,
             };
-            BehaviourDiscovery.WriteOutputs(folder, ranked, settings);
+            BehaviourDiscovery.WriteOutputs(folder, ranked, settings, randomWeights: RandomWeightsLine.Check(context, loaded));
             context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{ranked.Count(r => r.AdjustedPValue < 0.05)} of {ranked.Count} (layer, expert) pairs differ at BH p < 0.05; wrote {Path.Combine(folder, "ranked.csv")}"));
             foreach (var r in ranked.Take(10))
@@ -205,7 +205,7 @@ public static class SteerCommand
                 ["classifier"] = rule.Name,
                 ["max new tokens"] = options.MaxNewTokens.ToString(CultureInfo.InvariantCulture),
             };
-            SteeringEvaluation.WriteOutputs(folder, results, behaviour, rule, settings);
+            SteeringEvaluation.WriteOutputs(folder, results, behaviour, rule, settings, RandomWeightsLine.Check(context, loaded));
             foreach (var r in results)
             {
                 context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,

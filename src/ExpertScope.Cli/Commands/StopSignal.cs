@@ -13,6 +13,7 @@ internal sealed class StopSignal : IDisposable
 
     public StopSignal()
     {
+        TestHook.Value?.Invoke(this);
         System.Console.CancelKeyPress += OnCancelKey;
         _terminate = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal =>
         {
@@ -20,6 +21,12 @@ internal sealed class StopSignal : IDisposable
             _stop.Cancel();
         });
     }
+
+    /// <summary>
+    /// Tests only: called with every new stop signal of the current async flow, so an in-process test can ask for a
+    /// stop exactly as Ctrl+C does without signalling the whole test host.
+    /// </summary>
+    internal static AsyncLocal<Action<StopSignal>?> TestHook { get; } = new();
 
     /// <summary>Cancelled on the first Ctrl+C or SIGTERM.</summary>
     public CancellationToken Token => _stop.Token;
@@ -33,6 +40,9 @@ internal sealed class StopSignal : IDisposable
         _terminate?.Dispose();
         _stop.Dispose();
     }
+
+    /// <summary>Asks for a stop, as the first Ctrl+C does.</summary>
+    public void Request() => _stop.Cancel();
 
     private void OnCancelKey(object? sender, ConsoleCancelEventArgs e)
     {

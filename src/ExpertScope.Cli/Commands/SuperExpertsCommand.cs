@@ -55,7 +55,7 @@ public static class SuperExpertsCommand
                 ["fraction"] = options.Fraction.ToString(CultureInfo.InvariantCulture),
                 ["layers fraction"] = options.LayersFraction.ToString(CultureInfo.InvariantCulture),
             };
-            SuperExperts.WriteOutputs(folder, profile, settings);
+            SuperExperts.WriteOutputs(folder, profile, settings, RandomWeightsLine.Check(context, loaded));
             var flagged = profile.Experts.Where(e => e.Flagged).ToList();
             context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{flagged.Count} super expert(s): {string.Join(", ", flagged.Select(e => e.IsShared ? $"L{e.Layer}:shared ({e.MaxAbs:G4})" : $"L{e.Layer}:E{e.Expert} ({e.MaxAbs:G4})"))}"));

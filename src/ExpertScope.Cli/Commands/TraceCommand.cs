@@ -83,6 +83,14 @@ public static class TraceCommand
                 throw new ExpertScopeException("--flush-seconds must not be negative.");
             }
 
+            // A table-like extension would hide a Parquet file behind a misleading name: refuse it and say what works.
+            string extension = Path.GetExtension(outputPath).ToLowerInvariant();
+            if (extension is ".csv" or ".tsv" or ".json" or ".txt" or ".xlsx")
+            {
+                throw new ExpertScopeException(
+                    $"--out '{outputPath}': trace writes Parquet (.parquet) or JSON Lines (.jsonl), not {extension}; for CSV, convert the Parquet, e.g. in DuckDB: COPY (SELECT * FROM 'trace.parquet') TO 'trace.csv'.");
+            }
+
             // Readers tell the format by the extension, so --format may only confirm it.
             var traceFormat = RoutingTraceWriter.FormatOf(outputPath);
             if (parse.GetValue(format) is { } named && named != (traceFormat == TraceFormat.Jsonl ? "jsonl" : "parquet"))
@@ -96,6 +104,11 @@ public static class TraceCommand
             if (parse.GetValue(limit) is { } n)
             {
                 prompts = [.. prompts.Where(p => p.Sequence < n)];
+            }
+
+            if (prompts.Count == 0)
+            {
+                context.Error.WriteLine($"warning: {inputPath} holds no text to trace (every line is empty or beyond --limit); the trace will have no rows.");
             }
 
             using var moe = model.Load(parse);

@@ -103,7 +103,7 @@ public static class DomainRoutingAnalysis
     }
 
     /// <summary>Writes <c>results.json</c>, the CSV tables, the SVG figures and <c>report.html</c> into <paramref name="folder"/>.</summary>
-    public static void WriteOutputs(DomainRoutingResult result, string folder, string modelName, DomainRoutingSettings settings)
+    public static void WriteOutputs(DomainRoutingResult result, string folder, string modelName, DomainRoutingSettings settings, bool randomWeights = false)
     {
         ArgumentNullException.ThrowIfNull(result);
         ArgumentNullException.ThrowIfNull(settings);
@@ -208,7 +208,7 @@ public static class DomainRoutingAnalysis
             }
         }
 
-        var report = new HtmlReport("Expert usage by domain") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow };
+        var report = new HtmlReport("Expert usage by domain") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow, RandomWeights = randomWeights };
         report.AddSummary(
             string.Create(f, $"{result.Tables.Count} domains, {settings.TokensPerDomain} tokens each (seed {settings.Seed}), {layers.Count} MoE layers of {experts} experts."),
             "Usage is the share of routing decisions (any of the k ranks) each expert receives; coverage counts the fewest experts taking 50/80/90% of them, on all k selections (where at least ⌈k/2⌉ experts always cover half), on top-1 selections and on routing weight.",
@@ -216,6 +216,9 @@ public static class DomainRoutingAnalysis
                 ? "Special tokens (BOS, EOS, control) are counted."
                 : string.Create(f, $"{result.ExcludedTokenIds.Count} special token ids (BOS, EOS, control tokens) are left out of every statistic."));
         var figures = report.AddSection("Layer × expert usage per domain");
+        // One colour scale for every domain, so the same colour means the same share in each heatmap.
+        double sharedMaximum = result.Tables.SelectMany(t => layers.SelectMany(l => t.Shares(l, UsageMeasure.Count))).DefaultIfEmpty(0).Max();
+        figures.AddParagraph(string.Create(f, $"All heatmaps share one colour scale, from 0 to {ReportTable.Number(sharedMaximum, 3)} (the largest share in any domain)."));
         foreach (var table in result.Tables)
         {
             var values = new double[layers.Count, experts];
@@ -231,7 +234,7 @@ public static class DomainRoutingAnalysis
             var heatmap = new Heatmap
             {
                 Title = "Expert usage: " + table.Domain, Values = values, RowLabels = [.. layers.Select(l => l.ToString(f))],
-                XLabel = "expert", YLabel = "layer", ValueLabel = "share of decisions", Minimum = 0,
+                XLabel = "expert", YLabel = "layer", ValueLabel = "share of decisions", Minimum = 0, Maximum = sharedMaximum > 0 ? sharedMaximum : null,
             };
             heatmap.SaveSvg(Path.Combine(folder, "usage_" + SafeName(table.Domain) + ".svg"));
             figures.AddFigure(heatmap);
@@ -283,7 +286,7 @@ public static class DomainRoutingAnalysis
         }
 
         report.Save(Path.Combine(folder, "report.html"));
-        JsonOutput.WriteFile(Path.Combine(folder, "results.json"), new
+        RandomWeightsNotice.WriteResultsFile(Path.Combine(folder, "results.json"), new
         {
             analysis = "domains",
             model = modelName,
@@ -311,7 +314,7 @@ public static class DomainRoutingAnalysis
                 domain = s.Domain, rank = s.Rank, layer = s.Layer, expert = s.Expert, informative_strata = s.InformativeStrata,
                 observed_minus_expected = s.ObservedMinusExpected, mh_odds_ratio = s.CommonOddsRatio, cmh_chi_squared = s.ChiSquared, p_value = s.PValue, q_value = s.QValue,
             }),
-        });
+        }, randomWeights);
     }
 
     private static string MeasureName(UsageMeasure measure) => measure switch

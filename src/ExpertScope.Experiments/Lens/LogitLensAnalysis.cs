@@ -195,7 +195,7 @@ public static class LogitLensAnalysis
     }
 
     /// <summary>Writes <c>results.json</c>, <c>readouts.csv</c>, <c>summary.csv</c>, SVG figures and <c>report.html</c>.</summary>
-    public static void WriteOutputs(LogitLensResult result, string folder, string modelName, MoeModel model, IReadOnlyList<int> tokens)
+    public static void WriteOutputs(LogitLensResult result, string folder, string modelName, MoeModel model, IReadOnlyList<int> tokens, bool randomWeights = false)
     {
         ArgumentNullException.ThrowIfNull(result);
         ArgumentNullException.ThrowIfNull(model);
@@ -223,7 +223,7 @@ public static class LogitLensAnalysis
         }
 
         string scale = result.Scale == ExpertOutputScale.Weighted ? "weighted (times the mixing weight)" : "unweighted (the expert's own output)";
-        var report = new HtmlReport("Logit lens on experts, mixture and residual stream") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow };
+        var report = new HtmlReport("Logit lens on experts, mixture and residual stream") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow, RandomWeights = randomWeights };
         report.AddSummary(
             string.Create(f, $"{tokens.Count} input tokens. Expert outputs are read {scale}. Each vector goes through the final RMS norm and the unembedding."),
             result.Kind == LensReadoutKind.Extended
@@ -260,7 +260,7 @@ public static class LogitLensAnalysis
                 Tops(r), ReportTable.Number(r.EntropyBits), ReportTable.Number(r.KullbackLeiblerToFinal)])],
             string.Create(f, $"Position {last} (input token '{Piece(tokens[last])}')")));
         report.Save(Path.Combine(folder, "report.html"));
-        JsonOutput.WriteFile(Path.Combine(folder, "results.json"), new
+        RandomWeightsNotice.WriteResultsFile(Path.Combine(folder, "results.json"), new
         {
             analysis = "lens",
             model = modelName,
@@ -275,7 +275,7 @@ public static class LogitLensAnalysis
                 top_tokens = r.TopTokens.Select(t => new { id = t.TokenId, token = Piece(t.TokenId), probability = t.Probability }),
                 entropy_bits = r.EntropyBits, kl_to_final_nats = r.KullbackLeiblerToFinal,
             }),
-        });
+        }, randomWeights);
     }
 
     /// <summary>The journal unit of one layer.</summary>

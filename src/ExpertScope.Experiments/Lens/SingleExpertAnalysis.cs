@@ -226,7 +226,7 @@ public static class SingleExpertAnalysis
     }
 
     /// <summary>Writes <c>results.json</c>, <c>cosine.csv</c>, <c>perplexity.csv</c>, SVG figures and <c>report.html</c>.</summary>
-    public static void WriteOutputs(SingleExpertResult result, string folder, string modelName, SingleExpertSettings settings, int inputTokens)
+    public static void WriteOutputs(SingleExpertResult result, string folder, string modelName, SingleExpertSettings settings, int inputTokens, bool randomWeights = false)
     {
         ArgumentNullException.ThrowIfNull(result);
         ArgumentNullException.ThrowIfNull(settings);
@@ -255,7 +255,7 @@ public static class SingleExpertAnalysis
             SingleExpertWeight.Mass => "the top-k's total weight",
             _ => "its own weight in the full top-k routing",
         };
-        var report = new HtmlReport("One expert vs the mixture") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow };
+        var report = new HtmlReport("One expert vs the mixture") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow, RandomWeights = randomWeights };
         report.AddSummary(
             string.Create(f, $"{inputTokens} input tokens; k = {result.TopK}; the single expert's weight: {weight}."),
             "Per-layer: only that block keeps its top expert, so both runs give it the same input. All-layers: every block keeps one expert.");
@@ -306,7 +306,7 @@ public static class SingleExpertAnalysis
         }
 
         report.Save(Path.Combine(folder, "report.html"));
-        JsonOutput.WriteFile(Path.Combine(folder, "results.json"), new
+        RandomWeightsNotice.WriteResultsFile(Path.Combine(folder, "results.json"), new
         {
             analysis = "single-expert",
             model = modelName,
@@ -316,7 +316,7 @@ public static class SingleExpertAnalysis
             has_shared_experts = result.HasSharedExperts,
             cosines = result.Cosines.Select(c => new { shared = c.Shared, variant = c.Variant, layer = c.Layer, ffn_moe_out = c.MoeOutput, ffn_out = c.FeedForwardOutput, l_out = c.Residual, tokens = c.Tokens }),
             perplexities = result.Perplexities.Select(p => new { shared = p.Shared, setting = p.Setting, layer = p.Layer, top_m = p.TopM, perplexity = p.Perplexity, negative_log_likelihood = p.NegativeLogLikelihood, tokens = p.Tokens }),
-        });
+        }, randomWeights);
     }
 
     /// <summary>The CLI name of a weighting: renormalized, raw or mass.</summary>

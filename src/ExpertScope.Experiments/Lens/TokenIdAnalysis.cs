@@ -73,7 +73,7 @@ public static class TokenIdAnalysis
     }
 
     /// <summary>Writes <c>results.json</c>, <c>layers.csv</c>, <c>token_profiles.csv</c>, SVG figures and <c>report.html</c>.</summary>
-    public static void WriteOutputs(TokenIdResult result, string folder, string modelName, MoeModel model)
+    public static void WriteOutputs(TokenIdResult result, string folder, string modelName, MoeModel model, bool randomWeights = false)
     {
         ArgumentNullException.ThrowIfNull(result);
         ArgumentNullException.ThrowIfNull(model);
@@ -108,7 +108,7 @@ public static class TokenIdAnalysis
             }
         }
 
-        var report = new HtmlReport("Token id vs context in routing") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow };
+        var report = new HtmlReport("Token id vs context in routing") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow, RandomWeights = randomWeights };
         report.AddSummary(
             string.Create(f, $"{result.Tokens} tokens routed; token ids with at least {result.MinimumOccurrences} occurrences are analysed."),
             result.ExcludedTokenIds.Count == 0
@@ -157,7 +157,7 @@ public static class TokenIdAnalysis
                 l.Layer.ToString(f), l.TokenTypes.ToString(f), l.Occurrences.ToString(f), ReportTable.Number(l.Top1Consistency), ReportTable.Number(l.TopKOverlap),
                 ReportTable.Number(l.ExpertEntropy), ReportTable.Number(l.MutualInformation), ReportTable.Number(l.ConditionalEntropy), ReportTable.Number(l.ContextShare)])]));
         report.Save(Path.Combine(folder, "report.html"));
-        JsonOutput.WriteFile(Path.Combine(folder, "results.json"), new
+        RandomWeightsNotice.WriteResultsFile(Path.Combine(folder, "results.json"), new
         {
             analysis = "token-id",
             model = modelName,
@@ -172,6 +172,6 @@ public static class TokenIdAnalysis
                 h_expert_given_token_bits = l.ConditionalEntropy, mi_bits = l.MutualInformation, context_share = l.ContextShare,
                 mi_miller_madow_bits = l.MutualInformationMillerMadow,
             }),
-        });
+        }, randomWeights);
     }
 }

@@ -114,7 +114,7 @@ public static class ProbeData
 
             default:
                 throw new ExpertScopeException(
-                    $"unknown data set '{settings.Dataset}'; use wic:dev|train|test, coarsewsd20[:train|test], mcl-wic:LANG or mcl-wic:SPLIT:L1-L2, wordnet, swords:dev|test");
+                    $"unknown data set '{settings.Dataset}' for the word-sense probe; use wic:dev|train|test, coarsewsd20[:train|test], mcl-wic:LANG or mcl-wic:SPLIT:L1-L2, or wordnet");
         }
 
         var pool = new List<string>();

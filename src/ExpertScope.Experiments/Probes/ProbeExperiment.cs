@@ -20,9 +20,7 @@ public sealed record ProbeModelInfo(string FileName, string Sha256, string? Name
     /// True when the checkpoint is one of ExpertScope's generated models with random weights (its name contains
     /// <c>synthetic</c>, <c>golden</c> or <c>random</c>): its routing carries no meaning.
     /// </summary>
-    public bool HasRandomWeights => Name is { } name
-        && (name.Contains("synthetic", StringComparison.OrdinalIgnoreCase) || name.Contains("golden", StringComparison.OrdinalIgnoreCase)
-            || name.Contains("random", StringComparison.OrdinalIgnoreCase));
+    public bool HasRandomWeights => Reports.RandomWeightsNotice.IsRandom(Name);
 
     /// <summary>Transformer blocks of the model (<c>block_count</c>), dense ones included; <c>compare</c> places layers at relative depth with it.</summary>
     public int? BlockCount { get; init; }
@@ -117,6 +115,7 @@ public static class ProbeExperiment
             Architecture = info.Architecture,
             ExpertCount = modelInfo.ExpertCount,
             TopK = modelInfo.TopK,
+            CommandLine = commandLine ?? string.Empty,
         };
         var routing = await ProbeRunner.RunAsync(model, plan, folder, metadata, settings.ThreadCount, settings.CheckpointEvery, progress, cancellationToken)
             .ConfigureAwait(false);

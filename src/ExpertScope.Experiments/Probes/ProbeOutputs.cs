@@ -408,6 +408,7 @@ public static class ProbeOutputs
         var report = new HtmlReport($"Semantic routing probe: {ProbeSettings.KindName(outcome.Settings.Kind)} on {outcome.Settings.Dataset}")
         {
             Subtitle = $"Model {outcome.Model.FileName} ({outcome.Model.Architecture}, {outcome.Model.ExpertCount} experts, top-{outcome.Model.TopK}); metric {metric}; seed {outcome.Settings.Seed}",
+            RandomWeights = outcome.Model.HasRandomWeights,
         };
         report.AddSummary([.. outcome.Summary]);
         var glossary = report.AddSection("Glossary");

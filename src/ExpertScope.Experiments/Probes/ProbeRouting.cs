@@ -104,7 +104,13 @@ public static class ProbeRunner
         var run = 0;
         for (var sentence = 0; sentence < plan.Sentences.Count; sentence++)
         {
-            cancellationToken.ThrowIfCancellationRequested();
+            if (cancellationToken.IsCancellationRequested)
+            {
+                // Stopped between sentences: journal what finished (the trace first), then stop.
+                await Checkpoint(writer, folder, pending, CancellationToken.None).ConfigureAwait(false);
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+
             var inJournal = journaled.TryGetValue(sentence, out var saved);
             var inTrace = writer.Contains(sentence);
             if (inJournal && inTrace)

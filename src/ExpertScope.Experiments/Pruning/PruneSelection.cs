@@ -97,17 +97,8 @@ public static class PruneSelection
     {
         ArgumentNullException.ThrowIfNull(scores);
         ArgumentNullException.ThrowIfNull(moeLayers);
-        if (keepPerLayer < 1 || keepPerLayer > expertCount)
-        {
-            throw new ExpertScopeException($"keep between 1 and {expertCount} experts per block (asked for {keepPerLayer}).");
-        }
-
+        CheckKeepCount(keepPerLayer, expertCount, groupCount);
         int groups = Math.Max(1, groupCount);
-        if (keepPerLayer % groups != 0)
-        {
-            throw new ExpertScopeException($"the model routes within {groups} expert groups: keep a multiple of {groups} experts per block (asked for {keepPerLayer}).");
-        }
-
         int perGroup = expertCount / groups;
         int keepPerGroup = keepPerLayer / groups;
         var plan = new Dictionary<int, IReadOnlyList<int>>();
@@ -126,6 +117,22 @@ public static class PruneSelection
         }
 
         return plan;
+    }
+
+    /// <summary>Checks a per-block keep count before any work: between 1 and the expert count, a multiple of the group count.</summary>
+    /// <exception cref="ExpertScopeException">The count is out of range or not a multiple of the group count.</exception>
+    public static void CheckKeepCount(int keepPerLayer, int expertCount, int groupCount = 1)
+    {
+        if (keepPerLayer < 1 || keepPerLayer > expertCount)
+        {
+            throw new ExpertScopeException($"keep between 1 and {expertCount} experts per block (asked for {keepPerLayer}).");
+        }
+
+        int groups = Math.Max(1, groupCount);
+        if (keepPerLayer % groups != 0)
+        {
+            throw new ExpertScopeException($"the model routes within {groups} expert groups: keep a multiple of {groups} experts per block (asked for {keepPerLayer}).");
+        }
     }
 
     /// <summary>The per-block keep count for a fraction of the experts (at least one group's worth, rounded to the group count).</summary>

@@ -288,7 +288,7 @@ public static class SuperExperts
     }
 
     /// <summary>Writes <c>experts.csv</c>, <c>residual.csv</c>, <c>pruning.csv</c>, <c>summary.json</c> and <c>report.html</c>.</summary>
-    public static void WriteOutputs(string folder, SuperExpertProfile profile, IReadOnlyDictionary<string, string> settings)
+    public static void WriteOutputs(string folder, SuperExpertProfile profile, IReadOnlyDictionary<string, string> settings, bool randomWeights = false)
     {
         ArgumentNullException.ThrowIfNull(profile);
         ArgumentNullException.ThrowIfNull(settings);
@@ -320,7 +320,7 @@ public static class SuperExperts
             }
         }
 
-        JsonOutput.WriteFile(Path.Combine(folder, "summary.json"), new
+        RandomWeightsNotice.WriteResultsFile(Path.Combine(folder, "summary.json"), new
         {
             settings,
             percentile_value = profile.PercentileValue,
@@ -329,10 +329,10 @@ public static class SuperExperts
             super_experts = profile.Experts.Where(e => e.Flagged).Select(e => new { layer = e.Layer, expert = e.IsShared ? "shared" : e.Expert.ToString(CultureInfo.InvariantCulture), max_abs = e.MaxAbs }),
             pruning = profile.Pruning.Select(c => new { name = c.Name, experts = c.Experts.Select(Label), perplexity = c.Perplexity }),
             residual = profile.Residual.Select(r => new { layer = r.Layer, max_abs = r.MaxAbs, dimension = r.Dimension, position = r.Position, text = r.Text, median_dimension_max = r.MedianAbs, top_dimensions = r.TopDimensions, first_position_share = r.FirstPositionShare }),
-        });
+        }, randomWeights);
 
         var flagged = profile.Experts.Where(e => e.Flagged).ToList();
-        var report = new HtmlReport("Super experts") { Generated = DateTimeOffset.UtcNow };
+        var report = new HtmlReport("Super experts") { Generated = DateTimeOffset.UtcNow, RandomWeights = randomWeights };
         report.AddSummary(
             string.Create(CultureInfo.InvariantCulture,
                 $"{flagged.Count} super expert(s) flagged: maximum |down-projection output| above {ReportTable.Number(profile.PercentileValue)} (the percentile of the maxima of routed and shared experts in blocks below {profile.EligibleLayers}) and above the floor of the fraction of their largest maximum {ReportTable.Number(profile.OverallMaximum)}, as the authors' code (ZunhaiSu/Super-Experts-Profilling)."),

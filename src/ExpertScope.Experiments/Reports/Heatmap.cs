@@ -29,6 +29,9 @@ public sealed class Heatmap : Figure
         (0.0, "#2166AC"), (0.25, "#92C5DE"), (0.5, "#F7F7F7"), (0.75, "#F4A582"), (1.0, "#B2182B"),
     ];
 
+    /// <summary>The smallest font (px) an axis label is drawn at; a denser grid makes the figure larger instead.</summary>
+    public const double MinimumLabelFont = 7;
+
     /// <summary>The values, <c>[row, column]</c>; NaN cells are drawn grey.</summary>
     public required double[,] Values { get; init; }
 
@@ -110,15 +113,24 @@ public sealed class Heatmap : Figure
         }
 
         var legendScale = NiceScale.Create(low, high, 6);
-        var canvas = new SvgCanvas(Width, Height, Title);
-        canvas.Text(Width / 2, 24, Title, "middle", 15, bold: true);
+
+        // Every row and column keeps its label: column labels turn vertical when they would overlap, and label fonts
+        // shrink to the cell (down to MinimumLabelFont); a grid too dense for that widens/heightens the figure.
+        var width = Math.Max(Width, MarginLeft + MarginRight + 120 + columns * (MinimumLabelFont + 1));
+        var height = Math.Max(Height, MarginTop + MarginBottom + rows * (MinimumLabelFont + 1));
+        var canvas = new SvgCanvas(width, height, Title);
+        canvas.Text(width / 2, 24, Title, "middle", 15, bold: true);
         var rowLabelWidth = rowLabels.DefaultIfEmpty(string.Empty).Max(l => SvgCanvas.TextWidth(l!));
         var left = Math.Max(MarginLeft, rowLabelWidth + 36);
         var legendWidth = 28 + 10 + legendScale.Ticks.Max(t => SvgCanvas.TextWidth(legendScale.Format(t))) + 26;
-        var right = Width - MarginRight - legendWidth;
+        var right = width - MarginRight - legendWidth;
         var top = MarginTop;
-        var bottom = Height - MarginBottom;
         var cellWidth = (right - left) / Math.Max(1, columns);
+        var longestColumnLabel = columnLabels.DefaultIfEmpty(string.Empty).Max(l => l!.Length);
+        var columnFont = Math.Clamp(cellWidth - 1, MinimumLabelFont, 11);
+        var verticalColumnLabels = longestColumnLabel * 11 * 0.6 + 4 > cellWidth;
+        var columnLabelDepth = verticalColumnLabels ? longestColumnLabel * columnFont * 0.6 + 6 : 16;
+        var bottom = height - MarginBottom - Math.Max(0, columnLabelDepth - 22);
         var cellHeight = (bottom - top) / Math.Max(1, rows);
 
         canvas.BeginGroup("cells");
@@ -142,21 +154,28 @@ public sealed class Heatmap : Figure
 
         canvas.EndGroup();
 
-        // Axis labels: every n-th when they would overlap.
+        // Axis labels: all of them (a reader must be able to name every cell).
         canvas.BeginGroup("labels");
-        var everyColumn = Math.Max(1, (int)Math.Ceiling((columnLabels.DefaultIfEmpty(string.Empty).Max(l => SvgCanvas.TextWidth(l!, 11)) + 4) / cellWidth));
-        for (var c = 0; c < columns; c += everyColumn)
+        for (var c = 0; c < columns; c++)
         {
-            canvas.Text(left + (c + 0.5) * cellWidth, bottom + 15, columnLabels[c], "middle", 11);
+            var x = left + (c + 0.5) * cellWidth;
+            if (verticalColumnLabels)
+            {
+                canvas.Text(x + columnFont * 0.35, bottom + 6, columnLabels[c], "end", columnFont, rotate: -90);
+            }
+            else
+            {
+                canvas.Text(x, bottom + 15, columnLabels[c], "middle", 11);
+            }
         }
 
-        var everyRow = Math.Max(1, (int)Math.Ceiling(14 / cellHeight));
-        for (var r = 0; r < rows; r += everyRow)
+        var rowFont = Math.Clamp(cellHeight - 1, MinimumLabelFont, 11);
+        for (var r = 0; r < rows; r++)
         {
-            canvas.Text(left - 6, top + (r + 0.5) * cellHeight + 4, rowLabels[r], "end", 11);
+            canvas.Text(left - 6, top + (r + 0.5) * cellHeight + rowFont * 0.35, rowLabels[r], "end", rowFont);
         }
 
-        canvas.Text((left + right) / 2, Height - 14, XLabel, "middle");
+        canvas.Text((left + right) / 2, height - 14, XLabel, "middle");
         canvas.Text(16, (top + bottom) / 2, YLabel, "middle", rotate: -90);
         canvas.EndGroup();
 

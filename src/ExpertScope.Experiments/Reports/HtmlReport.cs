@@ -182,6 +182,7 @@ public sealed class HtmlReport
         table{border-collapse:collapse;margin:1em 0;font-size:.92em}caption{text-align:left;font-weight:bold;padding-bottom:.3em}
         th,td{padding:.25em .7em;border-bottom:1px solid #e3e3e3;text-align:left}th{border-bottom:2px solid #999}.num{text-align:right;font-variant-numeric:tabular-nums}
         dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}dd{margin:0;word-break:break-all}
+        .random-weights{background:#fff3cd;border:2px solid #b45309;color:#5c2d00;padding:.6em 1em;margin:1em 0;font-weight:bold}
         footer{color:#777;font-size:.85em;margin-top:3em;border-top:1px solid #ddd;padding-top:.5em}
         @media print{body{max-width:none}figure{break-inside:avoid}}
         """;
@@ -207,6 +208,12 @@ public sealed class HtmlReport
 
     /// <summary>Text printed in the footer (e.g. the command line and version), or null.</summary>
     public string? Footer { get; init; }
+
+    /// <summary>
+    /// True when the model has random weights: the page then opens with a highlighted banner saying its numbers carry
+    /// no meaning (<see cref="RandomWeightsNotice"/>).
+    /// </summary>
+    public bool RandomWeights { get; init; }
 
     /// <summary>The sections, in order.</summary>
     public IReadOnlyList<ReportSection> Sections => _sections;
@@ -248,6 +255,11 @@ public sealed class HtmlReport
         }
 
         html.Append("</header>\n");
+        if (RandomWeights)
+        {
+            html.Append("<div class=\"random-weights\" id=\"random-weights\" role=\"alert\">").Append(Escape(RandomWeightsNotice.Text)).Append("</div>\n");
+        }
+
         if (_summary.Count > 0)
         {
             html.Append("<section class=\"summary\" id=\"summary\"><h2>In short</h2>\n");

@@ -163,7 +163,7 @@ public static class BehaviourDiscovery
     }
 
     /// <summary>Writes <c>ranked.csv</c>, <c>ranked.json</c> and <c>report.html</c> into <paramref name="folder"/>.</summary>
-    public static void WriteOutputs(string folder, IReadOnlyList<ExpertContrast> ranked, IReadOnlyDictionary<string, string> settings, double alpha = 0.05)
+    public static void WriteOutputs(string folder, IReadOnlyList<ExpertContrast> ranked, IReadOnlyDictionary<string, string> settings, double alpha = 0.05, bool randomWeights = false)
     {
         ArgumentNullException.ThrowIfNull(ranked);
         ArgumentNullException.ThrowIfNull(settings);
@@ -179,7 +179,7 @@ public static class BehaviourDiscovery
             }
         }
 
-        JsonOutput.WriteFile(Path.Combine(folder, "ranked.json"), new
+        RandomWeightsNotice.WriteResultsFile(Path.Combine(folder, "ranked.json"), new
         {
             settings,
             experts = ranked.Select(c => new
@@ -192,10 +192,10 @@ public static class BehaviourDiscovery
                 positive_selections = c.PositiveSelections, positive_tokens = c.PositiveTokens,
                 negative_selections = c.NegativeSelections, negative_tokens = c.NegativeTokens,
             }),
-        });
+        }, randomWeights);
 
         int significant = ranked.Count(c => c.AdjustedPValue < alpha);
-        var report = new HtmlReport("Behaviour-expert discovery") { Generated = DateTimeOffset.UtcNow };
+        var report = new HtmlReport("Behaviour-expert discovery") { Generated = DateTimeOffset.UtcNow, RandomWeights = randomWeights };
         report.AddSummary(
             string.Create(CultureInfo.InvariantCulture, $"{ranked.Count} (layer, expert) pairs compared; {significant} differ between the sets at BH-adjusted p < {alpha} ({ranked.Count(c => c.AdjustedPValue < alpha && c.FrequencyDifference > 0)} more active on the positive set)."),
             "Frequency = share of counted tokens whose top-k contains the expert. Test: two-sided Fisher exact test of selected / not selected × positive / negative, Benjamini–Hochberg over all pairs. Log odds ratio with 0.5 added to each cell.");

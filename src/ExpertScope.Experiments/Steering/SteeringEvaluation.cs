@@ -310,7 +310,7 @@ public static class SteeringEvaluation
     }
 
     /// <summary>Writes <c>conditions.csv</c>, <c>summary.json</c>, <c>replies.jsonl</c> and <c>report.html</c>.</summary>
-    public static void WriteOutputs(string folder, IReadOnlyList<SteeringConditionResult> results, IReadOnlyList<string> behaviourPrompts, BehaviourClassifier classifier, IReadOnlyDictionary<string, string> settings)
+    public static void WriteOutputs(string folder, IReadOnlyList<SteeringConditionResult> results, IReadOnlyList<string> behaviourPrompts, BehaviourClassifier classifier, IReadOnlyDictionary<string, string> settings, bool randomWeights = false)
     {
         ArgumentNullException.ThrowIfNull(results);
         ArgumentNullException.ThrowIfNull(behaviourPrompts);
@@ -332,7 +332,7 @@ public static class SteeringEvaluation
             }
         }
 
-        JsonOutput.WriteFile(Path.Combine(folder, "summary.json"), new
+        RandomWeightsNotice.WriteResultsFile(Path.Combine(folder, "summary.json"), new
         {
             settings,
             classifier = classifier.Name,
@@ -341,7 +341,7 @@ public static class SteeringEvaluation
                 name = r.Name, experts = r.Experts.Select(e => e.ToString()), behaviour_rate = r.BehaviourRate, flagged = r.Flagged, prompts = r.Prompts,
                 neutral_perplexity = r.NeutralPerplexity, exact_agreement = r.ExactAgreement, prefix_agreement = r.PrefixAgreement,
             }),
-        });
+        }, randomWeights);
         var lines = new List<string>();
         foreach (var r in results)
         {
@@ -356,7 +356,7 @@ public static class SteeringEvaluation
         var baseline = results[0];
         var steered = results.FirstOrDefault(r => r.Name == "steered");
         var controls = results.Where(r => r.Name.StartsWith("control", StringComparison.Ordinal)).ToList();
-        var report = new HtmlReport("Steering evaluation") { Generated = DateTimeOffset.UtcNow };
+        var report = new HtmlReport("Steering evaluation") { Generated = DateTimeOffset.UtcNow, RandomWeights = randomWeights };
         report.AddSummary(
             string.Create(CultureInfo.InvariantCulture,
                 $"Behaviour rate ({classifier.Name}): baseline {ReportTable.Number(baseline.BehaviourRate)}, steered {ReportTable.Number(steered?.BehaviourRate ?? double.NaN)}, random controls mean {ReportTable.Number(controls.Count == 0 ? double.NaN : controls.Average(c => c.BehaviourRate))}."),

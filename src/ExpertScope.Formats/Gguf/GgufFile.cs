@@ -80,6 +80,11 @@ public sealed unsafe class GgufFile : IDisposable
     {
         ArgumentNullException.ThrowIfNull(path);
         var info = new FileInfo(path);
+        if (Directory.Exists(path))
+        {
+            throw new ExpertScopeException($"{path}: is a directory, not a GGUF file.");
+        }
+
         if (!info.Exists)
         {
             throw new FileNotFoundException($"{path}: file not found.", path);
