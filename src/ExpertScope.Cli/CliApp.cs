@@ -36,6 +36,7 @@ public static class CliApp
         yield return PruneCommand.Create(context);
         yield return AnalyzeCommand.Create(context);
         yield return BenchCommand.Create(context);
+        yield return ServeCommand.Create(context);
     }
 }
 

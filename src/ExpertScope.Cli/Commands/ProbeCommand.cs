@@ -47,6 +47,8 @@ public static class ProbeCommand
         var similarThreshold = new Option<double>("--similar-threshold") { Description = "Lowest SWORDS score counted as similar.", DefaultValueFactory = _ => 0.5 };
         var wordNetDissimilar = new Option<int>("--wordnet-dissimilar") { Description = "WordNet dissimilar substitutes per target (0: none).", DefaultValueFactory = _ => 0 };
         var arithmetic = ArithmeticNames.CreateOption();
+        var server = new RoutingServerOptions();
+        var idsOnly = new Option<bool>("--ids-only") { Description = "Keep expert ids only, as a vLLM/SGLang server gives them (checks a server run against the engine)." };
         var name = ProbeSettings.KindName(kind);
         var command = new Command(name, kind == ProbeKind.WordSense
             ? "One word in two contexts: is routing more similar for the same sense than for different senses?"
@@ -54,6 +56,8 @@ public static class ProbeCommand
         {
             model, dataset, dataDir, wordNetDir, limit, seed, metric, subTokens, includeShared, lenient, output, threads, resamples, arithmetic,
         };
+        server.AddTo(command);
+        command.Options.Add(idsOnly);
         if (kind == ProbeKind.Substitution)
         {
             command.Options.Add(similarThreshold);
@@ -79,6 +83,8 @@ public static class ProbeCommand
                 BootstrapResamples = parse.GetValue(resamples),
                 SimilarThreshold = kind == ProbeKind.Substitution ? parse.GetValue(similarThreshold) : 0.5,
                 WordNetDissimilar = kind == ProbeKind.Substitution ? parse.GetValue(wordNetDissimilar) : 0,
+                Server = server.Parse(parse),
+                IdsOnly = parse.GetValue(idsOnly),
             };
             var folder = parse.GetRequiredValue(output);
             var progress = new TextProgressSink(context.Error);

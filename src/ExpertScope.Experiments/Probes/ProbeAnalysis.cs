@@ -114,7 +114,7 @@ public static class ProbeAnalysis
         ArgumentNullException.ThrowIfNull(settings);
         var shared = settings.IncludeShared ? sharedExperts : 0;
         return [.. pairs.Select(pair => new PairMeasurement(pair, [.. Enumerable.Range(0, routing.Layers.Count).Select(layer =>
-            PairScores.Compute(routing.Word(pair.First, layer), routing.Word(pair.Second, layer), settings.SubTokens, shared))]))];
+            PairScores.Compute(routing.Word(pair.First, layer), routing.Word(pair.Second, layer), settings.SubTokens, shared, routing.ExpertCount))]))];
     }
 
     /// <summary>Statistics of the measurements on <see cref="ProbeSettings.Metric"/>.</summary>

@@ -2,7 +2,6 @@ using ExpertScope.Core;
 using ExpertScope.Experiments.Runs;
 using ExpertScope.Experiments.Storage;
 using ExpertScope.Formats;
-using ExpertScope.Models;
 
 namespace ExpertScope.Experiments.Probes;
 
@@ -80,8 +79,15 @@ public static class ProbeExperiment
         }
 
         var sha = await FileHash.Sha256Async(modelPath, cancellationToken).ConfigureAwait(false);
-        using var model = MoeModel.Load(modelPath, new ModelLoadOptions { FloatArithmetic = settings.FloatArithmetic });
-        var info = ModelInfo.FromGguf(model.File);
+        using var local = ProbeRoutingSource.Open(modelPath, settings);
+        var source = local.Source;
+        if (!source.Detail.Weights && settings.Metric is ProbeMetric.Weighted or ProbeMetric.JensenShannon)
+        {
+            throw new ExpertScopeException(
+                $"--metric {ProbeSettings.MetricName(settings.Metric)} needs router weights and probabilities, which the routing source '{settings.RoutingSourceName}' does not give (expert ids only); use kappa, overlap or jaccard");
+        }
+
+        var info = local.Info;
         if (info.Moe is not { } moe)
         {
             throw new ExpertScopeException($"{modelPath}: not a Mixture-of-Experts model (no expert_count)");
@@ -89,7 +95,7 @@ public static class ProbeExperiment
 
         var modelInfo = new ProbeModelInfo(Path.GetFileName(modelPath), sha, info.Name, info.Architecture,
             checked((int)moe.ExpertCount), checked((int)(moe.ExpertUsedCount ?? 0)), checked((int)(moe.ExpertSharedCount ?? 0)));
-        var plan = ProbePlan.Build(settings.Kind, data, model.Tokenizer, settings.Seed, model.Hyperparameters.ContextLength);
+        var plan = ProbePlan.Build(settings.Kind, data, local.Tokenizer, settings.Seed, local.ContextLength);
         var manifest = new RunManifest
         {
             Kind = "probe " + ProbeSettings.KindName(settings.Kind),
@@ -106,8 +112,10 @@ public static class ProbeExperiment
             Architecture = info.Architecture,
             ExpertCount = modelInfo.ExpertCount,
             TopK = modelInfo.TopK,
+            RoutingSource = settings.RoutingSourceName,
+            MoeBlocks = source.LayerMap.ToString(),
         };
-        var routing = await ProbeRunner.RunAsync(model, plan, folder, metadata, settings.ThreadCount, settings.CheckpointEvery, progress, cancellationToken)
+        var routing = await ProbeRunner.RunAsync(source, plan, folder, metadata, settings.CheckpointEvery, progress, cancellationToken)
             .ConfigureAwait(false);
         var measurements = ProbeAnalysis.Score(plan.Pairs, routing, settings, modelInfo.SharedExperts);
         var results = ProbeAnalysis.Analyze(settings.Kind, routing.Layers, measurements, settings);
