@@ -162,13 +162,14 @@ public static class ProbeRunner
                 task.Advance();
             }
 
+            // Finished work is made durable even when a stop was asked for meanwhile (it is checked before the next batch).
             if (pending.Count >= checkpointEvery)
             {
-                await Checkpoint(writer, folder, pending, cancellationToken).ConfigureAwait(false);
+                await Checkpoint(writer, folder, pending, CancellationToken.None).ConfigureAwait(false);
             }
         }
 
-        await Checkpoint(writer, folder, pending, cancellationToken).ConfigureAwait(false);
+        await Checkpoint(writer, folder, pending, CancellationToken.None).ConfigureAwait(false);
         task.Complete();
         routing ??= new ProbeRouting([]);
         routing.SentencesRun = toRun.Count;
