@@ -56,6 +56,44 @@ public sealed class ServeProbeTests
     }
 
     [Fact]
+    public async Task TraceThroughTheServerHasTheEnginesExpertsAndRecordsSourceAndBlocks()
+    {
+        using var temp = new TempDirectory();
+        await using var server = await LoopbackServer.StartAsync();
+        File.WriteAllLines(temp.File("prompts.txt"), ["The river bank was steep.", "", "She went to the bank to deposit money."]);
+        var engine = Run("trace", "--model", ModelPath, "--input", temp.File("prompts.txt"), "--out", temp.File("engine.parquet"));
+        Assert.True(engine.Code == 0, engine.Error);
+        var served = Run("trace", "--model", ModelPath, "--input", temp.File("prompts.txt"), "--out", temp.File("server.parquet"),
+            "--server", server.Address, "--server-kind", "sglang", "--server-concurrency", "2");
+        Assert.True(served.Code == 0, served.Error);
+
+        var expected = await Rows(temp.File("engine.parquet"));
+        var actual = await Rows(temp.File("server.parquet"));
+        Assert.Equal(expected.Select(r => (r.Sequence, r.Position, r.TokenId, r.Layer, r.Rank, r.Expert)), actual.Select(r => (r.Sequence, r.Position, r.TokenId, r.Layer, r.Rank, r.Expert)));
+        Assert.All(actual, row => Assert.True(float.IsNaN(row.Weight) && float.IsNaN(row.Score)));
+        var metadata = await Experiments.Storage.RoutingTraceReader.ReadMetadataAsync(temp.File("server.parquet"));
+        Assert.Equal("sglang", metadata.RoutingSource);
+        Assert.Equal(string.Join(',', expected.Select(r => r.Layer).Distinct().Order()) is var blocks && blocks.Contains(',', StringComparison.Ordinal)
+            ? $"{expected.Min(r => r.Layer)}-{expected.Max(r => r.Layer)}" : blocks, metadata.MoeBlocks);
+        Assert.Equal("engine", (await Experiments.Storage.RoutingTraceReader.ReadMetadataAsync(temp.File("engine.parquet"))).RoutingSource);
+
+        var probs = Run("trace", "--model", ModelPath, "--input", temp.File("prompts.txt"), "--out", temp.File("p.parquet"), "--probs", "--server", server.Address, "--server-kind", "vllm");
+        Assert.Equal(1, probs.Code);
+        Assert.Contains("--probs needs the engine", probs.Error, StringComparison.Ordinal);
+    }
+
+    private static async Task<List<Experiments.Storage.RoutingTraceRow>> Rows(string path)
+    {
+        var rows = new List<Experiments.Storage.RoutingTraceRow>();
+        await foreach (var row in Experiments.Storage.RoutingTraceReader.ReadRowsAsync(path))
+        {
+            rows.Add(row);
+        }
+
+        return rows;
+    }
+
+    [Fact]
     public async Task InterruptedServerRunResumesToTheSameResult()
     {
         using var temp = new TempDirectory();

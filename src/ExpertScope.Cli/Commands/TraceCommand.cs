@@ -47,6 +47,7 @@ public static class TraceCommand
                           "A killed run loses the sequence in flight plus at most this much finished work; re-running resumes. Default 10.",
             DefaultValueFactory = _ => 10.0,
         };
+        var server = new RoutingServerOptions();
         var command = new Command("trace", "Run a model over texts and write every router decision (expert, weight, score per token, layer and rank) to a resumable Parquet or JSON Lines trace.");
         model.AddTo(command);
         command.Options.Add(input);
@@ -57,6 +58,7 @@ public static class TraceCommand
         command.Options.Add(limit);
         command.Options.Add(truncate);
         command.Options.Add(flushSeconds);
+        server.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             string inputPath = parse.GetValue(input)!.FullName;
@@ -108,6 +110,13 @@ public static class TraceCommand
                     $"warning: {inputPath}:{cut.LineNumber}: truncated from {cut.OriginalLength} to {cut.Tokens.Count} tokens (the model's context)."));
             }
 
+            var serverSettings = server.Parse(parse);
+            if (serverSettings is not null && parse.GetValue(probabilities))
+            {
+                throw new ExpertScopeException("--probs needs the engine: a server returns expert ids only");
+            }
+
+            using var serverSource = serverSettings?.CreateSource(moe.File, Formats.ModelInfo.FromGguf(moe.File));
             var router = moe.Blocks.First(b => b.Moe is not null).Moe!.Router.Config;
             var metadata = new TraceMetadata
             {
@@ -117,6 +126,8 @@ public static class TraceCommand
                 TopK = router.TopK,
                 FloatArithmetic = ArithmeticNames.Name(ArithmeticNames.Parse(parse.GetValue(model.Arithmetic))),
                 CommandLine = CommandLineOf(parse),
+                RoutingSource = serverSource?.Kind ?? "engine",
+                MoeBlocks = (serverSource?.LayerMap ?? new Experiments.RoutingSources.MoeLayerMap(shape.MoeLayers, moe.FilePath)).ToString(),
             };
             bool includeProbabilities = parse.GetValue(probabilities);
             var writerOptions = new TraceWriterOptions { IncludeProbabilities = includeProbabilities, MaxBufferTime = TimeSpan.FromSeconds(flush) };
@@ -141,8 +152,10 @@ public static class TraceCommand
 
                 // Ctrl+C or SIGTERM: finish the sequence in flight, write what finished, exit 130. A second Ctrl+C kills.
                 using var stop = new StopSignal();
-                summary = ProgressDisplay.Run(context, sink =>
-                    TraceRunner.RunAsync(moe, sequences, writer, sink, includeProbabilities, threads, stop.Token).GetAwaiter().GetResult());
+                summary = ProgressDisplay.Run(context, sink => serverSource is null
+                    ? TraceRunner.RunAsync(moe, sequences, writer, sink, includeProbabilities, threads, stop.Token).GetAwaiter().GetResult()
+                    : TraceRunner.RunAsync(serverSource, sequences, prompts.ToDictionary(p => p.Sequence, p => p.Text), moe.Tokenizer.TokenToPiece,
+                        writer, sink, 4 * serverSettings!.Concurrency, stop.Token).GetAwaiter().GetResult());
             }
             finally
             {

@@ -1,4 +1,5 @@
 using ExpertScope.Core;
+using ExpertScope.Experiments.Storage;
 using ExpertScope.Models.Routing;
 
 namespace ExpertScope.Experiments.RoutingSources;
@@ -107,6 +108,35 @@ public sealed class SequenceRouting
 
     /// <summary>The same routing without weights, scores and probabilities: what a server would return.</summary>
     public SequenceRouting IdsOnly() => new(Layers, PositionCount, TopK, ExpertCount, _experts);
+
+    /// <summary>
+    /// The trace rows of this routing (position, layer, rank order) for a sequence's tokens. Without weights (ids only)
+    /// the <c>weight</c> and <c>score</c> columns are NaN: not available, never estimated.
+    /// </summary>
+    public IReadOnlyList<RoutingTraceRow> ToTraceRows(int sequence, IReadOnlyList<int> tokens, Func<int, string> tokenText)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        ArgumentNullException.ThrowIfNull(tokenText);
+        var rows = new List<RoutingTraceRow>(PositionCount * Layers.Count * TopK);
+        for (var position = 0; position < PositionCount; position++)
+        {
+            var text = tokenText(tokens[position]);
+            for (var l = 0; l < Layers.Count; l++)
+            {
+                var experts = ExpertsAt(l, position);
+                var weights = WeightsAt(l, position);
+                var scores = ScoresAt(l, position);
+                float[]? probabilities = _probabilities is null ? null : ProbabilitiesAt(l, position).ToArray();
+                for (var rank = 0; rank < experts.Length; rank++)
+                {
+                    rows.Add(new RoutingTraceRow(sequence, position, tokens[position], text, Layers[l], rank, experts[rank],
+                        weights.IsEmpty ? float.NaN : weights[rank], scores.IsEmpty ? float.NaN : scores[rank], probabilities));
+                }
+            }
+        }
+
+        return rows;
+    }
 
     /// <summary>Copies an engine trace (every layer it recorded must have the same k and N).</summary>
     /// <exception cref="ExpertScopeException">The trace recorded no MoE layer.</exception>
