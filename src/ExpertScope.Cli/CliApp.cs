@@ -37,6 +37,7 @@ public static class CliApp
         yield return AnalyzeCommand.Create(context);
         yield return BenchCommand.Create(context);
         yield return ServeCommand.Create(context);
+        yield return MergeCommand.Create(context);
     }
 }
 

@@ -48,6 +48,7 @@ public static class ProbeCommand
         var wordNetDissimilar = new Option<int>("--wordnet-dissimilar") { Description = "WordNet dissimilar substitutes per target (0: none).", DefaultValueFactory = _ => 0 };
         var arithmetic = ArithmeticNames.CreateOption();
         var server = new RoutingServerOptions();
+        var shard = new Option<string?>("--shard") { Description = "Route only sentences i, i+n, i+2n, … (i/n) into --out, without analysis; join the shards with expertscope merge, then run the probe on the merged folder." };
         var idsOnly = new Option<bool>("--ids-only") { Description = "Keep expert ids only, as a vLLM/SGLang server gives them (checks a server run against the engine)." };
         var name = ProbeSettings.KindName(kind);
         var command = new Command(name, kind == ProbeKind.WordSense
@@ -58,6 +59,7 @@ public static class ProbeCommand
         };
         server.AddTo(command);
         command.Options.Add(idsOnly);
+        command.Options.Add(shard);
         if (kind == ProbeKind.Substitution)
         {
             command.Options.Add(similarThreshold);
@@ -88,6 +90,15 @@ public static class ProbeCommand
             };
             var folder = parse.GetRequiredValue(output);
             var progress = new TextProgressSink(context.Error);
+            if (parse.GetValue(shard) is { } shardText)
+            {
+                var part = Shard.Parse(shardText);
+                var routed = ProbeExperiment.RouteShardAsync(parse.GetRequiredValue(model), settings, part, folder, progress, "expertscope probe " + name)
+                    .GetAwaiter().GetResult();
+                context.Output.WriteLine($"shard {part}: {routed.SentencesRun} sentences routed, {routed.SentencesResumed} resumed, into {folder}; merge the shards (expertscope merge … --out DIR), then run the probe with --out DIR");
+                return 0;
+            }
+
             var outcome = ProbeExperiment.RunAsync(parse.GetRequiredValue(model), settings, folder, progress, "expertscope probe " + name)
                 .GetAwaiter().GetResult();
             WriteSummary(context, outcome);

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using ExpertScope.Core;
+using ExpertScope.Experiments.Runs;
 using ExpertScope.Experiments.Storage;
 using ExpertScope.Experiments.Tracing;
 
@@ -48,6 +49,7 @@ public static class TraceCommand
             DefaultValueFactory = _ => 10.0,
         };
         var server = new RoutingServerOptions();
+        var shard = new Option<string?>("--shard") { Description = "Trace only sequences i, i+n, i+2n, … (i/n); join the shards' traces with expertscope merge." };
         var command = new Command("trace", "Run a model over texts and write every router decision (expert, weight, score per token, layer and rank) to a resumable Parquet or JSON Lines trace.");
         model.AddTo(command);
         command.Options.Add(input);
@@ -59,6 +61,7 @@ public static class TraceCommand
         command.Options.Add(truncate);
         command.Options.Add(flushSeconds);
         server.AddTo(command);
+        command.Options.Add(shard);
         command.SetAction(parse => context.Guard(() =>
         {
             string inputPath = parse.GetValue(input)!.FullName;
@@ -94,6 +97,12 @@ public static class TraceCommand
             if (parse.GetValue(limit) is { } n)
             {
                 prompts = [.. prompts.Where(p => p.Sequence < n)];
+            }
+
+            if (parse.GetValue(shard) is { } shardText)
+            {
+                var part = Shard.Parse(shardText);
+                prompts = [.. prompts.Where(p => part.Includes(p.Sequence))];
             }
 
             using var moe = model.Load(parse);

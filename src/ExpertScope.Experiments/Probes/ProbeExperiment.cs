@@ -51,7 +51,23 @@ public static class ProbeExperiment
     /// <exception cref="ExpertScopeException">Missing data, malformed records, or a model without MoE layers.</exception>
     public static async Task<ProbeOutcome> RunAsync(
         string modelPath, ProbeSettings settings, string outFolder, IProgressSink? progress = null, string? commandLine = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        (await RunCoreAsync(modelPath, settings, outFolder, null, progress, commandLine, cancellationToken).ConfigureAwait(false)).Outcome!;
+
+    /// <summary>
+    /// Routes only the sentences of one shard (<c>--shard i/n</c>: sentence index mod n = i) into
+    /// <paramref name="outFolder"/>'s trace and journal, without analysis. Merge the shards' folders
+    /// (<see cref="RunMerge.MergeFoldersAsync"/>) and run the probe on the merged folder: it resumes every sentence and
+    /// writes the same results as an unsharded run.
+    /// </summary>
+    public static async Task<ProbeRouting> RouteShardAsync(
+        string modelPath, ProbeSettings settings, Shard shard, string outFolder, IProgressSink? progress = null, string? commandLine = null,
+        CancellationToken cancellationToken = default) =>
+        (await RunCoreAsync(modelPath, settings, outFolder, shard, progress, commandLine, cancellationToken).ConfigureAwait(false)).Routing;
+
+    private static async Task<(ProbeOutcome? Outcome, ProbeRouting Routing)> RunCoreAsync(
+        string modelPath, ProbeSettings settings, string outFolder, Shard? shard, IProgressSink? progress, string? commandLine,
+        CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(modelPath);
         ArgumentNullException.ThrowIfNull(settings);
@@ -115,12 +131,17 @@ public static class ProbeExperiment
             RoutingSource = settings.RoutingSourceName,
             MoeBlocks = source.LayerMap.ToString(),
         };
-        var routing = await ProbeRunner.RunAsync(source, plan, folder, metadata, settings.CheckpointEvery, progress, cancellationToken)
+        var routing = await ProbeRunner.RunAsync(source, plan, folder, metadata, settings.CheckpointEvery, progress, cancellationToken, shard)
             .ConfigureAwait(false);
+        if (shard is not null)
+        {
+            return (null, routing);
+        }
+
         var measurements = ProbeAnalysis.Score(plan.Pairs, routing, settings, modelInfo.SharedExperts);
         var results = ProbeAnalysis.Analyze(settings.Kind, routing.Layers, measurements, settings);
         var outcome = new ProbeOutcome(settings, modelInfo, data, plan, routing, results);
         ProbeOutputs.WriteAll(outcome, outFolder);
-        return outcome;
+        return (outcome, routing);
     }
 }

@@ -90,9 +90,10 @@ public static class ProbeRunner
     /// <param name="checkpointEvery">Sentences between durable checkpoints (and per request batch).</param>
     /// <param name="progress">Progress display.</param>
     /// <param name="cancellationToken">Stops the run (finished checkpoints are kept).</param>
+    /// <param name="shard">Route only the sentences of this shard (index mod n = i); null: all.</param>
     public static async Task<ProbeRouting> RunAsync(
         IRoutingSource source, ProbePlan plan, RunFolder folder, TraceMetadata metadata, int checkpointEvery,
-        IProgressSink progress, CancellationToken cancellationToken = default)
+        IProgressSink progress, CancellationToken cancellationToken = default, Shard? shard = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(plan);
@@ -116,11 +117,18 @@ public static class ProbeRunner
 
         ProbeRouting? routing = null;
         var pending = new List<WorkRecord>();
-        var resumed = journaled.Count(entry => entry.Key < plan.Sentences.Count);
-        using var task = progress.StartTask("routing sentences", plan.Sentences.Count, resumed, "sentences");
+        bool Selected(int sentence) => shard is not { } part || part.Includes(sentence);
+        var selected = Enumerable.Range(0, plan.Sentences.Count).Count(Selected);
+        var resumed = journaled.Count(entry => entry.Key < plan.Sentences.Count && Selected(entry.Key));
+        using var task = progress.StartTask("routing sentences", selected, resumed, "sentences");
         var toRun = new List<int>();
         for (var sentence = 0; sentence < plan.Sentences.Count; sentence++)
         {
+            if (!Selected(sentence))
+            {
+                continue;
+            }
+
             if (journaled.TryGetValue(sentence, out var saved) && writer.Contains(sentence))
             {
                 routing ??= new ProbeRouting(saved.Layers);
@@ -173,7 +181,7 @@ public static class ProbeRunner
         task.Complete();
         routing ??= new ProbeRouting([]);
         routing.SentencesRun = toRun.Count;
-        routing.SentencesResumed = plan.Sentences.Count - toRun.Count;
+        routing.SentencesResumed = selected - toRun.Count;
         return routing;
     }
 
