@@ -38,6 +38,7 @@ public static class CliApp
         yield return BenchCommand.Create(context);
         yield return ServeCommand.Create(context);
         yield return MergeCommand.Create(context);
+        yield return QueryCommand.Create(context);
     }
 }
 
