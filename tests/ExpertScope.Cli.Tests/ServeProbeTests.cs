@@ -94,6 +94,23 @@ public sealed class ServeProbeTests
     }
 
     [Fact]
+    public async Task TokenIdAnalysisThroughTheServerEqualsTheEngine()
+    {
+        using var temp = new TempDirectory();
+        await using var server = await LoopbackServer.StartAsync();
+        File.WriteAllLines(temp.File("in.txt"), Enumerable.Range(0, 6).Select(i => $"the bank and the river and the bank {i}"));
+        string[] common = ["analyze", "token-id", "--model", ModelPath, "--input", temp.File("in.txt"), "--min-occurrences", "3"];
+        var engine = Run([.. common, "--out", temp.File("engine")]);
+        Assert.True(engine.Code == 0, engine.Error);
+        var served = Run([.. common, "--server", server.Address, "--server-kind", "vllm", "--out", temp.File("server")]);
+        Assert.True(served.Code == 0, served.Error);
+        foreach (var file in new[] { "layers.csv", "token_profiles.csv" })
+        {
+            Assert.Equal(File.ReadAllText(Path.Combine(temp.File("engine"), file)), File.ReadAllText(Path.Combine(temp.File("server"), file)));
+        }
+    }
+
+    [Fact]
     public async Task InterruptedServerRunResumesToTheSameResult()
     {
         using var temp = new TempDirectory();
@@ -114,8 +131,10 @@ public sealed class ServeProbeTests
         using var stop = new CancellationTokenSource();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
             ProbeExperiment.RunAsync(ModelPath, settings, temp.File("resumed"), new CancelOnAdvance(stop), cancellationToken: stop.Token));
+        var journaled = WorkJournal.ReadRecords(Path.Combine(temp.File("resumed"), RunFolder.JournalFileName)).Count;
         var outcome = await ProbeExperiment.RunAsync(ModelPath, settings, temp.File("resumed"));
-        Assert.Equal(2, outcome.Routing.SentencesResumed);
+        Assert.InRange(journaled, 1, outcome.Plan.Sentences.Count - 1);
+        Assert.Equal(journaled, outcome.Routing.SentencesResumed);
         Assert.Equal(File.ReadAllBytes(Path.Combine(temp.File("whole"), "pairs.csv")), File.ReadAllBytes(Path.Combine(temp.File("resumed"), "pairs.csv")));
     }
 

@@ -21,15 +21,18 @@ public sealed record TokenIdResult(IReadOnlyList<TokenRoutingLayerSummary> Layer
 /// </summary>
 public static class TokenIdAnalysis
 {
-    /// <summary>Collects the routing of <paramref name="groups"/> and analyses it.</summary>
+    /// <summary>Collects the routing of <paramref name="groups"/> (from the engine, or from <c>source</c> when given) and analyses it.</summary>
     /// <exception cref="ExpertScopeException">No token id occurs <paramref name="minimumOccurrences"/> times.</exception>
     public static TokenIdResult Run(
         MoeModel model, RunFolder folder, IReadOnlyList<RoutingGroup> groups, int minimumOccurrences, IProgressSink progress, int? threadCount,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, RoutingSources.IRoutingSource? source = null)
     {
         ArgumentNullException.ThrowIfNull(groups);
         ArgumentOutOfRangeException.ThrowIfLessThan(minimumOccurrences, 1);
-        var collected = RoutingCollector.Collect(model, folder, groups, progress, threadCount, cancellationToken);
+        // The analysis needs expert ids and ranks only, so a server's ids-only routing gives the same numbers.
+        var collected = source is null
+            ? RoutingCollector.Collect(model, folder, groups, progress, threadCount, cancellationToken)
+            : RoutingCollector.Collect(source, folder, groups, progress, cancellationToken);
 
         // Sequence ids restart in every group; make them distinct so occurrences stay apart.
         var records = new List<RoutingRecord>();

@@ -81,13 +81,13 @@ public static class ProbeRunner
 
     /// <summary>
     /// Routes every planned sentence that the journal does not already hold, taking the routing from
-    /// <paramref name="source"/> (the engine, or a vLLM/SGLang server) one checkpoint's worth of sentences at a time.
+    /// <paramref name="source"/> (the engine, or a vLLM/SGLang server) <see cref="IRoutingSource.BatchSize"/> sentences at a time.
     /// </summary>
     /// <param name="source">Where routing comes from.</param>
     /// <param name="plan">The plan.</param>
     /// <param name="folder">The run folder (manifest already checked).</param>
     /// <param name="metadata">Trace metadata (model hash, architecture, N, k, routing source).</param>
-    /// <param name="checkpointEvery">Sentences between durable checkpoints (and per request batch).</param>
+    /// <param name="checkpointEvery">Sentences between durable checkpoints.</param>
     /// <param name="progress">Progress display.</param>
     /// <param name="cancellationToken">Stops the run (finished checkpoints are kept).</param>
     /// <param name="shard">Route only the sentences of this shard (index mod n = i); null: all.</param>
@@ -141,7 +141,7 @@ public static class ProbeRunner
             }
         }
 
-        foreach (var batch in toRun.Chunk(Math.Max(1, checkpointEvery)))
+        foreach (var batch in toRun.Chunk(Math.Max(1, source.BatchSize)))
         {
             cancellationToken.ThrowIfCancellationRequested();
             var prompts = batch.Select(sentence => new RoutingPrompt(

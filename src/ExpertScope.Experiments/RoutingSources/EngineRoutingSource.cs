@@ -29,6 +29,9 @@ public sealed class EngineRoutingSource : IRoutingSource
     public string Kind => "engine";
 
     /// <inheritdoc/>
+    public int BatchSize => 1;
+
+    /// <inheritdoc/>
     public MoeLayerMap LayerMap { get; }
 
     /// <inheritdoc/>
@@ -61,6 +64,9 @@ public sealed class IdsOnlyRoutingSource(IRoutingSource inner) : IRoutingSource
 
     /// <inheritdoc/>
     public string Kind => inner.Kind + "-ids";
+
+    /// <inheritdoc/>
+    public int BatchSize => inner.BatchSize;
 
     /// <inheritdoc/>
     public MoeLayerMap LayerMap => inner.LayerMap;

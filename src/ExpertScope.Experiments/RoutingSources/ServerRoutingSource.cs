@@ -98,6 +98,9 @@ public sealed class ServerRoutingSource : IRoutingSource, IDisposable
     /// <inheritdoc/>
     public MoeLayerMap LayerMap => _options.LayerMap;
 
+    /// <inheritdoc/>
+    public int BatchSize => 2 * _options.Concurrency;
+
     /// <summary>HTTP requests sent so far (retries included).</summary>
     public long Requests => Interlocked.Read(ref _requests);
 
@@ -143,7 +146,7 @@ public sealed class ServerRoutingSource : IRoutingSource, IDisposable
     public async Task<SequenceRouting> RouteOneAsync(RoutingPrompt prompt, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
-        if (_options.VerifyTokenIds)
+        if (_options.VerifyTokenIds && prompt.Text is not null)
         {
             var serverTokens = await WithRetriesAsync(prompt, "/tokenize", TokenizeBody(prompt), ReadTokenize, cancellationToken).ConfigureAwait(false);
             if (!serverTokens.SequenceEqual(prompt.Tokens))
@@ -172,7 +175,8 @@ public sealed class ServerRoutingSource : IRoutingSource, IDisposable
 
     private JsonObject CompletionBody(RoutingPrompt prompt)
     {
-        var body = new JsonObject { ["prompt"] = prompt.Text, ["max_tokens"] = 1, ["temperature"] = 0 };
+        JsonNode promptField = prompt.Text is { } text ? JsonValue.Create(text) : new JsonArray([.. prompt.Tokens.Select(token => (JsonNode)token)]);
+        var body = new JsonObject { ["prompt"] = promptField, ["max_tokens"] = 1, ["temperature"] = 0 };
         if (_options.Model is { } model)
         {
             body["model"] = model;
