@@ -190,6 +190,8 @@ public sealed class ServeProbeTests
         Assert.Equal(HttpStatusCode.BadRequest, (await Post(http, "/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 1000}")).Status);
         Assert.Equal(HttpStatusCode.BadRequest, (await Post(http, "/v1/completions", "{\"prompt\": [1, 99999999], \"max_tokens\": 1}")).Status);
         Assert.Equal(HttpStatusCode.BadRequest, (await Post(http, "/v1/completions", "{\"prompt\": \"x\", \"temperature\": 0.7}")).Status);
+        Assert.Equal(HttpStatusCode.BadRequest, (await Post(http, "/v1/completions", "{\"prompt\": \"x\", \"temperature\": \"hot\"}")).Status);
+        Assert.Equal(HttpStatusCode.BadRequest, (await Post(http, "/v1/completions", "{\"prompt\": [\"a\", \"b\"]}")).Status);
         Assert.Equal(HttpStatusCode.BadRequest, (await Post(http, "/v1/completions", "{\"prompt\": ")).Status);
         var large = await Post(http, "/v1/completions", "{\"prompt\": \"" + new string('a', 8000) + "\"}");
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, large.Status);

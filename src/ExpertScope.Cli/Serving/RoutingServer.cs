@@ -136,6 +136,11 @@ public static class RoutingServer
         {
             return Error(400, e.Message);
         }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            // A field of the wrong JSON type (e.g. "temperature": "hot").
+            return Error(400, "malformed request field: " + e.Message);
+        }
         catch (ExpertScopeException e)
         {
             return Error(400, e.Message);

@@ -202,9 +202,10 @@ public sealed class ServerRoutingSource : IRoutingSource, IDisposable
     }
 
     private static IReadOnlyList<int> ReadTokenize(string body) =>
-        JsonNode.Parse(body)?["tokens"] is JsonArray tokens
+        JsonNode.Parse(body) is JsonObject { } root && root["tokens"] is JsonArray tokens
+            && tokens.All(token => token is JsonValue value && value.TryGetValue<int>(out _))
             ? [.. tokens.Select(token => token!.GetValue<int>())]
-            : throw new ExpertScopeException("the server's /tokenize response has no 'tokens' list");
+            : throw new ExpertScopeException("the server's /tokenize response has no 'tokens' list of integers");
 
     private async Task<T> WithRetriesAsync<T>(RoutingPrompt prompt, string path, JsonObject request, Func<string, T> read, CancellationToken cancellationToken)
     {
