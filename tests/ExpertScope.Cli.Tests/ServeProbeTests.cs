@@ -35,6 +35,8 @@ public sealed class ServeProbeTests
         var sglang = Run([.. common, "--server", server.Address, "--server-kind", "sglang", "--out", temp.File("sglang")]);
         Assert.True(sglang.Code == 0, sglang.Error);
 
+        Assert.Contains("routing source 'vllm' gives expert ids only", vllm.Output, StringComparison.Ordinal);
+        Assert.Contains("requests", vllm.Error, StringComparison.Ordinal);
         var expected = File.ReadAllBytes(Path.Combine(temp.File("engine"), "pairs.csv"));
         Assert.Equal(expected, File.ReadAllBytes(Path.Combine(temp.File("vllm"), "pairs.csv")));
         Assert.Equal(expected, File.ReadAllBytes(Path.Combine(temp.File("sglang"), "pairs.csv")));

@@ -102,6 +102,11 @@ public static class ProbeCommand
             var outcome = ProbeExperiment.RunAsync(parse.GetRequiredValue(model), settings, folder, progress, "expertscope probe " + name)
                 .GetAwaiter().GetResult();
             WriteSummary(context, outcome);
+            if (settings.RoutingSourceName != "engine")
+            {
+                context.Output.WriteLine($"routing source '{settings.RoutingSourceName}' gives expert ids only: weighted and js are not available (NaN in pairs.csv)");
+            }
+
             context.Output.WriteLine($"wrote {Path.Combine(folder, ProbeOutputs.ResultsFileName)}, {ProbeOutputs.PairsFileName}, {ProbeRunner.TraceFileName}, {ProbeOutputs.ReportFileName}");
             return 0;
         }));

@@ -120,7 +120,8 @@ public static class ProbeRunner
         bool Selected(int sentence) => shard is not { } part || part.Includes(sentence);
         var selected = Enumerable.Range(0, plan.Sentences.Count).Count(Selected);
         var resumed = journaled.Count(entry => entry.Key < plan.Sentences.Count && Selected(entry.Key));
-        using var task = progress.StartTask("routing sentences", selected, resumed, "sentences");
+        // One request per sentence to a server, so its rate reads as requests/s.
+        using var task = progress.StartTask("routing sentences", selected, resumed, source is ServerRoutingSource ? "requests" : "sentences");
         var toRun = new List<int>();
         for (var sentence = 0; sentence < plan.Sentences.Count; sentence++)
         {
