@@ -44,6 +44,9 @@ public static class CliApp
         yield return AnalyzeCommand.Create(context);
         yield return BenchCommand.Create(context);
         yield return DataCommand.Create(context);
+        yield return ServeCommand.Create(context);
+        yield return MergeCommand.Create(context);
+        yield return QueryCommand.Create(context);
     }
 }
 

@@ -43,6 +43,8 @@ public static class AnalyzeTokenIdCommand
         command.Options.Add(positionBucket);
         command.Options.Add(output);
         command.Options.Add(baseline);
+        var server = new RoutingServerOptions();
+        server.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             AnalyzeCommand.CheckBaseline(parse, baseline, "token-id");
@@ -104,13 +106,19 @@ public static class AnalyzeTokenIdCommand
                 source = data.FullName + string.Create(CultureInfo.InvariantCulture, $" ({parse.GetValue(tokensPerDomain)} tokens per domain)");
             }
 
-            using var run = AnalyzeCommand.OpenFolder(context, parse, folder, "analyze-token-id", moe, new Dictionary<string, string>
+            var serverSettings = server.Parse(parse);
+            using var serverSource = serverSettings?.CreateSource(moe.File, Formats.ModelInfo.FromGguf(moe.File));
+            var settings = new Dictionary<string, string> { ["source"] = source };
+            if (serverSource is not null)
             {
-                ["source"] = source,
-            }, data is null ? null : parse.GetValue(seed));
+                // Only a server is recorded, so runs made before the option existed still resume.
+                settings["routing_source"] = serverSource.Kind;
+            }
+
+            using var run = AnalyzeCommand.OpenFolder(context, parse, folder, "analyze-token-id", moe, settings, data is null ? null : parse.GetValue(seed));
             return AnalyzeCommand.Interruptible(context, folder, token =>
             {
-                var result = ProgressDisplay.Run(context, sink => TokenIdAnalysis.Run(moe, run, groups, minimumOccurrences, sink, threads, token, parse.GetValue(includeSpecial), bucket));
+                var result = ProgressDisplay.Run(context, sink => TokenIdAnalysis.Run(moe, run, groups, minimumOccurrences, sink, threads, token, parse.GetValue(includeSpecial), bucket, serverSource));
                 TokenIdAnalysis.WriteOutputs(result, folder, Path.GetFileName(moe.FilePath), moe, RandomWeightsLine.Check(context, moe));
                 AnalyzeSummaries.TokenId(context, result);
                 AnalyzeCommand.CompareWithBaseline(context, parse, baseline, folder);

@@ -53,6 +53,9 @@ public static class ProbeCommand
         var wordNetDissimilar = new Option<int>("--wordnet-dissimilar") { Description = "WordNet dissimilar substitutes per target (0: none).", DefaultValueFactory = _ => 0 };
         var noInflect = new Option<bool>("--no-inflect") { Description = "Put substitutes in as their SWORDS lemma, not in the target's inflected form." };
         var arithmetic = ArithmeticNames.CreateOption();
+        var server = new RoutingServerOptions();
+        var shard = new Option<string?>("--shard") { Description = "Route only sentences i, i+n, i+2n, … (i/n) into --out, without analysis; join the shards with expertscope merge, then run the probe on the merged folder." };
+        var idsOnly = new Option<bool>("--ids-only") { Description = "Keep expert ids only, as a vLLM/SGLang server gives them (checks a server run against the engine)." };
         var name = ProbeSettings.KindName(kind);
         var command = new Command(name, kind == ProbeKind.WordSense
             ? "One word in two contexts: is routing more similar for the same sense than for different senses?"
@@ -60,6 +63,9 @@ public static class ProbeCommand
         {
             model, dataset, dataDir, wordNetDir, limit, seed, metric, subTokens, position, keepIdenticalPrefixes, includeShared, lenient, output, threads, resamples, arithmetic,
         };
+        server.AddTo(command);
+        command.Options.Add(idsOnly);
+        command.Options.Add(shard);
         if (kind == ProbeKind.Substitution)
         {
             command.Options.Add(similarThreshold);
@@ -89,15 +95,32 @@ public static class ProbeCommand
                 SimilarThreshold = kind == ProbeKind.Substitution ? parse.GetValue(similarThreshold) : 0.5,
                 WordNetDissimilar = kind == ProbeKind.Substitution ? parse.GetValue(wordNetDissimilar) : 0,
                 InflectSubstitutes = kind == ProbeKind.Substitution && !parse.GetValue(noInflect),
+                Server = server.Parse(parse),
+                IdsOnly = parse.GetValue(idsOnly),
             };
             var folder = parse.GetRequiredValue(output).FullName;
             var progress = new TextProgressSink(context.Error);
             // Ctrl+C or SIGTERM: the sentence in flight finishes, what finished is journalled, exit 130 (as trace).
             return AnalyzeCommand.Interruptible(context, folder, stop =>
             {
-                var outcome = ProbeExperiment.RunAsync(parse.GetRequiredValue(model).FullName, settings, folder, progress, TraceCommand.CommandLineOf(parse), stop)
+                var modelPath = parse.GetRequiredValue(model).FullName;
+                if (parse.GetValue(shard) is { } shardText)
+                {
+                    var part = Shard.Parse(shardText);
+                    var routed = ProbeExperiment.RouteShardAsync(modelPath, settings, part, folder, progress, TraceCommand.CommandLineOf(parse), stop)
+                        .GetAwaiter().GetResult();
+                    context.Output.WriteLine($"shard {part}: {routed.SentencesRun} sentences routed, {routed.SentencesResumed} resumed, into {folder}; merge the shards (expertscope merge … --out DIR), then run the probe with --out DIR");
+                    return 0;
+                }
+
+                var outcome = ProbeExperiment.RunAsync(modelPath, settings, folder, progress, TraceCommand.CommandLineOf(parse), stop)
                     .GetAwaiter().GetResult();
                 WriteSummary(context, outcome);
+                if (settings.RoutingSourceName != "engine")
+                {
+                    context.Output.WriteLine($"routing source '{settings.RoutingSourceName}' gives expert ids only: weighted and js are not available (NaN in pairs.csv)");
+                }
+
                 context.Output.WriteLine($"wrote {Path.Combine(folder, ProbeOutputs.ResultsFileName)}, {ProbeOutputs.PairsFileName}, {ProbeRunner.TraceFileName}, {ProbeOutputs.ReportFileName}");
                 return 0;
             });

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using ExpertScope.Core;
+using ExpertScope.Experiments.Runs;
 using ExpertScope.Experiments.Storage;
 using ExpertScope.Experiments.Tracing;
 
@@ -48,6 +49,8 @@ public static class TraceCommand
             DefaultValueFactory = _ => 10.0,
         };
         var parseSpecial = SpecialTokenText.CreateParseSpecialOption();
+        var server = new RoutingServerOptions();
+        var shard = new Option<string?>("--shard") { Description = "Trace only sequences i, i+n, i+2n, … (i/n); join the shards' traces with expertscope merge." };
         var command = new Command("trace", "Run a model over texts and write every router decision (expert, weight, score per token, layer and rank) to a resumable Parquet or JSON Lines trace.");
         model.AddTo(command);
         command.Options.Add(input);
@@ -61,6 +64,8 @@ public static class TraceCommand
         command.Options.Add(parseSpecial);
         var chat = new ChatOptions();
         chat.AddTo(command);
+        server.AddTo(command);
+        command.Options.Add(shard);
         command.SetAction(parse => context.Guard(() =>
         {
             string inputPath = parse.GetValue(input)!.FullName;
@@ -106,6 +111,12 @@ public static class TraceCommand
                 prompts = [.. prompts.Where(p => p.Sequence < n)];
             }
 
+            if (parse.GetValue(shard) is { } shardText)
+            {
+                var part = Shard.Parse(shardText);
+                prompts = [.. prompts.Where(p => part.Includes(p.Sequence))];
+            }
+
             if (prompts.Count == 0)
             {
                 context.Error.WriteLine($"warning: {inputPath} holds no text to trace (every line is empty or beyond --limit); the trace will have no rows.");
@@ -128,6 +139,13 @@ public static class TraceCommand
                     $"warning: {inputPath}:{cut.LineNumber}: truncated from {cut.OriginalLength} to {cut.Tokens.Count} tokens (the model's context)."));
             }
 
+            var serverSettings = server.Parse(parse);
+            if (serverSettings is not null && parse.GetValue(probabilities))
+            {
+                throw new ExpertScopeException("--probs needs the engine: a server returns expert ids only");
+            }
+
+            using var serverSource = serverSettings?.CreateSource(moe.File, Formats.ModelInfo.FromGguf(moe.File));
             var router = moe.Blocks.First(b => b.Moe is not null).Moe!.Router.Config;
             var metadata = new TraceMetadata
             {
@@ -137,6 +155,8 @@ public static class TraceCommand
                 TopK = router.TopK,
                 FloatArithmetic = ArithmeticNames.Name(ArithmeticNames.Parse(parse.GetValue(model.Arithmetic))),
                 CommandLine = CommandLineOf(parse),
+                RoutingSource = serverSource?.Kind ?? "engine",
+                MoeBlocks = (serverSource?.LayerMap ?? new Experiments.RoutingSources.MoeLayerMap(shape.MoeLayers, moe.FilePath)).ToString(),
             };
             bool includeProbabilities = parse.GetValue(probabilities);
             var writerOptions = new TraceWriterOptions { IncludeProbabilities = includeProbabilities, MaxBufferTime = TimeSpan.FromSeconds(flush) };
@@ -161,8 +181,10 @@ public static class TraceCommand
 
                 // Ctrl+C or SIGTERM: finish the sequence in flight, write what finished, exit 130. A second Ctrl+C kills.
                 using var stop = new StopSignal();
-                summary = ProgressDisplay.Run(context, sink =>
-                    TraceRunner.RunAsync(moe, sequences, writer, sink, includeProbabilities, threads, stop.Token).GetAwaiter().GetResult());
+                summary = ProgressDisplay.Run(context, sink => serverSource is null
+                    ? TraceRunner.RunAsync(moe, sequences, writer, sink, includeProbabilities, threads, stop.Token).GetAwaiter().GetResult()
+                    : TraceRunner.RunAsync(serverSource, sequences, prompts.ToDictionary(p => p.Sequence, p => p.Text), moe.Tokenizer.TokenToPiece,
+                        writer, sink, 4 * serverSettings!.Concurrency, stop.Token).GetAwaiter().GetResult());
             }
             finally
             {

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using ExpertScope.Core;
 using ExpertScope.Experiments.Analyses;
+using ExpertScope.Experiments.RoutingSources;
 using ExpertScope.Experiments.Runs;
 using ExpertScope.Models;
 using ExpertScope.Models.Routing;
@@ -72,8 +73,66 @@ public static class RoutingCollector
         MoeModel model, RunFolder folder, IReadOnlyList<RoutingGroup> groups, IProgressSink progress, int? threadCount,
         Action<string, IReadOnlyList<RoutingRecord>> onGroup, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(onGroup);
         ArgumentNullException.ThrowIfNull(model);
+        CollectCore(folder, groups, progress, onGroup, cancellationToken, (group, sequences, first, advance) =>
+        {
+            var records = new List<RoutingRecord>();
+            for (int i = 0; i < sequences.Count; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                records.AddRange(Run(model, sequences[i], first + i, threadCount));
+                advance(sequences[i].Count);
+            }
+
+            return records;
+        });
+    }
+
+    /// <summary>
+    /// As the engine overload, but the routing comes from <paramref name="source"/> (a vLLM or SGLang server, sent the
+    /// token ids), one saved part per request batch. Ids-only sources give records with a NaN weight.
+    /// </summary>
+    public static IReadOnlyList<(string Name, IReadOnlyList<RoutingRecord> Records)> Collect(
+        IRoutingSource source, RunFolder folder, IReadOnlyList<RoutingGroup> groups, IProgressSink progress, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        var result = new List<(string, IReadOnlyList<RoutingRecord>)>();
+        CollectCore(folder, groups, progress, (name, records) => result.Add((name, records)), cancellationToken, (group, sequences, first, advance) =>
+        {
+            var prompts = sequences.Select((tokens, i) => new RoutingPrompt(
+                string.Create(CultureInfo.InvariantCulture, $"{group} sequence {first + i}"), null, tokens, tokens.Count)).ToList();
+            var routed = source.RouteAsync(prompts, cancellationToken).GetAwaiter().GetResult();
+            var records = new List<RoutingRecord>();
+            for (int i = 0; i < routed.Count; i++)
+            {
+                var routing = routed[i];
+                for (int layer = 0; layer < routing.Layers.Count; layer++)
+                {
+                    for (int position = 0; position < routing.PositionCount; position++)
+                    {
+                        var experts = routing.ExpertsAt(layer, position);
+                        var weights = routing.WeightsAt(layer, position);
+                        for (int rank = 0; rank < experts.Length; rank++)
+                        {
+                            records.Add(new RoutingRecord(first + i, position, sequences[i][position], routing.Layers[layer], rank, experts[rank],
+                                weights.IsEmpty ? float.NaN : weights[rank]));
+                        }
+                    }
+                }
+
+                advance(sequences[i].Count);
+            }
+
+            return records;
+        });
+        return result;
+    }
+
+    private static void CollectCore(
+        RunFolder folder, IReadOnlyList<RoutingGroup> groups, IProgressSink progress, Action<string, IReadOnlyList<RoutingRecord>> onGroup,
+        CancellationToken cancellationToken, Func<string, IReadOnlyList<IReadOnlyList<int>>, int, Action<long>, List<RoutingRecord>> routePart)
+    {
+        ArgumentNullException.ThrowIfNull(onGroup);
         ArgumentNullException.ThrowIfNull(folder);
         ArgumentNullException.ThrowIfNull(groups);
         ArgumentNullException.ThrowIfNull(progress);
@@ -105,15 +164,8 @@ public static class RoutingCollector
                     continue;
                 }
 
-                var partRecords = new List<RoutingRecord>();
-                int end = Math.Min(group.Sequences.Count, (part + 1) * PartSize);
-                for (int sequence = part * PartSize; sequence < end; sequence++)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    var tokens = group.Sequences[sequence];
-                    partRecords.AddRange(Run(model, tokens, sequence, threadCount));
-                    task.Advance(tokens.Count);
-                }
+                cancellationToken.ThrowIfCancellationRequested();
+                var partRecords = routePart(group.Name, [.. group.Sequences.Skip(part * PartSize).Take(PartSize)], part * PartSize, task.Advance);
 
                 Write(file, partRecords);
                 folder.MarkFinished(unit);

@@ -38,15 +38,20 @@ public static class TokenIdAnalysis
     /// <param name="cancellationToken">Stops between sequences.</param>
     /// <param name="includeSpecialTokens">Count BOS, EOS and control tokens too (default false, see <see cref="SpecialTokens"/>).</param>
     /// <param name="positionBucket">Positions per bucket of <see cref="TokenIdResult.ByPosition"/>.</param>
+    /// <param name="source">Routing from a server (ids only) instead of the engine; null for the engine.</param>
     /// <exception cref="ExpertScopeException">No token id occurs <paramref name="minimumOccurrences"/> times.</exception>
     public static TokenIdResult Run(
         MoeModel model, RunFolder folder, IReadOnlyList<RoutingGroup> groups, int minimumOccurrences, IProgressSink progress, int? threadCount,
-        CancellationToken cancellationToken = default, bool includeSpecialTokens = false, int positionBucket = DefaultPositionBucket)
+        CancellationToken cancellationToken = default, bool includeSpecialTokens = false, int positionBucket = DefaultPositionBucket,
+        RoutingSources.IRoutingSource? source = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(groups);
         ArgumentOutOfRangeException.ThrowIfLessThan(minimumOccurrences, 1);
-        var collected = RoutingCollector.Collect(model, folder, groups, progress, threadCount, cancellationToken);
+        // The analysis needs expert ids and ranks only, so a server's ids-only routing gives the same numbers.
+        var collected = source is null
+            ? RoutingCollector.Collect(model, folder, groups, progress, threadCount, cancellationToken)
+            : RoutingCollector.Collect(source, folder, groups, progress, cancellationToken);
 
         // Sequence ids restart in every group; make them distinct so occurrences stay apart.
         var excluded = includeSpecialTokens ? new HashSet<int>() : SpecialTokens.Ids(model);

@@ -4,8 +4,8 @@ namespace ExpertScope.Experiments.Probes;
 
 /// <summary>The routing of one token at one MoE layer, as the probes keep it.</summary>
 /// <param name="Experts">Selected routed experts, best first.</param>
-/// <param name="Weights">Their final mixing weights.</param>
-/// <param name="Probabilities">The full router distribution over the routed experts.</param>
+/// <param name="Weights">Their final mixing weights (empty when the routing came from a server, which gives ids only).</param>
+/// <param name="Probabilities">The full router distribution over the routed experts (empty likewise).</param>
 public sealed record TokenRouting(int[] Experts, float[] Weights, float[] Probabilities);
 
 /// <summary>The five routing similarities of one pair of words at one layer.</summary>
@@ -41,6 +41,8 @@ public readonly record struct PairScores(double Overlap, double Jaccard, double 
     /// <param name="first">Sub-tokens of the first word, in order.</param>
     /// <param name="second">Sub-tokens of the second word.</param>
     /// <param name="mode">Which sub-tokens stand for the word.</param>
+    /// <param name="routedExperts">N, the routed experts per layer (0: the probabilities' length). Ids-only routing has no
+    /// weights or probabilities: <c>weighted</c> and <c>js</c> are then NaN (not available), never estimated.</param>
     /// <param name="sharedExperts">
     /// Always-active shared experts to count as selected by both tokens (0 to leave them out, the default of the
     /// probes). They get indices after the routed ones and weight 1 (they are applied unscaled). They change overlap,
@@ -48,7 +50,8 @@ public readonly record struct PairScores(double Overlap, double Jaccard, double 
     /// </param>
     /// <param name="chanceOverlap">C = Σₑ qₑ² of this layer for <see cref="LoadCorrectedKappa"/>, or NaN to leave it out.</param>
     public static PairScores Compute(
-        IReadOnlyList<TokenRouting> first, IReadOnlyList<TokenRouting> second, SubTokenMode mode, int sharedExperts = 0, double chanceOverlap = double.NaN)
+        IReadOnlyList<TokenRouting> first, IReadOnlyList<TokenRouting> second, SubTokenMode mode, int sharedExperts = 0, double chanceOverlap = double.NaN,
+        int routedExperts = 0)
     {
         ArgumentNullException.ThrowIfNull(first);
         ArgumentNullException.ThrowIfNull(second);
@@ -57,15 +60,18 @@ public readonly record struct PairScores(double Overlap, double Jaccard, double 
             throw new ArgumentException("Both words need at least one token.");
         }
 
-        var routed = first[0].Probabilities.Length;
+        var routed = routedExperts > 0 ? routedExperts : first[0].Probabilities.Length;
+        var idsOnly = first.Concat(second).Any(token => token.Weights.Length == 0);
         var include = sharedExperts > 0;
         var a = first.Select(token => Choices(token, routed, sharedExperts)).ToList();
         var b = second.Select(token => Choices(token, routed, sharedExperts)).ToList();
         var overlap = SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.IntersectionOverK(x, y, include));
         var jaccard = SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.Jaccard(x, y, include));
         var kappa = SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.ChanceCorrected(x, y, routed));
-        var weighted = SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.WeightedOverlap(x, y, include));
-        var js = RouterDistance.JensenShannon(Distribution(first, mode), Distribution(second, mode));
+        var weighted = idsOnly ? double.NaN : SubTokenAggregation.Aggregate(a, b, mode, (x, y) => RoutingOverlap.WeightedOverlap(x, y, include));
+        var js = first.Concat(second).Any(token => token.Probabilities.Length == 0)
+            ? double.NaN
+            : RouterDistance.JensenShannon(Distribution(first, mode), Distribution(second, mode));
         var loadKappa = double.NaN;
         if (double.IsFinite(chanceOverlap))
         {
@@ -89,7 +95,7 @@ public readonly record struct PairScores(double Overlap, double Jaccard, double 
         var choices = new ExpertChoice[token.Experts.Length + sharedExperts];
         for (var i = 0; i < token.Experts.Length; i++)
         {
-            choices[i] = new ExpertChoice(token.Experts[i], token.Weights[i]);
+            choices[i] = new ExpertChoice(token.Experts[i], token.Weights.Length == 0 ? float.NaN : token.Weights[i]);
         }
 
         for (var s = 0; s < sharedExperts; s++)

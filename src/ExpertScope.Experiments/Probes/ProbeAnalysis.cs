@@ -159,7 +159,7 @@ public static class ProbeAnalysis
         var shared = settings.IncludeShared ? sharedExperts : 0;
         return [.. pairs.Select(pair => new PairMeasurement(pair, [.. Enumerable.Range(0, routing.Layers.Count).Select(layer =>
             PairScores.Compute(routing.Word(pair.First, layer), routing.Word(pair.Second, layer), settings.SubTokens, shared,
-                loads is null ? double.NaN : loads[layer].ChanceOverlap))]))];
+                loads is null ? double.NaN : loads[layer].ChanceOverlap, routing.ExpertCount))]))];
     }
 
     /// <summary>

@@ -2,7 +2,6 @@ using ExpertScope.Core;
 using ExpertScope.Experiments.Runs;
 using ExpertScope.Experiments.Storage;
 using ExpertScope.Formats;
-using ExpertScope.Models;
 
 namespace ExpertScope.Experiments.Probes;
 
@@ -53,7 +52,23 @@ public static class ProbeExperiment
     /// <exception cref="ExpertScopeException">Missing data, malformed records, or a model without MoE layers.</exception>
     public static async Task<ProbeOutcome> RunAsync(
         string modelPath, ProbeSettings settings, string outFolder, IProgressSink? progress = null, string? commandLine = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        (await RunCoreAsync(modelPath, settings, outFolder, null, progress, commandLine, cancellationToken).ConfigureAwait(false)).Outcome!;
+
+    /// <summary>
+    /// Routes only the sentences of one shard (<c>--shard i/n</c>: sentence index mod n = i) into
+    /// <paramref name="outFolder"/>'s trace and journal, without analysis. Merge the shards' folders
+    /// (<see cref="RunMerge.MergeFoldersAsync"/>) and run the probe on the merged folder: it resumes every sentence and
+    /// writes the same results as an unsharded run.
+    /// </summary>
+    public static async Task<ProbeRouting> RouteShardAsync(
+        string modelPath, ProbeSettings settings, Shard shard, string outFolder, IProgressSink? progress = null, string? commandLine = null,
+        CancellationToken cancellationToken = default) =>
+        (await RunCoreAsync(modelPath, settings, outFolder, shard, progress, commandLine, cancellationToken).ConfigureAwait(false)).Routing;
+
+    private static async Task<(ProbeOutcome? Outcome, ProbeRouting Routing)> RunCoreAsync(
+        string modelPath, ProbeSettings settings, string outFolder, Shard? shard, IProgressSink? progress, string? commandLine,
+        CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(modelPath);
         ArgumentNullException.ThrowIfNull(settings);
@@ -81,8 +96,15 @@ public static class ProbeExperiment
         }
 
         var sha = await FileHash.Sha256Async(modelPath, cancellationToken).ConfigureAwait(false);
-        using var model = MoeModel.Load(modelPath, new ModelLoadOptions { FloatArithmetic = settings.FloatArithmetic });
-        var info = ModelInfo.FromGguf(model.File);
+        using var local = ProbeRoutingSource.Open(modelPath, settings);
+        var source = local.Source;
+        if (!source.Detail.Weights && settings.Metric is ProbeMetric.Weighted or ProbeMetric.JensenShannon)
+        {
+            throw new ExpertScopeException(
+                $"--metric {ProbeSettings.MetricName(settings.Metric)} needs router weights and probabilities, which the routing source '{settings.RoutingSourceName}' does not give (expert ids only); use kappa, overlap or jaccard");
+        }
+
+        var info = local.Info;
         if (info.Moe is not { } moe)
         {
             throw new ExpertScopeException($"{modelPath}: not a Mixture-of-Experts model (no expert_count)");
@@ -93,7 +115,7 @@ public static class ProbeExperiment
         {
             BlockCount = info.Hyperparameters.BlockCount is { } blocks ? checked((int)blocks) : null,
         };
-        var plan = ProbePlan.Build(settings.Kind, data, model.Tokenizer, settings.Seed, model.Hyperparameters.ContextLength, settings.Position, settings.KeepIdenticalPrefixes);
+        var plan = ProbePlan.Build(settings.Kind, data, local.Tokenizer, settings.Seed, local.ContextLength, settings.Position, settings.KeepIdenticalPrefixes);
         if (plan.Pairs.Count == 0)
         {
             throw new ExpertScopeException($"data set '{settings.Dataset}': every pair was dropped ({string.Join("; ", plan.Dropped.Take(3))}{(plan.Dropped.Count > 3 ? "; …" : string.Empty)})");
@@ -116,14 +138,21 @@ public static class ProbeExperiment
             ExpertCount = modelInfo.ExpertCount,
             TopK = modelInfo.TopK,
             CommandLine = commandLine ?? string.Empty,
+            RoutingSource = settings.RoutingSourceName,
+            MoeBlocks = source.LayerMap.ToString(),
         };
-        var routing = await ProbeRunner.RunAsync(model, plan, folder, metadata, settings.ThreadCount, settings.CheckpointEvery, progress, cancellationToken)
+        var routing = await ProbeRunner.RunAsync(source, plan, folder, metadata, settings.CheckpointEvery, progress, cancellationToken, shard)
             .ConfigureAwait(false);
+        if (shard is not null)
+        {
+            return (null, routing);
+        }
+
         var loads = ProbeAnalysis.MeasureLoads(routing);
         var measurements = ProbeAnalysis.Score(plan.Pairs, routing, settings, modelInfo.SharedExperts, loads);
         var results = ProbeAnalysis.Analyze(settings.Kind, routing.Layers, measurements, settings, loads);
         var outcome = new ProbeOutcome(settings, modelInfo, data, plan, routing, results);
         ProbeOutputs.WriteAll(outcome, outFolder);
-        return outcome;
+        return (outcome, routing);
     }
 }

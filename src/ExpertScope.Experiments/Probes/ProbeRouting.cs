@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ExpertScope.Experiments.RoutingSources;
 using ExpertScope.Experiments.Runs;
 using ExpertScope.Experiments.Storage;
 using ExpertScope.Models;
@@ -19,6 +20,9 @@ public sealed class ProbeRouting
 
     /// <summary>MoE blocks, ascending.</summary>
     public IReadOnlyList<int> Layers { get; }
+
+    /// <summary>Routed experts per layer (N), known once a token is stored; needed for κ when the routing holds ids only.</summary>
+    public int ExpertCount { get; internal set; }
 
     /// <summary>Sentences run in this attempt (the rest came from the journal of an earlier one).</summary>
     public int SentencesRun { get; internal set; }
@@ -65,7 +69,7 @@ public static class ProbeRunner
 
     private const string UnitPrefix = "sentence:";
 
-    /// <summary>Routes every planned sentence that the journal does not already hold.</summary>
+    /// <summary>Routes every planned sentence that the journal does not already hold, with the in-process engine.</summary>
     /// <param name="model">The model.</param>
     /// <param name="plan">The plan.</param>
     /// <param name="folder">The run folder (manifest already checked).</param>
@@ -74,11 +78,31 @@ public static class ProbeRunner
     /// <param name="checkpointEvery">Sentences between durable checkpoints.</param>
     /// <param name="progress">Progress display.</param>
     /// <param name="cancellationToken">Stops the run (finished checkpoints are kept).</param>
-    public static async Task<ProbeRouting> RunAsync(
+    public static Task<ProbeRouting> RunAsync(
         MoeModel model, ProbePlan plan, RunFolder folder, TraceMetadata metadata, int? threads, int checkpointEvery,
         IProgressSink progress, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
+        return RunAsync(new EngineRoutingSource(model, threads), plan, folder, metadata, checkpointEvery, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Routes every planned sentence that the journal does not already hold, taking the routing from
+    /// <paramref name="source"/> (the engine, or a vLLM/SGLang server) <see cref="IRoutingSource.BatchSize"/> sentences at a time.
+    /// </summary>
+    /// <param name="source">Where routing comes from.</param>
+    /// <param name="plan">The plan.</param>
+    /// <param name="folder">The run folder (manifest already checked).</param>
+    /// <param name="metadata">Trace metadata (model hash, architecture, N, k, routing source).</param>
+    /// <param name="checkpointEvery">Sentences between durable checkpoints.</param>
+    /// <param name="progress">Progress display.</param>
+    /// <param name="cancellationToken">Stops the run (finished checkpoints are kept).</param>
+    /// <param name="shard">Route only the sentences of this shard (index mod n = i); null: all.</param>
+    public static async Task<ProbeRouting> RunAsync(
+        IRoutingSource source, ProbePlan plan, RunFolder folder, TraceMetadata metadata, int checkpointEvery,
+        IProgressSink progress, CancellationToken cancellationToken = default, Shard? shard = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(folder);
         ArgumentNullException.ThrowIfNull(progress);
@@ -94,69 +118,84 @@ public static class ProbeRunner
             }
         }
 
+        var includeProbabilities = source.Detail.Probabilities;
         await using var writer = await ParquetTraceWriter.OpenAsync(
-            folder.PathOf(TraceFileName), metadata, new TraceWriterOptions { IncludeProbabilities = true }, cancellationToken).ConfigureAwait(false);
+            folder.PathOf(TraceFileName), metadata, new TraceWriterOptions { IncludeProbabilities = includeProbabilities }, cancellationToken).ConfigureAwait(false);
 
         ProbeRouting? routing = null;
         var pending = new List<WorkRecord>();
-        var resumed = journaled.Count(entry => entry.Key < plan.Sentences.Count);
-        using var task = progress.StartTask("routing sentences", plan.Sentences.Count, resumed, "sentences");
-        var run = 0;
+        bool Selected(int sentence) => shard is not { } part || part.Includes(sentence);
+        var selected = Enumerable.Range(0, plan.Sentences.Count).Count(Selected);
+        var resumed = journaled.Count(entry => entry.Key < plan.Sentences.Count && Selected(entry.Key));
+        // One request per sentence to a server, so its rate reads as requests/s.
+        using var task = progress.StartTask("routing sentences", selected, resumed, source is ServerRoutingSource ? "requests" : "sentences");
+        var toRun = new List<int>();
         for (var sentence = 0; sentence < plan.Sentences.Count; sentence++)
+        {
+            if (!Selected(sentence))
+            {
+                continue;
+            }
+
+            if (journaled.TryGetValue(sentence, out var saved) && writer.Contains(sentence))
+            {
+                routing ??= new ProbeRouting(saved.Layers);
+                Restore(routing, sentence, saved);
+            }
+            else
+            {
+                // A sentence missing from either store is routed again: routing is deterministic, so it comes back the same.
+                toRun.Add(sentence);
+            }
+        }
+
+        foreach (var batch in toRun.Chunk(Math.Max(1, source.BatchSize)))
         {
             if (cancellationToken.IsCancellationRequested)
             {
-                // Stopped between sentences: journal what finished (the trace first), then stop.
+                // Stopped between batches: journal what finished (the trace first), then stop.
                 await Checkpoint(writer, folder, pending, CancellationToken.None).ConfigureAwait(false);
                 cancellationToken.ThrowIfCancellationRequested();
             }
 
-            var inJournal = journaled.TryGetValue(sentence, out var saved);
-            var inTrace = writer.Contains(sentence);
-            if (inJournal && inTrace)
+            var prompts = batch.Select(sentence => new RoutingPrompt(
+                "sentence " + sentence.ToString(System.Globalization.CultureInfo.InvariantCulture) + " ('" + plan.Sentences[sentence] + "')",
+                plan.Sentences[sentence], plan.TokenIds[sentence], needed[sentence][^1] + 1)).ToList();
+            var routed = await source.RouteAsync(prompts, cancellationToken).ConfigureAwait(false);
+            for (var i = 0; i < batch.Length; i++)
             {
-                routing ??= new ProbeRouting(saved!.Layers);
-                Restore(routing, sentence, saved!);
-                continue;
+                var sentence = batch[i];
+                var sequence = routed[i];
+                var layers = sequence.Layers.ToArray();
+                routing ??= new ProbeRouting(layers);
+                var record = Capture(sequence, needed[sentence]);
+                Restore(routing, sentence, record);
+                if (!writer.Contains(sentence))
+                {
+                    var tokens = plan.TokenIds[sentence].Take(sequence.PositionCount).ToArray();
+                    await writer.WriteSequenceAsync(sentence, Rows(sequence, sentence, tokens, plan.TokenTexts[sentence]), cancellationToken).ConfigureAwait(false);
+                }
+
+                if (!journaled.ContainsKey(sentence))
+                {
+                    pending.Add(new WorkRecord(UnitPrefix + sentence.ToString(System.Globalization.CultureInfo.InvariantCulture), JsonSerializer.Serialize(record)));
+                }
+
+                task.Advance();
             }
 
-            // A sentence missing from either store is run again: the forward pass is deterministic, so it gives the same routing.
-            var trace = new RoutingTrace(includeProbabilities: true);
-            // Causal attention: the routing of the needed positions depends only on the tokens up to the last of them.
-            var tokens = plan.TokenIds[sentence].Take(needed[sentence][^1] + 1).ToArray();
-            model.Run(tokens, new RunOptions { Observers = [trace], Logits = LogitsSelection.None, ThreadCount = threads });
-            var layers = trace.Layers.ToArray();
-            if (layers.Length == 0)
-            {
-                throw new Core.ExpertScopeException($"{model.FilePath}: the model routed no token (it has no MoE layer)");
-            }
-
-            routing ??= new ProbeRouting(layers);
-            var record = Capture(trace, layers, needed[sentence]);
-            Restore(routing, sentence, record);
-            if (!inTrace)
-            {
-                await writer.WriteSequenceAsync(sentence, Rows(trace, layers, sentence, tokens, plan.TokenTexts[sentence]), cancellationToken).ConfigureAwait(false);
-            }
-
-            if (!inJournal)
-            {
-                pending.Add(new WorkRecord(UnitPrefix + sentence.ToString(System.Globalization.CultureInfo.InvariantCulture), JsonSerializer.Serialize(record)));
-            }
-
-            run++;
-            task.Advance();
+            // Finished work is made durable even when a stop was asked for meanwhile (it is checked before the next batch).
             if (pending.Count >= checkpointEvery)
             {
-                await Checkpoint(writer, folder, pending, cancellationToken).ConfigureAwait(false);
+                await Checkpoint(writer, folder, pending, CancellationToken.None).ConfigureAwait(false);
             }
         }
 
-        await Checkpoint(writer, folder, pending, cancellationToken).ConfigureAwait(false);
+        await Checkpoint(writer, folder, pending, CancellationToken.None).ConfigureAwait(false);
         task.Complete();
         routing ??= new ProbeRouting([]);
-        routing.SentencesRun = run;
-        routing.SentencesResumed = plan.Sentences.Count - run;
+        routing.SentencesRun = toRun.Count;
+        routing.SentencesResumed = selected - toRun.Count;
         return routing;
     }
 
@@ -171,23 +210,25 @@ public static class ProbeRunner
         }
     }
 
-    private static SentenceRecord Capture(RoutingTrace trace, int[] layers, int[] positions)
+    private static SentenceRecord Capture(SequenceRouting sequence, int[] positions)
     {
-        var experts = new int[positions.Length * layers.Length][];
-        var weights = new float[positions.Length * layers.Length][];
-        var probabilities = new float[positions.Length * layers.Length][];
+        var layerCount = sequence.Layers.Count;
+        var experts = new int[positions.Length * layerCount][];
+        var weights = new float[positions.Length * layerCount][];
+        var probabilities = new float[positions.Length * layerCount][];
         for (var p = 0; p < positions.Length; p++)
         {
-            for (var l = 0; l < layers.Length; l++)
+            for (var l = 0; l < layerCount; l++)
             {
-                var slot = (p * layers.Length) + l;
-                experts[slot] = trace.ExpertsAt(layers[l], positions[p]).ToArray();
-                weights[slot] = trace.WeightsAt(layers[l], positions[p]).ToArray();
-                probabilities[slot] = trace.ProbabilitiesAt(layers[l], positions[p]).ToArray();
+                var slot = (p * layerCount) + l;
+                experts[slot] = sequence.ExpertsAt(l, positions[p]).ToArray();
+                // Empty for an ids-only source: the metrics that need them are then reported as not available.
+                weights[slot] = sequence.WeightsAt(l, positions[p]).ToArray();
+                probabilities[slot] = sequence.ProbabilitiesAt(l, positions[p]).ToArray();
             }
         }
 
-        return new SentenceRecord(layers, positions, experts, weights, probabilities);
+        return new SentenceRecord([.. sequence.Layers], positions, experts, weights, probabilities, sequence.ExpertCount);
     }
 
     private static void Restore(ProbeRouting routing, int sentence, SentenceRecord record)
@@ -208,22 +249,29 @@ public static class ProbeRunner
 
             routing.Set(sentence, record.Positions[p], byLayer);
         }
+
+        if (routing.ExpertCount == 0)
+        {
+            routing.ExpertCount = record.ExpertCount > 0 ? record.ExpertCount : record.Probabilities.FirstOrDefault()?.Length ?? 0;
+        }
     }
 
-    private static List<RoutingTraceRow> Rows(RoutingTrace trace, int[] layers, int sentence, int[] tokens, IReadOnlyList<string> texts)
+    private static List<RoutingTraceRow> Rows(SequenceRouting sequence, int sentence, int[] tokens, IReadOnlyList<string> texts)
     {
         var rows = new List<RoutingTraceRow>();
         for (var position = 0; position < tokens.Length; position++)
         {
-            foreach (var layer in layers)
+            for (var l = 0; l < sequence.Layers.Count; l++)
             {
-                var experts = trace.ExpertsAt(layer, position);
-                var weights = trace.WeightsAt(layer, position);
-                var scores = trace.ScoresAt(layer, position);
-                var probabilities = trace.ProbabilitiesAt(layer, position).ToArray();
+                var experts = sequence.ExpertsAt(l, position);
+                var weights = sequence.WeightsAt(l, position);
+                var scores = sequence.ScoresAt(l, position);
+                float[]? probabilities = sequence.Detail.Probabilities ? sequence.ProbabilitiesAt(l, position).ToArray() : null;
                 for (var rank = 0; rank < experts.Length; rank++)
                 {
-                    rows.Add(new RoutingTraceRow(sentence, position, tokens[position], texts[position], layer, rank, experts[rank], weights[rank], scores[rank], probabilities));
+                    // Ids-only sources have no weights or scores: NaN, never a made-up number.
+                    rows.Add(new RoutingTraceRow(sentence, position, tokens[position], texts[position], sequence.Layers[l], rank, experts[rank],
+                        weights.IsEmpty ? float.NaN : weights[rank], scores.IsEmpty ? float.NaN : scores[rank], probabilities));
                 }
             }
         }
@@ -232,5 +280,6 @@ public static class ProbeRunner
     }
 
     /// <summary>The journaled routing of one sentence's needed positions (slot = position index × layer count + layer index).</summary>
-    internal sealed record SentenceRecord(int[] Layers, int[] Positions, int[][] Experts, float[][] Weights, float[][] Probabilities);
+    /// <remarks><c>ExpertCount</c> is N (0 in journals written before it was kept: N is then the probabilities' length).</remarks>
+    internal sealed record SentenceRecord(int[] Layers, int[] Positions, int[][] Experts, float[][] Weights, float[][] Probabilities, int ExpertCount = 0);
 }

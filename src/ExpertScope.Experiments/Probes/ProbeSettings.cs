@@ -115,6 +115,15 @@ public sealed record ProbeSettings
     /// <summary>How float weight matrices are multiplied (the default reproduces llama.cpp's portable kernels).</summary>
     public Models.FloatArithmetic FloatArithmetic { get; init; } = Models.FloatArithmetic.Reference;
 
+    /// <summary>Take routing from a vLLM or SGLang server (expert ids only) instead of the engine; null: the engine.</summary>
+    public RoutingSources.RoutingServerSettings? Server { get; init; }
+
+    /// <summary>Run the engine but keep expert ids only, exactly what a server gives (to check a server run locally).</summary>
+    public bool IdsOnly { get; init; }
+
+    /// <summary>The routing source as runs record it: <c>engine</c>, <c>engine-ids</c>, <c>vllm</c> or <c>sglang</c>.</summary>
+    public string RoutingSourceName => Server?.SourceName ?? (IdsOnly ? "engine-ids" : "engine");
+
     /// <summary>The settings that decide the results, as text (for the manifest and <c>results.json</c>); paths and threads are left out.</summary>
     public IReadOnlyDictionary<string, string> ToDictionary()
     {
@@ -144,6 +153,12 @@ public sealed record ProbeSettings
         if (FloatArithmetic != Models.FloatArithmetic.Reference)
         {
             settings["arithmetic"] = "fused";
+        }
+
+        // Likewise only a routing source other than the full engine (ids-only routing changes which metrics exist).
+        if (RoutingSourceName != "engine")
+        {
+            settings["routing_source"] = RoutingSourceName;
         }
 
         return settings;

@@ -31,6 +31,12 @@ public sealed record TraceMetadata
     /// <summary>Key of <see cref="ExpertScopeVersion"/>.</summary>
     public const string VersionKey = "expertscope.version";
 
+    /// <summary>Key of <see cref="RoutingSource"/>.</summary>
+    public const string RoutingSourceKey = "expertscope.routing_source";
+
+    /// <summary>Key of <see cref="MoeBlocks"/>.</summary>
+    public const string MoeBlocksKey = "expertscope.moe_blocks";
+
     /// <summary>Key of the finished sequence ids, as ranges (<c>0-41,43,45-99</c>).</summary>
     public const string FinishedSequencesKey = "expertscope.finished_sequences";
 
@@ -52,6 +58,18 @@ public sealed record TraceMetadata
     /// </summary>
     public string FloatArithmetic { get; init; } = "reference";
 
+    /// <summary>
+    /// Where the routing came from: <c>engine</c> (weights, scores, probabilities), or <c>vllm</c> / <c>sglang</c> /
+    /// <c>engine-ids</c> (expert ids only: <c>weight</c> and <c>score</c> are NaN). Older traces read as <c>engine</c>.
+    /// </summary>
+    public string RoutingSource { get; init; } = "engine";
+
+    /// <summary>
+    /// The MoE blocks, in order, as ranges (<c>3-60</c>): a server's MoE layer i is block i of this list; the
+    /// <c>layer</c> column always holds the block. Empty in traces written before the key existed.
+    /// </summary>
+    public string MoeBlocks { get; init; } = string.Empty;
+
     /// <summary>The command line that wrote the trace (the latest one when a run was resumed).</summary>
     public string CommandLine { get; init; } = string.Empty;
 
@@ -72,6 +90,8 @@ public sealed record TraceMetadata
         [ExpertCountKey] = ExpertCount.ToString(CultureInfo.InvariantCulture),
         [TopKKey] = TopK.ToString(CultureInfo.InvariantCulture),
         [FloatArithmeticKey] = FloatArithmetic,
+        [RoutingSourceKey] = RoutingSource,
+        [MoeBlocksKey] = MoeBlocks,
         [CommandLineKey] = CommandLine,
         [VersionKey] = ExpertScopeVersion,
     };
@@ -96,6 +116,8 @@ public sealed record TraceMetadata
             ExpertCount = RequiredInt(ExpertCountKey),
             TopK = RequiredInt(TopKKey),
             FloatArithmetic = values.GetValueOrDefault(FloatArithmeticKey, "reference"),
+            RoutingSource = values.GetValueOrDefault(RoutingSourceKey, "engine"),
+            MoeBlocks = values.GetValueOrDefault(MoeBlocksKey, string.Empty),
             CommandLine = values.GetValueOrDefault(CommandLineKey, string.Empty),
             ExpertScopeVersion = values.GetValueOrDefault(VersionKey, "unknown"),
         };
@@ -132,6 +154,11 @@ public sealed record TraceMetadata
         if (!string.Equals(FloatArithmetic, other.FloatArithmetic, StringComparison.Ordinal))
         {
             differences.Add($"float arithmetic was '{FloatArithmetic}', now '{other.FloatArithmetic}'");
+        }
+
+        if (!string.Equals(RoutingSource, other.RoutingSource, StringComparison.Ordinal))
+        {
+            differences.Add($"routing source was '{RoutingSource}', now '{other.RoutingSource}'");
         }
 
         return differences;

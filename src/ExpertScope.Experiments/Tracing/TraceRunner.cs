@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ExpertScope.Core;
+using ExpertScope.Experiments.RoutingSources;
 using ExpertScope.Experiments.Runs;
 using ExpertScope.Experiments.Storage;
 using ExpertScope.Models;
@@ -127,6 +128,72 @@ public static class TraceRunner
                 tokens += sequence.Tokens.Count;
                 rows += sequenceRows.Count;
                 task.Advance(sequence.Tokens.Count);
+            }
+
+            await writer.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+
+        return new TraceRunSummary(traced, sequences.Count - todo.Count, tokens, rows, stopwatch.Elapsed, traced < todo.Count);
+    }
+
+    /// <summary>
+    /// Like the engine overload, but takes routing from any <see cref="IRoutingSource"/> (a vLLM or SGLang server),
+    /// <paramref name="batchSize"/> sequences per call so a server is kept busy. Ids-only sources write NaN weights and
+    /// scores and no probabilities. Cancellation is checked between batches; finished batches are written.
+    /// </summary>
+    /// <param name="source">Where routing comes from.</param>
+    /// <param name="sequences">The inputs (not truncated: a server tokenizes the whole text).</param>
+    /// <param name="texts">Each sequence's text, by sequence id (what a server is sent).</param>
+    /// <param name="tokenText">The text written for a token id.</param>
+    /// <param name="writer">The open trace (its finished sequences are skipped).</param>
+    /// <param name="progress">Where progress goes (sequences; for a server, requests/s).</param>
+    /// <param name="batchSize">Sequences per call of the source.</param>
+    /// <param name="cancellationToken">Stops the run after the batch in flight.</param>
+    public static async Task<TraceRunSummary> RunAsync(
+        IRoutingSource source,
+        IReadOnlyList<TokenizedPrompt> sequences,
+        IReadOnlyDictionary<int, string> texts,
+        Func<int, string> tokenText,
+        IRoutingTraceWriter writer,
+        IProgressSink progress,
+        int batchSize,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(sequences);
+        ArgumentNullException.ThrowIfNull(texts);
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(progress);
+        if (sequences.FirstOrDefault(s => s.IsTruncated) is { } cut)
+        {
+            throw new ExpertScopeException($"line {cut.LineNumber}: a truncated sequence cannot be sent to a server (it tokenizes the whole text); shorten it");
+        }
+
+        var todo = sequences.Where(s => !writer.Contains(s.Sequence)).ToList();
+        var stopwatch = Stopwatch.StartNew();
+        long tokens = 0, rows = 0;
+        int traced = 0;
+        using (var task = progress.StartTask("routing requests", sequences.Count, sequences.Count - todo.Count, "requests"))
+        {
+            foreach (var batch in todo.Chunk(Math.Max(1, batchSize)))
+            {
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    break;
+                }
+
+                var prompts = batch.Select(s => new RoutingPrompt(
+                    string.Create(System.Globalization.CultureInfo.InvariantCulture, $"line {s.LineNumber}"), texts[s.Sequence], s.Tokens, s.Tokens.Count)).ToList();
+                var routed = await source.RouteAsync(prompts, cancellationToken).ConfigureAwait(false);
+                for (var i = 0; i < batch.Length; i++)
+                {
+                    var sequenceRows = routed[i].ToTraceRows(batch[i].Sequence, batch[i].Tokens, tokenText);
+                    await writer.WriteSequenceAsync(batch[i].Sequence, sequenceRows, CancellationToken.None).ConfigureAwait(false);
+                    traced++;
+                    tokens += batch[i].Tokens.Count;
+                    rows += sequenceRows.Count;
+                    task.Advance();
+                }
             }
 
             await writer.FlushAsync(CancellationToken.None).ConfigureAwait(false);
