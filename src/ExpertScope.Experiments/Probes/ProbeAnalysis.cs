@@ -172,7 +172,9 @@ public static class ProbeAnalysis
         return [.. Enumerable.Range(0, routing.Layers.Count).Select(layer =>
         {
             var tokens = routing.TokensAt(layer).ToList();
-            return ExpertLoad.Measure(tokens.Select(token => (IReadOnlyList<int>)token.Experts), tokens[0].Probabilities.Length);
+            // N from the routing (ids-only sources carry no probabilities to count it from).
+            var expertCount = routing.ExpertCount > 0 ? routing.ExpertCount : tokens[0].Probabilities.Length;
+            return ExpertLoad.Measure(tokens.Select(token => (IReadOnlyList<int>)token.Experts), expertCount);
         })];
     }
 
