@@ -147,8 +147,8 @@ public static class ModelValidation
     }
 
     /// <summary>
-    /// <c>block_count</c> must equal the number of blocks the tensor table holds: larger would allocate (and then fail
-    /// on) blocks that do not exist, smaller would silently ignore trained blocks.
+    /// <c>block_count</c> must cover every block in the tensor table (smaller would silently ignore trained blocks) and
+    /// may not exceed the tensor count (larger would allocate, then fail on, blocks that cannot exist).
     /// </summary>
     private static void CheckBlockCount(ModelSource source)
     {
@@ -179,9 +179,11 @@ public static class ModelValidation
             throw Bad(source, "leading_dense_block_count", Text(leading), $"at most block_count ({Text(blocks)})");
         }
 
-        if (highest + 1 < blocks)
+        // Every block needs tensors, so more blocks than tensors cannot be right; fewer missing blocks are left to the
+        // architecture, which names the first missing tensor.
+        if (blocks > source.File.Tensors.Count)
         {
-            throw Bad(source, "block_count", Text(blocks), $"the number of blocks in the tensor table, which holds tensors for {Text(highest + 1)} blocks (blk.0 to blk.{Text(highest)})");
+            throw Bad(source, "block_count", Text(blocks), $"at most the number of tensors ({Text(source.File.Tensors.Count)}); the tensor table holds {Text(highest + 1)} blocks");
         }
     }
 

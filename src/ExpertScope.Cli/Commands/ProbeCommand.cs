@@ -13,6 +13,13 @@ namespace ExpertScope.Cli;
 /// </summary>
 public static class ProbeCommand
 {
+    /// <summary>Every file a probe writes into its folder besides the run record (what --overwrite may replace).</summary>
+    private static readonly string[] OutputFileNames =
+    [
+        ProbeOutputs.ResultsFileName, ProbeOutputs.PairsFileName, ProbeOutputs.ReportFileName,
+        ProbeRunner.TraceFileName, ProbeRunner.TraceFileName + Experiments.Storage.ParquetTraceWriter.CommitExtension,
+    ];
+
     /// <summary>Builds the verb and its two sub-verbs.</summary>
     public static Command Create(CliContext context)
     {
@@ -47,6 +54,10 @@ public static class ProbeCommand
         var similarThreshold = new Option<double>("--similar-threshold") { Description = "Lowest SWORDS score counted as similar.", DefaultValueFactory = _ => 0.5 };
         var wordNetDissimilar = new Option<int>("--wordnet-dissimilar") { Description = "WordNet dissimilar substitutes per target (0: none).", DefaultValueFactory = _ => 0 };
         var arithmetic = ArithmeticNames.CreateOption();
+        var overwrite = new Option<bool>(OutputGuard.OverwriteOption)
+        {
+            Description = "Start over in an --out folder that holds another run's or a user's results (without it, only an unfinished run with the same settings is resumed).",
+        };
         var name = ProbeSettings.KindName(kind);
         var command = new Command(name, kind == ProbeKind.WordSense
             ? "One word in two contexts: is routing more similar for the same sense than for different senses?"
@@ -54,6 +65,7 @@ public static class ProbeCommand
         {
             model, dataset, dataDir, wordNetDir, limit, seed, metric, subTokens, includeShared, lenient, output, threads, resamples, arithmetic,
         };
+        command.Options.Add(overwrite);
         if (kind == ProbeKind.Substitution)
         {
             command.Options.Add(similarThreshold);
@@ -81,6 +93,7 @@ public static class ProbeCommand
                 WordNetDissimilar = kind == ProbeKind.Substitution ? parse.GetValue(wordNetDissimilar) : 0,
             };
             var folder = parse.GetRequiredValue(output);
+            OutputGuard.PrepareRunFolder(folder, parse.GetValue(overwrite), OutputFileNames);
             var progress = new TextProgressSink(context.Error);
             var outcome = ProbeExperiment.RunAsync(parse.GetRequiredValue(model), settings, folder, progress, "expertscope probe " + name)
                 .GetAwaiter().GetResult();

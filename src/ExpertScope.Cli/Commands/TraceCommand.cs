@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using ExpertScope.Core;
+using ExpertScope.Experiments.Runs;
 using ExpertScope.Experiments.Storage;
 using ExpertScope.Experiments.Tracing;
 
@@ -47,6 +48,10 @@ public static class TraceCommand
                           "A killed run loses the sequence in flight plus at most this much finished work; re-running resumes. Default 10.",
             DefaultValueFactory = _ => 10.0,
         };
+        var overwrite = new Option<bool>(OutputGuard.OverwriteOption)
+        {
+            Description = "Replace an existing --out file that is not an ExpertScope trace (or start a trace over). Without it such a file is refused; the input is never replaced.",
+        };
         var command = new Command("trace", "Run a model over texts and write every router decision (expert, weight, score per token, layer and rank) to a resumable Parquet or JSON Lines trace.");
         model.AddTo(command);
         command.Options.Add(input);
@@ -57,6 +62,7 @@ public static class TraceCommand
         command.Options.Add(limit);
         command.Options.Add(truncate);
         command.Options.Add(flushSeconds);
+        command.Options.Add(overwrite);
         command.SetAction(parse => context.Guard(() =>
         {
             string inputPath = parse.GetValue(input)!.FullName;
@@ -86,6 +92,11 @@ public static class TraceCommand
                 throw new ExpertScopeException(
                     $"--format {named} does not match --out '{outputPath}': a JSON Lines trace must end in .jsonl and a Parquet trace must not (readers tell the format by the extension).");
             }
+
+            // Never replace the input or a file we did not write (a user's data set named by mistake).
+            OutputGuard.RequireWritableFile(outputPath, inputPath, parse.GetRequiredValue(model.Model).FullName);
+            OutputGuard.PrepareFile(outputPath, parse.GetValue(overwrite), path => RoutingTraceWriter.IsTraceFile(path, traceFormat),
+                "routing trace", RoutingTraceWriter.SidecarSuffixes(traceFormat));
 
             int? threads = model.ThreadCount(parse);
             var prompts = PromptFile.Read(inputPath, fieldName ?? "text");
