@@ -21,6 +21,12 @@ internal static class JsonEntries
     /// <exception cref="DataFormatException">The text is not JSON of that shape.</exception>
     public static List<JsonEntry> Read(byte[] utf8, string file, string? section = null)
     {
+        // The JSON reader does not check the bytes of strings; GetString would fail later without a location.
+        if (Utf8Lines.FirstInvalidLine(utf8) is { } invalid)
+        {
+            throw new DataFormatException(file, invalid.Line, invalid.Problem);
+        }
+
         var entries = new List<JsonEntry>();
         var lines = new LineCounter(utf8);
         var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
