@@ -67,6 +67,20 @@ public sealed class SwordsHostileRecordsTests
     }
 
     [Fact]
+    public void UnpairedSurrogateEscape_IsAnErrorNamingTheLine_NotAnInternalError()
+    {
+        using var folder = new TempDirectory();
+        string path = Write(folder, Swords(GoodTarget.Replace("\"bank\"", "\"\\ud800\"", StringComparison.Ordinal)));
+
+        foreach (var options in new[] { LoadOptions.Strict, LoadOptions.CreateLenient() })
+        {
+            var error = Assert.Throws<DataFormatException>(() => SwordsLoader.ReadTargets(path, options));
+            Assert.Equal(4, error.Line);
+            Assert.Contains("not valid Unicode", error.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void SubstituteOfAMissingTarget_IsReported_NotDropped()
     {
         using var folder = new TempDirectory();

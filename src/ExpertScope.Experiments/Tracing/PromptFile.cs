@@ -93,6 +93,11 @@ public static class PromptFile
                 throw new ExpertScopeException($"{path}:{lineNumber}: field '{field}' is {value.ValueKind}, not a string.");
             }
 
+            if (!Data.JsonEntries.HasValidStrings(value))
+            {
+                throw new ExpertScopeException($"{path}:{lineNumber}: field '{field}' is not valid Unicode (an unpaired surrogate escape such as \\ud800).");
+            }
+
             return value.GetString()!;
         }
     }

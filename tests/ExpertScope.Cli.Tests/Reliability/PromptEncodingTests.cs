@@ -28,4 +28,16 @@ public sealed class PromptEncodingTests(TinyModelFixture model) : IClassFixture<
         EngineVerbs.AssertOneErrorLine(error, input + ":2:", "UTF-8", "0xE9");
         Assert.False(File.Exists(output));
     }
+
+    [Fact]
+    public void UnpairedSurrogateEscapeInAJsonlPrompt_IsOneLineNamingFileAndLine()
+    {
+        string input = _directory.File("prompts.jsonl");
+        File.WriteAllText(input, "{\"text\": \"The bank\"}\n{\"text\": \"\\ud800\"}\n");
+
+        var (code, _, error) = EngineVerbs.Run("trace", "--model", model.ModelPath, "--input", input, "--out", _directory.File("trace.jsonl"));
+
+        Assert.Equal(1, code);
+        EngineVerbs.AssertOneErrorLine(error, input + ":2:", "not valid Unicode");
+    }
 }
