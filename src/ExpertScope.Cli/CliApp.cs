@@ -18,6 +18,7 @@ public static class CliApp
         }
 
         var parse = root.Parse(args);
+        context.NamedFiles = [.. parse.Tokens.Select(t => t.Value).Where(File.Exists).Distinct(StringComparer.Ordinal)];
         if (UsageErrors.Report(parse, error))
         {
             return UsageErrors.ExitCode;
@@ -77,6 +78,9 @@ public sealed class CliContext
     /// <summary>Tables and progress, rendered plainly when output is not a terminal.</summary>
     public IAnsiConsole Console { get; }
 
+    /// <summary>The existing files the command line names, so that even an unexpected failure says what was being read.</summary>
+    public IReadOnlyList<string> NamedFiles { get; set; } = [];
+
     /// <summary>
     /// Runs a verb body and turns every expected failure (bad input, missing file, I/O) into one line on
     /// stderr and exit code 1, never a stack trace. Unexpected exceptions are reported the same way, marked as bugs.
@@ -108,7 +112,8 @@ public sealed class CliContext
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            Error.WriteLine($"error: internal error ({e.GetType().Name}): {e.Message}");
+            string reading = NamedFiles.Count > 0 ? $" while reading {string.Join(", ", NamedFiles)}" : string.Empty;
+            Error.WriteLine($"error: internal error ({e.GetType().Name}){reading}: {e.Message}");
             return 1;
         }
     }

@@ -48,10 +48,27 @@ public sealed class ModelSource
             : File.TryGetInteger(key);
     }
 
-    /// <summary>A required integer <c>{arch}.{suffix}</c>.</summary>
-    /// <exception cref="ExpertScopeException">Missing.</exception>
-    public int Integer(string suffix) =>
-        checked((int)(OptionalInteger(suffix) ?? throw Missing(suffix)));
+    /// <summary>A required integer <c>{arch}.{suffix}</c>, read as 64 bits and checked to lie in 1..2^31-1.</summary>
+    /// <exception cref="ExpertScopeException">Missing or out of range; the message names file, key and value.</exception>
+    public int Integer(string suffix) => OptionalInt32(suffix, 1) ?? throw Missing(suffix);
+
+    /// <summary>
+    /// An optional integer <c>{arch}.{suffix}</c>, read as 64 bits and checked to lie in
+    /// <paramref name="minimum"/>..2^31-1, so that no value is ever cut to 32 bits silently.
+    /// </summary>
+    /// <exception cref="ExpertScopeException">Out of range; the message names file, key and value.</exception>
+    public int? OptionalInt32(string suffix, long minimum = 0)
+    {
+        long? value = OptionalInteger(suffix);
+        if (value is { } v && (v < minimum || v > int.MaxValue))
+        {
+            throw new ExpertScopeException(string.Create(
+                CultureInfo.InvariantCulture,
+                $"{FilePath}: metadata '{Architecture}.{suffix}' = {v} is out of range (it must lie in {minimum}..{int.MaxValue})."));
+        }
+
+        return (int?)value;
+    }
 
     /// <summary>An optional number <c>{arch}.{suffix}</c>.</summary>
     public double? OptionalNumber(string suffix)

@@ -47,7 +47,7 @@ public sealed class MoeModel : IDisposable
     public GgufFile File => _file;
 
     /// <summary>Loads a GGUF checkpoint.</summary>
-    /// <exception cref="ExpertScopeException">Unsupported architecture, missing metadata, missing or mis-shaped tensors.</exception>
+    /// <exception cref="ExpertScopeException">Unsupported architecture, missing or out-of-range metadata (<see cref="ModelValidation"/>), missing or mis-shaped tensors.</exception>
     /// <exception cref="GgufFormatException">The file is not valid GGUF.</exception>
     public static MoeModel Load(string path, ModelLoadOptions? options = null)
     {
@@ -57,6 +57,7 @@ public sealed class MoeModel : IDisposable
         {
             var source = new ModelSource(file, options.MetadataOverrides, options.FloatArithmetic);
             var architecture = ArchitectureRegistry.Resolve(source.Architecture, path, file.Tensors.Select(t => t.Name));
+            ModelValidation.Validate(source);
             var definition = architecture.Build(source, options);
             return new MoeModel(file, architecture, definition);
         }

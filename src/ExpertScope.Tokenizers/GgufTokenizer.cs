@@ -861,7 +861,10 @@ public sealed class GgufTokenizer : Tokenizer
         };
     }
 
-    /// <summary>A special token id: the stored value when it is inside the vocabulary, else the default (dropped when it is not).</summary>
+    /// <summary>
+    /// A special token id: the stored value when it is inside the vocabulary, else the default (dropped when it is
+    /// not). A stored BOS or EOS outside the vocabulary is an error, since dropping it would change every result.
+    /// </summary>
     private static int? ReadId(GgufFile file, string key, int? fallback, int count)
     {
         if (fallback >= count)
@@ -870,6 +873,13 @@ public sealed class GgufTokenizer : Tokenizer
         }
 
         long? stored = file.TryGetInteger(key);
+        if (stored is { } id && (id < 0 || id >= count) && key is "tokenizer.ggml.bos_token_id" or "tokenizer.ggml.eos_token_id")
+        {
+            throw new ExpertScopeException(string.Create(
+                CultureInfo.InvariantCulture,
+                $"{file.FilePath}: metadata '{key}' = {id} is outside the vocabulary of {count} tokens (0 to {count - 1})."));
+        }
+
         return stored is >= 0 && stored < count ? (int)stored : fallback;
     }
 

@@ -12,7 +12,7 @@ public sealed class ProbesDataTests
     public void MalformedWicLineNamesFileAndLine()
     {
         using var temp = new TempDirectory();
-        var folder = WriteWic(temp, "bank\tN\t1-1\tThe bank .\tA river bank .\nbroken line without tabs\n", "T\nF\n");
+        var folder = WriteWic(temp, "bank\tN\t1-2\tThe bank .\tA river bank .\nbroken line without tabs\n", "T\nF\n");
         var error = Assert.Throws<DataFormatException>(() => ProbeData.Load(Settings(temp.Path)));
         Assert.Equal(2, error.Line);
         Assert.EndsWith("dev.data.txt", error.File, StringComparison.Ordinal);

@@ -13,9 +13,12 @@ public class WicLoaderTests
     [InlineData("test", 1400)]
     public void RealSplitsHaveTheDocumentedRowCounts(string split, int rows)
     {
-        var pairs = WicLoader.ReadSplit(Folder, split).ToList();
+        // train line 1557 ("call", 3-0) points at "round": a lenient load skips and lists it; the others load strictly.
+        var options = split == "train" ? LoadOptions.CreateLenient() : LoadOptions.Strict;
+        var pairs = WicLoader.ReadSplit(Folder, split, options).ToList();
 
-        Assert.Equal(rows, pairs.Count);
+        Assert.Equal(rows, pairs.Count + options.Skipped.Count);
+        Assert.Equal(split == "train" ? [1557] : [], options.Skipped.Reasons.Select(reason => reason.Line));
         Assert.All(pairs, pair =>
         {
             Assert.True(pair.First.Span.IsValidIn(pair.First.Sentence.Length));
@@ -28,7 +31,7 @@ public class WicLoaderTests
     public void TrainAndTestAreBalanced()
     {
         // SOURCE.md: train 2,714 T / 2,714 F, test 700 T / 700 F.
-        Assert.Equal(2714, WicLoader.ReadSplit(Folder, "train").Count(pair => pair.Label == PairLabel.Same));
+        Assert.Equal(2714, WicLoader.ReadSplit(Folder, "train", LoadOptions.CreateLenient()).Count(pair => pair.Label == PairLabel.Same));
         Assert.Equal(700, WicLoader.ReadSplit(Folder, "test").Count(pair => pair.Label == PairLabel.Different));
     }
 
@@ -112,5 +115,114 @@ public class WicLoaderTests
         Assert.Equal(["wic.x.0", "wic.x.2"], pairs.Select(pair => pair.Id));
         Assert.Equal(1, options.Skipped.Count);
         Assert.Equal(2, options.Skipped.Reasons[0].Line);
+    }
+
+    [Fact]
+    public void StrictLoadOfTrain_StopsAtTheIndexThatPointsAtAnotherWord()
+    {
+        var error = Assert.Throws<DataFormatException>(() => WicLoader.ReadSplit(Folder, "train").ToList());
+
+        Assert.Equal(1557, error.Line);
+        Assert.Contains("'round'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("'call'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void IndexAtAnotherWord_IsReportedWithItsLine()
+    {
+        using var folder = new TempDirectory();
+        var data = folder.File("x.data.txt");
+        var gold = folder.File("x.gold.txt");
+        File.WriteAllLines(data, ["glaze\tV\t0-0\tThey glazed the pots .\tGlaze the window ."]);
+        File.WriteAllLines(gold, ["T"]);
+
+        var error = Assert.Throws<DataFormatException>(() => WicLoader.Read(data, gold).ToList());
+
+        Assert.Equal(1, error.Line);
+        Assert.Contains("'They'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(100)]
+    [InlineData(637)]
+    public void LenientLoad_WithAPlantedBlankLine_KeepsEveryLabelOnItsLine(int insertAt)
+    {
+        using var folder = new TempDirectory();
+        var source = Path.Combine(Folder, "dev");
+        var dataLines = File.ReadAllLines(Path.Combine(source, "dev.data.txt")).ToList();
+        var goldLines = File.ReadAllLines(Path.Combine(source, "dev.gold.txt"));
+        dataLines.Insert(insertAt, string.Empty);
+        var data = folder.File("dev.data.txt");
+        var gold = folder.File("dev.gold.txt");
+        File.WriteAllLines(data, dataLines);
+        File.WriteAllLines(gold, goldLines);
+
+        var options = LoadOptions.CreateLenient();
+        var pairs = WicLoader.Read(data, gold, options).ToList();
+
+        Assert.Equal(638, pairs.Count);
+        Assert.All(pairs, pair =>
+        {
+            // Line L of the planted file is original line L, or L - 1 after the blank line.
+            int original = pair.First.Source.Line - (pair.First.Source.Line > insertAt + 1 ? 2 : 1);
+            Assert.Equal(goldLines[original] == "T" ? PairLabel.Same : PairLabel.Different, pair.Label);
+            Assert.Equal(dataLines[pair.First.Source.Line - 1].Split('\t')[3], pair.First.Sentence);
+        });
+        Assert.Equal(insertAt + 1, Assert.Single(options.Skipped.Reasons).Line);
+    }
+
+    [Fact]
+    public void LenientLoad_WithABlankedLine_KeepsEveryOtherLabelOnItsLine()
+    {
+        using var folder = new TempDirectory();
+        var source = Path.Combine(Folder, "dev");
+        var dataLines = File.ReadAllLines(Path.Combine(source, "dev.data.txt"));
+        var goldLines = File.ReadAllLines(Path.Combine(source, "dev.gold.txt"));
+        var blanked = dataLines.ToArray();
+        blanked[200] = string.Empty;
+        var data = folder.File("dev.data.txt");
+        var gold = folder.File("dev.gold.txt");
+        File.WriteAllLines(data, blanked);
+        File.WriteAllLines(gold, goldLines);
+
+        var options = LoadOptions.CreateLenient();
+        var pairs = WicLoader.Read(data, gold, options).ToList();
+
+        Assert.Equal(637, pairs.Count);
+        Assert.All(pairs, pair => Assert.Equal(goldLines[pair.First.Source.Line - 1] == "T" ? PairLabel.Same : PairLabel.Different, pair.Label));
+    }
+
+    [Fact]
+    public void DataAndGoldThatCannotBeAligned_StopEvenALenientLoad()
+    {
+        using var folder = new TempDirectory();
+        var data = folder.File("x.data.txt");
+        var gold = folder.File("x.gold.txt");
+        File.WriteAllLines(data, ["a\tN\t0-0\ta b\ta c", string.Empty, "a\tN\t0-0\ta b\ta c", "a\tN\t0-0\ta b\ta c"]);
+        File.WriteAllLines(gold, ["T", "F"]);
+
+        var error = Assert.Throws<DataFormatException>(() => WicLoader.Read(data, gold, LoadOptions.CreateLenient()).ToList());
+
+        Assert.Contains("cannot be matched", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void InvalidUtf8_IsReportedWithItsLine_NotReplaced()
+    {
+        using var folder = new TempDirectory();
+        var data = folder.File("x.data.txt");
+        var gold = folder.File("x.gold.txt");
+        var good = "a\tN\t0-0\ta b\ta c\n"u8.ToArray();
+        File.WriteAllBytes(data, [.. good, .. "a\tN\t0-0\ta b\ta "u8.ToArray(), 0xFF, (byte)'\n']);
+        File.WriteAllLines(gold, ["T", "F"]);
+
+        var error = Assert.Throws<DataFormatException>(() => WicLoader.Read(data, gold).ToList());
+        Assert.Equal(2, error.Line);
+        Assert.Contains("UTF-8", error.Message, StringComparison.Ordinal);
+
+        var options = LoadOptions.CreateLenient();
+        Assert.Single(WicLoader.Read(data, gold, options));
+        Assert.Equal(2, Assert.Single(options.Skipped.Reasons).Line);
     }
 }

@@ -67,7 +67,7 @@ public static class GenerateCommand
             int contextLength = moe.Hyperparameters.ContextLength;
             if (promptTokens.Count >= contextLength)
             {
-                throw new ExpertScopeException($"The prompt is {promptTokens.Count} tokens long; the model's context of {contextLength} tokens leaves no room to generate.");
+                throw new ExpertScopeException($"{moe.FilePath}: the model's context ({moe.Hyperparameters.Architecture}.context_length = {contextLength} tokens) leaves no room to generate after the prompt's {promptTokens.Count} tokens.");
             }
 
             var stops = new List<int>();

@@ -13,6 +13,13 @@ namespace ExpertScope.Cli;
 /// </summary>
 public static class ProbeCommand
 {
+    /// <summary>Every file a probe writes into its folder besides the run record (what --overwrite may replace).</summary>
+    private static readonly string[] OutputFileNames =
+    [
+        ProbeOutputs.ResultsFileName, ProbeOutputs.PairsFileName, ProbeOutputs.ReportFileName,
+        ProbeRunner.TraceFileName, ProbeRunner.TraceFileName + Experiments.Storage.ParquetTraceWriter.CommitExtension,
+    ];
+
     /// <summary>Builds the verb and its two sub-verbs.</summary>
     public static Command Create(CliContext context)
     {
@@ -56,6 +63,10 @@ public static class ProbeCommand
         var server = new RoutingServerOptions();
         var shard = new Option<string?>("--shard") { Description = "Route only sentences i, i+n, i+2n, … (i/n) into --out, without analysis; join the shards with expertscope merge, then run the probe on the merged folder." };
         var idsOnly = new Option<bool>("--ids-only") { Description = "Keep expert ids only, as a vLLM/SGLang server gives them (checks a server run against the engine)." };
+        var overwrite = new Option<bool>(OutputGuard.OverwriteOption)
+        {
+            Description = "Start over in an --out folder that holds another run's or a user's results (without it, only an unfinished run with the same settings is resumed).",
+        };
         var name = ProbeSettings.KindName(kind);
         var command = new Command(name, kind == ProbeKind.WordSense
             ? "One word in two contexts: is routing more similar for the same sense than for different senses?"
@@ -66,6 +77,7 @@ public static class ProbeCommand
         server.AddTo(command);
         command.Options.Add(idsOnly);
         command.Options.Add(shard);
+        command.Options.Add(overwrite);
         if (kind == ProbeKind.Substitution)
         {
             command.Options.Add(similarThreshold);
@@ -99,6 +111,7 @@ public static class ProbeCommand
                 IdsOnly = parse.GetValue(idsOnly),
             };
             var folder = parse.GetRequiredValue(output).FullName;
+            OutputGuard.PrepareRunFolder(folder, parse.GetValue(overwrite), OutputFileNames);
             var progress = new TextProgressSink(context.Error);
             // Ctrl+C or SIGTERM: the sentence in flight finishes, what finished is journalled, exit 130 (as trace).
             return AnalyzeCommand.Interruptible(context, folder, stop =>

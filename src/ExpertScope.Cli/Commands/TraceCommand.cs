@@ -51,6 +51,10 @@ public static class TraceCommand
         var parseSpecial = SpecialTokenText.CreateParseSpecialOption();
         var server = new RoutingServerOptions();
         var shard = new Option<string?>("--shard") { Description = "Trace only sequences i, i+n, i+2n, … (i/n); join the shards' traces with expertscope merge." };
+        var overwrite = new Option<bool>(OutputGuard.OverwriteOption)
+        {
+            Description = "Replace an existing --out file that is not an ExpertScope trace (or start a trace over). Without it such a file is refused; the input is never replaced.",
+        };
         var command = new Command("trace", "Run a model over texts and write every router decision (expert, weight, score per token, layer and rank) to a resumable Parquet or JSON Lines trace.");
         model.AddTo(command);
         command.Options.Add(input);
@@ -66,6 +70,7 @@ public static class TraceCommand
         chat.AddTo(command);
         server.AddTo(command);
         command.Options.Add(shard);
+        command.Options.Add(overwrite);
         command.SetAction(parse => context.Guard(() =>
         {
             string inputPath = parse.GetValue(input)!.FullName;
@@ -103,6 +108,11 @@ public static class TraceCommand
                 throw new ExpertScopeException(
                     $"--format {named} does not match --out '{outputPath}': a JSON Lines trace must end in .jsonl and a Parquet trace must not (readers tell the format by the extension).");
             }
+
+            // Never replace the input or a file we did not write (a user's data set named by mistake).
+            OutputGuard.RequireWritableFile(outputPath, inputPath, parse.GetRequiredValue(model.Model).FullName);
+            OutputGuard.PrepareFile(outputPath, parse.GetValue(overwrite), path => RoutingTraceWriter.IsTraceFile(path, traceFormat),
+                "routing trace", RoutingTraceWriter.SidecarSuffixes(traceFormat));
 
             int? threads = model.ThreadCount(parse);
             var prompts = PromptFile.Read(inputPath, fieldName ?? "text");

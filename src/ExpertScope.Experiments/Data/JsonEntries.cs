@@ -21,6 +21,12 @@ internal static class JsonEntries
     /// <exception cref="DataFormatException">The text is not JSON of that shape.</exception>
     public static List<JsonEntry> Read(byte[] utf8, string file, string? section = null)
     {
+        // The JSON reader does not check the bytes of strings; GetString would fail later without a location.
+        if (Utf8Lines.FirstInvalidLine(utf8) is { } invalid)
+        {
+            throw new DataFormatException(file, invalid.Line, invalid.Problem);
+        }
+
         var entries = new List<JsonEntry>();
         var lines = new LineCounter(utf8);
         var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
@@ -80,6 +86,11 @@ internal static class JsonEntries
 
                 var line = lines.LineAt(reader.TokenStartIndex);
                 using var document = JsonDocument.ParseValue(ref reader);
+                if (!HasValidStrings(document.RootElement))
+                {
+                    throw new DataFormatException(file, line, $"entry '{key}' holds a string that is not valid Unicode (an unpaired surrogate escape such as \\ud800)");
+                }
+
                 entries.Add(new JsonEntry(key, document.RootElement.Clone(), line));
             }
         }
@@ -87,8 +98,55 @@ internal static class JsonEntries
         {
             throw new DataFormatException(file, (int)(error.LineNumber ?? 0) + 1, "invalid JSON: " + error.Message);
         }
+        catch (InvalidOperationException error)
+        {
+            // A property name with an unpaired surrogate escape: the reader cannot turn it into a string.
+            throw new DataFormatException(file, lines.LineAt(reader.TokenStartIndex), "a key is not valid Unicode: " + error.Message);
+        }
 
         return entries;
+    }
+
+    /// <summary>
+    /// True when every string and property name in <paramref name="element"/> decodes to valid UTF-16. JSON escapes can
+    /// spell unpaired surrogates (<c>\ud800</c>), which <see cref="JsonElement.GetString"/> refuses with an
+    /// <see cref="InvalidOperationException"/>; checking once here lets the loaders read strings without that risk.
+    /// </summary>
+    public static bool HasValidStrings(JsonElement element)
+    {
+        try
+        {
+            return Walk(element);
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+
+        static bool Walk(JsonElement value)
+        {
+            switch (value.ValueKind)
+            {
+                case JsonValueKind.String:
+                    _ = value.GetString();
+                    return true;
+                case JsonValueKind.Array:
+                    return value.EnumerateArray().All(Walk);
+                case JsonValueKind.Object:
+                    foreach (var property in value.EnumerateObject())
+                    {
+                        _ = property.Name; // decoding the name throws as GetString does
+                        if (!Walk(property.Value))
+                        {
+                            return false;
+                        }
+                    }
+
+                    return true;
+                default:
+                    return true;
+            }
+        }
     }
 
     /// <summary>Reads a string property, or returns <see langword="null"/> when it is missing or not a string.</summary>

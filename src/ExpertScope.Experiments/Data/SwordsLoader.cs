@@ -64,12 +64,20 @@ public static class SwordsLoader
                 continue;
             }
 
+            // An unknown judgement would silently count as "not TRUE" and lower the substitute's score.
+            if (entry.Value.EnumerateArray().Select(label => label.GetString()).FirstOrDefault(label => label is not ("TRUE" or "FALSE" or "UNSURE")) is { } unknown)
+            {
+                options.Reject(path, entry.Line, $"labels of '{entry.Key}' include '{unknown}', which is not TRUE, FALSE or UNSURE");
+                continue;
+            }
+
             labels[entry.Key!] = (entry.Value.EnumerateArray().Count(label => label.GetString() == "TRUE"), entry.Value.GetArrayLength());
         }
 
         var substitutes = new Dictionary<string, List<SwordsSubstitute>>(StringComparer.Ordinal);
         foreach (var entry in JsonEntries.Read(bytes, path, "substitutes"))
         {
+            // GetString is null for a missing key or a value of another JSON type (a number, null, an array).
             var targetId = JsonEntries.GetString(entry.Value, "target_id");
             var word = JsonEntries.GetString(entry.Value, "substitute");
             if (targetId is null || string.IsNullOrWhiteSpace(word))
@@ -93,12 +101,15 @@ public static class SwordsLoader
         }
 
         var targets = new List<SwordsTarget>();
+        var claimed = new HashSet<string>(StringComparer.Ordinal);
         foreach (var entry in JsonEntries.Read(bytes, path, "targets"))
         {
             var contextId = JsonEntries.GetString(entry.Value, "context_id");
             var word = JsonEntries.GetString(entry.Value, "target");
             var pos = JsonEntries.GetString(entry.Value, "pos");
-            var hasOffset = entry.Value.TryGetProperty("offset", out var offsetElement) && offsetElement.TryGetInt32(out _);
+            JsonElement offsetElement = default;
+            var hasOffset = entry.Value.ValueKind == JsonValueKind.Object && entry.Value.TryGetProperty("offset", out offsetElement)
+                && offsetElement.ValueKind == JsonValueKind.Number && offsetElement.TryGetInt32(out _);
             if (contextId is null || word is null || pos is null || !hasOffset)
             {
                 options.Reject(path, entry.Line, $"target '{entry.Key}' needs string context_id, target and pos and an integer offset");
@@ -120,6 +131,7 @@ public static class SwordsLoader
             }
 
             var lemma = entry.Value.TryGetProperty("extra", out var extra) ? JsonEntries.GetString(extra, "coinco_lemma") : null;
+            claimed.Add(entry.Key!);
             targets.Add(new SwordsTarget(
                 entry.Key!,
                 word,
@@ -130,6 +142,18 @@ public static class SwordsLoader
             {
                 ContextId = contextId,
             });
+        }
+
+        // A substitute whose target is missing (or was skipped) would otherwise vanish without a word.
+        foreach (var (targetId, orphans) in substitutes)
+        {
+            if (!claimed.Contains(targetId))
+            {
+                foreach (var orphan in orphans)
+                {
+                    options.Reject(path, orphan.Source.Line, $"substitute '{orphan.Id}' refers to target '{targetId}', which is missing or was skipped");
+                }
+            }
         }
 
         return targets;

@@ -132,6 +132,13 @@ public static class ProbeData
         }
 
         var skipped = options.Skipped.Reasons.Select(reason => reason.Message).ToList();
+        if (pairs.Count == 0)
+        {
+            // Name where the data came from: an empty result is a data problem, whatever skipped the records.
+            string why = skipped.Count > 0 ? $"; {skipped.Count} records were skipped, the first: {skipped[0]}" : string.Empty;
+            throw new ExpertScopeException($"data set '{settings.Dataset}' in '{settings.DataFolder}' gave no pairs{why}");
+        }
+
         // Substitution samples whole contexts, the unit of its per-context test; the word-sense probe balances conditions.
         var sample = settings.Kind == ProbeKind.Substitution
             ? ContextSampling.Sample(pairs, settings.Limit, settings.Seed)

@@ -73,14 +73,51 @@ public static class RoutingTraceWriter
     public static TraceFormat FormatOf(string path) =>
         string.Equals(System.IO.Path.GetExtension(path), ".jsonl", StringComparison.OrdinalIgnoreCase) ? TraceFormat.Jsonl : TraceFormat.Parquet;
 
+    /// <summary>Suffixes of the files kept beside a trace of <paramref name="format"/> (metadata, journal, commit record).</summary>
+    public static string[] SidecarSuffixes(TraceFormat format) =>
+        format == TraceFormat.Jsonl ? [JsonlTraceWriter.MetadataExtension, JsonlTraceWriter.JournalExtension] : [ParquetTraceWriter.CommitExtension];
+
+    /// <summary>
+    /// True if the existing file at <paramref name="path"/> was written by ExpertScope as a trace, so it may be resumed:
+    /// a JSON Lines trace has its metadata sidecar; a Parquet trace has its commit record or is Parquet at all (its
+    /// columns and metadata are then checked by <see cref="ParquetTraceWriter"/>).
+    /// </summary>
+    public static bool IsTraceFile(string path, TraceFormat format)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (format == TraceFormat.Jsonl)
+        {
+            return File.Exists(path + JsonlTraceWriter.MetadataExtension);
+        }
+
+        if (File.Exists(path + ParquetTraceWriter.CommitExtension))
+        {
+            return true;
+        }
+
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        Span<byte> head = stackalloc byte[4];
+        return stream.Length >= 12 && stream.Read(head) == 4 && head.SequenceEqual("PAR1"u8);
+    }
+
     /// <summary>Creates the trace at <paramref name="path"/>, or reopens it to resume (see the writers for the rules).</summary>
     /// <exception cref="Core.ExpertScopeException">The existing file was made with another model or settings, or is damaged beyond repair.</exception>
     public static async Task<IRoutingTraceWriter> OpenAsync(
-        string path, TraceFormat format, TraceMetadata metadata, TraceWriterOptions? options = null, CancellationToken cancellationToken = default) =>
-        format switch
+        string path, TraceFormat format, TraceMetadata metadata, TraceWriterOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        try
         {
-            TraceFormat.Parquet => await ParquetTraceWriter.OpenAsync(path, metadata, options, cancellationToken).ConfigureAwait(false),
-            TraceFormat.Jsonl => JsonlTraceWriter.Open(path, metadata, options),
-            _ => throw new ArgumentOutOfRangeException(nameof(format), format, "unknown trace format"),
-        };
+            return format switch
+            {
+                TraceFormat.Parquet => await ParquetTraceWriter.OpenAsync(path, metadata, options, cancellationToken).ConfigureAwait(false),
+                TraceFormat.Jsonl => JsonlTraceWriter.Open(path, metadata, options),
+                _ => throw new ArgumentOutOfRangeException(nameof(format), format, "unknown trace format"),
+            };
+        }
+        catch (Exception e) when (Runs.OutputGuard.IsWriteFailure(e))
+        {
+            // A sidecar or temporary file may be what failed; the user knows the trace path.
+            throw Runs.OutputGuard.CannotWrite(path, e.InnerException is IOException or UnauthorizedAccessException ? e.InnerException : e);
+        }
+    }
 }

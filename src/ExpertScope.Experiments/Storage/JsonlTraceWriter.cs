@@ -169,9 +169,18 @@ public sealed class JsonlTraceWriter : IRoutingTraceWriter
             WriteRow(buffer, row, _includeProbabilities);
         }
 
-        await _stream.WriteAsync(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), cancellationToken).ConfigureAwait(false);
-        _stream.Flush(flushToDisk: true);
-        _journal.MarkFinished(sequence.ToString(CultureInfo.InvariantCulture), _stream.Position.ToString(CultureInfo.InvariantCulture));
+        try
+        {
+            await _stream.WriteAsync(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), cancellationToken).ConfigureAwait(false);
+            _stream.Flush(flushToDisk: true);
+            _journal.MarkFinished(sequence.ToString(CultureInfo.InvariantCulture), _stream.Position.ToString(CultureInfo.InvariantCulture));
+        }
+        catch (IOException e)
+        {
+            // A full disk: the partial rows lie past the journal's last length, so a re-run cuts them and resumes.
+            throw OutputGuard.CannotWrite(Path, e);
+        }
+
         _finished.Add(sequence);
     }
 

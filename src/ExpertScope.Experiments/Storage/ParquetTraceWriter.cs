@@ -37,6 +37,7 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
     private readonly HashSet<int> _buffered = [];
     private readonly List<RoutingTraceRow> _rows = [];
     private long _bufferStarted;
+    private bool _failed;
 
     private ParquetTraceWriter(string path, Stream stream, TraceMetadata metadata, TraceWriterOptions options, HashSet<int> finished)
     {
@@ -145,6 +146,27 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
             return;
         }
 
+        if (_failed)
+        {
+            throw new ExpertScopeException($"'{Path}': an earlier write failed; re-run the command to resume from the last committed row group.");
+        }
+
+        try
+        {
+            await AppendBufferedAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (Runs.OutputGuard.IsWriteFailure(e))
+        {
+            // A full disk: say so, naming the trace. The file keeps its last committed state, which a re-run repairs
+            // to and resumes from; flushing again on dispose would only bury this cause under a parse error.
+            _failed = true;
+            var cause = e is ExpertScopeException { InnerException: { } inner } ? inner : e;
+            throw new IOException(Runs.OutputGuard.CannotWrite(Path, cause).Message, cause);
+        }
+    }
+
+    private async Task AppendBufferedAsync(CancellationToken cancellationToken)
+    {
         var finishedAfter = new HashSet<int>(_finished);
         finishedAfter.UnionWith(_buffered);
         await using (var writer = await ParquetWriter.CreateAsync(_schema, _stream, append: true, cancellationToken: cancellationToken)
@@ -170,11 +192,21 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
     {
         try
         {
-            await FlushAsync().ConfigureAwait(false);
+            if (!_failed)
+            {
+                await FlushAsync().ConfigureAwait(false);
+            }
         }
         finally
         {
-            await _stream.DisposeAsync().ConfigureAwait(false);
+            try
+            {
+                await _stream.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (IOException) when (_failed)
+            {
+                // Bytes still buffered after a failed append cannot land either; the append's error was reported.
+            }
         }
     }
 

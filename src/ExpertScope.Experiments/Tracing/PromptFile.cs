@@ -25,7 +25,7 @@ public static class PromptFile
     /// <summary>Reads every non-empty input of <paramref name="path"/>.</summary>
     /// <param name="path">The input file (UTF-8; a byte-order mark is dropped; lines end with LF or CRLF).</param>
     /// <param name="field">The text field of a <c>.jsonl</c> file.</param>
-    /// <exception cref="ExpertScopeException">The file is missing, or a <c>.jsonl</c> line is not an object with a string field <paramref name="field"/>.</exception>
+    /// <exception cref="ExpertScopeException">The file is missing, a line is not valid UTF-8, or a <c>.jsonl</c> line is not an object with a string field <paramref name="field"/>.</exception>
     public static IReadOnlyList<Prompt> Read(string path, string field = "text")
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -33,6 +33,12 @@ public static class PromptFile
         if (!File.Exists(path))
         {
             throw new ExpertScopeException($"The input file '{path}' does not exist.");
+        }
+
+        // A reader would replace invalid bytes with U+FFFD without a word, and the trace would hold other text.
+        if (Data.Utf8Lines.FirstInvalidLine(File.ReadAllBytes(path)) is { } invalid)
+        {
+            throw new ExpertScopeException($"{path}:{invalid.Line}: {invalid.Problem}.");
         }
 
         bool json = IsJsonLines(path);
@@ -85,6 +91,11 @@ public static class PromptFile
             if (value.ValueKind != JsonValueKind.String)
             {
                 throw new ExpertScopeException($"{path}:{lineNumber}: field '{field}' is {value.ValueKind}, not a string.");
+            }
+
+            if (!Data.JsonEntries.HasValidStrings(value))
+            {
+                throw new ExpertScopeException($"{path}:{lineNumber}: field '{field}' is not valid Unicode (an unpaired surrogate escape such as \\ud800).");
             }
 
             return value.GetString()!;

@@ -189,7 +189,7 @@ public sealed record DeepSeek2Config(
     public static DeepSeek2Config Read(ModelSource source)
     {
         ArgumentNullException.ThrowIfNull(source);
-        int Optional(string key, int fallback) => (int)(source.OptionalInteger(key) ?? fallback);
+        int Optional(string key, int fallback) => source.OptionalInt32(key) ?? fallback;
 
         int embedding = source.Integer("embedding_length");
         int heads = source.Integer("attention.head_count");
@@ -200,11 +200,11 @@ public sealed record DeepSeek2Config(
 
         // Current converters write key/value_length for the absorbed latent (kv_lora + rope, kv_lora) and the
         // per-head sizes as *_mla; legacy files have only the per-head sizes and a fused attn_kv_b.
-        long? keyMla = source.OptionalInteger("attention.key_length_mla");
-        long? valueMla = source.OptionalInteger("attention.value_length_mla");
+        int? keyMla = source.OptionalInt32("attention.key_length_mla");
+        int? valueMla = source.OptionalInt32("attention.value_length_mla");
         bool fused = keyMla is null or 0 || valueMla is null or 0;
-        int keyLength = fused ? Optional("attention.key_length", embedding / heads) : (int)keyMla!.Value;
-        int valueLength = fused ? Optional("attention.value_length", embedding / heads) : (int)valueMla!.Value;
+        int keyLength = fused ? Optional("attention.key_length", embedding / heads) : keyMla!.Value;
+        int valueLength = fused ? Optional("attention.value_length", embedding / heads) : valueMla!.Value;
         if (keyLength <= ropeLength)
         {
             throw new ExpertScopeException($"{source.FilePath}: key length {keyLength} must exceed the rope width {ropeLength}.");

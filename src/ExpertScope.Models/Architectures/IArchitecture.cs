@@ -57,7 +57,7 @@ public sealed record ModelHyperparameters(
         ArgumentNullException.ThrowIfNull(source);
         int embedding = source.Integer("embedding_length");
         int heads = source.Integer("attention.head_count");
-        int headDimension = (int)(source.OptionalInteger("attention.key_length") ?? embedding / heads);
+        int headDimension = source.OptionalInt32("attention.key_length") ?? embedding / heads;
         long vocabulary = source.OptionalInteger("vocab_size")
             ?? source.File.FindTensor("token_embd.weight")?.Dimension(1)
             ?? throw new Core.ExpertScopeException($"{source.FilePath}: tensor 'token_embd.weight' is missing.");
@@ -66,16 +66,16 @@ public sealed record ModelHyperparameters(
             embedding,
             source.Integer("block_count"),
             heads,
-            (int)(source.OptionalInteger("attention.head_count_kv") ?? heads),
+            source.OptionalInt32("attention.head_count_kv") ?? heads,
             headDimension,
             source.Integer("context_length"),
             (int)vocabulary,
             source.Number("attention.layer_norm_rms_epsilon"),
             (float)(source.OptionalNumber("rope.freq_base") ?? 10000.0),
-            (int)(source.OptionalInteger("rope.dimension_count") ?? headDimension),
-            (int)(source.OptionalInteger("feed_forward_length") ?? 0),
-            (int)(source.OptionalInteger("expert_count") ?? 0),
-            (int)(source.OptionalInteger("expert_used_count") ?? 0));
+            source.OptionalInt32("rope.dimension_count") ?? headDimension,
+            source.OptionalInt32("feed_forward_length") ?? 0,
+            source.OptionalInt32("expert_count") ?? 0,
+            source.OptionalInt32("expert_used_count") ?? 0);
     }
 }
 

@@ -24,8 +24,8 @@ public sealed class Qwen2Moe : IArchitecture
         ArgumentNullException.ThrowIfNull(options);
         var hp = ModelHyperparameters.Read(source);
         StandardParts.RequireExperts(source, hp);
-        int expertFfn = (int)(source.OptionalInteger("expert_feed_forward_length") ?? hp.FeedForwardLength / hp.ExpertUsedCount);
-        int sharedFfn = (int)(source.OptionalInteger("expert_shared_feed_forward_length") ?? hp.FeedForwardLength);
+        int expertFfn = source.OptionalInt32("expert_feed_forward_length") ?? hp.FeedForwardLength / hp.ExpertUsedCount;
+        int sharedFfn = source.OptionalInt32("expert_shared_feed_forward_length") ?? hp.FeedForwardLength;
         var blocks = new DecoderBlock[hp.BlockCount];
         for (int layer = 0; layer < hp.BlockCount; layer++)
         {

@@ -23,7 +23,7 @@ public sealed class Qwen3Moe : IArchitecture
         ArgumentNullException.ThrowIfNull(options);
         var hp = ModelHyperparameters.Read(source);
         StandardParts.RequireExperts(source, hp);
-        int expertFfn = (int)(source.OptionalInteger("expert_feed_forward_length") ?? hp.FeedForwardLength);
+        int expertFfn = source.OptionalInt32("expert_feed_forward_length") ?? hp.FeedForwardLength;
         var blocks = new DecoderBlock[hp.BlockCount];
         for (int layer = 0; layer < hp.BlockCount; layer++)
         {
