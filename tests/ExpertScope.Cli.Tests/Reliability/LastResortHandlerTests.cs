@@ -14,7 +14,7 @@ public sealed class LastResortHandlerTests
 
         int code = context.Guard(() => throw new InvalidOperationException("Sequence contains no elements"));
 
-        Assert.Equal(2, code);
+        Assert.Equal(1, code); // a runtime failure, not a usage error
         string line = Assert.Single(error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal("error: internal error (InvalidOperationException) while reading /data/model.gguf, /data/prompts.txt: Sequence contains no elements", line);
     }

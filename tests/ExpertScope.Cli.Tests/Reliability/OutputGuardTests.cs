@@ -73,7 +73,8 @@ public sealed class OutputGuardTests(TinyModelFixture model) : IClassFixture<Tin
 
         var (code, _, error) = EngineVerbs.Run("trace", "--model", model.ModelPath, "--input", input, "--out", folder);
 
-        Assert.Equal(1, code);
+        // A folder where a file is needed is a usage error, found before anything runs (exit 2).
+        Assert.Equal(2, code);
         EngineVerbs.AssertOneErrorLine(error, folder, "directory");
     }
 
