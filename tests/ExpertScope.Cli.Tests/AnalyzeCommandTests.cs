@@ -196,6 +196,8 @@ public class AnalyzeCommandTests
         Assert.True(exit == 0, error);
         using var json = Results(folder, "perplexity_table.csv", "redundancy.csv", "redundancy.svg");
         AssertAllNumbersFinite(json.RootElement);
+        Assert.True(json.RootElement.GetProperty("random_weights").GetBoolean());
+        Assert.Contains("id=\"random-weights\"", File.ReadAllText(Path.Combine(folder, "report.html")), StringComparison.Ordinal);
         var rows = json.RootElement.GetProperty("rows").EnumerateArray().ToList();
         Assert.Equal(2, rows.Count(r => r.GetProperty("setting").GetString() == "single-expert-all-layers"));
         Assert.All(rows.Where(r => r.GetProperty("setting").GetString() == "all-experts"), r => Assert.Equal(0, r.GetProperty("relative_to_full").GetDouble()));

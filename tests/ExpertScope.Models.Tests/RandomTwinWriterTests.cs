@@ -20,6 +20,8 @@ public sealed class RandomTwinWriterTests
         using var original = GgufFile.Open(source);
         using var twin = GgufFile.Open(temp.File("a.gguf"));
         Assert.Equal(original.Metadata.Keys, twin.Metadata.Keys);
+        // Named as random weights, so every report on the twin carries the random-weights banner.
+        Assert.Contains("random", twin.TryGetString("general.name"), StringComparison.Ordinal);
         Assert.Equal(original.Tensors.Select(t => (t.Name, t.Type, string.Join(',', t.Dimensions))), twin.Tensors.Select(t => (t.Name, t.Type, string.Join(',', t.Dimensions))));
         Assert.True(File.ReadAllBytes(temp.File("a.gguf")).AsSpan().SequenceEqual(File.ReadAllBytes(temp.File("b.gguf"))));
         Assert.False(File.ReadAllBytes(temp.File("a.gguf")).AsSpan().SequenceEqual(File.ReadAllBytes(temp.File("c.gguf"))));

@@ -100,7 +100,7 @@ public static class AnalyzePerplexityTableCommand
             return AnalyzeCommand.Interruptible(context, folder, token =>
             {
                 var rows = ProgressDisplay.Run(context, sink => DomainPerplexityTable.Run(moe, texts, settings, run, sink, token));
-                DomainPerplexityTable.WriteOutputs(rows, folder, Path.GetFileName(moe.FilePath), settings, contextLength, step);
+                DomainPerplexityTable.WriteOutputs(rows, folder, Path.GetFileName(moe.FilePath), settings, contextLength, step, RandomWeightsLine.Check(context, moe));
                 AnalyzeCommand.Done(context, folder, watch.Elapsed);
                 return 0;
             });

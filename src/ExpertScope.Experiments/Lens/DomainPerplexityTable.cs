@@ -127,7 +127,7 @@ public static class DomainPerplexityTable
     }
 
     /// <summary>Writes <c>perplexity_table.csv</c>, <c>redundancy.csv</c>, <c>redundancy.svg</c>, <c>results.json</c> and <c>report.html</c>.</summary>
-    public static void WriteOutputs(IReadOnlyList<DomainPerplexityRow> rows, string folder, string modelName, DomainPerplexitySettings settings, int context, int stride)
+    public static void WriteOutputs(IReadOnlyList<DomainPerplexityRow> rows, string folder, string modelName, DomainPerplexitySettings settings, int context, int stride, bool randomWeights = false)
     {
         ArgumentNullException.ThrowIfNull(rows);
         ArgumentNullException.ThrowIfNull(settings);
@@ -164,7 +164,7 @@ public static class DomainPerplexityTable
         };
         chart.SaveSvg(Path.Combine(folder, "redundancy.svg"));
         string weight = SingleExpertAnalysis.WeightName(settings.Weight);
-        var report = new HtmlReport("Perplexity by domain: all experts vs one expert") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow };
+        var report = new HtmlReport("Perplexity by domain: all experts vs one expert") { Subtitle = modelName, Generated = DateTimeOffset.UtcNow, RandomWeights = randomWeights };
         report.AddSummary(
             string.Create(f, $"Each domain's whole corpus is scored by strided perplexity (window {context}, stride {stride}); the single expert is the top-ranked one at weight '{weight}'."),
             "Redundancy (DeepSeekMoE): per token, the r top-ranked routed experts are masked and the next best take their slots.");
@@ -173,7 +173,7 @@ public static class DomainPerplexityTable
             [.. table.Select(r => (IReadOnlyList<string>)[r.Domain, r.Setting, r.Layer?.ToString(f) ?? "", ReportTable.Number(r.Perplexity, 6), (r.RelativeToFull * 100).ToString("+0.0;-0.0;0.0", f) + "%"])]));
         report.AddSection("Redundancy curve").AddFigure(chart);
         report.Save(Path.Combine(folder, "report.html"));
-        JsonOutput.WriteFile(Path.Combine(folder, "results.json"), new
+        RandomWeightsNotice.WriteResultsFile(Path.Combine(folder, "results.json"), new
         {
             analysis = "perplexity-table",
             model = modelName,
@@ -185,6 +185,6 @@ public static class DomainPerplexityTable
                 domain = r.Domain, setting = r.Setting, layer = r.Layer, disabled_top_r = r.DisabledTop, perplexity = r.Perplexity, relative_to_full = r.RelativeToFull,
                 negative_log_likelihood = r.NegativeLogLikelihood, scored_tokens = r.ScoredTokens,
             }),
-        });
+        }, randomWeights);
     }
 }

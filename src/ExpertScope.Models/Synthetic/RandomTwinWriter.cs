@@ -40,6 +40,9 @@ public static class RandomTwinWriter
                     writer.SetMetadata(key, value);
                 }
 
+                // The name marks the twin as random weights, so every report on it carries the random-weights banner.
+                writer.SetMetadata("general.name", GgufValue.Create(TwinName(source.TryGetString("general.name"))));
+
                 foreach (var tensor in source.Tensors)
                 {
                     writer.AddTensor(tensor.Name, tensor.Type, tensor.Dimensions);
@@ -65,6 +68,9 @@ public static class RandomTwinWriter
         File.Move(temporary, path, overwrite: true);
         return source.Tensors.Count;
     }
+
+    /// <summary><c>general.name</c> of a twin: the source's name marked as random weights (what the reports test for).</summary>
+    public static string TwinName(string? sourceName) => (string.IsNullOrWhiteSpace(sourceName) ? "model" : sourceName) + " (random-weight twin)";
 
     private static void WriteRows(Stream destination, GgufTensorInfo tensor, double? std, float constant, ulong seed)
     {
