@@ -48,6 +48,7 @@ public sealed class ProbesSoundnessTests
         Assert.False(main.DifferenceFound, string.Join("\n", outcome.Summary));
         Assert.Equal(0, main.SignificantLayers);
         Assert.Contains(outcome.Summary, line => line.StartsWith("same-sense vs different-sense", StringComparison.Ordinal) && line.Contains("No difference was found.", StringComparison.Ordinal));
+        Assert.DoesNotContain(outcome.Summary, line => line.StartsWith("Caution: ", StringComparison.Ordinal));
 
         // The identical-prefix pairs (18 planted, a few more by chance: "the bank" opens sentences of both conditions) are
         // counted by condition and reason, and no kept pair (position-matched ones included) has one.
@@ -85,6 +86,31 @@ public sealed class ProbesSoundnessTests
             Assert.All(identical, m => Assert.All(m.ByLayer, s => Assert.Equal(1.0, s.Kappa, 12)));
             Assert.All(identical, m => Assert.All(m.ByLayer, s => Assert.Equal(1.0, s.Weighted, 6)));
         }
+    }
+
+    [Fact]
+    public async Task UnevenSharesOfIdenticalTargetTokensAreFlagged()
+    {
+        // Same-sense pairs repeat the word form; half of the different-sense pairs inflect one target ("banks"), so
+        // the share of pairs with identical target token ids differs between the conditions: the summary must say so.
+        using var temp = new TempDirectory();
+        var model = TinyModel(temp, "tiny-mixtral");
+        var random = new Random(20261207);
+        var rows = new List<(string Word, string First, int FirstIndex, string Second, int SecondIndex, bool Same)>();
+        for (var i = 0; i < 24; i++)
+        {
+            var word = Targets[i % Targets.Length];
+            var (first, firstIndex) = Sentence(random, word);
+            var (second, secondIndex) = Sentence(random, word);
+            rows.Add((word, first, firstIndex, second, secondIndex, true));
+            var (third, thirdIndex) = Sentence(random, word);
+            var (fourth, fourthIndex) = Sentence(random, i % 2 == 0 ? word + "s" : word);
+            rows.Add((word, third, thirdIndex, fourth, fourthIndex, false));
+        }
+
+        var outcome = await ProbeExperiment.RunAsync(model, Settings(WriteWic(temp, rows)), temp.File("uneven"));
+        Assert.Contains(outcome.Summary, line => line.StartsWith("Caution: ", StringComparison.Ordinal) && line.Contains("identical token ids", StringComparison.Ordinal));
+        Assert.Contains(outcome.Summary, line => line.StartsWith("Token-matched", StringComparison.Ordinal));
     }
 
     [Fact]

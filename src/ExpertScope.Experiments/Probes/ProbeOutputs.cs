@@ -342,7 +342,31 @@ public static class ProbeOutputs
                 $"Token-matched (both words the same token ids) {results.Comparisons[0].First} vs {results.Comparisons[0].Second}: difference {F(tokens.Difference)} (95% CI {F(tokens.Lower)} to {F(tokens.Upper)}; n = {tokens.CountFirst}/{tokens.CountSecond}; Mann-Whitney p = {P(tokens.MannWhitneyP)}, uncorrected): the part of the effect that token identity cannot explain."));
         }
 
+        if (TokenIdentityShares(results) is { } shares && Math.Abs(shares.First - shares.Second) >= 0.05)
+        {
+            // Identical tokens route alike (token-identity vs different-word), so an uneven share of them between the
+            // conditions can produce the main difference by itself, as identical prefixes did.
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"Caution: {shares.First:P0} of {results.Comparisons[0].First} and {shares.Second:P0} of {results.Comparisons[0].Second} pairs have targets with identical token ids; identical tokens route alike, so part of the main difference can be token identity rather than sense. The token-matched line is the comparison free of it (uncorrected: a control, not a finding)."));
+        }
+
         return lines;
+    }
+
+    /// <summary>The share of pairs whose two targets have identical token ids in each condition of the main comparison.</summary>
+    private static (double First, double Second)? TokenIdentityShares(ProbeResults results)
+    {
+        if (results.Comparisons.Count == 0)
+        {
+            return null;
+        }
+
+        var (first, second) = (results.Comparisons[0].First, results.Comparisons[0].Second);
+        var a = results.Measurements.Where(m => m.Pair.Condition == first).ToList();
+        var b = results.Measurements.Where(m => m.Pair.Condition == second).ToList();
+        return a.Count == 0 || b.Count == 0
+            ? null
+            : (a.Count(m => m.Pair.SameTokenIds) / (double)a.Count, b.Count(m => m.Pair.SameTokenIds) / (double)b.Count);
     }
 
     /// <summary>
