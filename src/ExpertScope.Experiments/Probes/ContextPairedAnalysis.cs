@@ -108,7 +108,7 @@ public static class ContextPairedAnalysis
                 .Select(layer => Compare(Values(m => m.ByLayer[layer].Get(metric)), SubSeed(seed, c, layer), resamples))
                 .ToArray();
             double[] p = [.. perLayer.Select(s => s.PValue)];
-            var (holm, bh) = Correct(p);
+            var (holm, bh) = ProbeAnalysis.Correct(p);
             for (var layer = 0; layer < perLayer.Length; layer++)
             {
                 perLayer[layer] = perLayer[layer] with { Holm = holm[layer], Bh = bh[layer] };
@@ -119,7 +119,7 @@ public static class ContextPairedAnalysis
         }
 
         // The layer-mean tests are the run's family of comparisons: Holm (and BH) across them.
-        var (familyHolm, familyBh) = Correct([.. comparisons.Select(comparison => comparison.LayerMean.PValue)]);
+        var (familyHolm, familyBh) = ProbeAnalysis.Correct([.. comparisons.Select(comparison => comparison.LayerMean.PValue)]);
         return [.. comparisons.Select((comparison, i) => comparison with
         {
             LayerMean = comparison.LayerMean with { Holm = familyHolm[i], Bh = familyBh[i] },
@@ -230,26 +230,6 @@ public static class ContextPairedAnalysis
         }
 
         return (sumFirst / countFirst) - (sumSecond / countSecond);
-    }
-
-    private static (double[] Holm, double[] Bh) Correct(double[] pValues)
-    {
-        var holm = Enumerable.Repeat(double.NaN, pValues.Length).ToArray();
-        var bh = Enumerable.Repeat(double.NaN, pValues.Length).ToArray();
-        var finite = Enumerable.Range(0, pValues.Length).Where(i => double.IsFinite(pValues[i])).ToArray();
-        if (finite.Length > 0)
-        {
-            double[] values = [.. finite.Select(i => pValues[i])];
-            var adjustedHolm = MultipleComparisons.Adjust(values, PAdjustMethod.Holm);
-            var adjustedBh = MultipleComparisons.Adjust(values, PAdjustMethod.BenjaminiHochberg);
-            for (var j = 0; j < finite.Length; j++)
-            {
-                holm[finite[j]] = adjustedHolm[j];
-                bh[finite[j]] = adjustedBh[j];
-            }
-        }
-
-        return (holm, bh);
     }
 
     /// <summary>The cluster bootstrap's seed for comparison <paramref name="index"/> at layer index <paramref name="layer"/> (the layer count for layer means).</summary>

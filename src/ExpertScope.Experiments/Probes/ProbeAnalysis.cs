@@ -441,7 +441,8 @@ public static class ProbeAnalysis
         }
     }
 
-    private static (double[] Holm, double[] Bh) Correct(double[] pValues)
+    /// <summary>Holm and BH over the finite p-values (NaN stays NaN and is not counted), as R's <c>p.adjust</c> on the non-missing ones.</summary>
+    internal static (double[] Holm, double[] Bh) Correct(double[] pValues)
     {
         var holm = Enumerable.Repeat(double.NaN, pValues.Length).ToArray();
         var bh = Enumerable.Repeat(double.NaN, pValues.Length).ToArray();
