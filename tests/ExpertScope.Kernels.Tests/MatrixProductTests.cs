@@ -21,6 +21,10 @@ public class MatrixProductTests
         { GgmlType.Q4_K, 7, 1 },
         { GgmlType.Q4_K, 1, 1 },
         { GgmlType.Q4_K, 9, 64 },
+        { GgmlType.Q5_K, 5, 11 },
+        { GgmlType.Q5_K, 7, 1 },
+        { GgmlType.Q5_K, 1, 1 },
+        { GgmlType.Q5_K, 9, 64 },
         { GgmlType.Q6_K, 5, 11 },
         { GgmlType.Q6_K, 1, 2 },
         { GgmlType.Q6_K, 7, 1 },
@@ -100,6 +104,8 @@ public class MatrixProductTests
     [Theory]
     [InlineData(GgmlType.Q4_K, 1, 3)]
     [InlineData(GgmlType.Q4_K, 7, 5)]
+    [InlineData(GgmlType.Q5_K, 1, 3)]
+    [InlineData(GgmlType.Q5_K, 7, 5)]
     [InlineData(GgmlType.Q6_K, 1, 3)]
     [InlineData(GgmlType.Q6_K, 7, 5)]
     [InlineData(GgmlType.Q6_K, 8, 2)]
