@@ -65,13 +65,31 @@ public abstract class WeightMatrixBenchmark : IFlopCounter, IDisposable
 [Config(typeof(BoundedConfig))]
 public class MatrixBenchmarks : WeightMatrixBenchmark
 {
-    [Params(GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_K)]
+    [Params(GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K)]
     public override GgmlType Type { get; set; }
 
     [Params("olmoe-expert-1024x2048", "qwen3-expert-768x2048", "attention-2048x2048")]
     public override string Shape { get; set; } = "olmoe-expert-1024x2048";
 
     [Params(1, 64)]
+    public override int Tokens { get; set; }
+}
+
+/// <summary>
+/// The K-quants of a Q4_K_M / Q5_K_M file at the shapes where llama.cpp's quantize puts Q6_K: an OLMoE-1B-7B expert
+/// down projection (2048 x 1024), a Qwen3-30B-A3B one (2048 x 768) and a 2048 x 2048 attention output projection; one
+/// token (generation), 64 (one expert's share of a 512-token prefill) and 512 (a dense projection in that prefill).
+/// </summary>
+[Config(typeof(BoundedConfig))]
+public class KQuantMixBenchmarks : WeightMatrixBenchmark
+{
+    [Params(GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K)]
+    public override GgmlType Type { get; set; }
+
+    [Params("olmoe-down-2048x1024", "qwen3-down-2048x768", "attention-output-2048x2048")]
+    public override string Shape { get; set; } = "olmoe-down-2048x1024";
+
+    [Params(1, 64, 512)]
     public override int Tokens { get; set; }
 }
 

@@ -21,6 +21,15 @@ public class MatrixProductTests
         { GgmlType.Q4_K, 7, 1 },
         { GgmlType.Q4_K, 1, 1 },
         { GgmlType.Q4_K, 9, 64 },
+        { GgmlType.Q5_K, 5, 11 },
+        { GgmlType.Q5_K, 7, 1 },
+        { GgmlType.Q5_K, 1, 1 },
+        { GgmlType.Q5_K, 9, 64 },
+        { GgmlType.Q6_K, 5, 11 },
+        { GgmlType.Q6_K, 1, 2 },
+        { GgmlType.Q6_K, 7, 1 },
+        { GgmlType.Q6_K, 1, 1 },
+        { GgmlType.Q6_K, 9, 64 },
         { GgmlType.F16, 3, 9 },
     };
 
@@ -90,6 +99,24 @@ public class MatrixProductTests
         // The one-token kernel takes blocks two at a time and four rows at a time; odd counts take its single steps.
         Check(GgmlType.Q8_0, rows, 1, randomBytes: false, blocks);
         Check(GgmlType.Q8_0, rows, 1, randomBytes: true, blocks);
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q4_K, 1, 3)]
+    [InlineData(GgmlType.Q4_K, 7, 5)]
+    [InlineData(GgmlType.Q5_K, 1, 3)]
+    [InlineData(GgmlType.Q5_K, 7, 5)]
+    [InlineData(GgmlType.Q6_K, 1, 3)]
+    [InlineData(GgmlType.Q6_K, 7, 5)]
+    [InlineData(GgmlType.Q6_K, 8, 2)]
+    public void KQuants_OddBlockCounts_EqualTheOnePairDot(GgmlType type, int blocks, int rows)
+    {
+        // One token takes the fused one-token kernel, three tokens a token pair plus a single token.
+        foreach (int tokens in new[] { 1, 3 })
+        {
+            Check(type, rows, tokens, randomBytes: false, blocks);
+            Check(type, rows, tokens, randomBytes: true, blocks);
+        }
     }
 
     private static void Check(GgmlType type, int rows, int tokens, bool randomBytes, int? blockCount = null)

@@ -41,7 +41,7 @@ public sealed class PackedActivations
     /// <summary>Q8_0 tiles: each block's float scale <c>[tile][block][token of 8]</c>.</summary>
     internal float[]? TileScales { get; set; }
 
-    /// <summary>Q8_K rows for Q4_K weights with each 32-byte group in lane-class order (positions l, l+8, l+16, l+24 in dword l); null when not built.</summary>
+    /// <summary>Q8_K rows for Q4_K, Q5_K and Q6_K weights with each 32-byte group in lane-class order (positions l, l+8, l+16, l+24 in dword l); null when not built.</summary>
     internal byte[]? LaneClassQuants { get; set; }
 
     /// <summary>Token <paramref name="token"/>'s converted row.</summary>
@@ -99,7 +99,7 @@ public static unsafe partial class MatrixProduct
             TileQ8_0(packed);
         }
 
-        if (IsBatchedQ4K(weightType))
+        if (IsBatchedQ4K(weightType) || IsBatchedQ5K(weightType) || IsBatchedQ6K(weightType))
         {
             PermuteQ8K(packed);
         }
@@ -159,6 +159,22 @@ public static unsafe partial class MatrixProduct
             else if (activations.TileQuants is not null)
             {
                 Q8_0Tiled(w, (int)rowBytes, rowCount, activations, y, outputStride);
+            }
+            else if (activations.LaneClassQuants is not null && weightType == GgmlType.Q5_K && activations.TokenCount == 1)
+            {
+                Q5KOneToken(w, (int)rowBytes, rowCount, activations, y);
+            }
+            else if (activations.LaneClassQuants is not null && weightType == GgmlType.Q5_K)
+            {
+                Q5KBatched(w, (int)rowBytes, rowCount, activations, y, outputStride);
+            }
+            else if (activations.LaneClassQuants is not null && weightType == GgmlType.Q6_K && activations.TokenCount == 1)
+            {
+                Q6KOneToken(w, (int)rowBytes, rowCount, activations, y);
+            }
+            else if (activations.LaneClassQuants is not null && weightType == GgmlType.Q6_K)
+            {
+                Q6KBatched(w, (int)rowBytes, rowCount, activations, y, outputStride);
             }
             else if (activations.LaneClassQuants is not null && activations.TokenCount == 1)
             {

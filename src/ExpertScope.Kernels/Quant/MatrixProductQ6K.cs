@@ -1,0 +1,211 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using ExpertScope.Core;
+
+namespace ExpertScope.Kernels.Quant;
+
+/// <summary>
+/// Q6_K weights times Q8_K tokens: <see cref="QuantizedDots.Q6KReference"/>'s arithmetic (ggml's
+/// <c>vec_dot_q6_K_q8_K</c>) for every (row, token) pair. Each 32-weight group holds two 16-weight sub-blocks; with
+/// weights and activations in lane-class order (positions l, l+8, l+16, l+24 in dword l) one pairwise byte
+/// multiply-add puts lane l's two products of the first sub-block in word 2l and those of the second in word 2l+1, and
+/// one word multiply-add against the (scale0, scale1) pair gives ggml's scaled lane sum l in int32 lane l (AVX2 and
+/// AVX-512 VBMI's byte permute; no VNNI, so CPUs with AVX-512 VNNI but not AVX-VNNI take it too). The
+/// integer lane sums are exact, so they equal ggml's; the float steps keep its order. Weights are signed (q - 32) and
+/// activations signed: |y| times (w with y's sign) is w * y without saturation (|y| &lt;= 128, |w| &lt;= 32).
+/// </summary>
+public static unsafe partial class MatrixProduct
+{
+    private const int Q6KGroups = BlockQ6K.Size / 32;
+
+    /// <summary>True when <see cref="Multiply"/> runs the batched and one-token Q6_K kernels on this CPU.</summary>
+    public static bool IsBatchedQ6K(GgmlType weightType) =>
+        weightType == GgmlType.Q6_K && QuantizedDots.UseAdvancedIsa && Avx512Vbmi.VL.IsSupported;
+
+    /// <summary>Lane sums of one 32-weight group: sub-block scales paired as two int16 in <paramref name="scalePair"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q6KGroup(Vector256<int> lanes, Vector256<sbyte> weights, Vector256<sbyte> activations, Vector256<short> scalePair)
+    {
+        var pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(activations), Avx2.Sign(weights, activations));
+        return lanes + Avx2.MultiplyAddAdjacent(pairs, scalePair);
+    }
+
+    /// <summary>The eight lane sums of one decoded 256-weight block against one token's permuted quants.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q6KLanes(sbyte* w, sbyte* a, int* scalePairs)
+    {
+        var lanes = Vector256<int>.Zero;
+        for (int g = 0; g < Q6KGroups; g++)
+        {
+            lanes = Q6KGroup(lanes, Vector256.Load(w + 32 * g), Vector256.Load(a + 32 * g), Vector256.Create(scalePairs[g]).AsInt16());
+        }
+
+        return lanes;
+    }
+
+    /// <summary>
+    /// Decodes one Q6_K block's quants to signed bytes (q - 32) in natural position order with each 32-byte group in
+    /// lane-class order, group g being positions 32g..32g+31 (sub-blocks 2g and 2g+1).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q6KDecodeGroups(byte* block, int half, out Vector256<sbyte> q1, out Vector256<sbyte> q2, out Vector256<sbyte> q3, out Vector256<sbyte> q4)
+    {
+        var lowMask = Vector256.Create((byte)0x0F);
+        var twoBits = Vector256.Create((byte)3);
+        var offset = Vector256.Create((sbyte)32);
+
+        // The byte-wise decode commutes with the permutation, so three permutes serve the four groups.
+        var ql0 = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 64 * half), QuantizedDots.LaneClassOrder);
+        var ql1 = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 64 * half + 32), QuantizedDots.LaneClassOrder);
+        var qh = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 128 + 32 * half), QuantizedDots.LaneClassOrder);
+        q1 = ((ql0 & lowMask) | Vector256.ShiftLeft(qh & twoBits, 4)).AsSByte() - offset;
+        q2 = ((ql1 & lowMask) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(qh, 2) & twoBits, 4)).AsSByte() - offset;
+        q3 = (Vector256.ShiftRightLogical(ql0, 4) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(qh, 4) & twoBits, 4)).AsSByte() - offset;
+        q4 = (Vector256.ShiftRightLogical(ql1, 4) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(qh, 6), 4)).AsSByte() - offset;
+    }
+
+    private static void Q6KBatched(byte* weights, int rowBytes, int rowCount, PackedActivations activations, float* output, int outputStride)
+    {
+        int blocks = activations.Elements / BlockQ6K.Size;
+        int tokens = activations.TokenCount;
+        var quants = new sbyte[blocks * BlockQ6K.Size];
+        var scalePairs = new int[blocks * Q6KGroups];
+        var d = new float[blocks];
+        fixed (byte* rows = activations.Rows)
+        fixed (byte* permuted = activations.LaneClassQuants)
+        fixed (sbyte* quant = quants)
+        fixed (int* scalePair = scalePairs)
+        {
+            for (int r = 0; r < rowCount; r++)
+            {
+                byte* row = weights + (long)r * rowBytes;
+                for (int i = 0; i < blocks; i++)
+                {
+                    byte* block = row + i * sizeof(BlockQ6K);
+                    d[i] = ScalarFormats.HalfToSingle(*(ushort*)(block + 208));
+                    sbyte* target = quant + i * BlockQ6K.Size;
+                    for (int half = 0; half < 2; half++)
+                    {
+                        Q6KDecodeGroups(block, half, out var q1, out var q2, out var q3, out var q4);
+                        q1.Store(target + 128 * half);
+                        q2.Store(target + 128 * half + 32);
+                        q3.Store(target + 128 * half + 64);
+                        q4.Store(target + 128 * half + 96);
+                    }
+
+                    // Sign-extended to int16, dword g holds the pair (scale 2g, scale 2g+1).
+                    Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)(block + 192))).AsInt32().Store(scalePair + i * Q6KGroups);
+                }
+
+                int t = 0;
+                for (; t + 2 <= tokens; t += 2)
+                {
+                    Q6KTokenPair(quant, scalePair, d, blocks, rows + (long)t * activations.RowBytes, activations.RowBytes,
+                        permuted + (long)t * blocks * BlockQ8K.Size, out float first, out float second);
+                    output[(long)t * outputStride + r] = first;
+                    output[(long)(t + 1) * outputStride + r] = second;
+                }
+
+                for (; t < tokens; t++)
+                {
+                    var sums = Vector256<float>.Zero;
+                    byte* tokenRow = rows + (long)t * activations.RowBytes;
+                    byte* tokenQuants = permuted + (long)t * blocks * BlockQ8K.Size;
+                    for (int i = 0; i < blocks; i++)
+                    {
+                        var lanes = Q6KLanes(quant + i * BlockQ6K.Size, (sbyte*)(tokenQuants + i * BlockQ8K.Size), scalePair + i * Q6KGroups);
+                        float blockScale = d[i] * *(float*)(tokenRow + i * sizeof(BlockQ8K));
+                        sums += Vector256.Create(blockScale) * Vector256.ConvertToSingle(lanes);
+                    }
+
+                    output[(long)t * outputStride + r] = SumLanesInOrder(sums);
+                }
+            }
+        }
+    }
+
+    /// <summary>ggml's final step: 0 plus the eight float lane sums, in lane order.</summary>
+    private static float SumLanesInOrder(Vector256<float> sums)
+    {
+        float sumf = 0;
+        for (int l = 0; l < 8; l++)
+        {
+            sumf += sums.GetElement(l);
+        }
+
+        return sumf;
+    }
+
+    /// <summary>Two consecutive tokens against one decoded row: the row's quants are loaded once for both.</summary>
+    private static void Q6KTokenPair(sbyte* quant, int* scalePair, float[] d, int blocks, byte* tokenRow, int rowBytes, byte* tokenQuants, out float first, out float second)
+    {
+        var sums0 = Vector256<float>.Zero;
+        var sums1 = Vector256<float>.Zero;
+        byte* secondRow = tokenRow + rowBytes;
+        sbyte* a0 = (sbyte*)tokenQuants;
+        sbyte* a1 = (sbyte*)(tokenQuants + blocks * BlockQ8K.Size);
+        for (int i = 0; i < blocks; i++)
+        {
+            sbyte* w = quant + i * BlockQ6K.Size;
+            int* sc = scalePair + i * Q6KGroups;
+            var lanes0 = Vector256<int>.Zero;
+            var lanes1 = Vector256<int>.Zero;
+            for (int g = 0; g < Q6KGroups; g++)
+            {
+                var weights = Vector256.Load(w + 32 * g);
+                var scales = Vector256.Create(sc[g]).AsInt16();
+                lanes0 = Q6KGroup(lanes0, weights, Vector256.Load(a0 + i * BlockQ8K.Size + 32 * g), scales);
+                lanes1 = Q6KGroup(lanes1, weights, Vector256.Load(a1 + i * BlockQ8K.Size + 32 * g), scales);
+            }
+
+            float blockScale0 = d[i] * *(float*)(tokenRow + i * sizeof(BlockQ8K));
+            float blockScale1 = d[i] * *(float*)(secondRow + i * sizeof(BlockQ8K));
+            sums0 += Vector256.Create(blockScale0) * Vector256.ConvertToSingle(lanes0);
+            sums1 += Vector256.Create(blockScale1) * Vector256.ConvertToSingle(lanes1);
+        }
+
+        first = SumLanesInOrder(sums0);
+        second = SumLanesInOrder(sums1);
+    }
+
+    /// <summary>
+    /// One token (generation) against Q6_K rows, nothing decoded to memory: per block the quants are rebuilt from
+    /// their low and high bits already in lane-class order, the sixteen scales sign-extended to (scale, scale) word
+    /// pairs, then <see cref="Q6KGroup"/> per group and ggml's float steps.
+    /// </summary>
+    private static void Q6KOneToken(byte* weights, int rowBytes, int rowCount, PackedActivations activations, float* output)
+    {
+        int blocks = activations.Elements / BlockQ6K.Size;
+        fixed (byte* rows = activations.Rows)
+        fixed (byte* permuted = activations.LaneClassQuants)
+        {
+            for (int r = 0; r < rowCount; r++)
+            {
+                byte* row = weights + (long)r * rowBytes;
+                var sums = Vector256<float>.Zero;
+                for (int i = 0; i < blocks; i++)
+                {
+                    byte* block = row + i * sizeof(BlockQ6K);
+                    sbyte* a = (sbyte*)(permuted + i * BlockQ8K.Size);
+                    var scales = Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)(block + 192))).AsInt32();
+                    var lanes = Vector256<int>.Zero;
+                    for (int half = 0; half < 2; half++)
+                    {
+                        Q6KDecodeGroups(block, half, out var q1, out var q2, out var q3, out var q4);
+                        int g = 4 * half;
+                        lanes = Q6KGroup(lanes, q1, Vector256.Load(a + 32 * g), Avx2.PermuteVar8x32(scales, Vector256.Create(g)).AsInt16());
+                        lanes = Q6KGroup(lanes, q2, Vector256.Load(a + 32 * g + 32), Avx2.PermuteVar8x32(scales, Vector256.Create(g + 1)).AsInt16());
+                        lanes = Q6KGroup(lanes, q3, Vector256.Load(a + 32 * g + 64), Avx2.PermuteVar8x32(scales, Vector256.Create(g + 2)).AsInt16());
+                        lanes = Q6KGroup(lanes, q4, Vector256.Load(a + 32 * g + 96), Avx2.PermuteVar8x32(scales, Vector256.Create(g + 3)).AsInt16());
+                    }
+
+                    float blockScale = ScalarFormats.HalfToSingle(*(ushort*)(block + 208)) * *(float*)(rows + i * sizeof(BlockQ8K));
+                    sums += Vector256.Create(blockScale) * Vector256.ConvertToSingle(lanes);
+                }
+
+                output[r] = SumLanesInOrder(sums);
+            }
+        }
+    }
+}
