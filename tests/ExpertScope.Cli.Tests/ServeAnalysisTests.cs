@@ -36,11 +36,12 @@ public sealed class ServeAnalysisTests
             Assert.Equal(File.ReadAllText(Path.Combine(temp.File("engine"), file)), File.ReadAllText(Path.Combine(temp.File("server"), file)));
         }
 
-        // Concentration: the all-k and top-1 rows are the engine's; the weight rows are left out, not estimated.
+        // Concentration: the all-k rows are the engine's; the weight and top-1 rows are left out, not estimated.
         var engineConcentration = Lines(temp.File("engine"), "concentration.csv");
         var servedConcentration = Lines(temp.File("server"), "concentration.csv");
         Assert.Contains(engineConcentration, line => line.Contains(",weight,", StringComparison.Ordinal));
-        Assert.Equal(engineConcentration.Where(line => !line.Contains(",weight,", StringComparison.Ordinal)), servedConcentration);
+        Assert.Contains(engineConcentration, line => line.Contains(",top1,", StringComparison.Ordinal));
+        Assert.Equal(engineConcentration.Where(line => !line.Contains(",weight,", StringComparison.Ordinal) && !line.Contains(",top1,", StringComparison.Ordinal)), servedConcentration);
 
         // Usage: counts and count shares equal; weight_sum and weight_share say NaN.
         var engineUsage = Lines(temp.File("engine"), "usage.csv").Select(line => line.Split(',')).ToList();
@@ -58,6 +59,7 @@ public sealed class ServeAnalysisTests
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp.File("server"), "results.json")));
         Assert.Equal("vllm", json.RootElement.GetProperty("routing_source").GetString());
         Assert.Contains("weight measure", json.RootElement.GetProperty("unavailable")[0].GetString(), StringComparison.Ordinal);
+        Assert.Contains("top1 measure", json.RootElement.GetProperty("unavailable")[1].GetString(), StringComparison.Ordinal);
         Assert.Contains("gives expert ids only", File.ReadAllText(Path.Combine(temp.File("server"), "report.html")), StringComparison.Ordinal);
         using var engineJson = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp.File("engine"), "results.json")));
         Assert.Equal(0, engineJson.RootElement.GetProperty("unavailable").GetArrayLength());

@@ -40,7 +40,7 @@ public sealed record DomainRoutingSettings
 /// <param name="TokenTables">Routing per domain, layer and token id (the strata, and what <c>token_*.csv</c> hold).</param>
 /// <param name="ExcludedTokenIds">Token ids left out of every statistic (special tokens unless included).</param>
 /// <param name="RoutingSource">Where the routing came from (<c>engine</c>, <c>vllm</c>, <c>sglang</c>).</param>
-/// <param name="HasWeights">False for an ids-only source: the weight measure is skipped (no rows), its columns say NaN.</param>
+/// <param name="HasWeights">False for an ids-only source: the weight and top-1 measures are skipped (no rows), the weight columns say NaN.</param>
 public sealed record DomainRoutingResult(
     IReadOnlyList<CorpusSample> Samples,
     IReadOnlyList<ExpertUsageTable> Tables,
@@ -67,7 +67,7 @@ public static class DomainRoutingAnalysis
     /// <param name="settings">Budget, seed and table sizes.</param>
     /// <param name="progress">Progress, counted in tokens.</param>
     /// <param name="cancellationToken">Stops between sequences.</param>
-    /// <param name="source">Routing from a server (expert ids only) instead of the engine: every count-based statistic is computed, the weight measure is skipped.</param>
+    /// <param name="source">Routing from a server (expert ids only) instead of the engine: every statistic on the selected sets is computed, the weight and top-1 measures are skipped.</param>
     /// <exception cref="ExpertScopeException">A domain yields no tokens, or the model has no MoE blocks.</exception>
     public static DomainRoutingResult Run(
         MoeModel model, RunFolder folder, IReadOnlyList<KeyValuePair<string, IReadOnlyList<CorpusDocument>>> domains,
@@ -119,9 +119,11 @@ public static class DomainRoutingAnalysis
             }
         }
 
-        // Ids only (a server): the weight measure has no data and is left out, never estimated.
+        // Ids only (a server): the weight measure has no data and is left out, never estimated. Top-1 is left out too:
+        // it needs rank 0 to be the highest-scoring expert, and vLLM/SGLang return ids in their top-k kernel's order,
+        // which is not guaranteed to be by score (docs/scale.md).
         bool hasWeights = tables.All(t => t.HasWeights);
-        UsageMeasure[] measures = hasWeights ? [UsageMeasure.Count, UsageMeasure.TopOne, UsageMeasure.Weight] : [UsageMeasure.Count, UsageMeasure.TopOne];
+        UsageMeasure[] measures = hasWeights ? [UsageMeasure.Count, UsageMeasure.TopOne, UsageMeasure.Weight] : [UsageMeasure.Count];
         var summaries = tables.SelectMany(t => measures.SelectMany(m => ExpertUsage.Summarize(t, m))).ToList();
         var layers = tables.Select(t => (IEnumerable<int>)t.Layers).Aggregate((a, b) => a.Intersect(b)).Order().ToList();
         var divergences = tables.Count >= 2 ? layers.Select(l => ExpertUsage.DomainDivergence(tables, l, UsageMeasure.Count)).ToList() : [];
@@ -325,7 +327,7 @@ public static class DomainRoutingAnalysis
             tokens_per_domain = settings.TokensPerDomain,
             seed = settings.Seed,
             routing_source = result.RoutingSource,
-            unavailable = result.HasWeights ? Array.Empty<string>() : new[] { "weight measure (concentration.csv rows, usage.csv weight_sum and weight_share): expert ids only" },
+            unavailable = result.HasWeights ? Array.Empty<string>() : new[] { "weight measure (concentration.csv rows, usage.csv weight_sum and weight_share): expert ids only", "top1 measure (concentration.csv rows): the server's id order is not guaranteed to be by score" },
             domains = result.Samples.Select(s => new { name = s.Name, tokens = s.TokenCount, chunks = s.Chunks.Count, budget_reached = s.BudgetReached }),
             concentration = result.Summaries.Select(s => new
             {
@@ -353,7 +355,7 @@ public static class DomainRoutingAnalysis
 
     /// <summary>The line every output of an ids-only run carries.</summary>
     public static string WeightsUnavailable(string routingSource) =>
-        $"Routing source '{routingSource}' gives expert ids only: the weight measure (weight coverage and entropy, usage.csv weight_sum and weight_share) is not available and is skipped (NaN in usage.csv); every count-based statistic is computed.";
+        $"Routing source '{routingSource}' gives expert ids only: the weight measure (weight coverage and entropy, usage.csv weight_sum and weight_share) is not available and is skipped (NaN in usage.csv), and so is the top-1 measure (a server's id order is not guaranteed to be by score); every statistic on the selected sets (all-k usage, coverage, JS divergence, specificity tests) is computed.";
 
     private static string MeasureName(UsageMeasure measure) => measure switch
     {
