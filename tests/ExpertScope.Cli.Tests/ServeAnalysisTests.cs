@@ -96,8 +96,8 @@ public sealed class ServeAnalysisTests
         Assert.Equal("sglang", json.RootElement.GetProperty("settings").GetProperty("routing source").GetString());
         Assert.Equal(["positive_mean_weight", "negative_mean_weight"], json.RootElement.GetProperty("unavailable").EnumerateArray().Select(e => e.GetString()));
 
-        // The journal resumes a server run: a second call routes nothing and writes the same ranking.
-        var again = Run([.. common, "--server", server.Address, "--server-kind", "sglang", "--out", temp.File("server")]);
+        // The journal resumes a server run: a second call sends no request (its address has no server) and writes the same ranking.
+        var again = Run([.. common, "--server", "http://127.0.0.1:1", "--server-kind", "sglang", "--server-attempts", "1", "--out", temp.File("server")]);
         Assert.True(again.Code == 0, again.Error);
         Assert.Equal(servedRows.Select(r => string.Join(',', r)), Lines(temp.File("server"), "ranked.csv"));
     }
