@@ -124,6 +124,30 @@ public class AnalysesUsageTests
     public void TallyRejectsBadExpertsAndWeights()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => ExpertUsage.Tally("A", [new RoutingRecord(0, 0, 1, 0, 0, 4, 1)], 4));
-        Assert.Throws<ArgumentOutOfRangeException>(() => ExpertUsage.Tally("A", [new RoutingRecord(0, 0, 1, 0, 0, 1, float.NaN)], 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ExpertUsage.Tally("A", [new RoutingRecord(0, 0, 1, 0, 0, 1, float.PositiveInfinity)], 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ExpertUsage.Tally("A", [new RoutingRecord(0, 0, 1, 0, 0, 1, -0.5f)], 4));
+        // NaN means "ids only"; a mix of records with and without weights is refused, in either order.
+        Assert.Throws<ArgumentOutOfRangeException>(() => ExpertUsage.Tally("A", [new RoutingRecord(0, 0, 1, 0, 0, 1, float.NaN), new RoutingRecord(0, 1, 1, 0, 0, 1, 0.5f)], 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ExpertUsage.Tally("A", [new RoutingRecord(0, 0, 1, 0, 0, 1, 0.5f), new RoutingRecord(0, 1, 1, 0, 0, 1, float.NaN)], 4));
+    }
+
+    [Fact]
+    public void IdsOnlyRecordsGiveTheSameCountsAndNoWeightMeasure()
+    {
+        // The planted domain of ADomainUsingOnlyExpertsOneAndTwo with its weights dropped, as a server returns it.
+        var full = ExpertUsage.Tally("A", Tokens(0, 1, 2), 4);
+        var ids = ExpertUsage.Tally("A", Tokens(0, 1, 2).Select(r => r with { Weight = float.NaN }), 4);
+
+        Assert.True(full.HasWeights);
+        Assert.False(ids.HasWeights);
+        Assert.Equal(full.Counts(0), ids.Counts(0));
+        Assert.Equal(full.TopOne(0), ids.TopOne(0));
+        Assert.Equal(full.Tokens(0), ids.Tokens(0));
+        Assert.Equal(ExpertUsage.Summarize(full, UsageMeasure.Count), ExpertUsage.Summarize(ids, UsageMeasure.Count));
+        Assert.Equal(ExpertUsage.Summarize(full, UsageMeasure.TopOne), ExpertUsage.Summarize(ids, UsageMeasure.TopOne));
+        // The weight measure is not available: asking for it throws instead of giving zeros or NaN.
+        Assert.Throws<InvalidOperationException>(() => ids.Weights(0));
+        Assert.Throws<InvalidOperationException>(() => ids.Shares(0, UsageMeasure.Weight));
+        Assert.Throws<InvalidOperationException>(() => ExpertUsage.Summarize(ids, UsageMeasure.Weight));
     }
 }

@@ -42,6 +42,8 @@ public static class AnalyzeDomainsCommand
         command.Options.Add(seed);
         command.Options.Add(top);
         command.Options.Add(includeSpecial);
+        var server = new RoutingServerOptions();
+        server.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             AnalyzeCommand.CheckBaseline(parse, baseline, "domains");
@@ -67,14 +69,28 @@ public static class AnalyzeDomainsCommand
             int? threads = model.ThreadCount(parse);
             using var moe = model.Load(parse);
             var settings = new DomainRoutingSettings { TokensPerDomain = budget, Seed = parse.GetValue(seed), TopSpecificExperts = parse.GetValue(top), ThreadCount = threads, IncludeSpecialTokens = parse.GetValue(includeSpecial) };
-            using var run = AnalyzeCommand.OpenFolder(context, parse, folder, "analyze-domains", moe, new Dictionary<string, string>
+            var serverSettings = server.Parse(parse);
+            using var serverSource = serverSettings?.CreateSource(moe.File, Formats.ModelInfo.FromGguf(moe.File));
+            var runSettings = new Dictionary<string, string>
             {
                 ["domains"] = string.Join(";", described),
                 ["tokens_per_domain"] = budget.ToString(CultureInfo.InvariantCulture),
-            }, settings.Seed);
+            };
+            if (serverSource is not null)
+            {
+                // Only a server is recorded, so runs made before the option existed still resume.
+                runSettings["routing_source"] = serverSource.Kind;
+            }
+
+            using var run = AnalyzeCommand.OpenFolder(context, parse, folder, "analyze-domains", moe, runSettings, settings.Seed);
             return AnalyzeCommand.Interruptible(context, folder, token =>
             {
-                var result = ProgressDisplay.Run(context, sink => DomainRoutingAnalysis.Run(moe, run, domains, settings, sink, token));
+                var result = ProgressDisplay.Run(context, sink => DomainRoutingAnalysis.Run(moe, run, domains, settings, sink, token, serverSource));
+                if (!result.HasWeights)
+                {
+                    context.Output.WriteLine(DomainRoutingAnalysis.WeightsUnavailable(result.RoutingSource));
+                }
+
                 foreach (var sample in result.Samples.Where(s => !s.BudgetReached))
                 {
                     context.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -46,8 +46,11 @@ public static class SteerCommand
         attention.AddTo(command);
         var chat = new ChatOptions();
         chat.AddTo(command);
+        var server = new RoutingServerOptions();
+        server.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
+            var serverSettings = server.Parse(parse);
             var slotValues = PromptTemplate.ParseSlots(parse.GetValue(slots) ?? []);
             var shared = parse.GetValue(template) is { } t ? PromptTemplate.Parse(t, slotValues) : null;
             var positivePrompts = Prompts(parse.GetValue(positive), parse.GetValue(positiveTemplate), shared, slotValues, parse.GetValue(field)!, parse.GetValue(limit), "--positive");
@@ -84,18 +87,27 @@ public static class SteerCommand
                 runSettings["chat template"] = chatSetting;
             }
 
+            if (serverSettings is not null)
+            {
+                // Only a server is recorded, so runs made before the option existed still resume.
+                runSettings["routing source"] = serverSettings.Kind == Experiments.RoutingSources.ServerKind.Vllm ? "vllm" : "sglang";
+            }
+
             using var run = RunFolder.OpenOrCreate(folder, UnitJournal.Manifest("steer-discover", modelPath, runSettings, commandLine: TraceCommand.CommandLineOf(parse)));
             var journal = new UnitJournal(run);
             using var loaded = MoeModel.Load(modelPath, new ModelLoadOptions { Attention = attentionSettings });
+            using var serverSource = serverSettings?.CreateSource(loaded.File, Formats.ModelInfo.FromGguf(loaded.File));
             var progress = new TextProgressSink(context.Error);
             ExpertActivityRecorder Profile(IReadOnlyList<string> prompts, string name, string prefix)
             {
                 int done = journal.CountFinished(Enumerable.Range(0, prompts.Count).Select(i => BehaviourDiscovery.UnitId(prefix, i)));
                 using var task = progress.StartTask(name, prompts.Count, done, unit: "prompts");
-                return BehaviourDiscovery.Profile(loaded, prompts, tokenScope, journal, prefix, parse.GetValue(threads), task);
+                return serverSource is null
+                    ? BehaviourDiscovery.Profile(loaded, prompts, tokenScope, journal, prefix, parse.GetValue(threads), task)
+                    : BehaviourDiscovery.Profile(loaded, serverSource, prompts, tokenScope, journal, prefix, task);
             }
 
-            var ranked = BehaviourDiscovery.Compare(Profile(positivePrompts, "positive set", "positive"), Profile(negativePrompts, "negative set", "negative"));
+            var ranked = BehaviourDiscovery.Compare(Profile(positivePrompts, "positive set", "positive"), Profile(negativePrompts, "negative set", "negative"), weightsAvailable: serverSource is null);
             var settings = new Dictionary<string, string>
             {
                 ["model"] = loaded.FilePath,
@@ -105,8 +117,14 @@ public static class SteerCommand
                 ["positive prompts"] = positivePrompts.Count.ToString(CultureInfo.InvariantCulture),
                 ["negative prompts"] = negativePrompts.Count.ToString(CultureInfo.InvariantCulture),
                 ["tokens"] = parse.GetValue(scope)!,
+                ["routing source"] = serverSource?.Kind ?? "engine",
             };
-            BehaviourDiscovery.WriteOutputs(folder, ranked, settings, randomWeights: RandomWeightsLine.Check(context, loaded));
+            if (serverSource is not null)
+            {
+                context.Output.WriteLine(BehaviourDiscovery.WeightsUnavailable(serverSource.Kind));
+            }
+
+            BehaviourDiscovery.WriteOutputs(folder, ranked, settings, randomWeights: RandomWeightsLine.Check(context, loaded), idsOnlySource: serverSource?.Kind);
             context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{ranked.Count(r => r.AdjustedPValue < 0.05)} of {ranked.Count} (layer, expert) pairs differ at BH p < 0.05; wrote {Path.Combine(folder, "ranked.csv")}"));
             foreach (var r in ranked.Take(10))

@@ -21,12 +21,19 @@ public sealed class ExpertUsageTable
 {
     private readonly SortedDictionary<int, (double[] Counts, double[] Weights, double[] TopOne, long Tokens)> _layers;
 
-    internal ExpertUsageTable(string domain, int expertCount, SortedDictionary<int, (double[] Counts, double[] Weights, double[] TopOne, long Tokens)> layers)
+    internal ExpertUsageTable(string domain, int expertCount, SortedDictionary<int, (double[] Counts, double[] Weights, double[] TopOne, long Tokens)> layers, bool hasWeights = true)
     {
         Domain = domain;
         ExpertCount = expertCount;
         _layers = layers;
+        HasWeights = hasWeights;
     }
+
+    /// <summary>
+    /// False when the records came from an ids-only routing source (vLLM, SGLang): <see cref="Weights"/> and the
+    /// <see cref="UsageMeasure.Weight"/> measure are then not available and throw rather than give a number.
+    /// </summary>
+    public bool HasWeights { get; }
 
     /// <summary>The domain the records came from.</summary>
     public string Domain { get; }
@@ -41,7 +48,10 @@ public sealed class ExpertUsageTable
     public double[] Counts(int layer) => [.. Entry(layer).Counts];
 
     /// <summary>wᵢ: the sum of expert i's mixing weights in <paramref name="layer"/>.</summary>
-    public double[] Weights(int layer) => [.. Entry(layer).Weights];
+    /// <exception cref="InvalidOperationException">The table has no weights (<see cref="HasWeights"/>).</exception>
+    public double[] Weights(int layer) => HasWeights
+        ? [.. Entry(layer).Weights]
+        : throw new InvalidOperationException($"Domain '{Domain}': the routing source gave expert ids only, so mixing weights are not available.");
 
     /// <summary>The number of distinct tokens (sequence, position) routed in <paramref name="layer"/>.</summary>
     public long Tokens(int layer) => Entry(layer).Tokens;
@@ -102,17 +112,20 @@ public static class ExpertUsage
     /// Tallies routing records: per layer, cᵢ = number of records with expert i, wᵢ = Σ weight of those records,
     /// tᵢ = number of rank-0 records with expert i, and the number of distinct (sequence, position) tokens. Count shares pᵢ = cᵢ / Σc are selection
     /// frequencies (with top-k routing Σc = k · tokens); weight shares pᵢ = wᵢ / Σw are the mixing mass.
+    /// Records from an ids-only source carry a NaN weight: if every record does, the table has no weights
+    /// (<see cref="ExpertUsageTable.HasWeights"/> false); a mix of NaN and real weights is refused.
     /// </summary>
     /// <param name="domain">A name for the records' domain.</param>
     /// <param name="records">Routing records, any order.</param>
     /// <param name="expertCount">Experts per layer, N.</param>
-    /// <exception cref="ArgumentOutOfRangeException">An expert index is outside [0, N), or a weight is negative or not finite.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An expert index is outside [0, N), a weight is negative or infinite, or NaN weights are mixed with real ones.</exception>
     public static ExpertUsageTable Tally(string domain, IEnumerable<RoutingRecord> records, int expertCount)
     {
         ArgumentNullException.ThrowIfNull(records);
         ArgumentOutOfRangeException.ThrowIfLessThan(expertCount, 1);
         var layers = new SortedDictionary<int, (double[] Counts, double[] Weights, double[] TopOne, long Tokens)>();
         var tokens = new Dictionary<int, HashSet<(int, int)>>();
+        bool? idsOnly = null;
         foreach (var record in records)
         {
             if ((uint)record.Expert >= (uint)expertCount)
@@ -120,7 +133,14 @@ public static class ExpertUsage
                 throw new ArgumentOutOfRangeException(nameof(records), record.Expert, $"Expert index outside [0, {expertCount}) in layer {record.Layer}.");
             }
 
-            if (!float.IsFinite(record.Weight) || record.Weight < 0)
+            bool missing = float.IsNaN(record.Weight);
+            idsOnly ??= missing;
+            if (missing != idsOnly)
+            {
+                throw new ArgumentOutOfRangeException(nameof(records), record.Weight, "Records with a mixing weight and records without one (ids only) are mixed.");
+            }
+
+            if (!missing && (!float.IsFinite(record.Weight) || record.Weight < 0))
             {
                 throw new ArgumentOutOfRangeException(nameof(records), record.Weight, "Mixing weights must be finite and non-negative.");
             }
@@ -133,7 +153,11 @@ public static class ExpertUsage
             }
 
             entry.Counts[record.Expert]++;
-            entry.Weights[record.Expert] += record.Weight;
+            if (!missing)
+            {
+                entry.Weights[record.Expert] += record.Weight;
+            }
+
             if (record.Rank == 0)
             {
                 entry.TopOne[record.Expert]++;
@@ -147,7 +171,7 @@ public static class ExpertUsage
             layers[layer] = layers[layer] with { Tokens = set.Count };
         }
 
-        return new ExpertUsageTable(domain, expertCount, layers);
+        return new ExpertUsageTable(domain, expertCount, layers, hasWeights: idsOnly != true);
     }
 
     /// <summary>The concentration of a domain's usage in each of its layers (layers without mass are left out).</summary>

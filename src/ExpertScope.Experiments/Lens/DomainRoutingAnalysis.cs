@@ -39,6 +39,8 @@ public sealed record DomainRoutingSettings
 /// <param name="StratifiedSpecificity">The same tests stratified by token id (Cochran–Mantel–Haenszel), ranked within each domain.</param>
 /// <param name="TokenTables">Routing per domain, layer and token id (the strata, and what <c>token_*.csv</c> hold).</param>
 /// <param name="ExcludedTokenIds">Token ids left out of every statistic (special tokens unless included).</param>
+/// <param name="RoutingSource">Where the routing came from (<c>engine</c>, <c>vllm</c>, <c>sglang</c>).</param>
+/// <param name="HasWeights">False for an ids-only source: the weight and top-1 measures are skipped (no rows), the weight columns say NaN.</param>
 public sealed record DomainRoutingResult(
     IReadOnlyList<CorpusSample> Samples,
     IReadOnlyList<ExpertUsageTable> Tables,
@@ -47,7 +49,9 @@ public sealed record DomainRoutingResult(
     IReadOnlyList<ExpertSpecificity> Specificity,
     IReadOnlyList<StratifiedSpecificity> StratifiedSpecificity,
     IReadOnlyList<TokenUsageTable> TokenTables,
-    IReadOnlySet<int> ExcludedTokenIds);
+    IReadOnlySet<int> ExcludedTokenIds,
+    string RoutingSource = "engine",
+    bool HasWeights = true);
 
 /// <summary>
 /// Expert usage by text domain (MoE Lens §3, OpenMoE's domain study): equal token budgets per domain, routing through
@@ -57,10 +61,18 @@ public sealed record DomainRoutingResult(
 public static class DomainRoutingAnalysis
 {
     /// <summary>Samples the domains, collects their routing (resumable in <paramref name="folder"/>) and analyses it.</summary>
+    /// <param name="model">The model: its tokenizer, N and special tokens always; its forward pass unless <paramref name="source"/> is given.</param>
+    /// <param name="folder">The run folder.</param>
+    /// <param name="domains">The domains' documents.</param>
+    /// <param name="settings">Budget, seed and table sizes.</param>
+    /// <param name="progress">Progress, counted in tokens.</param>
+    /// <param name="cancellationToken">Stops between sequences.</param>
+    /// <param name="source">Routing from a server (expert ids only) instead of the engine: every statistic on the selected sets is computed, the weight and top-1 measures are skipped.</param>
     /// <exception cref="ExpertScopeException">A domain yields no tokens, or the model has no MoE blocks.</exception>
     public static DomainRoutingResult Run(
         MoeModel model, RunFolder folder, IReadOnlyList<KeyValuePair<string, IReadOnlyList<CorpusDocument>>> domains,
-        DomainRoutingSettings settings, IProgressSink progress, CancellationToken cancellationToken = default)
+        DomainRoutingSettings settings, IProgressSink progress, CancellationToken cancellationToken = default,
+        RoutingSources.IRoutingSource? source = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(domains);
@@ -88,18 +100,36 @@ public static class DomainRoutingAnalysis
         var excluded = settings.IncludeSpecialTokens ? new HashSet<int>() : SpecialTokens.Ids(model);
         var tables = new List<ExpertUsageTable>();
         var tokenTables = new List<TokenUsageTable>();
-        RoutingCollector.Collect(model, folder, groups, progress, settings.ThreadCount, (name, records) =>
+        void Tally(string name, IReadOnlyList<RoutingRecord> records)
         {
             var kept = records.Where(r => !excluded.Contains(r.TokenId)).ToList();
             tables.Add(ExpertUsage.Tally(name, kept, expertCount));
             tokenTables.Add(TokenUsageTable.Tally(name, kept, expertCount));
-        }, cancellationToken);
-        var summaries = tables.SelectMany(t => new[] { UsageMeasure.Count, UsageMeasure.TopOne, UsageMeasure.Weight }.SelectMany(m => ExpertUsage.Summarize(t, m))).ToList();
+        }
+
+        if (source is null)
+        {
+            RoutingCollector.Collect(model, folder, groups, progress, settings.ThreadCount, Tally, cancellationToken);
+        }
+        else
+        {
+            foreach (var (name, records) in RoutingCollector.Collect(source, folder, groups, progress, cancellationToken))
+            {
+                Tally(name, records);
+            }
+        }
+
+        // Ids only (a server): the weight measure has no data and is left out, never estimated. Top-1 is left out too:
+        // it needs rank 0 to be the highest-scoring expert, and vLLM/SGLang return ids in their top-k kernel's order,
+        // which is not guaranteed to be by score (docs/scale.md).
+        bool hasWeights = tables.All(t => t.HasWeights);
+        UsageMeasure[] measures = hasWeights ? [UsageMeasure.Count, UsageMeasure.TopOne, UsageMeasure.Weight] : [UsageMeasure.Count];
+        var summaries = tables.SelectMany(t => measures.SelectMany(m => ExpertUsage.Summarize(t, m))).ToList();
         var layers = tables.Select(t => (IEnumerable<int>)t.Layers).Aggregate((a, b) => a.Intersect(b)).Order().ToList();
         var divergences = tables.Count >= 2 ? layers.Select(l => ExpertUsage.DomainDivergence(tables, l, UsageMeasure.Count)).ToList() : [];
         var specificity = tables.Count >= 2 ? DomainSpecificity.Rank(tables) : [];
         var stratified = tokenTables.Count >= 2 ? TokenStratifiedSpecificity.Rank(tokenTables) : [];
-        return new DomainRoutingResult(samples, tables, summaries, divergences, specificity, stratified, tokenTables, excluded);
+        return new DomainRoutingResult(samples, tables, summaries, divergences, specificity, stratified, tokenTables, excluded, source?.Kind ?? "engine", hasWeights);
     }
 
     /// <summary>Writes <c>results.json</c>, the CSV tables, the SVG figures and <c>report.html</c> into <paramref name="folder"/>.</summary>
@@ -119,12 +149,13 @@ public static class DomainRoutingAnalysis
                 foreach (int layer in table.Layers)
                 {
                     var counts = table.Counts(layer);
-                    var weights = table.Weights(layer);
                     var cs = table.Shares(layer, UsageMeasure.Count);
-                    var ws = table.Shares(layer, UsageMeasure.Weight);
+                    // Ids only: the weight columns say NaN (not available), as results.json and the report state.
+                    var weights = table.HasWeights ? table.Weights(layer) : null;
+                    var ws = table.HasWeights ? table.Shares(layer, UsageMeasure.Weight) : null;
                     for (int e = 0; e < experts; e++)
                     {
-                        csv.WriteRow(table.Domain, layer, e, table.Tokens(layer), counts[e], weights[e], cs[e], ws[e]);
+                        csv.WriteRow(table.Domain, layer, e, table.Tokens(layer), counts[e], weights?[e] ?? double.NaN, cs[e], ws?[e] ?? double.NaN);
                     }
                 }
             }
@@ -214,7 +245,10 @@ public static class DomainRoutingAnalysis
             "Usage is the share of routing decisions (any of the k ranks) each expert receives; coverage counts the fewest experts taking 50/80/90% of them, on all k selections (where at least ⌈k/2⌉ experts always cover half), on top-1 selections and on routing weight.",
             result.ExcludedTokenIds.Count == 0
                 ? "Special tokens (BOS, EOS, control) are counted."
-                : string.Create(f, $"{result.ExcludedTokenIds.Count} special token ids (BOS, EOS, control tokens) are left out of every statistic."));
+                : string.Create(f, $"{result.ExcludedTokenIds.Count} special token ids (BOS, EOS, control tokens) are left out of every statistic."),
+            result.HasWeights
+                ? "Routing source: " + result.RoutingSource + "."
+                : WeightsUnavailable(result.RoutingSource));
         var figures = report.AddSection("Layer × expert usage per domain");
         // One colour scale for every domain, so the same colour means the same share in each heatmap.
         double sharedMaximum = result.Tables.SelectMany(t => layers.SelectMany(l => t.Shares(l, UsageMeasure.Count))).DefaultIfEmpty(0).Max();
@@ -292,6 +326,8 @@ public static class DomainRoutingAnalysis
             model = modelName,
             tokens_per_domain = settings.TokensPerDomain,
             seed = settings.Seed,
+            routing_source = result.RoutingSource,
+            unavailable = result.HasWeights ? Array.Empty<string>() : new[] { "weight measure (concentration.csv rows, usage.csv weight_sum and weight_share): expert ids only", "top1 measure (concentration.csv rows): the server's id order is not guaranteed to be by score" },
             domains = result.Samples.Select(s => new { name = s.Name, tokens = s.TokenCount, chunks = s.Chunks.Count, budget_reached = s.BudgetReached }),
             concentration = result.Summaries.Select(s => new
             {
@@ -316,6 +352,10 @@ public static class DomainRoutingAnalysis
             }),
         }, randomWeights);
     }
+
+    /// <summary>The line every output of an ids-only run carries.</summary>
+    public static string WeightsUnavailable(string routingSource) =>
+        $"Routing source '{routingSource}' gives expert ids only: the weight measure (weight coverage and entropy, usage.csv weight_sum and weight_share) is not available and is skipped (NaN in usage.csv), and so is the top-1 measure (a server's id order is not guaranteed to be by score); every statistic on the selected sets (all-k usage, coverage, JS divergence, specificity tests) is computed.";
 
     private static string MeasureName(UsageMeasure measure) => measure switch
     {

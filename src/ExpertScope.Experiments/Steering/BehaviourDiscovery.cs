@@ -1,6 +1,8 @@
 using System.Globalization;
 using ExpertScope.Experiments.Pruning;
+using ExpertScope.Core;
 using ExpertScope.Experiments.Reports;
+using ExpertScope.Experiments.RoutingSources;
 using ExpertScope.Experiments.Runs;
 using ExpertScope.Models;
 using ExpertScope.Statistics;
@@ -19,8 +21,8 @@ namespace ExpertScope.Experiments.Steering;
 /// <param name="PositiveTokens">Positive-set tokens counted.</param>
 /// <param name="NegativeSelections">Negative-set tokens that selected the expert.</param>
 /// <param name="NegativeTokens">Negative-set tokens counted.</param>
-/// <param name="PositiveMeanWeight">Mean mixing weight on the positive set.</param>
-/// <param name="NegativeMeanWeight">Mean mixing weight on the negative set.</param>
+/// <param name="PositiveMeanWeight">Mean mixing weight on the positive set (NaN: not available, the routing source gave expert ids only).</param>
+/// <param name="NegativeMeanWeight">Mean mixing weight on the negative set (NaN likewise).</param>
 /// <param name="PValue">Two-sided Fisher exact test of the 2×2 table (selected / not, positive / negative).</param>
 /// <param name="AdjustedPValue">Benjamini–Hochberg adjusted over every (layer, expert).</param>
 public sealed record ExpertContrast(
@@ -57,6 +59,10 @@ public sealed record ExpertContrast(
 /// <summary>Behaviour-expert discovery: which experts the router prefers on one prompt set over another.</summary>
 public static class BehaviourDiscovery
 {
+    /// <summary>The line every output of an ids-only discovery carries.</summary>
+    public static string WeightsUnavailable(string routingSource) =>
+        $"Routing source '{routingSource}' gives expert ids only: the mean weights (positive_mean_weight, negative_mean_weight) are not available (NaN in ranked.csv); frequencies, odds ratios, p-values and the ranking use counts only and are computed.";
+
     /// <summary>CSV columns of <c>ranked.csv</c>, also read back by <see cref="SteeringEvaluation.ReadRanked"/>.</summary>
     public static readonly IReadOnlyList<string> Columns =
     [
@@ -112,6 +118,101 @@ public static class BehaviourDiscovery
         return total;
     }
 
+    /// <summary>
+    /// As the engine overload, but the routing comes from <paramref name="source"/> (a vLLM or SGLang server, sent the
+    /// local tokenizer's ids), <see cref="IRoutingSource.BatchSize"/> prompts per request batch. <paramref name="model"/>
+    /// supplies the tokenizer, the context length and the shape of the profile. An ids-only source counts every selected
+    /// id (the engine leaves out selections whose weight is exactly 0, which an ids-only source cannot see) and adds no
+    /// weight: the mean weights of <see cref="Compare"/> are then not available.
+    /// </summary>
+    public static ExpertActivityRecorder Profile(
+        MoeModel model, IRoutingSource source, IReadOnlyList<string> prompts, TokenScope scope, UnitJournal journal, string unitPrefix,
+        IProgressTask? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(prompts);
+        ArgumentNullException.ThrowIfNull(journal);
+        var total = new ExpertActivityRecorder(model, scope);
+        var single = new ExpertActivityRecorder(model, scope);
+        int batch = Math.Max(1, source.BatchSize);
+        for (int first = 0; first < prompts.Count; first += batch)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var indices = Enumerable.Range(first, Math.Min(batch, prompts.Count - first)).ToList();
+            var wanted = new List<(int Index, RoutingPrompt Prompt)>();
+            foreach (int i in indices.Where(i => !journal.IsFinished(UnitId(unitPrefix, i))))
+            {
+                var tokens = Tokenize(model, prompts[i]);
+                if (tokens.Length > 0)
+                {
+                    wanted.Add((i, new RoutingPrompt(UnitId(unitPrefix, i), null, tokens, tokens.Length)));
+                }
+            }
+
+            var routed = new Dictionary<int, SequenceRouting>();
+            if (wanted.Count > 0)
+            {
+                var results = source.RouteAsync([.. wanted.Select(w => w.Prompt)], cancellationToken).GetAwaiter().GetResult();
+                for (int j = 0; j < wanted.Count; j++)
+                {
+                    routed[wanted[j].Index] = results[j];
+                }
+            }
+
+            foreach (int i in indices)
+            {
+                total.Add(journal.GetOrCompute(UnitId(unitPrefix, i), () =>
+                {
+                    single.Clear();
+                    if (routed.TryGetValue(i, out var routing))
+                    {
+                        Accumulate(single, routing, scope, UnitId(unitPrefix, i));
+                    }
+
+                    return single.Serialize();
+                }, cancellationToken));
+                progress?.Advance();
+            }
+        }
+
+        return total;
+    }
+
+    /// <summary>Adds one prompt's routing to a profile the way the engine's observer counts it.</summary>
+    private static void Accumulate(ExpertActivityRecorder recorder, SequenceRouting routing, TokenScope scope, string name)
+    {
+        int first = scope == TokenScope.LastToken ? routing.PositionCount - 1 : 0;
+        for (int l = 0; l < routing.Layers.Count; l++)
+        {
+            int layer = routing.Layers[l];
+            if (layer >= recorder.LayerCount || !recorder.IsMoeLayer[layer])
+            {
+                throw new ExpertScopeException($"{name}: the routing source gave MoE block {layer}, which has no router in the model (check --first-moe-block)");
+            }
+
+            recorder.Tokens[layer] += routing.PositionCount - first;
+            for (int t = first; t < routing.PositionCount; t++)
+            {
+                var experts = routing.ExpertsAt(l, t);
+                var weights = routing.WeightsAt(l, t);
+                for (int slot = 0; slot < experts.Length; slot++)
+                {
+                    if ((uint)experts[slot] >= (uint)recorder.ExpertCount)
+                    {
+                        throw new ExpertScopeException($"{name}: expert id {experts[slot]} in block {layer} is not below the model's {recorder.ExpertCount} experts");
+                    }
+
+                    if (weights.IsEmpty || weights[slot] != 0.0f)
+                    {
+                        recorder.Selections[layer, experts[slot]]++;
+                        recorder.WeightSums[layer, experts[slot]] += weights.IsEmpty ? 0.0 : weights[slot];
+                    }
+                }
+            }
+        }
+    }
+
     /// <summary>The journal unit id of prompt <paramref name="index"/> of a set.</summary>
     public static string UnitId(string prefix, int index) => prefix + "/" + index.ToString(CultureInfo.InvariantCulture);
 
@@ -124,7 +225,10 @@ public static class BehaviourDiscovery
     }
 
     /// <summary>Compares two profiles expert by expert and ranks the experts.</summary>
-    public static IReadOnlyList<ExpertContrast> Compare(ExpertActivityRecorder positive, ExpertActivityRecorder negative)
+    /// <param name="positive">The positive set's profile.</param>
+    /// <param name="negative">The negative set's profile.</param>
+    /// <param name="weightsAvailable">False for profiles from an ids-only source: the mean weights are NaN (not available), the ranking is unchanged (it uses counts only).</param>
+    public static IReadOnlyList<ExpertContrast> Compare(ExpertActivityRecorder positive, ExpertActivityRecorder negative, bool weightsAvailable = true)
     {
         ArgumentNullException.ThrowIfNull(positive);
         ArgumentNullException.ThrowIfNull(negative);
@@ -143,7 +247,8 @@ public static class BehaviourDiscovery
                 long c = negative.Selections[layer, e];
                 long n2 = negative.Tokens[layer];
                 double p = ContingencyTests.FisherExact2x2(checked((int)a), checked((int)(n1 - a)), checked((int)c), checked((int)(n2 - c))).PValue;
-                cells.Add((layer, e, a, n1, c, n2, positive.WeightSums[layer, e] / n1, negative.WeightSums[layer, e] / n2, p));
+                cells.Add((layer, e, a, n1, c, n2,
+                    weightsAvailable ? positive.WeightSums[layer, e] / n1 : double.NaN, weightsAvailable ? negative.WeightSums[layer, e] / n2 : double.NaN, p));
             }
         }
 
@@ -163,7 +268,13 @@ public static class BehaviourDiscovery
     }
 
     /// <summary>Writes <c>ranked.csv</c>, <c>ranked.json</c> and <c>report.html</c> into <paramref name="folder"/>.</summary>
-    public static void WriteOutputs(string folder, IReadOnlyList<ExpertContrast> ranked, IReadOnlyDictionary<string, string> settings, double alpha = 0.05, bool randomWeights = false)
+    /// <param name="folder">The output folder.</param>
+    /// <param name="ranked">The ranking.</param>
+    /// <param name="settings">Settings shown in the report and ranked.json.</param>
+    /// <param name="alpha">The significance level of the summary.</param>
+    /// <param name="randomWeights">The model has random weights (every report carries the banner).</param>
+    /// <param name="idsOnlySource">The routing source when it gave expert ids only (the report says the mean weights are not available); null for the engine.</param>
+    public static void WriteOutputs(string folder, IReadOnlyList<ExpertContrast> ranked, IReadOnlyDictionary<string, string> settings, double alpha = 0.05, bool randomWeights = false, string? idsOnlySource = null)
     {
         ArgumentNullException.ThrowIfNull(ranked);
         ArgumentNullException.ThrowIfNull(settings);
@@ -182,6 +293,7 @@ public static class BehaviourDiscovery
         RandomWeightsNotice.WriteResultsFile(Path.Combine(folder, "ranked.json"), new
         {
             settings,
+            unavailable = idsOnlySource is null ? Array.Empty<string>() : new[] { "positive_mean_weight", "negative_mean_weight" },
             experts = ranked.Select(c => new
             {
                 rank = c.Rank, layer = c.Layer, expert = c.Expert, direction = c.Direction,
@@ -198,7 +310,8 @@ public static class BehaviourDiscovery
         var report = new HtmlReport("Behaviour-expert discovery") { Generated = DateTimeOffset.UtcNow, RandomWeights = randomWeights };
         report.AddSummary(
             string.Create(CultureInfo.InvariantCulture, $"{ranked.Count} (layer, expert) pairs compared; {significant} differ between the sets at BH-adjusted p < {alpha} ({ranked.Count(c => c.AdjustedPValue < alpha && c.FrequencyDifference > 0)} more active on the positive set)."),
-            "Frequency = share of counted tokens whose top-k contains the expert. Test: two-sided Fisher exact test of selected / not selected × positive / negative, Benjamini–Hochberg over all pairs. Log odds ratio with 0.5 added to each cell.");
+            "Frequency = share of counted tokens whose top-k contains the expert. Test: two-sided Fisher exact test of selected / not selected × positive / negative, Benjamini–Hochberg over all pairs. Log odds ratio with 0.5 added to each cell.",
+            idsOnlySource is null ? "Routing source: engine." : WeightsUnavailable(idsOnlySource));
         report.AddSection("Settings").AddKeyValues(settings);
         var top = ranked.Take(Math.Min(12, ranked.Count)).ToList();
         if (top.Count > 0)
