@@ -7,7 +7,7 @@ using ExpertScope.Testing;
 namespace ExpertScope.Cli.Tests;
 
 /// <summary>
-/// <c>--cache-type-k/-v</c> and <c>--no-flash-attn</c> on probe, bench and prune: accepted, recorded only when not
+/// <c>--cache-type-k/-v</c> and <c>--no-flash-attn</c> on probe, bench, prune, trace, analyze and super-experts: accepted, recorded only when not
 /// llama.cpp's default (so older run folders resume), refused when they differ from a run folder's.
 /// </summary>
 public sealed class AttentionSwitchRunTests
@@ -124,6 +124,56 @@ public sealed class AttentionSwitchRunTests
         (code, _, error) = EngineVerbs.Run(Args("interrupted.gguf"));
         Assert.True(code == 0, error);
         Assert.True(File.Exists(temp.File("interrupted.gguf")));
+    }
+
+    [Fact]
+    public void Trace_RecordsTheSwitches_AndAppendsOnlyUnderTheSameOnes()
+    {
+        using var temp = new TempDirectory();
+        string model = VerbRunner.TinyModel(temp);
+        string[] Args(string trace, params string[] extra) =>
+            ["trace", "--model", model, "--input", temp.File("neutral.txt"), "--threads", "1", "--out", temp.File(trace), .. extra];
+
+        var (code, _, error) = EngineVerbs.Run(Args("plain.parquet"));
+        Assert.True(code == 0, error);
+        (code, _, error) = EngineVerbs.Run(Args("plain.parquet", "--no-flash-attn"));
+        Assert.NotEqual(0, code);
+        Assert.Contains("attention settings were 'default', now 'flash_attn=off'", error, StringComparison.Ordinal);
+
+        (code, _, error) = EngineVerbs.Run(Args("f32.jsonl", F32WithoutFlashAttention));
+        Assert.True(code == 0, error);
+        (code, _, error) = EngineVerbs.Run(Args("f32.jsonl", F32WithoutFlashAttention));
+        Assert.True(code == 0, error);
+        (code, _, error) = EngineVerbs.Run(Args("f32.jsonl"));
+        Assert.NotEqual(0, code);
+        Assert.Contains("attention settings were 'cache_type_k=f32 cache_type_v=f32 flash_attn=off', now 'default'", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AnalyzeAndSuperExperts_RecordTheSwitchesInTheirRunFolders()
+    {
+        using var temp = new TempDirectory();
+        string model = VerbRunner.TinyModel(temp);
+        string[] Lens(params string[] extra) =>
+            ["analyze", "lens", "--model", model, "--input", temp.File("neutral.txt"), "--top-tokens", "2", "--out", temp.File("lens"), .. extra];
+
+        var (code, _, error) = EngineVerbs.Run(Lens(F32WithoutFlashAttention));
+        Assert.True(code == 0, error);
+        Assert.Contains("\"cache_type_k\"", File.ReadAllText(Path.Combine(temp.File("lens"), RunFolder.ManifestFileName)), StringComparison.Ordinal);
+        (code, _, error) = EngineVerbs.Run(Lens());
+        Assert.Equal(1, code);
+        EngineVerbs.AssertOneErrorLine(error, "cannot be resumed", "setting 'flash_attn' was 'off', now not given");
+
+        string[] Super(params string[] extra) =>
+        [
+            "super-experts", "--model", model, "--corpus", temp.File("neutral.txt"), "--seeds", "1", "--chunk", "4", "--threads", "1",
+            "--out", temp.File("super"), .. extra,
+        ];
+        (code, _, error) = EngineVerbs.Run(Super("-ctk", "bf16"));
+        Assert.True(code == 0, error);
+        (code, _, error) = EngineVerbs.Run(Super());
+        Assert.NotEqual(0, code);
+        Assert.Contains("setting 'cache_type_k' was 'bf16', now not given", error, StringComparison.Ordinal);
     }
 
     private static JsonElement SettingsOf(string folder)
