@@ -176,6 +176,23 @@ public sealed class AttentionSwitchRunTests
         Assert.Contains("setting 'cache_type_k' was 'bf16', now not given", error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void LatentAttention_RunsAnF32CacheWithFlashAttention_AndRefusesOtherNumbersInOneLine()
+    {
+        using var temp = new TempDirectory();
+        string input = temp.File("text.txt");
+        File.WriteAllText(input, "The river flows to the sea.");
+        string model = EngineVerbs.ModelPath("deepseek2-lite");
+
+        // Flash attention casts an f32 cache to f16: llama.cpp's default numbers, which MLA reproduces.
+        var (code, _, error) = EngineVerbs.Run("perplexity", "--model", model, "--input", input, "-ctk", "f32", "-ctv", "f32");
+        Assert.True(code == 0, error);
+
+        (code, _, error) = EngineVerbs.Run("perplexity", "--model", model, "--input", input, "-ctk", "f32", "-ctv", "f32", "--no-flash-attn");
+        Assert.Equal(1, code);
+        EngineVerbs.AssertOneErrorLine(error, model, "latent attention", "flash attention off");
+    }
+
     private static JsonElement SettingsOf(string folder)
     {
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "results.json")));
