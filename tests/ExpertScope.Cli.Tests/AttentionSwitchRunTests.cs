@@ -73,11 +73,13 @@ public sealed class AttentionSwitchRunTests
 
         var (code, output, error) = EngineVerbs.Run([.. common, "-ctk", "bf16", "--no-flash-attn"]);
         Assert.True(code == 0, error);
+        long switchedCacheBytes;
         using (var json = JsonDocument.Parse(output))
         {
             Assert.Equal("bf16", json.RootElement.GetProperty("cache_type_k").GetString());
             Assert.Equal("f16", json.RootElement.GetProperty("cache_type_v").GetString());
             Assert.False(json.RootElement.GetProperty("flash_attn").GetBoolean());
+            switchedCacheBytes = json.RootElement.GetProperty("kv_cache_bytes").GetInt64();
         }
 
         (code, output, error) = EngineVerbs.Run(common);
@@ -86,6 +88,10 @@ public sealed class AttentionSwitchRunTests
         {
             Assert.Equal("f16", json.RootElement.GetProperty("cache_type_k").GetString());
             Assert.True(json.RootElement.GetProperty("flash_attn").GetBoolean());
+
+            // Float keys and values (8 bytes a pair of elements) plus the keys' bf16 bytes (2 an element): 5/4 of the default.
+            long defaultCacheBytes = json.RootElement.GetProperty("kv_cache_bytes").GetInt64();
+            Assert.Equal(defaultCacheBytes * 5 / 4, switchedCacheBytes);
         }
 
         (code, _, error) = EngineVerbs.Run([.. common, "--cache-type-v", "q8_0", "--no-flash-attn"]);

@@ -161,6 +161,13 @@ public static class BenchCommand
             : null;
         // The engine keeps keys and values as float32 (rounded to float16 values when the cache precision is Float16).
         long cacheBytes = model.Blocks.Count * 2L * (settings.PromptTokens + settings.GeneratedTokens) * hp.KvHeadCount * hp.HeadDimension * sizeof(float);
+        // Other cache types (--cache-type-k/-v, --no-flash-attn) also keep every key row in its type's bytes.
+        var attention = settings.Attention ?? AttentionSettings.Default;
+        if (!attention.IsLlamaDefault)
+        {
+            cacheBytes += model.Blocks.Count * (long)(settings.PromptTokens + settings.GeneratedTokens)
+                * GgmlTypes.Get(attention.EffectiveKeyType).RowBytes(hp.KvHeadCount * hp.HeadDimension);
+        }
         return new BenchResult(
             settings.PromptTokens / Median(measured.Select(m => m.Prefill)),
             settings.GeneratedTokens == 0 ? 0 : settings.GeneratedTokens / Median(measured.Select(m => m.Generation)),
