@@ -39,6 +39,32 @@ public sealed record AttentionSettings(GgmlType KeyType = GgmlType.F16, GgmlType
     /// <summary>The value type the attention kernel sees: flash attention casts an f32 cache to f16.</summary>
     public GgmlType EffectiveValueType => FlashAttention && ValueType == GgmlType.F32 ? GgmlType.F16 : ValueType;
 
+    /// <summary>
+    /// The settings that differ from llama.cpp's defaults, as run folders record them (<c>cache_type_k</c>,
+    /// <c>cache_type_v</c>, <c>flash_attn</c>): empty for the defaults, so runs made before the switches existed still
+    /// resume, and any other request (even one that gives the default numbers) is kept as asked.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> NonDefaultSettings()
+    {
+        var settings = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        if (KeyType != Default.KeyType)
+        {
+            settings["cache_type_k"] = GgmlTypes.Get(KeyType).Name;
+        }
+
+        if (ValueType != Default.ValueType)
+        {
+            settings["cache_type_v"] = GgmlTypes.Get(ValueType).Name;
+        }
+
+        if (FlashAttention != Default.FlashAttention)
+        {
+            settings["flash_attn"] = FlashAttention ? "on" : "off";
+        }
+
+        return settings;
+    }
+
     /// <summary>Parses a cache type name as llama.cpp spells it (<c>f16</c>, <c>q8_0</c>, ...).</summary>
     /// <exception cref="ExpertScopeException">The name is not a supported cache type.</exception>
     public static GgmlType ParseCacheType(string name)

@@ -43,6 +43,9 @@ public sealed class MoeModel : IDisposable
     /// <summary>Blocks in order.</summary>
     public IReadOnlyList<DecoderBlock> Blocks => Definition.Blocks;
 
+    /// <summary>The attention switches it was loaded with (llama.cpp's cache types and flash attention).</summary>
+    public AttentionSettings Attention { get; private init; } = AttentionSettings.Default;
+
     /// <summary>The GGUF file (metadata, tokenizer data).</summary>
     public GgufFile File => _file;
 
@@ -59,7 +62,7 @@ public sealed class MoeModel : IDisposable
             var architecture = ArchitectureRegistry.Resolve(source.Architecture, path, file.Tensors.Select(t => t.Name));
             ModelValidation.Validate(source);
             var definition = architecture.Build(source, options);
-            return new MoeModel(file, architecture, definition);
+            return new MoeModel(file, architecture, definition) { Attention = options.Attention };
         }
         catch
         {

@@ -57,10 +57,17 @@ public static class AnalyzeCommand
     /// <summary>Opens (or resumes) the run folder, its manifest naming the analysis, the model by SHA-256 and the settings.</summary>
     internal static RunFolder OpenFolder(CliContext context, ParseResult parse, string folder, string kind, MoeModel model, IReadOnlyDictionary<string, string> settings, long? seed = null)
     {
+        // Attention switches other than llama.cpp's defaults change the routing, so they are part of the settings.
+        var recorded = new Dictionary<string, string>(settings, StringComparer.Ordinal);
+        foreach (var (key, value) in model.Attention.NonDefaultSettings())
+        {
+            recorded[key] = value;
+        }
+
         var manifest = new RunManifest
         {
             Kind = kind,
-            Settings = settings,
+            Settings = recorded,
             Seed = seed,
             ModelSha256 = FileHash.Sha256Async(model.FilePath).GetAwaiter().GetResult(),
             CommandLine = TraceCommand.CommandLineOf(parse),

@@ -39,6 +39,8 @@ public static class BenchCommand
         {
             model, promptTokens, generatedTokens, threads, capture, repeats, seed, json, arithmetic,
         };
+        var attention = new AttentionSwitches();
+        attention.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             var settings = new BenchSettings(
@@ -49,7 +51,8 @@ public static class BenchCommand
                 ParseCapture(parse.GetValue(capture)!),
                 parse.GetValue(repeats),
                 parse.GetValue(seed),
-                ArithmeticNames.Parse(parse.GetValue(arithmetic)));
+                ArithmeticNames.Parse(parse.GetValue(arithmetic)),
+                attention.Parse(parse));
             var result = Run(settings, context.Error);
             context.Output.WriteLine(parse.GetValue(json) ? ToJson(settings, result) : ToText(settings, result));
             return 0;
@@ -72,7 +75,8 @@ public static class BenchCommand
 
     internal sealed record BenchSettings(
         string ModelPath, int PromptTokens, int GeneratedTokens, int Threads, CaptureMode Capture, int Repeats, int Seed,
-        FloatArithmetic Arithmetic = FloatArithmetic.Reference);
+        FloatArithmetic Arithmetic = FloatArithmetic.Reference,
+        AttentionSettings? Attention = null);
 
     /// <summary>Medians over the measured runs; <c>Off</c> figures come from the runs without capture.</summary>
     internal sealed record BenchResult(
@@ -104,7 +108,7 @@ public static class BenchCommand
             throw new ExpertScopeException("bench needs --prompt-tokens >= 1, --gen-tokens >= 0, --repeats >= 1 and --threads >= 1");
         }
 
-        using var model = MoeModel.Load(settings.ModelPath, new ModelLoadOptions { FloatArithmetic = settings.Arithmetic });
+        using var model = MoeModel.Load(settings.ModelPath, new ModelLoadOptions { FloatArithmetic = settings.Arithmetic, Attention = settings.Attention ?? AttentionSettings.Default });
         var hp = model.Hyperparameters;
         if (settings.PromptTokens + settings.GeneratedTokens > hp.ContextLength)
         {
@@ -157,6 +161,13 @@ public static class BenchCommand
             : null;
         // The engine keeps keys and values as float32 (rounded to float16 values when the cache precision is Float16).
         long cacheBytes = model.Blocks.Count * 2L * (settings.PromptTokens + settings.GeneratedTokens) * hp.KvHeadCount * hp.HeadDimension * sizeof(float);
+        // Other cache types (--cache-type-k/-v, --no-flash-attn) also keep every key row in its type's bytes.
+        var attention = settings.Attention ?? AttentionSettings.Default;
+        if (!attention.IsLlamaDefault)
+        {
+            cacheBytes += model.Blocks.Count * (long)(settings.PromptTokens + settings.GeneratedTokens)
+                * GgmlTypes.Get(attention.EffectiveKeyType).RowBytes(hp.KvHeadCount * hp.HeadDimension);
+        }
         return new BenchResult(
             settings.PromptTokens / Median(measured.Select(m => m.Prefill)),
             settings.GeneratedTokens == 0 ? 0 : settings.GeneratedTokens / Median(measured.Select(m => m.Generation)),
@@ -260,7 +271,7 @@ public static class BenchCommand
         var text = new System.Text.StringBuilder();
         var c = CultureInfo.InvariantCulture;
         text.AppendLine(c, $"model: {settings.ModelPath} ({r.FileBytes} bytes)");
-        text.AppendLine(c, $"threads: {settings.Threads}, prompt: {settings.PromptTokens} tokens, generated: {settings.GeneratedTokens} tokens, capture: {settings.Capture.ToString().ToLowerInvariant()}, repeats: {settings.Repeats}, arithmetic: {ArithmeticNames.Name(settings.Arithmetic)}");
+        text.AppendLine(c, $"threads: {settings.Threads}, prompt: {settings.PromptTokens} tokens, generated: {settings.GeneratedTokens} tokens, capture: {settings.Capture.ToString().ToLowerInvariant()}, repeats: {settings.Repeats}, arithmetic: {ArithmeticNames.Name(settings.Arithmetic)}, attention: {settings.Attention ?? AttentionSettings.Default}");
         text.AppendLine(c, $"prefill: {r.PrefillTokensPerSecond:F2} tokens/s (capture off: {r.PrefillTokensPerSecondOff:F2})");
         text.AppendLine(c, $"generation: {r.GenerationTokensPerSecond:F2} tokens/s (capture off: {r.GenerationTokensPerSecondOff:F2})");
         if (r.CaptureOverhead is { } overhead)
@@ -301,6 +312,10 @@ public static class BenchCommand
 
             w.WriteString("capture", settings.Capture.ToString().ToLowerInvariant());
             w.WriteString("arithmetic", ArithmeticNames.Name(settings.Arithmetic));
+            var attention = settings.Attention ?? AttentionSettings.Default;
+            w.WriteString("cache_type_k", GgmlTypes.Get(attention.KeyType).Name);
+            w.WriteString("cache_type_v", GgmlTypes.Get(attention.ValueType).Name);
+            w.WriteBoolean("flash_attn", attention.FlashAttention);
             w.WriteNumber("prefill_tokens_per_s_capture_off", r.PrefillTokensPerSecondOff);
             w.WriteNumber("generation_tokens_per_s_capture_off", r.GenerationTokensPerSecondOff);
             w.WriteNumber("prompt_tokens", settings.PromptTokens);

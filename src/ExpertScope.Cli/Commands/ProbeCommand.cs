@@ -74,6 +74,8 @@ public static class ProbeCommand
         {
             model, dataset, dataDir, wordNetDir, limit, seed, metric, subTokens, position, keepIdenticalPrefixes, includeShared, lenient, output, threads, resamples, arithmetic,
         };
+        var attention = new AttentionSwitches();
+        attention.AddTo(command);
         server.AddTo(command);
         command.Options.Add(idsOnly);
         command.Options.Add(shard);
@@ -103,6 +105,7 @@ public static class ProbeCommand
                 Lenient = parse.GetValue(lenient),
                 ThreadCount = parse.GetValue(threads),
                 FloatArithmetic = ArithmeticNames.Parse(parse.GetValue(arithmetic)),
+                Attention = attention.Parse(parse),
                 BootstrapResamples = parse.GetValue(resamples),
                 SimilarThreshold = kind == ProbeKind.Substitution ? parse.GetValue(similarThreshold) : 0.5,
                 WordNetDissimilar = kind == ProbeKind.Substitution ? parse.GetValue(wordNetDissimilar) : 0,
@@ -110,6 +113,11 @@ public static class ProbeCommand
                 Server = server.Parse(parse),
                 IdsOnly = parse.GetValue(idsOnly),
             };
+            if (settings.Server is not null && settings.Attention.NonDefaultSettings().Count > 0)
+            {
+                throw new Core.ExpertScopeException("--cache-type-k/-v and --no-flash-attn set the engine's attention; with a routing server its own settings decide (drop them or the server options).");
+            }
+
             var folder = parse.GetRequiredValue(output).FullName;
             OutputGuard.PrepareRunFolder(folder, parse.GetValue(overwrite), OutputFileNames);
             var progress = new TextProgressSink(context.Error);

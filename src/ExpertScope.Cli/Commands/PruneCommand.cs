@@ -29,9 +29,13 @@ public static class PruneCommand
         {
             model, keepPerLayer, keepFraction, expertsFile, corpus, score, maxTokens, chunk, threads, verify, output,
         };
+        // The scoring pass and --verify run the model: its attention numbers follow llama.cpp's switches.
+        var attention = new AttentionSwitches();
+        attention.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             string source = parse.GetValue(model)!.FullName;
+            var loadOptions = new ModelLoadOptions { Attention = attention.Parse(parse) };
             int choices = (parse.GetValue(keepPerLayer) is null ? 0 : 1) + (parse.GetValue(keepFraction) is null ? 0 : 1) + (parse.GetValue(expertsFile) is null ? 0 : 1);
             if (choices != 1)
             {
@@ -82,12 +86,17 @@ public static class PruneCommand
 
                 int count = parse.GetValue(keepPerLayer) ?? PruneSelection.KeepCountForFraction(parse.GetValue(keepFraction)!.Value, experts, groups);
                 PruneSelection.CheckKeepCount(count, experts, groups);
-                using var loaded = MoeModel.Load(source);
+                using var loaded = MoeModel.Load(source, loadOptions);
                 var texts = TextCorpus.Chunks(loaded, corpusFile.FullName, parse.GetValue(chunk), parse.GetValue(maxTokens));
 
                 // The scoring pass is journalled in TARGET.run/ (one unit per text) so an interrupted prune resumes it;
                 // the folder is removed once the pruned model is written.
                 var scoringSettings = PruneSelection.ScoringSettings(scoring, texts);
+                foreach (var (key, value) in loadOptions.Attention.NonDefaultSettings())
+                {
+                    scoringSettings[key] = value;
+                }
+
                 runFolder = parse.GetValue(output)!.FullName + ".run";
                 double[,] scores;
                 using (var run = Experiments.Runs.RunFolder.OpenOrCreate(runFolder, UnitJournal.Manifest("prune-scoring", source, scoringSettings, commandLine: TraceCommand.CommandLineOf(parse))))
@@ -113,13 +122,13 @@ public static class PruneCommand
             }
 
             // Reload through the full loader: the file must validate and build like any checkpoint.
-            using (var pruned = MoeModel.Load(target))
+            using (var pruned = MoeModel.Load(target, loadOptions))
             {
                 // Usage ranked on a random-weight model is chance: say so before the numbers.
                 RandomWeightsLine.Check(context, pruned);
                 if (parse.GetValue(verify))
                 {
-                    Verify(context, source, pruned, keep, parse.GetValue(threads));
+                    Verify(context, source, loadOptions, pruned, keep, parse.GetValue(threads));
                 }
             }
 
@@ -130,9 +139,9 @@ public static class PruneCommand
         return command;
     }
 
-    private static void Verify(CliContext context, string source, MoeModel pruned, IReadOnlyDictionary<int, IReadOnlyList<int>> keep, int? threads)
+    private static void Verify(CliContext context, string source, ModelLoadOptions loadOptions, MoeModel pruned, IReadOnlyDictionary<int, IReadOnlyList<int>> keep, int? threads)
     {
-        using var original = MoeModel.Load(source);
+        using var original = MoeModel.Load(source, loadOptions);
         int experts = original.Blocks.Select(b => b.Moe?.Router.Config.ExpertCount ?? 0).Max();
         var removed = PruneSelection.Removed(keep, experts)
             .Where(p => p.Value.Length > 0)

@@ -43,7 +43,13 @@ public static class SuperExpertsCommand
                 Seeds = parse.GetValue(seeds),
                 Threads = parse.GetValue(threads),
             };
-            using var run = RunFolder.OpenOrCreate(folder, UnitJournal.Manifest("super-experts", modelPath, SuperExperts.RunSettings(texts, options), commandLine: TraceCommand.CommandLineOf(parse)));
+            var runSettings = SuperExperts.RunSettings(texts, options);
+            foreach (var (key, value) in loaded.Attention.NonDefaultSettings())
+            {
+                runSettings[key] = value;
+            }
+
+            using var run = RunFolder.OpenOrCreate(folder, UnitJournal.Manifest("super-experts", modelPath, runSettings, commandLine: TraceCommand.CommandLineOf(parse)));
             var profile = SuperExperts.Analyse(loaded, texts, options, new TextProgressSink(context.Error), new UnitJournal(run));
             var settings = new Dictionary<string, string>
             {

@@ -155,6 +155,12 @@ public static class TraceCommand
                 throw new ExpertScopeException("--probs needs the engine: a server returns expert ids only");
             }
 
+            var attention = model.Attention.Parse(parse);
+            if (serverSettings is not null && attention.NonDefaultSettings().Count > 0)
+            {
+                throw new ExpertScopeException("--cache-type-k/-v and --no-flash-attn set the engine's attention; with a routing server its own settings decide (drop them or the server options).");
+            }
+
             using var serverSource = serverSettings?.CreateSource(moe.File, Formats.ModelInfo.FromGguf(moe.File));
             var router = moe.Blocks.First(b => b.Moe is not null).Moe!.Router.Config;
             var metadata = new TraceMetadata
@@ -166,6 +172,7 @@ public static class TraceCommand
                 FloatArithmetic = ArithmeticNames.Name(ArithmeticNames.Parse(parse.GetValue(model.Arithmetic))),
                 CommandLine = CommandLineOf(parse),
                 RoutingSource = serverSource?.Kind ?? "engine",
+                Attention = TraceMetadata.AttentionName(attention),
                 MoeBlocks = (serverSource?.LayerMap ?? new Experiments.RoutingSources.MoeLayerMap(shape.MoeLayers, moe.FilePath)).ToString(),
             };
             bool includeProbabilities = parse.GetValue(probabilities);

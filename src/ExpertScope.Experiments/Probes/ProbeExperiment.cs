@@ -139,6 +139,7 @@ public static class ProbeExperiment
             TopK = modelInfo.TopK,
             CommandLine = commandLine ?? string.Empty,
             RoutingSource = settings.RoutingSourceName,
+            Attention = TraceMetadata.AttentionName(settings.Attention),
             MoeBlocks = source.LayerMap.ToString(),
         };
         var routing = await ProbeRunner.RunAsync(source, plan, folder, metadata, settings.CheckpointEvery, progress, cancellationToken, shard)

@@ -64,7 +64,7 @@ public sealed class ProbeRoutingSource : IDisposable
             }
         }
 
-        var model = MoeModel.Load(modelPath, new ModelLoadOptions { FloatArithmetic = settings.FloatArithmetic });
+        var model = MoeModel.Load(modelPath, new ModelLoadOptions { FloatArithmetic = settings.FloatArithmetic, Attention = settings.Attention });
         try
         {
             IRoutingSource engine = new EngineRoutingSource(model, settings.ThreadCount);

@@ -115,6 +115,9 @@ public sealed record ProbeSettings
     /// <summary>How float weight matrices are multiplied (the default reproduces llama.cpp's portable kernels).</summary>
     public Models.FloatArithmetic FloatArithmetic { get; init; } = Models.FloatArithmetic.Reference;
 
+    /// <summary>llama.cpp's cache types and flash attention (<c>--cache-type-k/-v</c>, <c>--no-flash-attn</c>) of the engine.</summary>
+    public Models.AttentionSettings Attention { get; init; } = Models.AttentionSettings.Default;
+
     /// <summary>Take routing from a vLLM or SGLang server (expert ids only) instead of the engine; null: the engine.</summary>
     public RoutingSources.RoutingServerSettings? Server { get; init; }
 
@@ -153,6 +156,12 @@ public sealed record ProbeSettings
         if (FloatArithmetic != Models.FloatArithmetic.Reference)
         {
             settings["arithmetic"] = "fused";
+        }
+
+        // Likewise only attention settings other than llama.cpp's defaults (they change the routing scores).
+        foreach (var (key, value) in Attention.NonDefaultSettings())
+        {
+            settings[key] = value;
         }
 
         // Likewise only a routing source other than the full engine (ids-only routing changes which metrics exist).

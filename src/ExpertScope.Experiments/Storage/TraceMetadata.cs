@@ -37,6 +37,9 @@ public sealed record TraceMetadata
     /// <summary>Key of <see cref="MoeBlocks"/>.</summary>
     public const string MoeBlocksKey = "expertscope.moe_blocks";
 
+    /// <summary>Key of <see cref="Attention"/> (written only when not llama.cpp's default).</summary>
+    public const string AttentionKey = "expertscope.attention";
+
     /// <summary>Key of the finished sequence ids, as ranges (<c>0-41,43,45-99</c>).</summary>
     public const string FinishedSequencesKey = "expertscope.finished_sequences";
 
@@ -57,6 +60,12 @@ public sealed record TraceMetadata
     /// the key existed read as <c>reference</c>.
     /// </summary>
     public string FloatArithmetic { get; init; } = "reference";
+
+    /// <summary>
+    /// The engine's attention switches that differ from llama.cpp's defaults (<see cref="AttentionName"/>, e.g.
+    /// <c>cache_type_k=f32 flash_attn=off</c>), or <c>default</c>; traces written before the key existed read as <c>default</c>.
+    /// </summary>
+    public string Attention { get; init; } = DefaultAttention;
 
     /// <summary>
     /// Where the routing came from: <c>engine</c> (weights, scores, probabilities), or <c>vllm</c> / <c>sglang</c> /
@@ -82,8 +91,30 @@ public sealed record TraceMetadata
         ?? typeof(TraceMetadata).Assembly.GetName().Version?.ToString()
         ?? "unknown";
 
-    /// <summary>The metadata as key-value pairs.</summary>
-    public Dictionary<string, string> ToKeyValues() => new(StringComparer.Ordinal)
+    /// <summary><see cref="Attention"/> of llama.cpp's default attention numbers.</summary>
+    public const string DefaultAttention = "default";
+
+    /// <summary>How <see cref="Attention"/> names <paramref name="settings"/>: its non-default switches, or <c>default</c>.</summary>
+    public static string AttentionName(Models.AttentionSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var changed = settings.NonDefaultSettings();
+        return changed.Count == 0 ? DefaultAttention : string.Join(" ", changed.Select(p => p.Key + "=" + p.Value));
+    }
+
+    /// <summary>The metadata as key-value pairs (<see cref="Attention"/> only when not the default, as older traces lack it).</summary>
+    public Dictionary<string, string> ToKeyValues()
+    {
+        var values = AllKeyValues();
+        if (Attention != DefaultAttention)
+        {
+            values[AttentionKey] = Attention;
+        }
+
+        return values;
+    }
+
+    private Dictionary<string, string> AllKeyValues() => new(StringComparer.Ordinal)
     {
         [ModelSha256Key] = ModelSha256,
         [ArchitectureKey] = Architecture,
@@ -116,6 +147,7 @@ public sealed record TraceMetadata
             ExpertCount = RequiredInt(ExpertCountKey),
             TopK = RequiredInt(TopKKey),
             FloatArithmetic = values.GetValueOrDefault(FloatArithmeticKey, "reference"),
+            Attention = values.GetValueOrDefault(AttentionKey, DefaultAttention),
             RoutingSource = values.GetValueOrDefault(RoutingSourceKey, "engine"),
             MoeBlocks = values.GetValueOrDefault(MoeBlocksKey, string.Empty),
             CommandLine = values.GetValueOrDefault(CommandLineKey, string.Empty),
@@ -125,7 +157,7 @@ public sealed record TraceMetadata
 
     /// <summary>
     /// Lists, in words, how <paramref name="other"/> differs in what decides the trace's contents (model hash,
-    /// architecture, expert count, k, float arithmetic); empty when a writer may append <paramref name="other"/>'s rows to this trace.
+    /// architecture, expert count, k, float arithmetic, attention settings, routing source); empty when a writer may append <paramref name="other"/>'s rows to this trace.
     /// </summary>
     public IReadOnlyList<string> DifferencesFrom(TraceMetadata other)
     {
@@ -154,6 +186,11 @@ public sealed record TraceMetadata
         if (!string.Equals(FloatArithmetic, other.FloatArithmetic, StringComparison.Ordinal))
         {
             differences.Add($"float arithmetic was '{FloatArithmetic}', now '{other.FloatArithmetic}'");
+        }
+
+        if (!string.Equals(Attention, other.Attention, StringComparison.Ordinal))
+        {
+            differences.Add($"attention settings were '{Attention}', now '{other.Attention}'");
         }
 
         if (!string.Equals(RoutingSource, other.RoutingSource, StringComparison.Ordinal))
