@@ -56,6 +56,9 @@ public sealed class ProbesEndToEndTests
         var fusedOutcome = await ProbeExperiment.RunAsync(model, fused, Path.Combine(temp.Path, "c"));
         Assert.Equal(outcome.Plan.Sentences.Count, fusedOutcome.Routing.SentencesRun);
         Assert.False(settings.ToDictionary().ContainsKey("arithmetic"));
+        // Each run's trace names the arithmetic that made it.
+        Assert.Equal("fused", (await RoutingTraceReader.ReadMetadataAsync(Path.Combine(temp.Path, "c", ProbeRunner.TraceFileName))).FloatArithmetic);
+        Assert.Equal("reference", (await RoutingTraceReader.ReadMetadataAsync(Path.Combine(first, ProbeRunner.TraceFileName))).FloatArithmetic);
     }
 
     [Fact]

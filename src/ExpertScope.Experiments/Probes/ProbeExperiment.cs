@@ -138,6 +138,8 @@ public static class ProbeExperiment
             ExpertCount = modelInfo.ExpertCount,
             TopK = modelInfo.TopK,
             CommandLine = commandLine ?? string.Empty,
+            // The trace names the arithmetic that made it (as `trace` does), so a fused probe's trace is not read as reference.
+            FloatArithmetic = settings.FloatArithmetic == Models.FloatArithmetic.Fused ? "fused" : "reference",
             RoutingSource = settings.RoutingSourceName,
             Attention = TraceMetadata.AttentionName(settings.Attention),
             MoeBlocks = source.LayerMap.ToString(),
