@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using ExpertScope.Core;
+using ExpertScope.Models.Quantization;
 using ExpertScope.Models.Synthetic;
 
 namespace ExpertScope.Cli;
@@ -20,7 +21,7 @@ public static class MakeModelCommand
         var output = new Option<FileInfo>("--out") { Description = "GGUF file to write.", Required = true };
         var type = new Option<string>("--type")
         {
-            Description = "Storage type of the routed expert tensors (f32, f16, q8_0, q4_K); other tensors stay f32.",
+            Description = "Storage type of the routed expert tensors (f32, f16, q8_0, q4_K; other tensors stay f32), or a llama.cpp mix (q4_K_M, q5_K_M, q6_K…: every matrix typed as llama-quantize types it for that file type).",
             DefaultValueFactory = _ => "f32",
         };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the random weights.", DefaultValueFactory = _ => 20261124UL };
@@ -45,7 +46,9 @@ public static class MakeModelCommand
             }
 
             string typeName = parse.GetValue(type)!;
-            if (!GgmlTypes.TryParse(typeName, out var expertType))
+            var mix = MixOrNull(typeName);
+            GgmlType expertType = GgmlType.F32;
+            if (mix is null && !GgmlTypes.TryParse(typeName, out expertType))
             {
                 throw new ExpertScopeException($"unknown tensor type '{typeName}'");
             }
@@ -54,7 +57,7 @@ public static class MakeModelCommand
             string path = parse.GetValue(output)!.FullName;
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             long lastReported = 0;
-            int tensors = SyntheticModelWriter.Write(spec, path, (done, total) =>
+            void Report(long done, long total)
             {
                 // Report about every 5% so large presets show progress without flooding the terminal.
                 if (done - lastReported >= total / 20 || done == total)
@@ -62,11 +65,36 @@ public static class MakeModelCommand
                     lastReported = done;
                     context.Error.Write(string.Create(CultureInfo.InvariantCulture, $"\rwriting {path}: {100.0 * done / total:F0}%"));
                 }
-            });
+            }
+
+            if (mix is not null)
+            {
+                var summary = SyntheticMixWriter.Write(spec, mix, path, Report);
+                context.Error.WriteLine();
+                string types = string.Join(", ", summary.TensorsByType.Select(t => $"{t.Value} {t.Key}"));
+                context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {path}: {spec.Architecture} as {mix.Name} ({types}), {summary.TensorsByType.Values.Sum()} tensors, {summary.BytesAfter} bytes"));
+                return 0;
+            }
+
+            int tensors = SyntheticModelWriter.Write(spec, path, Report);
             context.Error.WriteLine();
             context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {path}: {spec.Architecture}, {tensors} tensors, {new FileInfo(path).Length} bytes"));
             return 0;
         }));
         return command;
+    }
+
+    // A K-quant mix name (q4_K_M, q6_K…) as the quantize verb reads it; null for a plain tensor type such as q4_K.
+    private static QuantizationTarget? MixOrNull(string typeName)
+    {
+        try
+        {
+            var target = QuantizationTarget.Parse(typeName);
+            return target.Mix is null ? null : target;
+        }
+        catch (ExpertScopeException)
+        {
+            return null;
+        }
     }
 }

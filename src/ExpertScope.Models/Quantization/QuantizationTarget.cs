@@ -31,11 +31,13 @@ public sealed record QuantizationTarget(string Name, GgmlType DefaultType, uint 
         ("q4_K_M", KQuantMix.Q4KM, GgmlType.Q4_K, 15),
         ("q5_K_S", KQuantMix.Q5KS, GgmlType.Q5_K, 16),
         ("q5_K_M", KQuantMix.Q5KM, GgmlType.Q5_K, 17),
+        ("q6_K", KQuantMix.Q6K, GgmlType.Q6_K, 18),
     ];
 
     /// <summary>Every name <see cref="Parse"/> accepts, for help texts and error messages.</summary>
     public static IReadOnlyList<string> Names { get; } =
-        [.. SingleTypeFileTypes.Keys.Where(t => t == GgmlType.F32 || Quantize.IsSupported(t)).Select(t => GgmlTypes.Get(t).Name), .. Mixes.Select(m => m.Name)];
+        [.. SingleTypeFileTypes.Keys.Where(t => t == GgmlType.F32 || Quantize.IsSupported(t)).Select(t => GgmlTypes.Get(t).Name)
+            .Where(n => !Mixes.Any(m => m.Name == n)), .. Mixes.Select(m => m.Name)];
 
     /// <summary>Reads a target name (case-insensitive): a ggml type with a quantizer here, or a K-quant mix.</summary>
     /// <exception cref="ExpertScopeException">The name is neither.</exception>
@@ -75,4 +77,10 @@ public enum KQuantMix
 
     /// <summary><c>Q5_K_M</c>: Q5_K; ffn_down and attn_v get Q6_K in "more bits" blocks.</summary>
     Q5KM,
+
+    /// <summary>
+    /// <c>Q6_K</c>: Q6_K everywhere; its only rules are the output matrix's block-size fallback (Q8_0) and the
+    /// 8-expert attn_k/attn_v bump to Q8_0, so it equals <c>--pure</c> except in 8-expert models.
+    /// </summary>
+    Q6K,
 }

@@ -108,7 +108,7 @@ public static partial class TensorTypeRules
         name.Contains("attn_v.weight", StringComparison.Ordinal) || name.Contains("attn_qkv.weight", StringComparison.Ordinal)
         || name.Contains("attn_kv_b.weight", StringComparison.Ordinal);
 
-    // The branches of llama_tensor_get_type that fire for Q4_K_S/M and Q5_K_S/M (no importance matrix, no overrides).
+    // The branches of llama_tensor_get_type that fire for Q4_K_S/M, Q5_K_S/M and Q6_K (no importance matrix, no overrides).
     private static GgmlType MixType(KQuantMix mix, GgmlType type, TensorShape tensor, ref MixState state)
     {
         string name = tensor.Name;
