@@ -90,7 +90,9 @@ public static class BenchCommand
         long KeyValueCacheBytes,
         IReadOnlyList<double> PrefillSecondsOn,
         IReadOnlyList<double> PrefillSecondsOff,
-        double LoadAverage);
+        double LoadAverage,
+        BenchPhases? PrefillPhases = null,
+        BenchPhases? GenerationPhases = null);
 
     private static CaptureMode ParseCapture(string value) => value switch
     {
@@ -155,6 +157,10 @@ public static class BenchCommand
             log.WriteLine(string.Create(c, $"run {r + 1}/{settings.Repeats}: prefill off {off[^1].Prefill:F3} s{onPrefill}; generation off {off[^1].Generation:F3} s{onGeneration}"));
         }
 
+        // One more run with the phase timer only, so the measured runs above carry no observer they did not ask for.
+        var (prefillPhases, generationPhases) = MeasurePhases(model, prompt, settings);
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"phase run: prefill {prefillPhases.Total:F3} s, generation {generationPhases.Total:F3} s"));
+
         var measured = compare ? on : off;
         double? overhead = compare
             ? Median(Enumerable.Range(0, on.Count).Select(i => on[i].Prefill / off[i].Prefill))
@@ -179,7 +185,30 @@ public static class BenchCommand
             cacheBytes,
             [.. on.Select(m => m.Prefill)],
             [.. off.Select(m => m.Prefill)],
-            LoadAverage());
+            LoadAverage(),
+            prefillPhases,
+            generationPhases);
+    }
+
+    /// <summary>One prefill and generation like <see cref="Measure"/> with only a <see cref="BenchPhaseTimer"/> observing.</summary>
+    private static (BenchPhases Prefill, BenchPhases Generation) MeasurePhases(MoeModel model, int[] prompt, BenchSettings settings)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        var timer = new BenchPhaseTimer();
+        var options = new RunOptions { Observers = [timer], ThreadCount = settings.Threads, Logits = LogitsSelection.Last };
+        var session = model.CreateSession();
+        long start = Stopwatch.GetTimestamp();
+        var logits = session.Append(prompt, options);
+        var prefill = timer.Take(Stopwatch.GetElapsedTime(start).TotalSeconds);
+        start = Stopwatch.GetTimestamp();
+        for (int i = 0; i < settings.GeneratedTokens; i++)
+        {
+            logits = session.Append([ArgMax(logits.Row(logits.Rows - 1))], options);
+        }
+
+        return (prefill, timer.Take(Stopwatch.GetElapsedTime(start).TotalSeconds));
     }
 
     /// <summary>One prefill of the prompt, then greedy generation; returns both durations in seconds.</summary>
@@ -279,6 +308,14 @@ public static class BenchCommand
             text.AppendLine(c, $"capture overhead: x{overhead:F4} prefill time (capture on / off, median of interleaved pairs)");
         }
 
+        foreach (var (phase, name) in new[] { (r.PrefillPhases, "prefill"), (r.GenerationPhases, "generation") })
+        {
+            if (phase is not null)
+            {
+                text.AppendLine(c, $"{name} phases (one extra run): attention {phase.Attention:F3} s, router {phase.Router:F3} s, experts {phase.Experts:F3} s, other {phase.Other:F3} s of {phase.Total:F3} s");
+            }
+        }
+
         text.AppendLine(c, $"peak resident memory: {(r.PeakResidentBytes is { } peak ? peak.ToString(c) + " bytes" : "unknown")} (file {r.FileBytes} + KV cache {r.KeyValueCacheBytes})");
         text.Append(c, $"load average (1 min) at the end: {r.LoadAverage:F2}");
         return text.ToString();
@@ -338,6 +375,8 @@ public static class BenchCommand
             }
 
             w.WriteEndArray();
+            WritePhases(w, "prefill_phase_seconds", r.PrefillPhases);
+            WritePhases(w, "generation_phase_seconds", r.GenerationPhases);
             if (double.IsFinite(r.LoadAverage))
             {
                 w.WriteNumber("load_average_1min", r.LoadAverage);
@@ -347,6 +386,22 @@ public static class BenchCommand
         }
 
         return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static void WritePhases(Utf8JsonWriter w, string name, BenchPhases? phases)
+    {
+        if (phases is null)
+        {
+            return;
+        }
+
+        w.WriteStartObject(name);
+        w.WriteNumber("attention", phases.Attention);
+        w.WriteNumber("router", phases.Router);
+        w.WriteNumber("experts", phases.Experts);
+        w.WriteNumber("other", phases.Other);
+        w.WriteNumber("total", phases.Total);
+        w.WriteEndObject();
     }
 
     /// <summary>The <c>full</c> capture: keeps a copy of every activation hook site of the run.</summary>
