@@ -60,6 +60,25 @@ public sealed class SyntheticMixWriterTests
         Assert.All(logits.Values, v => Assert.True(float.IsFinite(v)));
     }
 
+    [Theory]
+    [InlineData(8)]
+    [InlineData(64)]
+    public void Q6K_IsQ6KEverywhere_ButAttentionKeysAndValuesOfEightExpertModels(int experts)
+    {
+        // llama_tensor_get_type for LLAMA_FTYPE_MOSTLY_Q6_K: default Q6_K, output Q6_K (rows are whole blocks), and only
+        // the n_expert == 8 bump of attn_k and attn_v to Q8_0.
+        string[] names = ["output.weight", "token_embd.weight", "blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight", "blk.0.attn_output.weight", "blk.0.ffn_down_exps.weight"];
+        var plan = TensorTypeRules.Plan(names.Select(n => new TensorTypeRules.TensorShape(n, [256, 256], GgmlType.F32)), QuantizationTarget.Parse("q6_K"), experts, blockCount: 1);
+        foreach (string name in names)
+        {
+            bool bumped = experts == 8 && (name.Contains("attn_k", StringComparison.Ordinal) || name.Contains("attn_v", StringComparison.Ordinal));
+            Assert.Equal(bumped ? GgmlType.Q8_0 : GgmlType.Q6_K, plan[name].Type);
+        }
+
+        Assert.Equal(18u, QuantizationTarget.Parse("q6_K").FileType);
+        Assert.Single(QuantizationTarget.Names, n => n == "q6_K");
+    }
+
     [Fact]
     public void SingleType_IsRefused()
     {
