@@ -1,6 +1,4 @@
 using System.Text.Json;
-using ExpertScope.Cli.Serving;
-using ExpertScope.Models;
 using ExpertScope.Testing;
 
 namespace ExpertScope.Cli.Tests;
@@ -110,36 +108,5 @@ public sealed class ServeAnalysisTests
         using var error = new StringWriter();
         var code = CliApp.Run(args, output, error);
         return (code, output.ToString(), error.ToString());
-    }
-
-    /// <summary><c>expertscope serve</c> on the golden OLMoE model, on a free loopback port.</summary>
-    private sealed class LoopbackServer : IAsyncDisposable
-    {
-        private readonly MoeModel _model;
-        private readonly Microsoft.AspNetCore.Builder.WebApplication _app;
-
-        private LoopbackServer(MoeModel model, Microsoft.AspNetCore.Builder.WebApplication app)
-        {
-            _model = model;
-            _app = app;
-            Address = RoutingServer.ListeningAddress(app);
-        }
-
-        public string Address { get; }
-
-        public static async Task<LoopbackServer> StartAsync()
-        {
-            var model = MoeModel.Load(ModelPath);
-            var app = RoutingServer.Build(model, new ServeOptions { Port = 0, ModelName = "golden", Threads = 1 }, TextWriter.Null);
-            await app.StartAsync();
-            return new LoopbackServer(model, app);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
-            _model.Dispose();
-        }
     }
 }
