@@ -4,7 +4,7 @@ using ExpertScope.Testing;
 
 namespace ExpertScope.Models.Tests;
 
-/// <summary>One golden case from <c>shared/golden/models/&lt;name&gt;</c>: the model, overrides, prompts and dumped tensors.</summary>
+/// <summary>One golden case (shared <c>golden/models/&lt;name&gt;</c> or the repository's <c>tests/golden/&lt;name&gt;</c>): the model, overrides, prompts and dumped tensors.</summary>
 internal sealed class GoldenCase
 {
     private GoldenCase(string name, string directory, string modelPath, Dictionary<string, object> overrides, List<GoldenPrompt> prompts)
@@ -29,9 +29,14 @@ internal sealed class GoldenCase
 
     public ModelLoadOptions LoadOptions => new() { MetadataOverrides = Overrides };
 
-    public static GoldenCase Load(string name)
+    /// <summary>A case of the shared set (<c>shared/golden/models/&lt;name&gt;</c>).</summary>
+    public static GoldenCase Load(string name) => LoadFrom(name, GoldenData.GoldenPath("models", name));
+
+    /// <summary>A case kept in the repository (<c>tests/golden/&lt;name&gt;</c>), same layout as the shared set.</summary>
+    public static GoldenCase LoadRepository(string name) => LoadFrom(name, GoldenData.RepositoryGoldenPath(name));
+
+    private static GoldenCase LoadFrom(string name, string directory)
     {
-        string directory = GoldenData.GoldenPath("models", name);
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "case.json")));
         var root = json.RootElement;
         var overrides = new Dictionary<string, object>();
