@@ -1,4 +1,6 @@
+using System.Runtime.InteropServices;
 using ExpertScope.Core;
+using ExpertScope.Formats.Gguf;
 using ExpertScope.Models.Routing;
 using ExpertScope.Models.Synthetic;
 using ExpertScope.Testing;
@@ -49,6 +51,27 @@ public sealed class Ernie45MoeGoldenTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AttentionOutputBias_IsLoadedButNotAdded_AsLlamaCppDoes()
+    {
+        // llama.cpp's ernie4_5-moe graph passes no bias to build_attn although its loader reads attn_output.bias; the
+        // same file with a large bias in every block must give the same logits (llama.cpp's own logits for it were
+        // checked once to be bit-identical to the golden case's).
+        var golden = GoldenCase.LoadRepository("ernie4_5-moe");
+        using var temp = new TempDirectory();
+        string biased = temp.File("biased.gguf");
+        CopyWithOutputBias(golden.ModelPath, biased, 0.5f);
+        using (var file = GgufFile.Open(biased))
+        {
+            Assert.NotNull(file.FindTensor("blk.2.attn_output.bias"));
+        }
+
+        var tokens = golden.Prompts[0].Tokens;
+        using var original = MoeModel.Load(golden.ModelPath);
+        using var withBias = MoeModel.Load(biased);
+        Assert.Equal(original.Run(tokens).Values, withBias.Run(tokens).Values);
+    }
+
+    [Fact]
     public void InterleavedDenseBlocksPastTheLeadingOnes_AreRefusedWithOneLine()
     {
         // llama.cpp loads MoE tensors for every block after the leading dense ones, so a step of 2 leaves block 2
@@ -60,5 +83,41 @@ public sealed class Ernie45MoeGoldenTests(ITestOutputHelper output)
         Assert.Contains("block 2", error.Message, StringComparison.Ordinal);
         Assert.Contains("interleave_moe_layer_step = 2", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', error.Message);
+    }
+
+    /// <summary>Copies a GGUF and adds <c>blk.{i}.attn_output.bias</c> filled with <paramref name="value"/> to every block.</summary>
+    private static void CopyWithOutputBias(string source, string destination, float value)
+    {
+        using var input = GgufFile.Open(source);
+        int width = (int)input.GetInteger(input.Architecture + ".embedding_length");
+        int blocks = (int)input.GetInteger(input.Architecture + ".block_count");
+        using var writer = GgufWriter.Create(destination);
+        foreach (var (key, metadata) in input.Metadata)
+        {
+            writer.SetMetadata(key, metadata);
+        }
+
+        foreach (var tensor in input.Tensors)
+        {
+            writer.AddTensor(tensor.Name, tensor.Type, tensor.Dimensions);
+        }
+
+        for (int block = 0; block < blocks; block++)
+        {
+            writer.AddTensor($"blk.{block}.attn_output.bias", GgmlType.F32, [width]);
+        }
+
+        foreach (var tensor in input.Tensors)
+        {
+            writer.WriteTensorData(input.GetTensorData(tensor));
+        }
+
+        var bias = Enumerable.Repeat(value, width).ToArray();
+        for (int block = 0; block < blocks; block++)
+        {
+            writer.WriteTensorData(MemoryMarshal.AsBytes(bias.AsSpan()));
+        }
+
+        writer.Finish();
     }
 }
