@@ -56,7 +56,7 @@ public class InspectSupportTests
         Assert.Equal("deepseek2", ArchitectureRegistry.Nearest("newmoe", ["blk.1.exp_probs_b.bias", "blk.1.ffn_gate_inp.weight"]).Nearest);
         Assert.Equal("qwen2moe", ArchitectureRegistry.Nearest("newmoe", ["blk.1.ffn_gate_inp_shexp.weight"]).Nearest);
         Assert.Equal("llama", ArchitectureRegistry.Nearest("newmoe", ["blk.1.ffn_gate_inp.weight"]).Nearest);
-        Assert.Equal("deepseek2", ArchitectureRegistry.Nearest("deepseek", []).Nearest);
+        Assert.Equal("deepseek2", ArchitectureRegistry.Nearest("dots1", []).Nearest);
     }
 
     /// <summary>Copies a GGUF under another architecture name (its keys renamed) with one extra tensor of <paramref name="extraType"/>.</summary>

@@ -12,6 +12,8 @@ public static class ArchitectureRegistry
         new Qwen3Moe(),
         new Olmoe(),
         new DeepSeek2(),
+        new DeepSeek(),
+        new Ernie45Moe(),
     ];
 
     /// <summary>
@@ -20,7 +22,6 @@ public static class ArchitectureRegistry
     /// </summary>
     private static readonly Dictionary<string, (string Nearest, string Difference)> Relatives = new(StringComparer.Ordinal)
     {
-        ["deepseek"] = ("deepseek2", "DeepSeekMoE (V1): the same shared + fine-grained experts and leading dense blocks, but plain multi-head attention instead of latent attention"),
         ["glm4moe"] = ("deepseek2", "GLM-4.5: sigmoid routing with a selection bias as DeepSeek-V3, but grouped-query attention with partial RoPE and QK norm"),
         ["bailingmoe2"] = ("deepseek2", "Ling 2.0: sigmoid routing with groups and a selection bias as DeepSeek-V3, grouped-query attention"),
         ["dots1"] = ("deepseek2", "dots.llm1: DeepSeek-V3-style routing with shared experts, grouped-query attention with QK norm"),
@@ -29,7 +30,6 @@ public static class ArchitectureRegistry
         ["phimoe"] = ("llama", "Phi-3.5-MoE: Mixtral-like top-2 (sparsemixer), LayerNorm with bias instead of RMS norm"),
         ["granitemoe"] = ("llama", "Granite MoE: Mixtral-style routing (optionally a shared expert) with multipliers on embeddings, attention, residual and logits"),
         ["granitehybrid"] = ("llama", "Granite 4.0-H: Mamba-2 layers between attention blocks, MoE with a shared expert"),
-        ["ernie4_5-moe"] = ("qwen2moe", "ERNIE-4.5 MoE: softmax top-k with shared experts, leading dense blocks, selection bias"),
         ["hunyuan-moe"] = ("qwen2moe", "Hunyuan-A13B: shared expert beside softmax top-k routing"),
         ["qwen3next"] = ("qwen3moe", "Qwen3-Next: Qwen3-MoE routing with gated DeltaNet linear-attention layers and a gated shared expert"),
         ["qwen35moe"] = ("qwen3moe", "Qwen3.5 MoE: Qwen3-MoE-style routing with a gated shared expert and hybrid linear attention"),

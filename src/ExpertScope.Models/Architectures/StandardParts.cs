@@ -23,14 +23,18 @@ public static class StandardParts
         return (embedding, norm, output);
     }
 
-    /// <summary>Standard grouped-query attention with optional biases and QK norm.</summary>
+    /// <summary>
+    /// Standard grouped-query attention with optional biases and QK norm; <c>applyOutputBias</c> is false where
+    /// llama.cpp's graph never adds <c>attn_output.bias</c> although it loads it (ERNIE-4.5).
+    /// </summary>
     public static Attention GroupedQueryAttention(
         ModelSource source,
         ModelHyperparameters hp,
         int layer,
         RopeStyle ropeStyle,
         QkNormMode qkNorm,
-        ModelLoadOptions options)
+        ModelLoadOptions options,
+        bool applyOutputBias = true)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(hp);
@@ -60,7 +64,7 @@ public static class StandardParts
             source.OptionalVector(T("attn_q.bias"), qWidth),
             source.OptionalVector(T("attn_k.bias"), kvWidth),
             source.OptionalVector(T("attn_v.bias"), kvWidth),
-            source.OptionalVector(T("attn_output.bias"), e),
+            applyOutputBias ? source.OptionalVector(T("attn_output.bias"), e) : null,
             queryNorm,
             keyNorm);
         var rope = new Rope(hp.RopeDimensions, hp.RopeBase, ropeStyle);

@@ -9,7 +9,7 @@ namespace ExpertScope.Models.Synthetic;
 /// </summary>
 public sealed record SyntheticModelSpec
 {
-    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c> or <c>deepseek2</c>.</summary>
+    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c>, <c>deepseek2</c>, <c>deepseek</c> or <c>ernie4_5-moe</c>.</summary>
     public required string Architecture { get; init; }
 
     /// <summary>Hidden size (<c>embedding_length</c>).</summary>
@@ -36,16 +36,16 @@ public sealed record SyntheticModelSpec
     /// <summary>Hidden size of one routed expert's SwiGLU.</summary>
     public required int ExpertFeedForwardLength { get; init; }
 
-    /// <summary>Hidden size of dense feed-forward blocks (DeepSeek leading blocks) and the GGUF <c>feed_forward_length</c>.</summary>
+    /// <summary>Hidden size of dense feed-forward blocks (DeepSeek and ERNIE leading blocks) and the GGUF <c>feed_forward_length</c>.</summary>
     public int FeedForwardLength { get; init; }
 
     /// <summary>Shared experts (DeepSeek: count of shared experts, each <see cref="ExpertFeedForwardLength"/> wide; Qwen2-MoE: one shared expert of <see cref="SharedExpertFeedForwardLength"/>).</summary>
     public int SharedExpertCount { get; init; }
 
-    /// <summary>Qwen2-MoE's shared expert width (<c>expert_shared_feed_forward_length</c>).</summary>
+    /// <summary>Qwen2-MoE's and ERNIE-4.5's shared expert width (<c>expert_shared_feed_forward_length</c>; ERNIE: 0 = none).</summary>
     public int SharedExpertFeedForwardLength { get; init; }
 
-    /// <summary>DeepSeek: leading dense blocks.</summary>
+    /// <summary>DeepSeek and ERNIE-4.5: leading dense blocks.</summary>
     public int LeadingDenseBlockCount { get; init; }
 
     /// <summary>Vocabulary size; learned merges are padded with unused tokens up to this size.</summary>
@@ -84,8 +84,14 @@ public sealed record SyntheticModelSpec
     /// <summary>DeepSeek: <c>expert_weights_norm</c>.</summary>
     public bool ExpertWeightsNormalized { get; init; }
 
-    /// <summary>DeepSeek V3: whether blocks carry the <c>exp_probs_b</c> selection bias.</summary>
+    /// <summary>DeepSeek V3 and ERNIE-4.5: whether blocks carry the <c>exp_probs_b</c> selection bias.</summary>
     public bool HasSelectionBias { get; init; }
+
+    /// <summary>
+    /// Spread of the router weights: the router logits of a unit-variance input have about this standard deviation.
+    /// 4 makes 8-expert routing decisive; with many fine-grained experts a smaller value keeps several experts in play.
+    /// </summary>
+    public float RouterLogitScale { get; init; } = 4f;
 
     /// <summary>Storage type of the routed expert tensors (<c>*_exps</c>).</summary>
     public GgmlType ExpertTensorType { get; init; } = GgmlType.F32;

@@ -77,7 +77,7 @@ public static class SyntheticModelWriter
 
     private static void Validate(SyntheticModelSpec spec)
     {
-        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2"];
+        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2", "deepseek", "ernie4_5-moe"];
         if (!supported.Contains(spec.Architecture))
         {
             throw new ExpertScopeException($"cannot write a synthetic '{spec.Architecture}' model; supported: {string.Join(", ", supported)}");
@@ -91,6 +91,12 @@ public static class SyntheticModelWriter
         if (spec.HeadCount % Math.Max(1, spec.KeyValueHeadCount) != 0)
         {
             throw new ExpertScopeException($"head count {spec.HeadCount} is not a multiple of the key/value head count {spec.KeyValueHeadCount}");
+        }
+
+        if (spec.Architecture == "deepseek" && spec.HeadCount * spec.HeadDimension != spec.EmbeddingLength)
+        {
+            // llama.cpp's deepseek loader shapes attn_q and attn_output as [E, E].
+            throw new ExpertScopeException($"deepseek needs heads × head dimension ({spec.HeadCount} × {spec.HeadDimension}) equal to the embedding length {spec.EmbeddingLength}");
         }
     }
 
@@ -116,12 +122,12 @@ public static class SyntheticModelWriter
         F32($"{a}.rope.freq_base", 10000f);
         U32($"{a}.expert_count", spec.ExpertCount);
         U32($"{a}.expert_used_count", spec.ExpertUsedCount);
-        if (a is "qwen2moe" or "qwen3moe" or "deepseek2")
+        if (a is "qwen2moe" or "qwen3moe" or "deepseek2" or "deepseek" or "ernie4_5-moe")
         {
             U32($"{a}.expert_feed_forward_length", spec.ExpertFeedForwardLength);
         }
 
-        if (a is "llama" or "olmoe" or "qwen3moe")
+        if (a is "llama" or "olmoe" or "qwen3moe" or "deepseek" or "ernie4_5-moe")
         {
             U32($"{a}.attention.key_length", spec.HeadDimension);
             U32($"{a}.attention.value_length", spec.HeadDimension);
@@ -151,6 +157,22 @@ public static class SyntheticModelWriter
                 U32($"{a}.expert_group_count", spec.ExpertGroupCount);
                 U32($"{a}.expert_group_used_count", spec.ExpertGroupUsedCount);
             }
+        }
+
+        if (a == "deepseek")
+        {
+            // llama.cpp's deepseek graph fixes softmax gating without renormalisation, so no keys for those.
+            U32($"{a}.leading_dense_block_count", spec.LeadingDenseBlockCount);
+            U32($"{a}.expert_shared_count", spec.SharedExpertCount);
+            F32($"{a}.expert_weights_scale", spec.ExpertWeightsScale);
+        }
+
+        if (a == "ernie4_5-moe")
+        {
+            // Every block after the leading dense ones is MoE (interleave step 1), as in the released ERNIE-4.5 files.
+            U32($"{a}.leading_dense_block_count", spec.LeadingDenseBlockCount);
+            U32($"{a}.interleave_moe_layer_step", 1);
+            U32($"{a}.expert_shared_feed_forward_length", spec.SharedExpertFeedForwardLength);
         }
 
         Str("tokenizer.ggml.model", "gpt2");
@@ -246,7 +268,7 @@ public static class SyntheticModelWriter
 
             int ff = spec.ExpertFeedForwardLength;
             // A wider router range makes the random routing decisive rather than near-uniform.
-            plan.Add(Matrix(p + "ffn_gate_inp.weight", GgmlType.F32, e, spec.ExpertCount) with { HalfWidth = 4f * MathF.Sqrt(3f / e) });
+            plan.Add(Matrix(p + "ffn_gate_inp.weight", GgmlType.F32, e, spec.ExpertCount) with { HalfWidth = spec.RouterLogitScale * MathF.Sqrt(3f / e) });
             if (spec.HasSelectionBias)
             {
                 plan.Add(new PlannedTensor(p + "exp_probs_b.bias", GgmlType.F32, [spec.ExpertCount], 0f, 0.05f));
@@ -263,9 +285,16 @@ public static class SyntheticModelWriter
                 plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, shared));
                 plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, shared, e));
             }
-            else if (spec.Architecture == "deepseek2" && spec.SharedExpertCount > 0)
+            else if (spec.Architecture is "deepseek2" or "deepseek" && spec.SharedExpertCount > 0)
             {
                 int shared = spec.SharedExpertCount * ff;
+                plan.Add(Matrix(p + "ffn_gate_shexp.weight", dense, e, shared));
+                plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, shared));
+                plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, shared, e));
+            }
+            else if (spec.Architecture == "ernie4_5-moe" && spec.SharedExpertFeedForwardLength > 0)
+            {
+                int shared = spec.SharedExpertFeedForwardLength;
                 plan.Add(Matrix(p + "ffn_gate_shexp.weight", dense, e, shared));
                 plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, shared));
                 plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, shared, e));

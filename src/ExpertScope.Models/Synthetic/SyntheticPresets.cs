@@ -18,6 +18,14 @@ public static class SyntheticPresets
             QueryLoraRank = 24, SharedExpertCount = 1, GatingFunction = 2, ExpertGroupCount = 4, ExpertGroupUsedCount = 2,
             ExpertWeightsScale = 2.5f, ExpertWeightsNormalized = true, HasSelectionBias = true,
         }),
+        ["tiny-deepseek"] = ("deepseek (DeepSeekMoE): multi-head attention, 1 dense block, 2 shared experts, 16 fine-grained experts, softmax top-4", Tiny("deepseek") with
+        {
+            KeyValueHeadCount = 4, ExpertCount = 16, FeedForwardLength = 64, LeadingDenseBlockCount = 1, SharedExpertCount = 2, RouterLogitScale = 1.5f,
+        }),
+        ["tiny-ernie4_5-moe"] = ("ernie4_5-moe: GQA, 1 dense block, shared expert, selection bias, softmax top-3 renormalised", Tiny("ernie4_5-moe") with
+        {
+            ExpertUsedCount = 3, FeedForwardLength = 64, LeadingDenseBlockCount = 1, SharedExpertFeedForwardLength = 64, HasSelectionBias = true, RouterLogitScale = 2f,
+        }),
         ["olmoe-1b-7b-4l"] = ("OLMoE-1B-7B per-layer dimensions, 4 blocks: hidden 2048, 16 heads, 64 experts (top-8), expert FFN 1024, vocab 50304", new SyntheticModelSpec
         {
             Architecture = "olmoe", EmbeddingLength = 2048, BlockCount = 4, HeadCount = 16, KeyValueHeadCount = 16, HeadDimension = 128,

@@ -1,0 +1,104 @@
+using ExpertScope.Core;
+using ExpertScope.Models.Routing;
+using ExpertScope.Models.Synthetic;
+using ExpertScope.Testing;
+using Xunit.Abstractions;
+
+namespace ExpertScope.Models.Tests;
+
+/// <summary>
+/// <c>deepseek</c> (DeepSeekMoE) against llama.cpp: the repository golden cases <c>deepseek</c> (F32, run with
+/// <c>expert_weights_scale</c> overridden to 1.5 so the scaling step is exercised) and <c>deepseek-q8_0</c> (the same
+/// model with Q8_0 experts, scale 1 as in the released models).
+/// </summary>
+public sealed class DeepSeekMoeGoldenTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Float32Case_MatchesLlamaCppAtEverySite()
+    {
+        var golden = GoldenCase.LoadRepository("deepseek");
+        Assert.Equal(1.5, golden.Overrides["deepseek.expert_weights_scale"]);
+        float largest = GoldenParity.Check(golden, Tolerances.Float32);
+        output.WriteLine($"deepseek: largest logit difference {largest:E3}");
+    }
+
+    [Fact]
+    public void QuantizedCase_MatchesLlamaCppAtEverySite()
+    {
+        var golden = GoldenCase.LoadRepository("deepseek-q8_0");
+        float largest = GoldenParity.Check(golden, Tolerances.Quantized);
+        output.WriteLine($"deepseek-q8_0: largest logit difference {largest:E3}");
+    }
+
+    [Fact]
+    public void Results_AreBitIdentical_ForOneAndTwoThreads()
+    {
+        var golden = GoldenCase.LoadRepository("deepseek");
+        GoldenThreads.AssertOneAndTwoThreadsAgree(golden);
+    }
+
+    [Fact]
+    public void Tokenizer_GivesLlamaCppsIds()
+    {
+        var golden = GoldenCase.LoadRepository("deepseek");
+        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
+        Assert.All(golden.Prompts, p => Assert.Equal(p.Tokens, model.Tokenizer.Encode(p.Text).ToArray()));
+    }
+
+    [Theory]
+    [InlineData("deepseek", GgmlType.F32)]
+    [InlineData("deepseek-q8_0", GgmlType.Q8_0)]
+    public void CommittedModel_IsWhatMakeModelWrites(string caseName, GgmlType expertType)
+    {
+        using var temp = new TempDirectory();
+        var spec = SyntheticPresets.Get("tiny-deepseek") with { ExpertTensorType = expertType };
+        SyntheticModelWriter.Write(spec, temp.File("model.gguf"));
+        Assert.Equal(File.ReadAllBytes(GoldenData.RepositoryGoldenPath(caseName, "model.gguf")), File.ReadAllBytes(temp.File("model.gguf")));
+    }
+
+    [Fact]
+    public void Layout_LeadingDenseBlock_SharedExperts_SoftmaxWithoutRenormalisation()
+    {
+        var golden = GoldenCase.LoadRepository("deepseek");
+        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
+        Assert.Null(model.Blocks[0].Moe);
+        foreach (var block in model.Blocks.Skip(1))
+        {
+            var moe = block.Moe!;
+            Assert.Equal(new RouterConfig(16, 4, GatingFunction.Softmax, NormalizeWeights: false, WeightScale: 1.5f), moe.Router.Config);
+            Assert.Equal(2 * 32, moe.Shared!.Ffn.Up.Outputs);
+            Assert.Null(moe.Shared.Gate);
+        }
+    }
+
+    [Fact]
+    public void WeightNormalisationKey_IsIgnoredAsLlamaCppDoes()
+    {
+        // llama.cpp's deepseek graph never renormalises, whatever expert_weights_norm says.
+        var golden = GoldenCase.LoadRepository("deepseek");
+        var options = new ModelLoadOptions { MetadataOverrides = new Dictionary<string, object> { ["deepseek.expert_weights_norm"] = true } };
+        using var model = MoeModel.Load(golden.ModelPath, options);
+        Assert.All(model.Blocks.Skip(1), b => Assert.False(b.Moe!.Router.Config.NormalizeWeights));
+    }
+}
+
+/// <summary>The one-versus-two-threads check shared by the repository golden tests.</summary>
+internal static class GoldenThreads
+{
+    /// <summary>Runs the last prompt with one and two threads; logits and every emitted site must be bit-identical.</summary>
+    public static void AssertOneAndTwoThreadsAgree(GoldenCase golden)
+    {
+        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
+        var tokens = golden.Prompts[^1].Tokens;
+        var oneThread = new RecordingObserver();
+        var twoThreads = new RecordingObserver();
+        var one = model.Run(tokens, new RunOptions { ThreadCount = 1, Observers = [oneThread] });
+        var two = model.Run(tokens, new RunOptions { ThreadCount = 2, Observers = [twoThreads] });
+        Assert.Equal(one.Values, two.Values);
+        Assert.Equal(oneThread.Activations.Keys, twoThreads.Activations.Keys);
+        foreach (var (site, values) in oneThread.Activations)
+        {
+            Assert.True(values.AsSpan().SequenceEqual(twoThreads.Activations[site]), $"{golden.Name}: {site} differs between 1 and 2 threads.");
+        }
+    }
+}
