@@ -24,13 +24,21 @@ public static class StandardParts
     }
 
     /// <summary>Standard grouped-query attention with optional biases and QK norm.</summary>
+    /// <param name="source">The checkpoint.</param>
+    /// <param name="hp">Common hyperparameters (the rotary width is <c>rope.dimension_count</c>, which may be partial).</param>
+    /// <param name="layer">GGUF block index.</param>
+    /// <param name="ropeStyle">Rotation pairing.</param>
+    /// <param name="qkNorm">Where the q/k RMS norms apply.</param>
+    /// <param name="options">Load options (cache precision, attention switches).</param>
+    /// <param name="attentionScale">Multiplier of q·k; null = 1/sqrt(head dimension).</param>
     public static Attention GroupedQueryAttention(
         ModelSource source,
         ModelHyperparameters hp,
         int layer,
         RopeStyle ropeStyle,
         QkNormMode qkNorm,
-        ModelLoadOptions options)
+        ModelLoadOptions options,
+        float? attentionScale = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(hp);
@@ -69,7 +77,7 @@ public static class StandardParts
             hp.KvHeadCount,
             hp.HeadDimension,
             rope,
-            1.0f / MathF.Sqrt(hp.HeadDimension),
+            attentionScale ?? 1.0f / MathF.Sqrt(hp.HeadDimension),
             qkNorm,
             options.CachePrecision,
             options.Attention);
