@@ -85,7 +85,7 @@ public sealed record ModelHyperparameters(
 /// <param name="LeadingDenseBlockCount">Blocks before the first MoE block that use a dense feed-forward.</param>
 /// <param name="ExpertGroupCount">Expert groups for group-limited routing.</param>
 /// <param name="ExpertGroupUsedCount">Groups kept per token.</param>
-/// <param name="MoeBlockCount">Blocks that have a router tensor (<c>blk.N.ffn_gate_inp.weight</c>).</param>
+/// <param name="MoeBlockCount">Blocks that have a router tensor (<c>blk.N.ffn_gate_inp.weight</c>), NextN blocks (<c>nextn_predict_layers</c>) not counted.</param>
 public sealed record MoeConfiguration(
     long ExpertCount,
     long? ExpertUsedCount,
@@ -122,7 +122,7 @@ public sealed record ModelTensor(GgufTensorInfo Info, TensorRole Role, long Acti
 /// <param name="Tensors">Every tensor in file order.</param>
 /// <param name="TotalParameters">Elements in all tensors.</param>
 /// <param name="ActiveParameters">Elements used per token: routed expert tensors count <c>expert_used_count / expert_count</c> of
-/// their size, everything else (shared experts, attention, embeddings, output) in full.</param>
+/// their size, NextN blocks (never run) nothing, everything else (shared experts, attention, embeddings, output) in full.</param>
 /// <param name="TensorBytes">Bytes of tensor data in the file.</param>
 /// <param name="KvCacheBytes">A float32 KV cache holding <c>context_length</c> positions in every block, sized as llama.cpp
 /// sizes it (KV heads × (key + value length) per position; keys only under MLA), or null when the hyperparameters needed
@@ -182,14 +182,18 @@ public sealed record ModelInfo(
             rope,
             keys.Count("attention.key_length_mla") is > 0 && keys.Count("attention.value_length_mla") is > 0);
 
-        var moe = ReadMoe(file, keys);
+        // GLM-style NextN (multi-token prediction) blocks close the file; llama.cpp loads them but never runs them.
+        long firstNextNBlock = (blockCount ?? 0) - (keys.Count("nextn_predict_layers") ?? 0);
+        bool InNextNBlock(string name) => blockCount is not null && BlockIndex(name) is { } block && block >= firstNextNBlock;
+        var moe = ReadMoe(file, keys, InNextNBlock);
         var tensors = new List<ModelTensor>(file.Tensors.Count);
         long total = 0, active = 0, bytes = 0;
         foreach (var tensor in file.Tensors)
         {
             var role = RoleOf(tensor.Name);
             long elements = tensor.ElementCount;
-            long activeElements = role == TensorRole.RoutedExperts && moe is { ExpertUsedCount: { } used } && used < moe.ExpertCount
+            long activeElements = InNextNBlock(tensor.Name) ? 0
+                : role == TensorRole.RoutedExperts && moe is { ExpertUsedCount: { } used } && used < moe.ExpertCount
                 ? RoutedShare(elements, used, moe.ExpertCount)
                 : elements;
             tensors.Add(new ModelTensor(tensor, role, activeElements));
@@ -222,7 +226,14 @@ public sealed record ModelInfo(
         return stem is "ffn_gate_inp" or "exp_probs_b" ? TensorRole.Router : TensorRole.Other;
     }
 
-    private static MoeConfiguration? ReadMoe(GgufFile file, KeyReader keys)
+    /// <summary>The block index of <c>blk.N.*</c>, or null for other tensors.</summary>
+    private static long? BlockIndex(string tensorName)
+    {
+        string[] parts = tensorName.Split('.', 3);
+        return parts.Length >= 2 && parts[0] == "blk" && long.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long block) ? block : null;
+    }
+
+    private static MoeConfiguration? ReadMoe(GgufFile file, KeyReader keys, Func<string, bool> inNextNBlock)
     {
         long? expertCount = keys.Count("expert_count");
         if (expertCount is null or 0)
@@ -230,7 +241,7 @@ public sealed record ModelInfo(
             return null;
         }
 
-        int routers = file.Tensors.Count(t => t.Name.StartsWith("blk.", StringComparison.Ordinal) && t.Name.EndsWith(".ffn_gate_inp.weight", StringComparison.Ordinal));
+        int routers = file.Tensors.Count(t => t.Name.StartsWith("blk.", StringComparison.Ordinal) && t.Name.EndsWith(".ffn_gate_inp.weight", StringComparison.Ordinal) && !inNextNBlock(t.Name));
         return new MoeConfiguration(
             expertCount.Value,
             keys.Count("expert_used_count"),

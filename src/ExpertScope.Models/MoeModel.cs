@@ -214,6 +214,8 @@ public sealed class InferenceSession
             _model.Definition.Embedding.ReadRow(tokens[t], hidden.AsSpan(t * width, width));
         }
 
+        _model.Definition.ScaleEmbeddings(hidden);
+
         for (int b = 0; b < _model.Blocks.Count; b++)
         {
             _model.Blocks[b].Forward(hidden, _caches[b], context);
@@ -231,6 +233,7 @@ public sealed class InferenceSession
         if (logits.Rows > 0)
         {
             _model.Definition.Output.Multiply(hidden.AsSpan(first * width), logits.Rows, logits.Values, options.Parallelism);
+            _model.Definition.ScaleLogits(logits.Values);
             if (first == 0)
             {
                 context.Emit(HookKind.ResultOutput, -1, logits.Values, hp.VocabularySize);

@@ -16,7 +16,15 @@ internal static class GoldenParity
     /// Runs every prompt of the case and returns the largest logit difference. Fails at the first diverging
     /// (layer, token, site) in graph order, naming it and the difference.
     /// </summary>
-    public static float Check(GoldenCase golden, Tolerances tolerances, int threads = 1, ModelLoadOptions? options = null)
+    /// <param name="golden">The case.</param>
+    /// <param name="tolerances">Absolute tolerances.</param>
+    /// <param name="threads">Engine threads.</param>
+    /// <param name="options">Load options (default: the case's overrides).</param>
+    /// <param name="siteAliases">
+    /// Dumped site names an architecture's graph gives to a standard site (GLM's <c>post_attn_norm</c> is the
+    /// <c>ffn_norm</c> site), mapped to the engine's name.
+    /// </param>
+    public static float Check(GoldenCase golden, Tolerances tolerances, int threads = 1, ModelLoadOptions? options = null, IReadOnlyDictionary<string, string>? siteAliases = null)
     {
         using var model = MoeModel.Load(golden.ModelPath, options ?? golden.LoadOptions);
         float largestLogitDifference = 0;
@@ -43,9 +51,10 @@ internal static class GoldenParity
                     continue;
                 }
 
-                Assert.True(recorder.Activations.TryGetValue(tensor.Name, out var actual), $"{golden.Name}: site {tensor.Name} was not emitted.");
+                string name = siteAliases?.GetValueOrDefault(tensor.Site) is { } alias ? $"{alias}-{tensor.Layer}" : tensor.Name;
+                Assert.True(recorder.Activations.TryGetValue(name, out var actual), $"{golden.Name}: site {name} was not emitted.");
                 float tolerance = RouterSites.Contains(tensor.Site) ? tolerances.Router : tolerances.Hidden;
-                Compare(golden, prompt, tensor.Name, tensor.Layer, tensor.Columns, tensor.ReadFloats(), actual, tolerance);
+                Compare(golden, prompt, name, tensor.Layer, tensor.Columns, tensor.ReadFloats(), actual, tolerance);
             }
 
             var expectedLogits = prompt.Logits.ReadFloats();

@@ -43,6 +43,7 @@ public sealed class LensProjection
         if (rows > 0)
         {
             _model.Definition.Output.Multiply(normed, rows, logits, _parallelism);
+            _model.Definition.ScaleLogits(logits);
         }
 
         return logits;

@@ -14,6 +14,8 @@ public static class ArchitectureRegistry
         new DeepSeek2(),
         new DeepSeek(),
         new Ernie45Moe(),
+        new Glm4Moe(),
+        new GraniteMoe(),
     ];
 
     /// <summary>
@@ -22,14 +24,12 @@ public static class ArchitectureRegistry
     /// </summary>
     private static readonly Dictionary<string, (string Nearest, string Difference)> Relatives = new(StringComparer.Ordinal)
     {
-        ["glm4moe"] = ("deepseek2", "GLM-4.5: sigmoid routing with a selection bias as DeepSeek-V3, but grouped-query attention with partial RoPE and QK norm"),
         ["bailingmoe2"] = ("deepseek2", "Ling 2.0: sigmoid routing with groups and a selection bias as DeepSeek-V3, grouped-query attention"),
         ["dots1"] = ("deepseek2", "dots.llm1: DeepSeek-V3-style routing with shared experts, grouped-query attention with QK norm"),
         ["gpt-oss"] = ("llama", "gpt-oss: softmax over the top-k logits (equal to Mixtral's renormalised top-k), plus attention sinks, alternating sliding-window attention, router and expert biases, clamped SwiGLU"),
         ["llama4"] = ("llama", "Llama 4: interleaved MoE and dense blocks, a shared expert, sigmoid top-1 routing applied before the expert, chunked local attention and no-RoPE layers"),
         ["phimoe"] = ("llama", "Phi-3.5-MoE: Mixtral-like top-2 (sparsemixer), LayerNorm with bias instead of RMS norm"),
-        ["granitemoe"] = ("llama", "Granite MoE: Mixtral-style routing (optionally a shared expert) with multipliers on embeddings, attention, residual and logits"),
-        ["granitehybrid"] = ("llama", "Granite 4.0-H: Mamba-2 layers between attention blocks, MoE with a shared expert"),
+        ["granitehybrid"] = ("granitemoe", "Granite 4.0-H: Mamba-2 layers between attention blocks, MoE with a shared expert"),
         ["hunyuan-moe"] = ("qwen2moe", "Hunyuan-A13B: shared expert beside softmax top-k routing"),
         ["qwen3next"] = ("qwen3moe", "Qwen3-Next: Qwen3-MoE routing with gated DeltaNet linear-attention layers and a gated shared expert"),
         ["qwen35moe"] = ("qwen3moe", "Qwen3.5 MoE: Qwen3-MoE-style routing with a gated shared expert and hybrid linear attention"),

@@ -85,9 +85,32 @@ public sealed record ModelHyperparameters(
 /// <param name="Blocks">The blocks in order.</param>
 /// <param name="OutputNorm"><c>output_norm</c>.</param>
 /// <param name="Output"><c>output</c> <c>[V, E]</c> (the embedding when tied).</param>
+/// <param name="EmbeddingScale">Multiplier of the embedded tokens (Granite's <c>embedding_scale</c>; 0 or 1 = none, as llama.cpp skips 0).</param>
+/// <param name="LogitScale">Divisor of the logits (Granite's <c>logit_scale</c>; 1 = none).</param>
 public sealed record ModelDefinition(
     ModelHyperparameters Hyperparameters,
     LinearWeight Embedding,
     IReadOnlyList<DecoderBlock> Blocks,
     RmsNorm OutputNorm,
-    LinearWeight Output);
+    LinearWeight Output,
+    float EmbeddingScale = 0f,
+    float LogitScale = 1f)
+{
+    /// <summary>Applies <see cref="EmbeddingScale"/> in place (ggml_scale: one rounded product per value).</summary>
+    public void ScaleEmbeddings(Span<float> embedded)
+    {
+        if (EmbeddingScale is not (0f or 1f))
+        {
+            System.Numerics.Tensors.TensorPrimitives.Multiply(embedded, EmbeddingScale, embedded);
+        }
+    }
+
+    /// <summary>Divides logits by <see cref="LogitScale"/> in place, as llama.cpp does: a product with the float reciprocal.</summary>
+    public void ScaleLogits(Span<float> logits)
+    {
+        if (LogitScale != 1f)
+        {
+            System.Numerics.Tensors.TensorPrimitives.Multiply(logits, 1.0f / LogitScale, logits);
+        }
+    }
+}

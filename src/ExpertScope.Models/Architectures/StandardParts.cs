@@ -23,10 +23,17 @@ public static class StandardParts
         return (embedding, norm, output);
     }
 
-    /// <summary>
-    /// Standard grouped-query attention with optional biases and QK norm; <c>applyOutputBias</c> is false where
-    /// llama.cpp's graph never adds <c>attn_output.bias</c> although it loads it (ERNIE-4.5).
-    /// </summary>
+    /// <summary>Standard grouped-query attention with optional biases and QK norm.</summary>
+    /// <param name="source">The checkpoint.</param>
+    /// <param name="hp">Common hyperparameters (the rotary width is <c>rope.dimension_count</c>, which may be partial).</param>
+    /// <param name="layer">GGUF block index.</param>
+    /// <param name="ropeStyle">Rotation pairing.</param>
+    /// <param name="qkNorm">Where the q/k RMS norms apply.</param>
+    /// <param name="options">Load options (cache precision, attention switches).</param>
+    /// <param name="attentionScale">Multiplier of q·k; null = 1/sqrt(head dimension).</param>
+    /// <param name="applyOutputBias">
+    /// False where llama.cpp's graph never adds <c>attn_output.bias</c> although it loads it (ERNIE-4.5).
+    /// </param>
     public static Attention GroupedQueryAttention(
         ModelSource source,
         ModelHyperparameters hp,
@@ -34,6 +41,7 @@ public static class StandardParts
         RopeStyle ropeStyle,
         QkNormMode qkNorm,
         ModelLoadOptions options,
+        float? attentionScale = null,
         bool applyOutputBias = true)
     {
         ArgumentNullException.ThrowIfNull(source);
@@ -73,7 +81,7 @@ public static class StandardParts
             hp.KvHeadCount,
             hp.HeadDimension,
             rope,
-            1.0f / MathF.Sqrt(hp.HeadDimension),
+            attentionScale ?? 1.0f / MathF.Sqrt(hp.HeadDimension),
             qkNorm,
             options.CachePrecision,
             options.Attention);

@@ -10,14 +10,27 @@ namespace ExpertScope.Models.Blocks;
 public sealed class DecoderBlock
 {
     /// <summary>Creates a block.</summary>
-    public DecoderBlock(int layer, RmsNorm attentionNorm, IAttention attention, RmsNorm feedForwardNorm, IFeedForward feedForward)
+    /// <param name="layer">GGUF block index.</param>
+    /// <param name="attentionNorm"><c>attn_norm</c>.</param>
+    /// <param name="attention">The attention.</param>
+    /// <param name="feedForwardNorm">The norm before the feed-forward part (<c>ffn_norm</c>, GLM's <c>post_attention_norm</c>).</param>
+    /// <param name="feedForward">Dense FFN or MoE.</param>
+    /// <param name="residualScale">
+    /// Multiplier of the attention and feed-forward outputs before each residual add (Granite's <c>residual_scale</c>);
+    /// 0 = none, as llama.cpp skips a zero <c>f_residual_scale</c>.
+    /// </param>
+    public DecoderBlock(int layer, RmsNorm attentionNorm, IAttention attention, RmsNorm feedForwardNorm, IFeedForward feedForward, float residualScale = 0f)
     {
         Layer = layer;
         AttentionNorm = attentionNorm;
         Attention = attention;
         FeedForwardNorm = feedForwardNorm;
         FeedForward = feedForward;
+        ResidualScale = residualScale;
     }
+
+    /// <summary>Multiplier of each branch output before its residual add (0 = none).</summary>
+    public float ResidualScale { get; }
 
     /// <summary>GGUF block index.</summary>
     public int Layer { get; }
@@ -49,6 +62,7 @@ public sealed class DecoderBlock
 
         var attended = new float[size];
         Attention.Forward(normed, attended, cache, Layer, context);
+        ScaleBranch(attended.AsSpan(0, size));
         TensorPrimitives.Add(attended.AsSpan(0, size), hidden[..size], hidden[..size]);
         context.Emit(HookKind.FeedForwardInput, Layer, hidden, width);
         FeedForwardNorm.Apply(hidden[..size], normed, context.Parallelism);
@@ -56,8 +70,18 @@ public sealed class DecoderBlock
 
         var fed = attended;
         FeedForward.Forward(normed, fed, Layer, context);
+        ScaleBranch(fed.AsSpan(0, size));
         TensorPrimitives.Add(fed.AsSpan(0, size), hidden[..size], hidden[..size]);
 
         context.Emit(HookKind.LayerOutput, Layer, hidden, width);
+    }
+
+    // ggml_scale: one rounded product per value, after the branch's sites were emitted unscaled (as llama.cpp names them).
+    private void ScaleBranch(Span<float> branch)
+    {
+        if (ResidualScale != 0f)
+        {
+            TensorPrimitives.Multiply(branch, ResidualScale, branch);
+        }
     }
 }

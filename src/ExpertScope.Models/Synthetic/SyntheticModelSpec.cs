@@ -9,7 +9,7 @@ namespace ExpertScope.Models.Synthetic;
 /// </summary>
 public sealed record SyntheticModelSpec
 {
-    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c>, <c>deepseek2</c>, <c>deepseek</c> or <c>ernie4_5-moe</c>.</summary>
+    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c>, <c>deepseek2</c>, <c>deepseek</c>, <c>ernie4_5-moe</c>, <c>glm4moe</c> or <c>granitemoe</c>.</summary>
     public required string Architecture { get; init; }
 
     /// <summary>Hidden size (<c>embedding_length</c>).</summary>
@@ -98,6 +98,24 @@ public sealed record SyntheticModelSpec
 
     /// <summary>Storage type of every other matrix (norms, router and biases stay F32 as converters write them).</summary>
     public GgmlType DenseTensorType { get; init; } = GgmlType.F32;
+
+    /// <summary>GLM: rotated values per head (<c>rope.dimension_count</c>; 0 = the whole head, key not written).</summary>
+    public int RopeDimensionCount { get; init; }
+
+    /// <summary>GLM: NextN (multi-token prediction) blocks at the end of <see cref="BlockCount"/> (<c>nextn_predict_layers</c>).</summary>
+    public int NextNBlockCount { get; init; }
+
+    /// <summary>Granite: <c>embedding_scale</c> (0 = key not written).</summary>
+    public float EmbeddingScale { get; init; }
+
+    /// <summary>Granite: <c>attention.scale</c> (0 = key not written).</summary>
+    public float AttentionScale { get; init; }
+
+    /// <summary>Granite: <c>residual_scale</c> (0 = key not written).</summary>
+    public float ResidualScale { get; init; }
+
+    /// <summary>Granite: <c>logit_scale</c> (required by llama.cpp for Granite).</summary>
+    public float LogitScale { get; init; } = 1f;
 
     /// <summary>Seed of the weights.</summary>
     public ulong Seed { get; init; } = 20261124;

@@ -77,7 +77,7 @@ public static class SyntheticModelWriter
 
     private static void Validate(SyntheticModelSpec spec)
     {
-        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2", "deepseek", "ernie4_5-moe"];
+        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2", "deepseek", "ernie4_5-moe", "glm4moe", "granitemoe"];
         if (!supported.Contains(spec.Architecture))
         {
             throw new ExpertScopeException($"cannot write a synthetic '{spec.Architecture}' model; supported: {string.Join(", ", supported)}");
@@ -127,7 +127,7 @@ public static class SyntheticModelWriter
             U32($"{a}.expert_feed_forward_length", spec.ExpertFeedForwardLength);
         }
 
-        if (a is "llama" or "olmoe" or "qwen3moe" or "deepseek" or "ernie4_5-moe")
+        if (a is "llama" or "olmoe" or "qwen3moe" or "deepseek" or "ernie4_5-moe" or "glm4moe" or "granitemoe")
         {
             U32($"{a}.attention.key_length", spec.HeadDimension);
             U32($"{a}.attention.value_length", spec.HeadDimension);
@@ -175,6 +175,16 @@ public static class SyntheticModelWriter
             U32($"{a}.expert_shared_feed_forward_length", spec.SharedExpertFeedForwardLength);
         }
 
+        if (a == "glm4moe")
+        {
+            WriteGlmMetadata(writer, spec);
+        }
+
+        if (a == "granitemoe")
+        {
+            WriteGraniteMetadata(writer, spec);
+        }
+
         Str("tokenizer.ggml.model", "gpt2");
         Str("tokenizer.ggml.pre", "default");
         writer.SetMetadata("tokenizer.ggml.tokens", new GgufValue(GgufValueType.Array, new GgufArray(GgufValueType.String, vocabulary.Tokens.ToArray())));
@@ -190,6 +200,48 @@ public static class SyntheticModelWriter
         U32("tokenizer.ggml.eos_token_id", vocabulary.EosId);
         Bool("tokenizer.ggml.add_bos_token", true);
         Bool("tokenizer.ggml.add_eos_token", false);
+    }
+
+    private static void WriteGlmMetadata(GgufWriter writer, SyntheticModelSpec spec)
+    {
+        const string a = "glm4moe";
+        void U32(string key, int value) => writer.SetMetadata($"{a}.{key}", new GgufValue(GgufValueType.UInt32, checked((uint)value)));
+        U32("expert_feed_forward_length", spec.ExpertFeedForwardLength);
+        U32("leading_dense_block_count", spec.LeadingDenseBlockCount);
+        U32("expert_shared_count", spec.SharedExpertCount);
+        U32("expert_gating_func", spec.GatingFunction);
+        U32("nextn_predict_layers", spec.NextNBlockCount);
+        writer.SetMetadata($"{a}.expert_weights_scale", new GgufValue(GgufValueType.Float32, spec.ExpertWeightsScale));
+        writer.SetMetadata($"{a}.expert_weights_norm", new GgufValue(GgufValueType.Bool, spec.ExpertWeightsNormalized));
+        if (spec.RopeDimensionCount > 0)
+        {
+            U32("rope.dimension_count", spec.RopeDimensionCount);
+        }
+
+        if (spec.ExpertGroupCount > 0)
+        {
+            U32("expert_group_count", spec.ExpertGroupCount);
+            U32("expert_group_used_count", spec.ExpertGroupUsedCount);
+        }
+    }
+
+    private static void WriteGraniteMetadata(GgufWriter writer, SyntheticModelSpec spec)
+    {
+        const string a = "granitemoe";
+        void F32(string key, float value) => writer.SetMetadata($"{a}.{key}", new GgufValue(GgufValueType.Float32, value));
+        F32("logit_scale", spec.LogitScale);
+        foreach (var (key, value) in new[] { ("embedding_scale", spec.EmbeddingScale), ("attention.scale", spec.AttentionScale), ("residual_scale", spec.ResidualScale) })
+        {
+            if (value != 0f)
+            {
+                F32(key, value);
+            }
+        }
+
+        if (spec.SharedExpertFeedForwardLength > 0)
+        {
+            writer.SetMetadata($"{a}.expert_shared_feed_forward_length", new GgufValue(GgufValueType.UInt32, checked((uint)spec.SharedExpertFeedForwardLength)));
+        }
     }
 
     /// <summary>One tensor to generate: name, type, ggml <c>ne</c>, and the uniform range of its values.</summary>
@@ -245,7 +297,16 @@ public static class SyntheticModelWriter
                 plan.Add(Matrix(p + "attn_k.weight", dense, e, kv));
                 plan.Add(Matrix(p + "attn_v.weight", dense, e, kv));
                 plan.Add(Matrix(p + "attn_output.weight", dense, q, e));
-                if (spec.Architecture == "olmoe")
+                if (spec.Architecture == "glm4moe")
+                {
+                    // GLM-4.5 converts q/k/v with biases and (the 355B model) per-head QK norms.
+                    plan.Add(new PlannedTensor(p + "attn_q.bias", GgmlType.F32, [q], 0f, 0.1f));
+                    plan.Add(new PlannedTensor(p + "attn_k.bias", GgmlType.F32, [kv], 0f, 0.1f));
+                    plan.Add(new PlannedTensor(p + "attn_v.bias", GgmlType.F32, [kv], 0f, 0.1f));
+                    plan.Add(Norm(p + "attn_q_norm.weight", spec.HeadDimension));
+                    plan.Add(Norm(p + "attn_k_norm.weight", spec.HeadDimension));
+                }
+                else if (spec.Architecture == "olmoe")
                 {
                     plan.Add(Norm(p + "attn_q_norm.weight", q));
                     plan.Add(Norm(p + "attn_k_norm.weight", kv));
@@ -257,7 +318,17 @@ public static class SyntheticModelWriter
                 }
             }
 
-            plan.Add(Norm(p + "ffn_norm.weight", e));
+            // GLM stores the norm before the feed-forward part as post_attention_norm.
+            plan.Add(Norm(p + (spec.Architecture == "glm4moe" ? "post_attention_norm.weight" : "ffn_norm.weight"), e));
+            if (spec.Architecture == "glm4moe" && block >= spec.BlockCount - spec.NextNBlockCount)
+            {
+                // A NextN block: llama.cpp loads (and never runs) these beside the block's ordinary tensors.
+                plan.Add(Matrix(p + "nextn.eh_proj.weight", dense, 2 * e, e));
+                plan.Add(Norm(p + "nextn.enorm.weight", e));
+                plan.Add(Norm(p + "nextn.hnorm.weight", e));
+                plan.Add(Norm(p + "nextn.shared_head_norm.weight", e));
+            }
+
             if (block < spec.LeadingDenseBlockCount)
             {
                 plan.Add(Matrix(p + "ffn_gate.weight", dense, e, spec.FeedForwardLength));
@@ -285,7 +356,14 @@ public static class SyntheticModelWriter
                 plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, shared));
                 plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, shared, e));
             }
-            else if (spec.Architecture is "deepseek2" or "deepseek" && spec.SharedExpertCount > 0)
+            else if (spec.Architecture == "granitemoe" && spec.SharedExpertFeedForwardLength > 0)
+            {
+                int shared = spec.SharedExpertFeedForwardLength;
+                plan.Add(Matrix(p + "ffn_gate_shexp.weight", dense, e, shared));
+                plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, shared));
+                plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, shared, e));
+            }
+            else if (spec.Architecture is "deepseek2" or "deepseek" or "glm4moe" && spec.SharedExpertCount > 0)
             {
                 int shared = spec.SharedExpertCount * ff;
                 plan.Add(Matrix(p + "ffn_gate_shexp.weight", dense, e, shared));

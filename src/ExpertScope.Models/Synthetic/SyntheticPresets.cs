@@ -26,6 +26,9 @@ public static class SyntheticPresets
         {
             ExpertUsedCount = 3, FeedForwardLength = 64, LeadingDenseBlockCount = 1, SharedExpertFeedForwardLength = 64, HasSelectionBias = true, RouterLogitScale = 2f,
         }),
+        ["tiny-glm4moe"] = ("glm4moe (GLM-4.5 style): 1 dense + 2 MoE blocks + 1 NextN block, sigmoid top-3, selection bias, 4 groups keep 2, shared expert, partial RoPE, q/k/v biases, QK norm", TinyGlm()),
+        ["tiny-granitemoe"] = ("granitemoe (Granite 3.0 MoE style): 8 experts (top-3); embedding, attention, residual and logit multipliers", TinyGranite()),
+        ["tiny-granitemoe-shared"] = ("granitemoe with a shared expert (Granite MoE shared style), otherwise as tiny-granitemoe", TinyGranite() with { SharedExpertFeedForwardLength = 64 }),
         ["olmoe-1b-7b-4l"] = ("OLMoE-1B-7B per-layer dimensions, 4 blocks: hidden 2048, 16 heads, 64 experts (top-8), expert FFN 1024, vocab 50304", new SyntheticModelSpec
         {
             Architecture = "olmoe", EmbeddingLength = 2048, BlockCount = 4, HeadCount = 16, KeyValueHeadCount = 16, HeadDimension = 128,
@@ -54,6 +57,19 @@ public static class SyntheticPresets
     {
         Architecture = architecture, EmbeddingLength = 64, BlockCount = 3, HeadCount = 4, KeyValueHeadCount = 2, HeadDimension = 16,
         ExpertCount = 8, ExpertUsedCount = 4, ExpertFeedForwardLength = 32, FeedForwardLength = 32, VocabularySize = 0, ContextLength = 128,
+    };
+
+    private static SyntheticModelSpec TinyGlm() => Tiny("glm4moe") with
+    {
+        BlockCount = 4, NextNBlockCount = 1, LeadingDenseBlockCount = 1, FeedForwardLength = 64, ExpertFeedForwardLength = 16, ExpertUsedCount = 3,
+        RopeDimensionCount = 8, SharedExpertCount = 1, GatingFunction = 2, ExpertGroupCount = 4, ExpertGroupUsedCount = 2,
+        ExpertWeightsScale = 2.5f, ExpertWeightsNormalized = true, HasSelectionBias = true,
+    };
+
+    // Granite 3.0 1B-A400M's multipliers, the attention one as 1/head size like its 1/64.
+    private static SyntheticModelSpec TinyGranite() => Tiny("granitemoe") with
+    {
+        BlockCount = 2, ExpertUsedCount = 3, EmbeddingScale = 12f, AttentionScale = 0.0625f, ResidualScale = 0.22f, LogitScale = 6f,
     };
 
     private static SyntheticModelSpec TinyDeepSeek() => Tiny("deepseek2") with

@@ -1,0 +1,30 @@
+namespace ExpertScope.Models.Tests;
+
+/// <summary>Checks every architecture's golden case shares: thread-count invariance of every site and the logits.</summary>
+internal static class ArchitectureTestRuns
+{
+    /// <summary>Runs each prompt with one and two threads; every emitted site and the logits must be bit-identical.</summary>
+    public static void AssertThreadCountInvariant(GoldenCase golden)
+    {
+        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
+        foreach (var prompt in golden.Prompts)
+        {
+            var one = new RecordingObserver();
+            var two = new RecordingObserver();
+            var logitsOne = model.Run(prompt.Tokens, new RunOptions { Observers = [one], ThreadCount = 1 });
+            var logitsTwo = model.Run(prompt.Tokens, new RunOptions { Observers = [two], ThreadCount = 2 });
+            Assert.Equal(logitsOne.Values, logitsTwo.Values);
+            Assert.Equal(one.Order, two.Order);
+            foreach (var (site, values) in one.Activations)
+            {
+                Assert.True(values.AsSpan().SequenceEqual(two.Activations[site]), $"{golden.Name} '{prompt.Text}': site {site} differs between 1 and 2 threads.");
+            }
+
+            foreach (var (layer, routing) in one.Routing)
+            {
+                Assert.Equal(routing.Experts, two.Routing[layer].Experts);
+                Assert.Equal(routing.Weights, two.Routing[layer].Weights);
+            }
+        }
+    }
+}
