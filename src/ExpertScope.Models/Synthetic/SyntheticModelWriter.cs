@@ -356,7 +356,7 @@ public static class SyntheticModelWriter
                 plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, shared));
                 plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, shared, e));
             }
-            else if (spec.Architecture == "granitemoe" && spec.SharedExpertFeedForwardLength > 0)
+            else if (spec.Architecture is "granitemoe" or "ernie4_5-moe" && spec.SharedExpertFeedForwardLength > 0)
             {
                 int shared = spec.SharedExpertFeedForwardLength;
                 plan.Add(Matrix(p + "ffn_gate_shexp.weight", dense, e, shared));
@@ -366,13 +366,6 @@ public static class SyntheticModelWriter
             else if (spec.Architecture is "deepseek2" or "deepseek" or "glm4moe" && spec.SharedExpertCount > 0)
             {
                 int shared = spec.SharedExpertCount * ff;
-                plan.Add(Matrix(p + "ffn_gate_shexp.weight", dense, e, shared));
-                plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, shared));
-                plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, shared, e));
-            }
-            else if (spec.Architecture == "ernie4_5-moe" && spec.SharedExpertFeedForwardLength > 0)
-            {
-                int shared = spec.SharedExpertFeedForwardLength;
                 plan.Add(Matrix(p + "ffn_gate_shexp.weight", dense, e, shared));
                 plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, shared));
                 plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, shared, e));
