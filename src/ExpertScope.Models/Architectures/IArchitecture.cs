@@ -85,9 +85,36 @@ public sealed record ModelHyperparameters(
 /// <param name="Blocks">The blocks in order.</param>
 /// <param name="OutputNorm"><c>output_norm</c>.</param>
 /// <param name="Output"><c>output</c> <c>[V, E]</c> (the embedding when tied).</param>
+/// <param name="OutputBias"><c>output.bias</c> <c>[V]</c> added to the logits (Phi-3.5-MoE), or null.</param>
 public sealed record ModelDefinition(
     ModelHyperparameters Hyperparameters,
     LinearWeight Embedding,
     IReadOnlyList<DecoderBlock> Blocks,
     RmsNorm OutputNorm,
-    LinearWeight Output);
+    LinearWeight Output,
+    float[]? OutputBias = null)
+{
+    /// <summary>
+    /// Logits of <paramref name="rows"/> normed hidden states: the output head, then its bias where the model has one
+    /// (as llama.cpp, a separate add after the product).
+    /// </summary>
+    /// <param name="normed">The rows after <see cref="OutputNorm"/>, <c>[rows, E]</c>.</param>
+    /// <param name="rows">Number of rows.</param>
+    /// <param name="logits">Destination <c>[rows, V]</c>.</param>
+    /// <param name="parallelism">Threads for the product.</param>
+    public void ProjectToVocabulary(ReadOnlySpan<float> normed, int rows, Span<float> logits, Parallelism parallelism)
+    {
+        Output.Multiply(normed, rows, logits, parallelism);
+        if (OutputBias is null)
+        {
+            return;
+        }
+
+        int vocabulary = Output.Outputs;
+        for (int r = 0; r < rows; r++)
+        {
+            var row = logits.Slice(r * vocabulary, vocabulary);
+            System.Numerics.Tensors.TensorPrimitives.Add(row, OutputBias, row);
+        }
+    }
+}
