@@ -124,6 +124,32 @@ public sealed class PhiMoeGoldenTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void FusedQkvProjection_IsRefusedWithOneLineNamingTheTensor()
+    {
+        using var temp = new TempDirectory();
+        string path = temp.File("fused.gguf");
+        new TinyGguf()
+            .Set("general.architecture", "phimoe")
+            .Set("phimoe.embedding_length", 8)
+            .Set("phimoe.block_count", 1)
+            .Set("phimoe.feed_forward_length", 4)
+            .Set("phimoe.attention.head_count", 2)
+            .Set("phimoe.attention.head_count_kv", 2)
+            .Set("phimoe.attention.layer_norm_rms_epsilon", 1e-6f)
+            .Set("phimoe.context_length", 16)
+            .Set("phimoe.vocab_size", 10)
+            .Set("phimoe.expert_count", 4)
+            .Set("phimoe.expert_used_count", 2)
+            .Tensor("token_embd.weight", 8, 10)
+            .Tensor("blk.0.attn_qkv.weight", 8, 24)
+            .Write(path);
+        var error = Assert.Throws<ExpertScopeException>(() => MoeModel.Load(path));
+        Assert.Contains(path, error.Message, StringComparison.Ordinal);
+        Assert.Contains("blk.0.attn_qkv.weight", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', error.Message);
+    }
+
+    [Fact]
     public void YarnScaling_IsRefusedWithOneLineNamingTheKey()
     {
         var path = GoldenCase.LoadRepository("phimoe").ModelPath;
