@@ -107,6 +107,25 @@ public sealed class PhiMoeGoldenTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void RandomTwin_KeepsTheRopeFactorsAndGivesNormsUnitWeightAndZeroBias()
+    {
+        using var temp = new TempDirectory();
+        string source = GoldenCase.LoadRepository("phimoe").ModelPath;
+        RandomTwinWriter.Write(source, temp.File("twin.gguf"), seed: 3);
+        using var original = GgufFile.Open(source);
+        using var twin = GgufFile.Open(temp.File("twin.gguf"));
+        float[] Values(GgufFile file, string name) => file.GetFloat32(file.GetTensor(name)).ToArray();
+        Assert.Equal(Values(original, "rope_factors_long.weight"), Values(twin, "rope_factors_long.weight"));
+        Assert.Equal(Values(original, "rope_factors_short.weight"), Values(twin, "rope_factors_short.weight"));
+        Assert.All(Values(twin, "blk.0.attn_norm.weight"), v => Assert.Equal(1f, v));
+        Assert.All(Values(twin, "blk.0.attn_norm.bias"), v => Assert.Equal(0f, v));
+        Assert.All(Values(twin, "output_norm.bias"), v => Assert.Equal(0f, v));
+
+        using var model = MoeModel.Load(temp.File("twin.gguf"));
+        Assert.All(model.Run(GoldenCase.LoadRepository("phimoe").Prompts[0].Tokens).Values, v => Assert.True(float.IsFinite(v)));
+    }
+
+    [Fact]
     public void Routing_IsSoftmaxTopTwoRenormalised()
     {
         using var model = MoeModel.Load(GoldenCase.LoadRepository("phimoe").ModelPath);
