@@ -232,8 +232,7 @@ public sealed class InferenceSession
         var logits = new FloatMatrix(count - first, hp.VocabularySize);
         if (logits.Rows > 0)
         {
-            _model.Definition.Output.Multiply(hidden.AsSpan(first * width), logits.Rows, logits.Values, options.Parallelism);
-            _model.Definition.ScaleLogits(logits.Values);
+            _model.Definition.ProjectToVocabulary(hidden.AsSpan(first * width), logits.Rows, logits.Values, options.Parallelism);
             if (first == 0)
             {
                 context.Emit(HookKind.ResultOutput, -1, logits.Values, hp.VocabularySize);

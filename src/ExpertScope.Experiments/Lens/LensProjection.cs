@@ -42,8 +42,7 @@ public sealed class LensProjection
         var logits = new float[rows * VocabularySize];
         if (rows > 0)
         {
-            _model.Definition.Output.Multiply(normed, rows, logits, _parallelism);
-            _model.Definition.ScaleLogits(logits);
+            _model.Definition.ProjectToVocabulary(normed, rows, logits, _parallelism);
         }
 
         return logits;

@@ -16,6 +16,7 @@ public static class ArchitectureRegistry
         new Ernie45Moe(),
         new Glm4Moe(),
         new GraniteMoe(),
+        new PhiMoe(),
     ];
 
     /// <summary>
@@ -28,7 +29,6 @@ public static class ArchitectureRegistry
         ["dots1"] = ("deepseek2", "dots.llm1: DeepSeek-V3-style routing with shared experts, grouped-query attention with QK norm"),
         ["gpt-oss"] = ("llama", "gpt-oss: softmax over the top-k logits (equal to Mixtral's renormalised top-k), plus attention sinks, alternating sliding-window attention, router and expert biases, clamped SwiGLU"),
         ["llama4"] = ("llama", "Llama 4: interleaved MoE and dense blocks, a shared expert, sigmoid top-1 routing applied before the expert, chunked local attention and no-RoPE layers"),
-        ["phimoe"] = ("llama", "Phi-3.5-MoE: Mixtral-like top-2 (sparsemixer), LayerNorm with bias instead of RMS norm"),
         ["granitehybrid"] = ("granitemoe", "Granite 4.0-H: Mamba-2 layers between attention blocks, MoE with a shared expert"),
         ["hunyuan-moe"] = ("qwen2moe", "Hunyuan-A13B: shared expert beside softmax top-k routing"),
         ["qwen3next"] = ("qwen3moe", "Qwen3-Next: Qwen3-MoE routing with gated DeltaNet linear-attention layers and a gated shared expert"),

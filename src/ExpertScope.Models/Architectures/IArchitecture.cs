@@ -87,6 +87,7 @@ public sealed record ModelHyperparameters(
 /// <param name="Output"><c>output</c> <c>[V, E]</c> (the embedding when tied).</param>
 /// <param name="EmbeddingScale">Multiplier of the embedded tokens (Granite's <c>embedding_scale</c>; 0 or 1 = none, as llama.cpp skips 0).</param>
 /// <param name="LogitScale">Divisor of the logits (Granite's <c>logit_scale</c>; 1 = none).</param>
+/// <param name="OutputBias"><c>output.bias</c> <c>[V]</c> added to the logits (Phi-3.5-MoE), or null.</param>
 public sealed record ModelDefinition(
     ModelHyperparameters Hyperparameters,
     LinearWeight Embedding,
@@ -94,7 +95,8 @@ public sealed record ModelDefinition(
     RmsNorm OutputNorm,
     LinearWeight Output,
     float EmbeddingScale = 0f,
-    float LogitScale = 1f)
+    float LogitScale = 1f,
+    float[]? OutputBias = null)
 {
     /// <summary>Applies <see cref="EmbeddingScale"/> in place (ggml_scale: one rounded product per value).</summary>
     public void ScaleEmbeddings(Span<float> embedded)
@@ -112,5 +114,29 @@ public sealed record ModelDefinition(
         {
             System.Numerics.Tensors.TensorPrimitives.Multiply(logits, 1.0f / LogitScale, logits);
         }
+    }
+
+    /// <summary>
+    /// Logits of <paramref name="rows"/> normed hidden states: the output head, then its bias where the model has one
+    /// (as llama.cpp, a separate add after the product), then <see cref="LogitScale"/>.
+    /// </summary>
+    /// <param name="normed">The rows after <see cref="OutputNorm"/>, <c>[rows, E]</c>.</param>
+    /// <param name="rows">Number of rows.</param>
+    /// <param name="logits">Destination <c>[rows, V]</c>.</param>
+    /// <param name="parallelism">Threads for the product.</param>
+    public void ProjectToVocabulary(ReadOnlySpan<float> normed, int rows, Span<float> logits, Parallelism parallelism)
+    {
+        Output.Multiply(normed, rows, logits, parallelism);
+        int vocabulary = Output.Outputs;
+        if (OutputBias is not null)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                var row = logits.Slice(r * vocabulary, vocabulary);
+                System.Numerics.Tensors.TensorPrimitives.Add(row, OutputBias, row);
+            }
+        }
+
+        ScaleLogits(logits[..(rows * vocabulary)]);
     }
 }

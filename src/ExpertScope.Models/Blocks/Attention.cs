@@ -68,6 +68,10 @@ public enum CachePrecision
 /// <param name="QkNorm">Query/key norm placement.</param>
 /// <param name="CachePrecision">Cache storage precision; <see cref="CachePrecision.Float32"/> is exact float32 attention, not llama.cpp's.</param>
 /// <param name="Settings">llama.cpp's cache types and flash-attention switch (null = its defaults); used with <see cref="CachePrecision.Float16"/>.</param>
+/// <param name="QueryScale">
+/// Multiplies the rotated queries before attention (Phi-3's graph scales q by 1/sqrt(head_dim) there and attends with
+/// <see cref="Scale"/> = 1; the rounding differs from scaling q·k). 1 = not applied.
+/// </param>
 public sealed record AttentionOptions(
     int HeadCount,
     int KvHeadCount,
@@ -76,7 +80,8 @@ public sealed record AttentionOptions(
     float Scale,
     QkNormMode QkNorm = QkNormMode.None,
     CachePrecision CachePrecision = CachePrecision.Float16,
-    AttentionSettings? Settings = null);
+    AttentionSettings? Settings = null,
+    float QueryScale = 1.0f);
 
 /// <summary>The projections of a <see cref="Attention"/> layer (biases and norms optional).</summary>
 /// <param name="Query"><c>attn_q</c> <c>[H·D, E]</c>.</param>
@@ -202,6 +207,10 @@ public sealed class Attention : IAttention
                 w.KeyNorm?.Apply(keyRow, keyRow);
                 Options.Rope.Apply(queryRow, heads, dim, start + t);
                 Options.Rope.Apply(keyRow, kvHeads, dim, start + t);
+                if (Options.QueryScale != 1.0f)
+                {
+                    TensorPrimitives.Multiply(queryRow, Options.QueryScale, queryRow);
+                }
             }
         });
 

@@ -30,10 +30,12 @@ public sealed record RopeScaling(
 
 /// <summary>
 /// Rotary position embedding over the first <see cref="Dimensions"/> values of each head; later values pass
-/// through. Angles follow ggml: <c>theta_i = pos * base^(-2i/d)</c> built by repeated float multiplication.
+/// through. Angles follow ggml: <c>theta_i = pos * base^(-2i/d)</c> built by repeated float multiplication, divided
+/// by a per-pair frequency factor where the model has one (LongRoPE's <c>rope_factors_long/short</c>).
 /// </summary>
 public sealed class Rope
 {
+    private readonly float[]? _frequencyFactors;
     private readonly float _thetaScale;
     private readonly float _low;
     private readonly float _high;
@@ -43,9 +45,16 @@ public sealed class Rope
     /// <param name="frequencyBase">GGUF <c>rope.freq_base</c>.</param>
     /// <param name="style">Pairing of dimensions.</param>
     /// <param name="scaling">YaRN / linear scaling, or null for none.</param>
-    public Rope(int dimensions, float frequencyBase, RopeStyle style, RopeScaling? scaling = null)
+    /// <param name="frequencyFactors">One divisor per rotated pair (ggml's <c>freq_factors</c>, length dimensions / 2); empty for none.</param>
+    public Rope(int dimensions, float frequencyBase, RopeStyle style, RopeScaling? scaling = null, ReadOnlySpan<float> frequencyFactors = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(dimensions, 2);
+        if (!frequencyFactors.IsEmpty && frequencyFactors.Length != dimensions / 2)
+        {
+            throw new ArgumentException($"{frequencyFactors.Length} frequency factors for {dimensions / 2} rotated pairs.", nameof(frequencyFactors));
+        }
+
+        _frequencyFactors = frequencyFactors.IsEmpty ? null : frequencyFactors.ToArray();
         Dimensions = dimensions;
         FrequencyBase = frequencyBase;
         Style = style;
@@ -70,6 +79,9 @@ public sealed class Rope
 
     /// <summary>Context scaling, or null.</summary>
     public RopeScaling? Scaling { get; }
+
+    /// <summary>The per-pair frequency divisors, or null.</summary>
+    public IReadOnlyList<float>? FrequencyFactors => _frequencyFactors;
 
     /// <summary>Rotates every head of one token in place.</summary>
     /// <param name="values">The token's heads, <c>[headCount, headStride]</c>.</param>
@@ -99,9 +111,10 @@ public sealed class Rope
 
     private void Angles(int position, Span<float> cos, Span<float> sin)
     {
-        float theta = position;
+        float baseTheta = position;
         for (int i = 0; i < cos.Length; i++)
         {
+            float theta = _frequencyFactors is null ? baseTheta : baseTheta / _frequencyFactors[i];
             float angle = theta;
             float magnitude = 1.0f;
             if (Scaling is { } s)
@@ -121,7 +134,7 @@ public sealed class Rope
 
             cos[i] = MathF.Cos(angle) * magnitude;
             sin[i] = MathF.Sin(angle) * magnitude;
-            theta *= _thetaScale;
+            baseTheta *= _thetaScale;
         }
     }
 

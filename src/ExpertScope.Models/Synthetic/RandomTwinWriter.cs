@@ -9,8 +9,9 @@ namespace ExpertScope.Models.Synthetic;
 /// with weights drawn as a model is initialised before training, so every analysis can be run on both and "is this
 /// structure or chance?" has an answer. The initialisation is GPT-2's and OLMo's (the recipe the trained test model
 /// used): matrices N(0, 0.02²); the projections that write into the residual stream (<c>attn_output</c>,
-/// <c>ffn_down*</c>) N(0, (0.02/√(2·block_count))²); norm weights 1; other one-dimensional tensors (biases,
-/// selection biases) 0.
+/// <c>ffn_down*</c>) N(0, (0.02/√(2·block_count))²); norm weights 1; other one-dimensional tensors (biases, norm
+/// biases, selection biases) 0. RoPE frequency factors (<c>rope_factors_long/short</c>, <c>rope_freqs</c>) are part of
+/// the position encoding, not trained weights, and are copied unchanged.
 /// </summary>
 public static class RandomTwinWriter
 {
@@ -50,9 +51,16 @@ public static class RandomTwinWriter
 
                 foreach (var tensor in source.Tensors)
                 {
+                    if (IsPositionEncoding(tensor.Name))
+                    {
+                        byte[] original = source.GetTensorData(tensor).ToArray();
+                        writer.WriteTensorData(stream => stream.Write(original));
+                        continue;
+                    }
+
                     double std = tensor.Name.Contains("attn_output", StringComparison.Ordinal) || tensor.Name.Contains("ffn_down", StringComparison.Ordinal) ? residualStd : StandardDeviation;
                     bool vector = tensor.RowCount == 1;
-                    float constant = tensor.Name.Contains("norm", StringComparison.Ordinal) ? 1f : 0f;
+                    float constant = tensor.Name.EndsWith("norm.weight", StringComparison.Ordinal) ? 1f : 0f;
                     writer.WriteTensorData(stream => WriteRows(stream, tensor, vector ? null : std, constant, seed));
                 }
 
@@ -71,6 +79,9 @@ public static class RandomTwinWriter
 
     /// <summary><c>general.name</c> of a twin: the source's name marked as random weights (what the reports test for).</summary>
     public static string TwinName(string? sourceName) => (string.IsNullOrWhiteSpace(sourceName) ? "model" : sourceName) + " (random-weight twin)";
+
+    private static bool IsPositionEncoding(string name) =>
+        name.StartsWith("rope_factors_", StringComparison.Ordinal) || name.StartsWith("rope_freqs", StringComparison.Ordinal);
 
     private static void WriteRows(Stream destination, GgufTensorInfo tensor, double? std, float constant, ulong seed)
     {

@@ -9,7 +9,7 @@ namespace ExpertScope.Models.Synthetic;
 /// </summary>
 public sealed record SyntheticModelSpec
 {
-    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c>, <c>deepseek2</c>, <c>deepseek</c>, <c>ernie4_5-moe</c>, <c>glm4moe</c> or <c>granitemoe</c>.</summary>
+    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c>, <c>deepseek2</c>, <c>deepseek</c>, <c>ernie4_5-moe</c>, <c>glm4moe</c>, <c>granitemoe</c> or <c>phimoe</c>.</summary>
     public required string Architecture { get; init; }
 
     /// <summary>Hidden size (<c>embedding_length</c>).</summary>
@@ -53,6 +53,12 @@ public sealed record SyntheticModelSpec
 
     /// <summary>Context length written to the metadata.</summary>
     public int ContextLength { get; init; } = 256;
+
+    /// <summary>
+    /// Phi-3.5-MoE: <c>rope.scaling.original_context_length</c>, the context above which llama.cpp takes
+    /// <c>rope_factors_long</c> instead of <c>rope_factors_short</c> (0 = not written, so the context length).
+    /// </summary>
+    public int RopeOriginalContextLength { get; init; }
 
     /// <summary>DeepSeek MLA: query compression rank (0 = no compression).</summary>
     public int QueryLoraRank { get; init; }

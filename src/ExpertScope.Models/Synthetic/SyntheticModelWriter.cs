@@ -77,7 +77,7 @@ public static class SyntheticModelWriter
 
     private static void Validate(SyntheticModelSpec spec)
     {
-        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2", "deepseek", "ernie4_5-moe", "glm4moe", "granitemoe"];
+        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2", "deepseek", "ernie4_5-moe", "glm4moe", "granitemoe", "phimoe"];
         if (!supported.Contains(spec.Architecture))
         {
             throw new ExpertScopeException($"cannot write a synthetic '{spec.Architecture}' model; supported: {string.Join(", ", supported)}");
@@ -185,6 +185,17 @@ public static class SyntheticModelWriter
             WriteGraniteMetadata(writer, spec);
         }
 
+        if (a == "phimoe")
+        {
+            if (spec.RopeOriginalContextLength > 0)
+            {
+                U32($"{a}.rope.scaling.original_context_length", spec.RopeOriginalContextLength);
+            }
+
+            // Phi-3.5-MoE's LongRoPE magnitude: sqrt(1 + ln(131072 / 4096) / ln(4096)), as its converter writes it.
+            F32($"{a}.rope.scaling.attn_factor", 1.1902381f);
+        }
+
         Str("tokenizer.ggml.model", "gpt2");
         Str("tokenizer.ggml.pre", "default");
         writer.SetMetadata("tokenizer.ggml.tokens", new GgufValue(GgufValueType.Array, new GgufArray(GgufValueType.String, vocabulary.Tokens.ToArray())));
@@ -262,13 +273,33 @@ public static class SyntheticModelWriter
             new(name, type, [fanIn, .. rest], 0f, MathF.Sqrt(3f / fanIn));
         PlannedTensor Norm(string name, long length) => new(name, GgmlType.F32, [length], 1f, 0.1f);
 
+        bool biased = spec.Architecture == "phimoe";
+        PlannedTensor Bias(string name, long length) => new(name, GgmlType.F32, [length], 0f, 0.1f);
+        void AddNorm(string name)
+        {
+            plan.Add(Norm(name + ".weight", e));
+            if (biased)
+            {
+                plan.Add(Bias(name + ".bias", e));
+            }
+        }
+
         plan.Add(Matrix("token_embd.weight", dense, e, vocabularySize) with { HalfWidth = 1f });
-        plan.Add(Norm("output_norm.weight", e));
+        AddNorm("output_norm");
         plan.Add(Matrix("output.weight", dense, e, vocabularySize));
+        if (biased)
+        {
+            plan.Add(Bias("output.bias", vocabularySize) with { HalfWidth = 0.5f });
+
+            // LongRoPE divisors per rotated pair: short ones near 1, long ones up to 7 (Phi-3.5's reach about 60).
+            plan.Add(new PlannedTensor("rope_factors_short.weight", GgmlType.F32, [spec.HeadDimension / 2], 1.1f, 0.1f));
+            plan.Add(new PlannedTensor("rope_factors_long.weight", GgmlType.F32, [spec.HeadDimension / 2], 4f, 3f));
+        }
+
         for (int block = 0; block < spec.BlockCount; block++)
         {
             string p = $"blk.{block}.";
-            plan.Add(Norm(p + "attn_norm.weight", e));
+            AddNorm(p + "attn_norm");
             if (spec.Architecture == "deepseek2")
             {
                 int headLength = spec.QueryKeyNopeLength + spec.QueryKeyRopeLength;
@@ -297,6 +328,14 @@ public static class SyntheticModelWriter
                 plan.Add(Matrix(p + "attn_k.weight", dense, e, kv));
                 plan.Add(Matrix(p + "attn_v.weight", dense, e, kv));
                 plan.Add(Matrix(p + "attn_output.weight", dense, q, e));
+                if (biased)
+                {
+                    plan.Add(Bias(p + "attn_q.bias", q));
+                    plan.Add(Bias(p + "attn_k.bias", kv));
+                    plan.Add(Bias(p + "attn_v.bias", kv));
+                    plan.Add(Bias(p + "attn_output.bias", e));
+                }
+
                 if (spec.Architecture == "glm4moe")
                 {
                     // GLM-4.5 converts q/k/v with biases and (the 355B model) per-head QK norms.
@@ -319,7 +358,15 @@ public static class SyntheticModelWriter
             }
 
             // GLM stores the norm before the feed-forward part as post_attention_norm.
-            plan.Add(Norm(p + (spec.Architecture == "glm4moe" ? "post_attention_norm.weight" : "ffn_norm.weight"), e));
+            if (spec.Architecture == "glm4moe")
+            {
+                plan.Add(Norm(p + "post_attention_norm.weight", e));
+            }
+            else
+            {
+                AddNorm(p + "ffn_norm");
+            }
+
             if (spec.Architecture == "glm4moe" && block >= spec.BlockCount - spec.NextNBlockCount)
             {
                 // A NextN block: llama.cpp loads (and never runs) these beside the block's ordinary tensors.

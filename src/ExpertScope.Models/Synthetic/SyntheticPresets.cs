@@ -9,6 +9,10 @@ public static class SyntheticPresets
         ["tiny-mixtral"] = ("llama with experts: hidden 64, 3 blocks, 8 experts (top-2), GQA", Tiny("llama") with { ExpertUsedCount = 2 }),
         ["tiny-qwen2moe"] = ("qwen2moe: 8 experts (top-4) + gated shared expert", Tiny("qwen2moe") with { SharedExpertFeedForwardLength = 64, FeedForwardLength = 128 }),
         ["tiny-qwen3moe"] = ("qwen3moe: 8 experts (top-4), per-head QK-norm", Tiny("qwen3moe") with { FeedForwardLength = 128 }),
+        ["tiny-phimoe"] = ("phimoe (Phi-3.5-MoE): 8 experts (top-2, renormalised), RMS norm with bias, biased attention and head, LongRoPE factors", Tiny("phimoe") with
+        {
+            ExpertUsedCount = 2, RopeOriginalContextLength = 128,
+        }),
         ["tiny-deepseek2"] = ("deepseek2 (V2-Lite style): MLA, 1 dense block, 2 shared experts, softmax top-3", TinyDeepSeek() with
         {
             QueryLoraRank = 0, SharedExpertCount = 2, GatingFunction = 1, ExpertWeightsScale = 1f, ExpertWeightsNormalized = false,
