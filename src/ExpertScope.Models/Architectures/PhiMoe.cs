@@ -65,7 +65,7 @@ public sealed class PhiMoe : IArchitecture
 
         var embedding = source.Linear("token_embd.weight", e, hp.VocabularySize);
         var output = source.Linear("output.weight", e, hp.VocabularySize);
-        return new ModelDefinition(hp, embedding, blocks, BiasedNorm("output_norm"), output, source.Vector("output.bias", hp.VocabularySize));
+        return new ModelDefinition(hp, embedding, blocks, BiasedNorm("output_norm"), output, OutputBias: source.Vector("output.bias", hp.VocabularySize));
     }
 
     /// <summary>
