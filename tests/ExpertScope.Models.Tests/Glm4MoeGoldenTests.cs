@@ -87,6 +87,16 @@ public sealed class Glm4MoeGoldenTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void NoSharedExpert_IsOneClearError()
+    {
+        // llama.cpp's glm4moe graph always adds the shared expert; a file without one cannot be run as it would be.
+        var golden = GoldenCase.LoadRepository("glm4moe");
+        var options = new ModelLoadOptions { MetadataOverrides = new Dictionary<string, object> { ["glm4moe.expert_shared_count"] = 0L } };
+        var error = Assert.Throws<ExpertScopeException>(() => MoeModel.Load(golden.ModelPath, options));
+        Assert.Contains("'glm4moe.expert_shared_count' = 0 is out of range", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void PartialRope_RotatesOnlyTheFirstDimensionsOfEachHead()
     {
         // NEOX pairs (i, i + d/2) within the first d = 8 of 16 values per head; the other 8 pass through.

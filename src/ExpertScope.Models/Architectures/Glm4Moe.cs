@@ -59,10 +59,8 @@ public sealed class Glm4Moe : IArchitecture
             }
             else
             {
-                // llama.cpp always adds the shared expert in MoE blocks (GLM files have one); it is not gated.
-                var shared = sharedCount > 0
-                    ? new SharedExperts(StandardParts.SwiGlu(source, layer, hp.EmbeddingLength, sharedCount * expertFfn, "_shexp"), null)
-                    : throw new ExpertScopeException($"{source.FilePath}: {ArchitectureName}.expert_shared_count is 0; llama.cpp's glm4moe graph needs the shared expert.");
+                // llama.cpp always adds the shared expert in MoE blocks (hence expert_shared_count >= 1); it is not gated.
+                var shared = new SharedExperts(StandardParts.SwiGlu(source, layer, hp.EmbeddingLength, sharedCount * expertFfn, "_shexp"), null);
                 // llama.cpp requires the selection bias in every MoE block of this architecture.
                 var bias = source.Vector(StandardParts.BlockTensor(layer, "exp_probs_b.bias"), hp.ExpertCount);
                 feedForward = StandardParts.Moe(source, layer, hp.EmbeddingLength, expertFfn, router, shared, bias);
