@@ -184,6 +184,10 @@ public static unsafe partial class MatrixProduct
             {
                 Q4KBatched(w, (int)rowBytes, rowCount, activations, y, outputStride);
             }
+            else if (IsBatchedTwoBitIQuant(weightType))
+            {
+                TwoBitIQuantProduct(weightType, w, (int)rowBytes, rowCount, activations, y, outputStride);
+            }
             else
             {
                 Generic(weightType, weights, (int)rowBytes, rowCount, activations, output, outputStride);
