@@ -5,22 +5,21 @@ using ExpertScope.Kernels.Quant;
 namespace ExpertScope.Benchmarks;
 
 /// <summary>
-/// IQ2_XXS, IQ2_XS and IQ1_S expert matrices (the experts of the 1.6–2-bit dynamic GGUFs) times a batch of tokens,
-/// at an OLMoE-1B-7B expert projection (1024 x 2048) and a Qwen3-30B-A3B one (768 x 2048), one thread; each
-/// invocation converts the tokens to Q8_K as the engine does. <see cref="Kernel"/>: <c>product</c> is
-/// <c>MatrixProduct.Multiply</c> (the engine's per-type kernel selection: the one-token or batched AVX2 kernel),
-/// <c>pair-dot</c> the vectorized one-pair dot for every (row, token) pair (the path before those kernels), and
-/// <c>reference</c> the scalar port of ggml's generic <c>vec_dot</c> for every pair. All three give the same bits.
+/// An expert matrix of a quantized type times a batch of tokens at an OLMoE-1B-7B expert projection (1024 x 2048) and
+/// a Qwen3-30B-A3B one (768 x 2048), one thread; each invocation converts the tokens to the activation type as the
+/// engine does. <see cref="Kernel"/>: <c>product</c> is <c>MatrixProduct.Multiply</c> (the engine's per-type kernel
+/// selection: the one-token or batched kernel), <c>pair-dot</c> the vectorized one-pair dot for every (row, token)
+/// pair (the path without those kernels), and <c>reference</c> the scalar port of ggml's generic <c>vec_dot</c> for
+/// every pair. All three give the same bits. The derived classes choose the types.
 /// </summary>
-[Config(typeof(BoundedConfig))]
-public class TwoBitIQuantBenchmarks : IFlopCounter
+public abstract class KernelComparisonBenchmark : IFlopCounter
 {
     private byte[] _weights = [];
     private float[] _input = [];
     private float[] _output = [];
 
-    [Params(GgmlType.IQ2_XXS, GgmlType.IQ2_XS, GgmlType.IQ1_S)]
-    public GgmlType Type { get; set; }
+    /// <summary>Storage type of the matrix.</summary>
+    public abstract GgmlType Type { get; set; }
 
     /// <summary><c>name-ROWSxCOLUMNS</c>.</summary>
     [Params("olmoe-expert-1024x2048", "qwen3-expert-768x2048")]
@@ -41,15 +40,21 @@ public class TwoBitIQuantBenchmarks : IFlopCounter
     [GlobalSetup]
     public void Setup()
     {
-        // Random blocks reach every grid index, sign pattern and scale; the float16 block scales are set finite.
+        // Random blocks reach every grid index, sign pattern, nibble and scale (the time does not depend on the
+        // values); the float16 block scales (and the K-quants' min scales) are set finite.
         var random = new Random(42);
         var info = GgmlTypes.Get(Type);
         int blocks = Rows * Columns / info.BlockSize;
         _weights = new byte[blocks * info.TypeSize];
         random.NextBytes(_weights);
+        bool hasMinScale = Type is GgmlType.Q4_K or GgmlType.Q5_K;
         for (int block = 0; block < blocks; block++)
         {
             BitConverter.TryWriteBytes(_weights.AsSpan(block * info.TypeSize), BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.01)));
+            if (hasMinScale)
+            {
+                BitConverter.TryWriteBytes(_weights.AsSpan(block * info.TypeSize + 2), BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.01)));
+            }
         }
 
         _input = WeightMatrixFixture.Activations(Tokens * Columns);
@@ -77,6 +82,22 @@ public class TwoBitIQuantBenchmarks : IFlopCounter
             }
         }
     }
+}
+
+/// <summary>IQ2_XXS, IQ2_XS and IQ1_S experts (the 1.6–2-bit dynamic GGUFs): their AVX2 one-token and batched kernels.</summary>
+[Config(typeof(BoundedConfig))]
+public class TwoBitIQuantBenchmarks : KernelComparisonBenchmark
+{
+    [Params(GgmlType.IQ2_XXS, GgmlType.IQ2_XS, GgmlType.IQ1_S)]
+    public override GgmlType Type { get; set; }
+}
+
+/// <summary>Q4_K experts: the batched and one-token kernels, which now run on AVX2 where AVX-VNNI is absent.</summary>
+[Config(typeof(BoundedConfig))]
+public class Q4KExpertBenchmarks : KernelComparisonBenchmark
+{
+    [Params(GgmlType.Q4_K)]
+    public override GgmlType Type { get; set; }
 }
 
 /// <summary>
