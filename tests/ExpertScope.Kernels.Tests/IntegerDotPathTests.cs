@@ -5,11 +5,12 @@ using ExpertScope.Kernels.Quant;
 namespace ExpertScope.Kernels.Tests;
 
 /// <summary>
-/// The Q4_K and Q5_K kernels form their four-product dots with AVX-VNNI where .NET has it and with AVX2's pairwise
-/// multiply-adds otherwise (CPUs with AVX-512 VNNI only); both forms, and the plain fallback, give ggml's bits.
+/// The Q4_K and Q5_K kernels form their four-product dots, and the one-token Q8_0 kernel its block dots, with AVX-VNNI
+/// where .NET has it and with AVX2's multiply-adds otherwise (CPUs with AVX-512 VNNI only); both forms, and the plain
+/// fallback, give ggml's bits.
 /// </summary>
 [Collection(nameof(IsaSwitchCollection))]
-public class NibbleDotPathTests
+public class IntegerDotPathTests
 {
     public static TheoryData<GgmlType, int, int, int> Shapes() => new()
     {
@@ -19,12 +20,16 @@ public class NibbleDotPathTests
         { GgmlType.Q4_K, 4, 16, 8 },
         { GgmlType.Q5_K, 7, 1, 3 },
         { GgmlType.Q5_K, 5, 3, 2 },
+        { GgmlType.Q8_0, 1, 1, 1 },
+        { GgmlType.Q8_0, 9, 1, 3 },
+        { GgmlType.Q8_0, 4, 1, 8 },
     };
 
     [Fact]
     public void TheBatchedQ4KKernelNeedsOnlyAvx2AndVbmi()
     {
         Assert.Equal(Avx2.IsSupported && Avx512Vbmi.VL.IsSupported, MatrixProduct.IsBatchedQ4K(GgmlType.Q4_K));
+        Assert.Equal(Avx2.IsSupported, MatrixProduct.IsOneTokenQ8_0(GgmlType.Q8_0));
     }
 
     [Theory]
@@ -59,13 +64,17 @@ public class NibbleDotPathTests
         byte[] weights;
         if (randomBytes)
         {
-            // Every nibble, high bit and 6-bit scale; finite float16 scales.
-            weights = TestData.RandomBlocks(type, rows * blocks, random);
+            // Every nibble, high bit and 6-bit scale, every Q8_0 byte including -128; finite float16 scales.
+            int blockCount = rows * elements / GgmlTypes.Get(type).BlockSize;
+            weights = TestData.RandomBlocks(type, blockCount, random);
             int typeSize = GgmlTypes.Get(type).TypeSize;
-            for (int block = 0; block < rows * blocks; block++)
+            for (int block = 0; block < blockCount; block++)
             {
                 BitConverter.TryWriteBytes(weights.AsSpan(block * typeSize), BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.02)));
-                BitConverter.TryWriteBytes(weights.AsSpan(block * typeSize + 2), BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.02)));
+                if (type != GgmlType.Q8_0)
+                {
+                    BitConverter.TryWriteBytes(weights.AsSpan(block * typeSize + 2), BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.02)));
+                }
             }
         }
         else
