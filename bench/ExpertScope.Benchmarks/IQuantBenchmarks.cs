@@ -92,11 +92,14 @@ public class TwoBitIQuantBenchmarks : KernelComparisonBenchmark
     public override GgmlType Type { get; set; }
 }
 
-/// <summary>Q4_K experts: the batched and one-token kernels, which now run on AVX2 where AVX-VNNI is absent.</summary>
+/// <summary>
+/// Q4_K and Q8_0 experts: the Q4_K batched and one-token kernels and the Q8_0 one-token kernel, which run on AVX2
+/// where AVX-VNNI is absent (Q8_0's batched kernel still needs AVX-VNNI).
+/// </summary>
 [Config(typeof(BoundedConfig))]
-public class Q4KExpertBenchmarks : KernelComparisonBenchmark
+public class Avx2ExpertBenchmarks : KernelComparisonBenchmark
 {
-    [Params(GgmlType.Q4_K)]
+    [Params(GgmlType.Q4_K, GgmlType.Q8_0)]
     public override GgmlType Type { get; set; }
 }
 

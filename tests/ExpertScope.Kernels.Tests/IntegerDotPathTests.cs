@@ -23,6 +23,8 @@ public class IntegerDotPathTests
         { GgmlType.Q8_0, 1, 1, 1 },
         { GgmlType.Q8_0, 9, 1, 3 },
         { GgmlType.Q8_0, 4, 1, 8 },
+        { GgmlType.Q8_0, 19, 5, 2 },
+        { GgmlType.Q8_0, 35, 2, 1 },
     };
 
     [Fact]

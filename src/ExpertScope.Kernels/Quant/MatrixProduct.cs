@@ -169,6 +169,13 @@ public static unsafe partial class MatrixProduct
             {
                 Q8_0Tiled(w, (int)rowBytes, rowCount, activations, y, outputStride);
             }
+            else if (IsOneTokenQ8_0(weightType))
+            {
+                fixed (byte* x = activations.Rows)
+                {
+                    Q8_0RowChunks(w, (int)rowBytes, rowCount, x, activations, y, outputStride);
+                }
+            }
             else if (activations.LaneClassQuants is not null && weightType == GgmlType.Q5_K && activations.TokenCount == 1)
             {
                 Q5KOneToken(w, (int)rowBytes, rowCount, activations, y);
@@ -392,6 +399,24 @@ public static unsafe partial class MatrixProduct
             ? AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(weights) ^ flip, y)
             : Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16((sbyte*)weights), yLow)
                 + Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16((sbyte*)weights + 16), yHigh);
+
+    /// <summary>
+    /// Several tokens without the tiled (AVX-VNNI) kernel: rows in chunks small enough to stay in cache, and every token
+    /// passes each chunk through <see cref="Q8_0OneToken"/>, so each output is that kernel's (the reference's) bits.
+    /// </summary>
+    private static void Q8_0RowChunks(byte* weights, int rowBytes, int rowCount, byte* activations, PackedActivations packed, float* output, int outputStride)
+    {
+        const int ChunkRows = 16;
+        int blocks = packed.Elements / BlockQ8_0.Size;
+        for (int first = 0; first < rowCount; first += ChunkRows)
+        {
+            int rows = Math.Min(ChunkRows, rowCount - first);
+            for (int t = 0; t < packed.TokenCount; t++)
+            {
+                Q8_0OneToken(weights + (long)first * rowBytes, rowBytes, rows, activations + (long)t * packed.RowBytes, blocks, output + (long)t * outputStride + first);
+            }
+        }
+    }
 
     /// <summary><c>sums[r * blocks + ib] = 128 * (sum of the 32 quants of block ib of row r)</c>.</summary>
     private static void WeightSums(byte* weights, int rowBytes, int rows, int blocks, int* sums)
