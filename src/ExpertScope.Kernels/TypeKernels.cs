@@ -61,7 +61,7 @@ public sealed record TypeKernel(
 /// reference kernel.</item>
 /// <item>Quantizers (ggml's, without importance matrix, bit for bit): F32, F16, BF16, Q8_0, Q8_1, Q8_K, Q4_0, Q4_1,
 /// Q5_0, Q5_1, Q1_0, Q2_0, MXFP4, NVFP4, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, TQ1_0, TQ2_0, IQ4_NL, IQ4_XS; none for the
-/// grid i-quants.</item>
+/// grid i-quants. The activation types' quantizers (Q8_0, Q8_K) are vectorized with the reference's bytes.</item>
 /// <item>llama.cpp's dots (ggml's generic <c>vec_dot</c>): vectorized for Q8_0 and Q4_0 (Q8_0 activations) and Q4_K,
 /// Q5_K, Q6_K, IQ2_XXS, IQ2_XS, IQ1_S (Q8_K activations); scalar float64 sums for F32, F16, BF16 (activations of their own type, as ggml's
 /// non-SIMD build); scalar ports, whose fast entry is the reference, for Q4_1 and Q5_1 (Q8_1), Q5_0, Q1_0, Q2_0,
@@ -121,7 +121,7 @@ public static class TypeKernels
         {
             DotActivationType = GgmlType.Q8_K, DotReference = QuantizedDots.Q6KReference, Dot = QuantizedDots.Q6K, DotPath = KernelPath.Vectorized,
         };
-        yield return Plain(GgmlType.Q8_K, Q8K.DequantizeReference, Q8K.QuantizeReference);
+        yield return Plain(GgmlType.Q8_K, Q8K.DequantizeReference, Q8K.Quantize);
         yield return Plain(GgmlType.Q8_1, Quant.Q8_1.DequantizeReference, Quant.Q8_1.QuantizeReference);
         yield return Plain(GgmlType.Q4_1, LegacyQuants.DequantizeQ4_1, LegacyQuants.QuantizeQ4_1) with { DotActivationType = GgmlType.Q8_1, DotReference = ReferenceDots.Q4_1, Dot = ReferenceDots.Q4_1 };
         yield return Plain(GgmlType.Q5_0, LegacyQuants.DequantizeQ5_0, LegacyQuants.QuantizeQ5_0) with { DotActivationType = GgmlType.Q8_0, DotReference = ReferenceDots.Q5_0, Dot = ReferenceDots.Q5_0 };

@@ -71,7 +71,16 @@ public static unsafe partial class MatrixProduct
 
     /// <summary>True when <see cref="Multiply"/> runs the tiled integer kernel for <paramref name="weightType"/> on this CPU.</summary>
     public static bool IsTiled(GgmlType weightType) =>
-        weightType == GgmlType.Q8_0 && QuantizedDots.UseAdvancedIsa && AvxVnni.IsSupported;
+        weightType == GgmlType.Q8_0 && QuantizedDots.UseAdvancedIsa && AvxVnni.IsSupported && QuantizedDots.PreferVnni;
+
+    /// <summary>
+    /// True when <see cref="Multiply"/> runs the four-row one-token Q8_0 kernel on this CPU: with AVX-VNNI, or with
+    /// AVX2's word multiply-add on sign-extended bytes (exact for every input, so the same sums).
+    /// </summary>
+    public static bool IsOneTokenQ8_0(GgmlType weightType) =>
+        weightType == GgmlType.Q8_0 && QuantizedDots.UseAdvancedIsa && Avx2.IsSupported;
+
+    private static bool Q8_0UsesVnni => AvxVnni.IsSupported && QuantizedDots.PreferVnni;
 
     /// <summary>
     /// Converts <paramref name="tokenCount"/> activation rows of <paramref name="elements"/> floats for weights of
@@ -149,7 +158,7 @@ public static unsafe partial class MatrixProduct
         fixed (byte* w = weights)
         fixed (float* y = output)
         {
-            if (activations.TokenCount == 1 && IsTiled(weightType))
+            if (activations.TokenCount == 1 && IsOneTokenQ8_0(weightType))
             {
                 fixed (byte* x = activations.Rows)
                 {
@@ -159,6 +168,13 @@ public static unsafe partial class MatrixProduct
             else if (activations.TileQuants is not null)
             {
                 Q8_0Tiled(w, (int)rowBytes, rowCount, activations, y, outputStride);
+            }
+            else if (IsOneTokenQ8_0(weightType))
+            {
+                fixed (byte* x = activations.Rows)
+                {
+                    Q8_0RowChunks(w, (int)rowBytes, rowCount, x, activations, y, outputStride);
+                }
             }
             else if (activations.LaneClassQuants is not null && weightType == GgmlType.Q5_K && activations.TokenCount == 1)
             {
@@ -183,6 +199,10 @@ public static unsafe partial class MatrixProduct
             else if (activations.LaneClassQuants is not null)
             {
                 Q4KBatched(w, (int)rowBytes, rowCount, activations, y, outputStride);
+            }
+            else if (IsBatchedTwoBitIQuant(weightType))
+            {
+                TwoBitIQuantProduct(weightType, w, (int)rowBytes, rowCount, activations, y, outputStride);
             }
             else
             {
@@ -272,7 +292,8 @@ public static unsafe partial class MatrixProduct
     /// One token against four rows, two blocks per step: each row is read a whole cache line (two 34-byte blocks) at a
     /// time, four streams that the memory system follows well. The eight block sums (4 rows x 2 blocks) are folded
     /// into one vector, then each row adds its two blocks in order, as ggml's dot does (multiply, then add). Remaining
-    /// rows and an odd last block take the same arithmetic one step at a time.
+    /// rows and an odd last block take the same arithmetic one step at a time. The block dots are
+    /// <see cref="Q8_0BlockLanes"/>: AVX-VNNI, or AVX2 on CPUs without it (exact integer sums either way).
     /// </summary>
     private static void Q8_0OneToken(byte* weights, int rowBytes, int rowCount, byte* activations, int blocks, float* output)
     {
@@ -285,7 +306,7 @@ public static unsafe partial class MatrixProduct
         {
             byte* yBlock = activations + ib * sizeof(BlockQ8_0);
             activationScales[ib] = ScalarFormats.HalfToSingle(*(ushort*)yBlock);
-            corrections[ib] = 128 * Vector256.Sum(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ones, Vector256.Load((sbyte*)(yBlock + sizeof(ushort)))));
+            corrections[ib] = Q8_0UsesVnni ? 128 * Vector256.Sum(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ones, Vector256.Load((sbyte*)(yBlock + sizeof(ushort))))) : 0;
         }
 
         int r = 0;
@@ -305,16 +326,22 @@ public static unsafe partial class MatrixProduct
                 Sse.Prefetch0(b1 + offset + PrefetchDistance);
                 Sse.Prefetch0(b2 + offset + PrefetchDistance);
                 Sse.Prefetch0(b3 + offset + PrefetchDistance);
-                var ya = Vector256.Load((sbyte*)(activations + offset + sizeof(ushort)));
-                var yb = Vector256.Load((sbyte*)(activations + next + sizeof(ushort)));
-                var s0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b0 + offset + sizeof(ushort)) ^ flip, ya);
-                var s1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b1 + offset + sizeof(ushort)) ^ flip, ya);
-                var s2 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b2 + offset + sizeof(ushort)) ^ flip, ya);
-                var s3 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b3 + offset + sizeof(ushort)) ^ flip, ya);
-                var s4 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b0 + next + sizeof(ushort)) ^ flip, yb);
-                var s5 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b1 + next + sizeof(ushort)) ^ flip, yb);
-                var s6 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b2 + next + sizeof(ushort)) ^ flip, yb);
-                var s7 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b3 + next + sizeof(ushort)) ^ flip, yb);
+                sbyte* yaBytes = (sbyte*)(activations + offset + sizeof(ushort));
+                sbyte* ybBytes = (sbyte*)(activations + next + sizeof(ushort));
+                var ya = Vector256.Load(yaBytes);
+                var yb = Vector256.Load(ybBytes);
+                var yaLow = Avx2.ConvertToVector256Int16(yaBytes);
+                var yaHigh = Avx2.ConvertToVector256Int16(yaBytes + 16);
+                var ybLow = Avx2.ConvertToVector256Int16(ybBytes);
+                var ybHigh = Avx2.ConvertToVector256Int16(ybBytes + 16);
+                var s0 = Q8_0BlockLanes(b0 + offset + sizeof(ushort), ya, yaLow, yaHigh, flip);
+                var s1 = Q8_0BlockLanes(b1 + offset + sizeof(ushort), ya, yaLow, yaHigh, flip);
+                var s2 = Q8_0BlockLanes(b2 + offset + sizeof(ushort), ya, yaLow, yaHigh, flip);
+                var s3 = Q8_0BlockLanes(b3 + offset + sizeof(ushort), ya, yaLow, yaHigh, flip);
+                var s4 = Q8_0BlockLanes(b0 + next + sizeof(ushort), yb, ybLow, ybHigh, flip);
+                var s5 = Q8_0BlockLanes(b1 + next + sizeof(ushort), yb, ybLow, ybHigh, flip);
+                var s6 = Q8_0BlockLanes(b2 + next + sizeof(ushort), yb, ybLow, ybHigh, flip);
+                var s7 = Q8_0BlockLanes(b3 + next + sizeof(ushort), yb, ybLow, ybHigh, flip);
 
                 // Lanes: rows 0-3 of the first block, then rows 0-3 of the second.
                 var g0123 = Avx2.HorizontalAdd(Avx2.HorizontalAdd(s0, s1), Avx2.HorizontalAdd(s2, s3));
@@ -335,11 +362,14 @@ public static unsafe partial class MatrixProduct
             if (ib < blocks)
             {
                 int offset = ib * sizeof(BlockQ8_0);
-                var y = Vector256.Load((sbyte*)(activations + offset + sizeof(ushort)));
-                var s0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b0 + offset + sizeof(ushort)) ^ flip, y);
-                var s1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b1 + offset + sizeof(ushort)) ^ flip, y);
-                var s2 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b2 + offset + sizeof(ushort)) ^ flip, y);
-                var s3 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(b3 + offset + sizeof(ushort)) ^ flip, y);
+                sbyte* yBytes = (sbyte*)(activations + offset + sizeof(ushort));
+                var y = Vector256.Load(yBytes);
+                var yLow = Avx2.ConvertToVector256Int16(yBytes);
+                var yHigh = Avx2.ConvertToVector256Int16(yBytes + 16);
+                var s0 = Q8_0BlockLanes(b0 + offset + sizeof(ushort), y, yLow, yHigh, flip);
+                var s1 = Q8_0BlockLanes(b1 + offset + sizeof(ushort), y, yLow, yHigh, flip);
+                var s2 = Q8_0BlockLanes(b2 + offset + sizeof(ushort), y, yLow, yHigh, flip);
+                var s3 = Q8_0BlockLanes(b3 + offset + sizeof(ushort), y, yLow, yHigh, flip);
                 var g = Avx2.HorizontalAdd(Avx2.HorizontalAdd(s0, s1), Avx2.HorizontalAdd(s2, s3));
                 var sums = g.GetLower() + g.GetUpper() - Vector128.Create(corrections[ib]);
                 var dx = Vector128.Create(
@@ -355,6 +385,36 @@ public static unsafe partial class MatrixProduct
         for (; r < rowCount; r++)
         {
             output[r] = QuantizedDots.Q8_0(new ReadOnlySpan<byte>(weights + (long)r * rowBytes, rowBytes), x);
+        }
+    }
+
+    /// <summary>
+    /// Eight int32 lanes whose total is one Q8_0 block's integer dot: with AVX-VNNI, (w + 128) times y (the caller
+    /// subtracts 128 * sum(y)); otherwise w and y sign-extended to int16 and multiplied pairwise into int32, exact for
+    /// every input (AVX2's byte multiply-add would saturate on 8-bit weights).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q8_0BlockLanes(byte* weights, Vector256<sbyte> y, Vector256<short> yLow, Vector256<short> yHigh, Vector256<byte> flip) =>
+        Q8_0UsesVnni
+            ? AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(weights) ^ flip, y)
+            : Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16((sbyte*)weights), yLow)
+                + Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16((sbyte*)weights + 16), yHigh);
+
+    /// <summary>
+    /// Several tokens without the tiled (AVX-VNNI) kernel: rows in chunks small enough to stay in cache, and every token
+    /// passes each chunk through <see cref="Q8_0OneToken"/>, so each output is that kernel's (the reference's) bits.
+    /// </summary>
+    private static void Q8_0RowChunks(byte* weights, int rowBytes, int rowCount, byte* activations, PackedActivations packed, float* output, int outputStride)
+    {
+        const int ChunkRows = 16;
+        int blocks = packed.Elements / BlockQ8_0.Size;
+        for (int first = 0; first < rowCount; first += ChunkRows)
+        {
+            int rows = Math.Min(ChunkRows, rowCount - first);
+            for (int t = 0; t < packed.TokenCount; t++)
+            {
+                Q8_0OneToken(weights + (long)first * rowBytes, rowBytes, rows, activations + (long)t * packed.RowBytes, blocks, output + (long)t * outputStride + first);
+            }
         }
     }
 

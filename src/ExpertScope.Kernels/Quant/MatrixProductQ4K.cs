@@ -8,7 +8,8 @@ namespace ExpertScope.Kernels.Quant;
 /// Q4_K weights times a batch of Q8_K tokens: <see cref="QuantizedDots.Q4K"/>'s arithmetic for every (row, token)
 /// pair, with the work that does not depend on the pair done once. Each weight row is decoded once per call (nibbles in
 /// lane-class order, scales, mins, float scales) and each token's quants are permuted once per batch, so a pair costs
-/// eight VNNI dots and scale multiplies per 256 weights, the mins one pairwise multiply-add, and ggml's float steps.
+/// eight four-product dots (<see cref="QuantizedDots.NibbleDot4"/>: AVX-VNNI, or AVX2 with the same lanes) and scale
+/// multiplies per 256 weights, the mins one pairwise multiply-add, and ggml's float steps.
 /// </summary>
 public static unsafe partial class MatrixProduct
 {
@@ -16,7 +17,7 @@ public static unsafe partial class MatrixProduct
 
     /// <summary>True when <see cref="Multiply"/> runs the batched Q4_K kernel on this CPU.</summary>
     public static bool IsBatchedQ4K(GgmlType weightType) =>
-        weightType == GgmlType.Q4_K && QuantizedDots.UseAdvancedIsa && AvxVnni.IsSupported && Avx512Vbmi.VL.IsSupported;
+        weightType == GgmlType.Q4_K && QuantizedDots.UseAdvancedIsa && Avx2.IsSupported && Avx512Vbmi.VL.IsSupported;
 
     /// <summary>Every token's Q8_K quants, each 32-byte group permuted into lane-class order.</summary>
     private static void PermuteQ8K(PackedActivations packed)
@@ -108,14 +109,14 @@ public static unsafe partial class MatrixProduct
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Q4KLanes(byte* w, sbyte* a, int* sc)
     {
-        var lanes = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w), Vector256.Load(a)) * sc[0];
-        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 32), Vector256.Load(a + 32)) * sc[1];
-        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 64), Vector256.Load(a + 64)) * sc[2];
-        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 96), Vector256.Load(a + 96)) * sc[3];
-        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 128), Vector256.Load(a + 128)) * sc[4];
-        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 160), Vector256.Load(a + 160)) * sc[5];
-        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 192), Vector256.Load(a + 192)) * sc[6];
-        return lanes + AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 224), Vector256.Load(a + 224)) * sc[7];
+        var lanes = QuantizedDots.NibbleDot4(Vector256.Load(w), Vector256.Load(a)) * sc[0];
+        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 32), Vector256.Load(a + 32)) * sc[1];
+        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 64), Vector256.Load(a + 64)) * sc[2];
+        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 96), Vector256.Load(a + 96)) * sc[3];
+        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 128), Vector256.Load(a + 128)) * sc[4];
+        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 160), Vector256.Load(a + 160)) * sc[5];
+        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 192), Vector256.Load(a + 192)) * sc[6];
+        return lanes + QuantizedDots.NibbleDot4(Vector256.Load(w + 224), Vector256.Load(a + 224)) * sc[7];
     }
 
     /// <summary>One decoded row against one token: <see cref="QuantizedDots.Q4K"/>'s float steps, in its order.</summary>
@@ -228,9 +229,9 @@ public static unsafe partial class MatrixProduct
                     for (int j = 0; j < 4; j++)
                     {
                         var packed = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 16 + 32 * j), QuantizedDots.LaneClassOrder);
-                        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, packed & lowMask, Vector256.Load(a + 64 * j))
+                        lanes += QuantizedDots.NibbleDot4(packed & lowMask, Vector256.Load(a + 64 * j))
                             * Avx2.PermuteVar8x32(scales, Vector256.Create(2 * j));
-                        lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.ShiftRightLogical(packed, 4), Vector256.Load(a + 64 * j + 32))
+                        lanes += QuantizedDots.NibbleDot4(Vector256.ShiftRightLogical(packed, 4), Vector256.Load(a + 64 * j + 32))
                             * Avx2.PermuteVar8x32(scales, Vector256.Create(2 * j + 1));
                     }
 

@@ -18,6 +18,25 @@ internal static unsafe class QuantizedDots
     /// </summary>
     internal static bool UseAdvancedIsa { get; set; } = true;
 
+    /// <summary>
+    /// Whether <see cref="NibbleDot4"/> uses AVX-VNNI where .NET exposes it; tests turn it off to run the AVX2 form of
+    /// the same kernels on CPUs that have both.
+    /// </summary>
+    internal static bool PreferVnni { get; set; } = true;
+
+    /// <summary>
+    /// Lane k = the sum of the four products <c>a[4k..4k+3] * b[4k..4k+3]</c> (a unsigned, at most 31; b signed): AVX-VNNI's
+    /// <c>vpdpbusd</c> where .NET has it, else AVX2's pairwise byte multiply-add then word multiply-add by ones. The
+    /// AVX2 form is exact here because a pair of products stays within int16 (2 * 31 * 128 &lt; 32768), so both forms
+    /// give the same lanes. (.NET 10 has no AVX-512 VNNI class, so CPUs with AVX-512 VNNI but not AVX-VNNI take the
+    /// AVX2 form.)
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<int> NibbleDot4(Vector256<byte> a, Vector256<sbyte> b) =>
+        AvxVnni.IsSupported && PreferVnni
+            ? AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, a, b)
+            : Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), Vector256.Create((short)1));
+
     /// <summary>ggml's <c>vec_dot_q8_0_q8_0</c>: sumf += sumi * (dx * dy) per block.</summary>
     public static float Q8_0Reference(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
     {
@@ -223,15 +242,15 @@ internal static unsafe class QuantizedDots
                 var packed = Vector256.Create(blockBytes.Slice(16 + 32 * j, 32));
                 var activations0 = Vector256.Create(q8.Slice(64 * j, 32));
                 var activations1 = Vector256.Create(q8.Slice(64 * j + 32, 32));
-                if (UseAdvancedIsa && AvxVnni.IsSupported && Avx512Vbmi.VL.IsSupported)
+                if (UseAdvancedIsa && Avx2.IsSupported && Avx512Vbmi.VL.IsSupported)
                 {
-                    // Gather the four positions of each lane class (p mod 8 = l) into dword l, so that one VNNI
-                    // dot per sub-block yields ggml's eight lane sums directly.
+                    // Gather the four positions of each lane class (p mod 8 = l) into dword l, so that one
+                    // four-product dot per sub-block yields ggml's eight lane sums directly.
                     packed = Avx512Vbmi.VL.PermuteVar32x8(packed, LaneClassOrder);
                     activations0 = Avx512Vbmi.VL.PermuteVar32x8(activations0.AsByte(), LaneClassOrder).AsSByte();
                     activations1 = Avx512Vbmi.VL.PermuteVar32x8(activations1.AsByte(), LaneClassOrder).AsSByte();
-                    lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, packed & lowMask, activations0) * scale0;
-                    lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.ShiftRightLogical(packed, 4), activations1) * scale1;
+                    lanes += NibbleDot4(packed & lowMask, activations0) * scale0;
+                    lanes += NibbleDot4(Vector256.ShiftRightLogical(packed, 4), activations1) * scale1;
                 }
                 else
                 {
@@ -267,7 +286,7 @@ internal static unsafe class QuantizedDots
         var yq = MemoryMarshal.Cast<byte, sbyte>(activations);
         var lowMask = Vector256.Create((byte)0x0F);
         var one = Vector256.Create((byte)1);
-        bool permute = UseAdvancedIsa && AvxVnni.IsSupported && Avx512Vbmi.VL.IsSupported;
+        bool permute = UseAdvancedIsa && Avx2.IsSupported && Avx512Vbmi.VL.IsSupported;
         var sums = Vector256<float>.Zero;
         float sumf = 0;
         for (int i = 0; i < x.Length; i++)
@@ -303,8 +322,8 @@ internal static unsafe class QuantizedDots
                 var a1 = Vector256.ShiftRightLogical(packed, 4) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(high, 2 * j + 1) & one, 4);
                 if (permute)
                 {
-                    lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, a0, activations0) * scale0;
-                    lanes += AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, a1, activations1) * scale1;
+                    lanes += NibbleDot4(a0, activations0) * scale0;
+                    lanes += NibbleDot4(a1, activations1) * scale1;
                 }
                 else
                 {

@@ -74,7 +74,7 @@ internal static unsafe class TwoBitIQuants
     private const float Iq1Delta = 0.125f;
 
     /// <summary>ggml's <c>ksigns_iq2xs</c> as eight byte masks (0xFF where the weight is negative), for the SIMD kernels.</summary>
-    private static readonly ulong[] SignMasks = BuildSignMasks();
+    internal static readonly ulong[] SignMasks = BuildSignMasks();
 
     /// <summary>ggml's <c>dequantize_row_iq2_xxs</c>.</summary>
     public static void DequantizeIQ2Xxs(ReadOnlySpan<byte> source, Span<float> destination)
@@ -418,7 +418,7 @@ internal static unsafe class TwoBitIQuants
     /// Negates the bytes of <paramref name="magnitudes"/> where <paramref name="mask"/> is 0xFF, byte by byte in one
     /// ulong: -u = (u ^ 0xFF) + 1, and no carry crosses a byte because every grid magnitude is at least 8.
     /// </summary>
-    private static ulong ApplySigns(ulong magnitudes, ulong mask) => (magnitudes ^ mask) + (mask & 0x0101010101010101UL);
+    internal static ulong ApplySigns(ulong magnitudes, ulong mask) => (magnitudes ^ mask) + (mask & 0x0101010101010101UL);
 
     /// <summary>The two sums of 16 products of <paramref name="weights"/> and <paramref name="activations"/> (bytes 0..15 and 16..31), exact.</summary>
     private static (int Low, int High) ProductHalves(Vector256<sbyte> weights, Vector256<sbyte> activations)
