@@ -1,4 +1,5 @@
 using ExpertScope.Core;
+using ExpertScope.Models.Blocks;
 using ExpertScope.Models.Routing;
 using Xunit.Abstractions;
 
@@ -16,6 +17,7 @@ public sealed class F32CacheReferenceTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData("qwen3moe")]
+    [InlineData("deepseek3")]
     public void F32CacheWithoutFlashAttention_MatchesLlamaCppsF32CacheReference(string model)
     {
         var reference = GoldenCase.LoadRepository(model + "-f32cache");
@@ -26,6 +28,7 @@ public sealed class F32CacheReferenceTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData("qwen3moe")]
+    [InlineData("deepseek3")]
     public void F16Default_DiffersFromTheF32Reference_AsLlamaCppsDefaultDoes(string model)
     {
         var reference = GoldenCase.LoadRepository(model + "-f32cache");
@@ -72,6 +75,37 @@ public sealed class F32CacheReferenceTests(ITestOutputHelper output)
         Assert.Equal(llamaFlips, engineFlips);
         Assert.True(Math.Abs(engineDifference - llamaDifference) <= Tolerances.Float32.Logits, "the engine's default should move the logits as llama.cpp's default does");
         Assert.True(engineDifference > 100 * f32Difference, "the f16 cache should move the logits far beyond the f32 cache's agreement");
+    }
+
+    /// <summary>
+    /// DeepSeek's latent attention under the other cache types llama.cpp runs it with (two prompts each): its values are
+    /// a view of the cached keys, so the key type decides both the scores and the values, with flash attention or without.
+    /// </summary>
+    [Theory]
+    [InlineData("deepseek3-f16cache-nofa", "f16", false)]
+    [InlineData("deepseek3-bf16cache", "bf16", true)]
+    [InlineData("deepseek3-bf16cache-nofa", "bf16", false)]
+    public void LatentAttention_OtherCacheTypes_MatchLlamaCpp(string caseName, string cacheType, bool flashAttention)
+    {
+        var type = AttentionSettings.ParseCacheType(cacheType);
+        var reference = GoldenCase.LoadRepository(caseName);
+        float largest = GoldenParity.Check(reference, Tolerances.Float32, options: new ModelLoadOptions { Attention = new AttentionSettings(type, type, flashAttention) });
+        output.WriteLine($"{caseName}: largest logit difference {largest:E2}");
+        Assert.InRange(largest, 0f, 1e-5f);
+    }
+
+    [Fact]
+    public void LatentAttention_QuantizedKeyCacheWithoutFlashAttention_IsRefusedNamingTheOptions()
+    {
+        // DeepSeek-V3's sizes: a latent row of 512 + 64 is whole Q8_0 blocks, so only the missing flash attention is at fault.
+        var shape = new MlaShape(7168, 128, 1536, 512, 128, 64, 128);
+        var refused = new AttentionSettings(GgmlType.Q8_0, GgmlType.F16, FlashAttention: false);
+        var message = Assert.Throws<ExpertScopeException>(() => MultiHeadLatentAttention.ValidateSettings(refused, shape, fusedKeyValue: false)).Message;
+        Assert.Contains("--no-flash-attn", message, StringComparison.Ordinal);
+        Assert.Contains("--cache-type-k", message, StringComparison.Ordinal);
+
+        MultiHeadLatentAttention.ValidateSettings(refused with { FlashAttention = true }, shape, fusedKeyValue: false);
+        MultiHeadLatentAttention.ValidateSettings(refused, shape, fusedKeyValue: true); // the legacy layout caches keys and values apart
     }
 
     private static List<(float[] Logits, Dictionary<int, int[]> Routing)> Run(GoldenCase golden, ModelLoadOptions options)
