@@ -183,7 +183,7 @@ public sealed class AttentionSwitchRunTests
     }
 
     [Fact]
-    public void LatentAttention_RunsAnF32CacheWithFlashAttention_AndRefusesOtherNumbersInOneLine()
+    public void LatentAttention_RunsF32Caches_AndRefusesAQuantizedKeyCacheWithoutFlashAttentionInOneLine()
     {
         using var temp = new TempDirectory();
         string input = temp.File("text.txt");
@@ -194,9 +194,14 @@ public sealed class AttentionSwitchRunTests
         var (code, _, error) = EngineVerbs.Run("perplexity", "--model", model, "--input", input, "-ctk", "f32", "-ctv", "f32");
         Assert.True(code == 0, error);
 
+        // Without flash attention the f32 cache is really f32 (matched against llama.cpp in F32CacheReferenceTests).
         (code, _, error) = EngineVerbs.Run("perplexity", "--model", model, "--input", input, "-ctk", "f32", "-ctv", "f32", "--no-flash-attn");
+        Assert.True(code == 0, error);
+
+        // MLA's values are a transposed view of the key cache, which ggml cannot make of a quantized type.
+        (code, _, error) = EngineVerbs.Run("perplexity", "--model", model, "--input", input, "-ctk", "q8_0", "--no-flash-attn");
         Assert.Equal(1, code);
-        EngineVerbs.AssertOneErrorLine(error, model, "latent attention", "flash attention off");
+        EngineVerbs.AssertOneErrorLine(error, model, "latent attention", "--no-flash-attn", "--cache-type-k");
     }
 
     private static JsonElement SettingsOf(string folder)

@@ -16,7 +16,7 @@ namespace ExpertScope.Models.Tests;
 /// (<c>build_attn_mha</c>: flash attention's vector kernel, or mul_mat → soft_max_ext → mul_mat), with the engine's
 /// own projections and RoPE as input (those are golden-tested elsewhere); (2) a whole model whose f32 cache without
 /// flash attention reproduces an f32 reference: the engine's exact float32 attention, an independent summation
-/// order, since no llama.cpp dump with an f32 cache exists here.
+/// order (llama.cpp's own f32-cache dumps are matched in <see cref="F32CacheReferenceTests"/>).
 /// </summary>
 public sealed class CacheTypeAttentionTests(ITestOutputHelper output)
 {
@@ -112,7 +112,7 @@ public sealed class CacheTypeAttentionTests(ITestOutputHelper output)
 
         using var temp = new TempDirectory();
         SyntheticModelWriter.Write(SyntheticPresets.Get("tiny-deepseek2"), temp.File("mla.gguf"));
-        var error = Assert.Throws<ExpertScopeException>(() => MoeModel.Load(temp.File("mla.gguf"), new ModelLoadOptions { Attention = new AttentionSettings(FlashAttention: false) }));
+        var error = Assert.Throws<ExpertScopeException>(() => MoeModel.Load(temp.File("mla.gguf"), new ModelLoadOptions { Attention = new AttentionSettings(GgmlType.Q8_0, FlashAttention: false) }));
         Assert.Contains("mla.gguf", error.Message, StringComparison.Ordinal);
     }
 

@@ -37,6 +37,53 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>
+    /// Deletes the temporary files that writes in <paramref name="folder"/> left behind when their process was killed
+    /// between creating and renaming them (<c>NAME.tmp-PID</c> whose process no longer runs). A temporary file of a
+    /// running process is left alone: it may be mid-write.
+    /// </summary>
+    /// <returns>The names of the files deleted.</returns>
+    public static IReadOnlyList<string> RemoveAbandoned(string folder)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        var removed = new List<string>();
+        if (!Directory.Exists(folder))
+        {
+            return removed;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(folder, "*.tmp-*"))
+        {
+            var suffix = file[(file.LastIndexOf(".tmp-", StringComparison.Ordinal) + 5)..];
+            if (int.TryParse(suffix, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var processId)
+                && !IsRunning(processId))
+            {
+                TryDelete(file);
+                removed.Add(Path.GetFileName(file));
+            }
+        }
+
+        return removed;
+    }
+
+    private static bool IsRunning(int processId)
+    {
+        if (processId == Environment.ProcessId)
+        {
+            return true;
+        }
+
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(processId);
+            return !process.HasExited;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
     private static void TryDelete(string path)
     {
         try

@@ -65,6 +65,9 @@ public sealed class RunFolder : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(manifest);
         Directory.CreateDirectory(path);
+
+        // A run killed while replacing a file (manifest, results) leaves its temporary copy; the rerun clears it.
+        AtomicFile.RemoveAbandoned(path);
         var manifestPath = System.IO.Path.Combine(path, ManifestFileName);
         var journalPath = System.IO.Path.Combine(path, JournalFileName);
         RunManifest inForce;

@@ -237,12 +237,24 @@ public static class RoutingTraceReader
 
         // Share with a writer that holds the file open, so a trace can be inspected while a run is going on.
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        ParquetReader? reader = null;
         try
         {
-            return await ParquetReader.CreateAsync(stream, leaveStreamOpen: false, cancellationToken: cancellationToken).ConfigureAwait(false);
+            reader = await ParquetReader.CreateAsync(stream, leaveStreamOpen: false, cancellationToken: cancellationToken).ConfigureAwait(false);
+
+            // The schema is built from the footer on first use; a footer caught mid-write (a run appending to the file)
+            // fails here with ArgumentException or InvalidOperationException, which must read as "not readable", not crash.
+            _ = reader.Schema;
+            return reader;
         }
-        catch (Exception e) when (e is IOException or ParquetException or InvalidDataException or EndOfStreamException)
+        catch (Exception e) when (e is IOException or ParquetException or InvalidDataException or EndOfStreamException
+                                      or ArgumentException or InvalidOperationException)
         {
+            if (reader is not null)
+            {
+                await reader.DisposeAsync().ConfigureAwait(false);
+            }
+
             await stream.DisposeAsync().ConfigureAwait(false);
             throw new ExpertScopeException(
                 $"The trace '{path}' is not a readable Parquet file ({e.Message}). If a run writing it was interrupted, " +

@@ -29,16 +29,19 @@ public sealed class DeepSeek2 : IArchitecture
         var hp = ModelHyperparameters.Read(source);
         var config = DeepSeek2Config.Read(source);
         StandardParts.RequireExperts(source, hp);
-        if (!options.Attention.IsLlamaDefault)
+        try
         {
-            throw new ExpertScopeException(
-                $"{source.FilePath}: deepseek2's latent attention runs only with llama.cpp's default attention numbers (f16 cache, or f32 with flash attention); {options.Attention} is not supported for it yet.");
+            MultiHeadLatentAttention.ValidateSettings(options.Attention, config.Attention, config.UsesFusedKeyValue);
+        }
+        catch (ExpertScopeException e)
+        {
+            throw new ExpertScopeException($"{source.FilePath}: {e.Message}", e);
         }
 
         var blocks = new DecoderBlock[hp.BlockCount];
         for (int layer = 0; layer < hp.BlockCount; layer++)
         {
-            var attention = CreateAttention(source, config, layer, options.CachePrecision);
+            var attention = CreateAttention(source, config, layer, options.CachePrecision, options.Attention);
             IFeedForward feedForward;
             if (!config.IsMoeBlock(layer))
             {
@@ -76,8 +79,9 @@ public sealed class DeepSeek2 : IArchitecture
     /// <param name="config">Its configuration.</param>
     /// <param name="layer">GGUF block index.</param>
     /// <param name="cachePrecision">Key/value cache precision.</param>
+    /// <param name="settings">llama.cpp's cache types and flash-attention switch (null = its defaults).</param>
     /// <exception cref="ExpertScopeException">A tensor is missing or mis-shaped; the message names file and tensor.</exception>
-    public static MultiHeadLatentAttention CreateAttention(ModelSource source, DeepSeek2Config config, int layer, CachePrecision cachePrecision)
+    public static MultiHeadLatentAttention CreateAttention(ModelSource source, DeepSeek2Config config, int layer, CachePrecision cachePrecision, AttentionSettings? settings = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(config);
@@ -110,7 +114,7 @@ public sealed class DeepSeek2 : IArchitecture
             };
         }
 
-        return new MultiHeadLatentAttention(s, weights, config.Rope, config.AttentionScale, cachePrecision);
+        return new MultiHeadLatentAttention(s, weights, config.Rope, config.AttentionScale, cachePrecision, settings);
     }
 
     // Legacy attn_kv_b {kv_lora, H·(nope+value)}: per head, nope key rows then value rows, viewed in place.

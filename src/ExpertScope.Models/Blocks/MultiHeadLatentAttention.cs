@@ -86,6 +86,7 @@ public sealed class MlaKvCache : IAttentionCache
     private readonly float[] _values32 = [];
     private readonly Half[] _keys16 = [];
     private readonly Half[] _values16 = [];
+    private readonly byte[] _keyBytes = [];
 
     /// <summary>ggml's flash-attention tile (query rows and key positions).</summary>
     internal const int TileLength = 64;
@@ -99,7 +100,10 @@ public sealed class MlaKvCache : IAttentionCache
     /// splits a batch) under 64 tokens the query is rounded to F16 and the weighted value sum accumulated in F16
     /// (what the golden dumps were computed with); longer micro-batches take the tiled kernel, float32 apart from the
     /// cached values.</param>
-    public MlaKvCache(MlaShape shape, int capacity, bool decompressed, CachePrecision precision)
+    /// <param name="cacheTypes">llama.cpp's cache types and flash-attention switch when they differ from its defaults
+    /// (then <paramref name="precision"/> is not used): keys are kept in the key type's bytes, values as the floats the
+    /// value type dequantizes to, and attention runs through <see cref="CacheTypeKernel"/>.</param>
+    public MlaKvCache(MlaShape shape, int capacity, bool decompressed, CachePrecision precision, AttentionSettings? cacheTypes = null)
     {
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
@@ -108,7 +112,16 @@ public sealed class MlaKvCache : IAttentionCache
         Precision = precision;
         KeyRowLength = decompressed ? shape.HeadCount * shape.KeyLength : shape.LatentRowLength;
         ValueRowLength = decompressed ? shape.HeadCount * shape.ValueLength : 0;
-        if (precision == CachePrecision.Float16)
+        CacheTypes = cacheTypes;
+        if (cacheTypes is not null)
+        {
+            // The floats are what the stored bytes dequantize to: the latent's values are read from the key rows.
+            KeyRowBytes = (int)GgmlTypes.Get(cacheTypes.EffectiveKeyType).RowBytes(KeyRowLength);
+            _keyBytes = new byte[checked(capacity * KeyRowBytes)];
+            _keys32 = new float[checked(capacity * KeyRowLength)];
+            _values32 = new float[checked(capacity * ValueRowLength)];
+        }
+        else if (precision == CachePrecision.Float16)
         {
             _keys16 = new Half[checked(capacity * KeyRowLength)];
             _values16 = new Half[checked(capacity * ValueRowLength)];
@@ -131,6 +144,12 @@ public sealed class MlaKvCache : IAttentionCache
 
     /// <summary>Storage precision.</summary>
     public CachePrecision Precision { get; }
+
+    /// <summary>llama.cpp's cache types and flash-attention switch, or null for its defaults (see <see cref="Precision"/>).</summary>
+    public AttentionSettings? CacheTypes { get; }
+
+    /// <summary>Bytes per cached key row in the key cache type (0 without <see cref="CacheTypes"/>).</summary>
+    public int KeyRowBytes { get; }
 
     /// <summary>Floats per cached key row: the latent row, or H · key length when decompressed.</summary>
     public int KeyRowLength { get; }
@@ -166,6 +185,30 @@ public sealed class MlaKvCache : IAttentionCache
     // Writes whole rows from position `start` (not yet counted in Length), rounding to the storage precision.
     internal void Store(int start, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
+        if (CacheTypes is { } types)
+        {
+            var valueBytes = new byte[GgmlTypes.Get(types.EffectiveValueType).RowBytes(Math.Max(ValueRowLength, 1))];
+            for (var t = 0; t < keys.Length / KeyRowLength; t++)
+            {
+                var position = start + t;
+                CacheTypeKernel.Store(
+                    types.EffectiveKeyType,
+                    keys.Slice(t * KeyRowLength, KeyRowLength),
+                    _keyBytes.AsSpan(position * KeyRowBytes, KeyRowBytes),
+                    _keys32.AsSpan(position * KeyRowLength, KeyRowLength));
+                if (ValueRowLength > 0)
+                {
+                    CacheTypeKernel.Store(
+                        types.EffectiveValueType,
+                        values.Slice(t * ValueRowLength, ValueRowLength),
+                        valueBytes,
+                        _values32.AsSpan(position * ValueRowLength, ValueRowLength));
+                }
+            }
+
+            return;
+        }
+
         if (Precision == CachePrecision.Float16)
         {
             Round(keys, _keys16.AsSpan(start * KeyRowLength, keys.Length));
@@ -203,6 +246,27 @@ public sealed class MlaKvCache : IAttentionCache
         AttentionScratch scratch,
         Span<float> output)
     {
+        if (CacheTypes is { } types)
+        {
+            // llama.cpp's latent values are a view of the cached keys, so they have the key type.
+            var keyType = types.EffectiveKeyType;
+            CacheTypeKernel.Attend(
+                keyType,
+                valueFromKeys ? keyType : types.EffectiveValueType,
+                types.FlashAttention,
+                query,
+                _keyBytes,
+                KeyRowBytes,
+                (int)GgmlTypes.Get(keyType).RowBytes(keyOffset),
+                valueFromKeys ? _keys32.AsSpan(valueOffset) : _values32.AsSpan(valueOffset),
+                valueFromKeys ? KeyRowLength : ValueRowLength,
+                visible,
+                scale,
+                scratch.Scores,
+                output[..valueLength]);
+            return;
+        }
+
         if (Precision == CachePrecision.Float16)
         {
             // ggml takes its tiled kernel when the micro-batch has a full tile of query rows.
@@ -446,7 +510,8 @@ internal sealed class AttentionScratch(int positions, int keyLength, int valueLe
     /// </summary>
     public bool Tiled { get; set; }
 
-    public float[] Scores { get; } = new float[Math.Max(positions, MlaKvCache.TileLength)];
+    // Three more than the positions: ggml's softmax runs over whole groups of four.
+    public float[] Scores { get; } = new float[Math.Max(positions + 3, MlaKvCache.TileLength)];
 
     public float[] Query { get; } = new float[keyLength];
 
@@ -472,8 +537,10 @@ public sealed class MultiHeadLatentAttention : IAttention
     /// <param name="rope">Rotation of the rope slices (<see cref="Rope.Dimensions"/> = rope length).</param>
     /// <param name="scale">Multiplier of q·k before the softmax (llama.cpp's <c>kq_scale</c>: mscale² / sqrt(key_length_mla)).</param>
     /// <param name="cachePrecision">Cache precision (llama.cpp's default is F16).</param>
-    /// <exception cref="ExpertScopeException">A weight is missing or has the wrong size.</exception>
-    public MultiHeadLatentAttention(MlaShape shape, MlaWeights weights, Rope rope, float scale, CachePrecision cachePrecision)
+    /// <param name="settings">llama.cpp's cache types and flash-attention switch (null = its defaults); used with
+    /// <see cref="CachePrecision.Float16"/>, as in <see cref="Attention"/>.</param>
+    /// <exception cref="ExpertScopeException">A weight is missing or has the wrong size, or llama.cpp would refuse the settings.</exception>
+    public MultiHeadLatentAttention(MlaShape shape, MlaWeights weights, Rope rope, float scale, CachePrecision cachePrecision, AttentionSettings? settings = null)
     {
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentNullException.ThrowIfNull(weights);
@@ -483,7 +550,9 @@ public sealed class MultiHeadLatentAttention : IAttention
         Rope = rope;
         Scale = scale;
         CachePrecision = cachePrecision;
+        Settings = settings ?? AttentionSettings.Default;
         Validate();
+        ValidateSettings(Settings, shape, UsesFusedKeyValue);
     }
 
     /// <summary>Sizes.</summary>
@@ -501,11 +570,47 @@ public sealed class MultiHeadLatentAttention : IAttention
     /// <summary>Cache precision.</summary>
     public CachePrecision CachePrecision { get; }
 
+    /// <summary>llama.cpp's cache types and flash-attention switch.</summary>
+    public AttentionSettings Settings { get; }
+
     /// <summary>True when the legacy fused <c>attn_kv_b</c> is used (decompressed MHA cache).</summary>
     public bool UsesFusedKeyValue => Weights.KeyNope is not null;
 
+    /// <summary>True when the settings differ from llama.cpp's default numbers, so the cache keeps its types' bytes.</summary>
+    /// Latent attention reads no value cache, so only the key type matters there.
+    private bool UsesCacheTypes =>
+        CachePrecision == CachePrecision.Float16 &&
+        (UsesFusedKeyValue ? !Settings.IsLlamaDefault : !(Settings.FlashAttention && Settings.EffectiveKeyType == GgmlType.F16));
+
     /// <inheritdoc/>
-    public IAttentionCache CreateCache(int capacity) => new MlaKvCache(Shape, capacity, UsesFusedKeyValue, CachePrecision);
+    public IAttentionCache CreateCache(int capacity) =>
+        new MlaKvCache(Shape, capacity, UsesFusedKeyValue, CachePrecision, UsesCacheTypes ? Settings : null);
+
+    /// <summary>
+    /// Checks the settings as llama.cpp does for MLA. With the split <c>attn_k_b</c>/<c>attn_v_b</c> llama.cpp caches
+    /// only keys (the latent and the rotated key) and reads the values as a view of them, so the key type is also the
+    /// value type and <c>--cache-type-v</c> changes nothing; without flash attention that view is transposed into a
+    /// contiguous copy, which ggml cannot do for a quantized type.
+    /// </summary>
+    /// <exception cref="ExpertScopeException">The combination is one llama.cpp refuses or cannot run.</exception>
+    public static void ValidateSettings(AttentionSettings settings, MlaShape shape, bool fusedKeyValue)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(shape);
+        if (fusedKeyValue)
+        {
+            settings.Validate(shape.KeyLength, shape.ValueLength);
+            return;
+        }
+
+        if (!settings.FlashAttention && GgmlTypes.Get(settings.KeyType).BlockSize > 1)
+        {
+            throw new ExpertScopeException(
+                $"latent attention reads its values out of the key cache, which a quantized key cache ({GgmlTypes.Get(settings.KeyType).Name}) cannot give without flash attention: drop --no-flash-attn or use --cache-type-k f16, bf16 or f32.");
+        }
+
+        settings.Validate(shape.LatentRowLength, shape.KvLoraRank);
+    }
 
     /// <inheritdoc/>
     public void Forward(ReadOnlySpan<float> input, Span<float> output, IAttentionCache cache, int layer, ForwardContext context)
