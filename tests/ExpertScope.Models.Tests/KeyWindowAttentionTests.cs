@@ -11,10 +11,12 @@ using Xunit.Abstractions;
 namespace ExpertScope.Models.Tests;
 
 /// <summary>
-/// Sliding and chunked key windows (llama.cpp's <c>is_masked_swa</c>) in every attention kernel path, against a plain
-/// double-precision softmax attention that masks with the window's pairwise rule. Each path sees keys and values
-/// as its cache stores them, so the remaining differences are the kernels' float and half roundings; the unwindowed
-/// output lies far outside that tolerance, so the comparison shows the mask at work.
+/// Sliding and chunked key windows (llama.cpp's <c>is_masked_swa</c>) and attention sinks (a per-head logit in each
+/// softmax denominator, ggml's <c>sinks</c> operand) in every attention kernel path, against a plain double-precision
+/// softmax attention that masks with the window's pairwise rule and adds exp(sink) to the denominator. Each path sees
+/// keys and values as its cache stores them, so the remaining differences are the kernels' float and half roundings;
+/// the output without the window (or without the sinks) lies far outside that tolerance, so the comparison shows
+/// each at work.
 /// </summary>
 [Collection(nameof(FastKernelSwitches))]
 public sealed class KeyWindowAttentionTests : IDisposable
@@ -33,18 +35,18 @@ public sealed class KeyWindowAttentionTests : IDisposable
         _file = GgufFile.Open(_temp.File("model.gguf"));
     }
 
-    public static TheoryData<string, int, int, string> Paths()
+    public static TheoryData<string, int, int, string, bool> Paths()
     {
-        var data = new TheoryData<string, int, int, string>();
-        foreach (var window in new[] { "sliding 5", "sliding 20", "chunked 16", "chunked 32" })
+        var data = new TheoryData<string, int, int, string, bool>();
+        foreach (var (window, sinks) in new[] { ("sliding 5", false), ("sliding 20", false), ("chunked 16", false), ("chunked 32", false), ("none", true), ("sliding 5", true), ("chunked 32", true) })
         {
-            data.Add("f32", Tokens, 0, window);          // exact float32 kernel
-            data.Add("f16", Tokens, 0, window);          // tiled kernel, one batch of 70
-            data.Add("f16", 6, 64, window);              // tiled kernel after 6 cached positions
-            data.Add("f16", 40, 30, window);             // vector kernel (batches under 64 tokens)
-            data.Add("f32/f32 no-fa", 40, 30, window);   // cache types: soft_max then mul_mat
-            data.Add("f16/f16 no-fa", Tokens, 0, window);
-            data.Add("bf16/bf16 fa", 40, 30, window);    // cache types: flash vector kernel
+            data.Add("f32", Tokens, 0, window, sinks);          // exact float32 kernel
+            data.Add("f16", Tokens, 0, window, sinks);          // tiled kernel, one batch of 70
+            data.Add("f16", 6, 64, window, sinks);              // tiled kernel after 6 cached positions
+            data.Add("f16", 40, 30, window, sinks);             // vector kernel (batches under 64 tokens)
+            data.Add("f32/f32 no-fa", 40, 30, window, sinks);   // cache types: soft_max then mul_mat
+            data.Add("f16/f16 no-fa", Tokens, 0, window, sinks);
+            data.Add("bf16/bf16 fa", 40, 30, window, sinks);    // cache types: flash vector kernel
         }
 
         return data;
@@ -52,17 +54,20 @@ public sealed class KeyWindowAttentionTests : IDisposable
 
     [Theory]
     [MemberData(nameof(Paths))]
-    public void WindowedAttention_EqualsAPlainMaskedReference_OneAndTwoThreadsIdentical(string path, int firstBatch, int secondBatch, string windowText)
+    public void Attention_EqualsAPlainMaskedReference_OneAndTwoThreadsIdentical(string path, int firstBatch, int secondBatch, string windowText, bool sinks)
     {
         var window = ParseWindow(windowText);
-        var (attention, input) = Layer(path, window);
+        var (attention, input) = Layer(path, window, sinks);
         int[] batches = secondBatch == 0 ? [firstBatch] : [firstBatch, secondBatch];
         var oneThread = Heads(attention, input, batches, threads: 1);
         var twoThreads = Heads(attention, input, batches, threads: 2);
         Assert.True(oneThread.AsSpan().SequenceEqual(twoThreads), "one and two threads differ");
 
         var reference = Reference(attention, input, StoredAs(path));
-        var unwindowed = Heads(new Attention(attention.Options with { KeyWindow = null }, attention.Weights), input, batches, threads: 1);
+        // What the comparison must be able to see: the window, or without one the sinks.
+        var unwindowed = window is not null
+            ? Heads(new Attention(attention.Options with { KeyWindow = null }, attention.Weights), input, batches, threads: 1)
+            : Heads(new Attention(attention.Options, attention.Weights with { Sinks = null }), input, batches, threads: 1);
         int width = attention.Options.HeadCount * attention.Options.HeadDimension;
         int token = 0;
         float loosest = 0;
@@ -79,8 +84,8 @@ public sealed class KeyWindowAttentionTests : IDisposable
         }
 
         float unwindowedDifference = MaxDifference(unwindowed, reference);
-        _output.WriteLine($"{path} {window}: max difference to the masked reference {MaxDifference(oneThread, reference):E2}; without the window {unwindowedDifference:E2}");
-        Assert.True(unwindowedDifference > 100 * loosest, "the window should change the output well beyond the tolerance");
+        _output.WriteLine($"{path} {window} sinks {sinks}: max difference to the reference {MaxDifference(oneThread, reference):E2}; without the window (or sinks) {unwindowedDifference:E2}");
+        Assert.True(unwindowedDifference > 100 * loosest, "the window (or sinks) should change the output well beyond the tolerance");
     }
 
     [Theory]
@@ -147,8 +152,13 @@ public sealed class KeyWindowAttentionTests : IDisposable
     public void WindowOfNoPositions_IsRejected() =>
         Assert.Contains("at least 1", Assert.Throws<ExpertScopeException>(() => new KeyWindow(KeyWindowKind.Sliding, 0)).Message, StringComparison.Ordinal);
 
-    private static KeyWindow ParseWindow(string text)
+    private static KeyWindow? ParseWindow(string text)
     {
+        if (text == "none")
+        {
+            return null;
+        }
+
         var parts = text.Split(' ');
         return new KeyWindow(parts[0] == "sliding" ? KeyWindowKind.Sliding : KeyWindowKind.Chunked, int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
     }
@@ -179,7 +189,7 @@ public sealed class KeyWindowAttentionTests : IDisposable
         _temp.Dispose();
     }
 
-    private (Attention Attention, float[] Input) Layer(string path, KeyWindow window)
+    private (Attention Attention, float[] Input) Layer(string path, KeyWindow? window, bool sinks = false)
     {
         var load = path switch
         {
@@ -199,7 +209,9 @@ public sealed class KeyWindowAttentionTests : IDisposable
             input[i] = (float)(random.NextDouble() * 4 - 2);
         }
 
-        return (new Attention(attention.Options with { KeyWindow = window }, attention.Weights), input);
+        // Sinks between -1 and 3: some above and some below the heads' typical scores.
+        float[]? sinkLogits = sinks ? [.. Enumerable.Range(0, hp.HeadCount).Select(_ => (float)(random.NextDouble() * 4 - 1))] : null;
+        return (new Attention(attention.Options with { KeyWindow = window }, attention.Weights with { Sinks = sinkLogits }), input);
     }
 
     /// <summary>kqv_out for all tokens, fed in the given batches through one cache.</summary>
@@ -231,7 +243,8 @@ public sealed class KeyWindowAttentionTests : IDisposable
     private static float[] Reference(Attention attention, float[] input, GgmlType? stored)
     {
         var o = attention.Options;
-        var window = o.KeyWindow!;
+        var window = o.KeyWindow;
+        var sinks = attention.Weights.Sinks;
         int heads = o.HeadCount;
         int dim = o.HeadDimension;
         int kvWidth = o.KvHeadCount * dim;
@@ -269,7 +282,7 @@ public sealed class KeyWindowAttentionTests : IDisposable
                 for (int p = 0; p <= t; p++)
                 {
                     weights[p] = double.NegativeInfinity;
-                    if (!window.Masks(p, t))
+                    if (window is null || !window.Masks(p, t))
                     {
                         double dot = 0;
                         for (int d = 0; d < dim; d++)
@@ -283,6 +296,12 @@ public sealed class KeyWindowAttentionTests : IDisposable
                 }
 
                 double sum = 0;
+                if (sinks is not null)
+                {
+                    max = Math.Max(max, sinks[h]);
+                    sum = Math.Exp(sinks[h] - max);
+                }
+
                 for (int p = 0; p <= t; p++)
                 {
                     weights[p] = Math.Exp(weights[p] - max);

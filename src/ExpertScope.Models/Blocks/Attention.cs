@@ -91,6 +91,10 @@ public sealed record AttentionOptions(
 /// <param name="OutputBias"><c>attn_output.bias</c> or null.</param>
 /// <param name="QueryNorm"><c>attn_q_norm</c> or null.</param>
 /// <param name="KeyNorm"><c>attn_k_norm</c> or null.</param>
+/// <param name="Sinks">
+/// <c>attn_sinks</c> <c>[H]</c> or null: a learned logit per query head that joins each softmax denominator without a
+/// value (gpt-oss), so a head can give every key little weight.
+/// </param>
 public sealed record AttentionWeights(
     LinearWeight Query,
     LinearWeight Key,
@@ -101,7 +105,8 @@ public sealed record AttentionWeights(
     float[]? ValueBias = null,
     float[]? OutputBias = null,
     RmsNorm? QueryNorm = null,
-    RmsNorm? KeyNorm = null);
+    RmsNorm? KeyNorm = null,
+    float[]? Sinks = null);
 
 /// <summary>Causal grouped-query self-attention with rotary positions, optional QK norm and a key/value cache.</summary>
 public sealed class Attention : IAttention
@@ -140,6 +145,11 @@ public sealed class Attention : IAttention
         {
             throw new ExpertScopeException(
                 $"attention projections '{weights.Query.Tensor.Name}' etc. do not match {options.HeadCount} heads, {options.KvHeadCount} KV heads of size {options.HeadDimension}.");
+        }
+
+        if (weights.Sinks is { } sinks && sinks.Length != options.HeadCount)
+        {
+            throw new ExpertScopeException($"attention sinks of '{weights.Query.Tensor.Name}' have {sinks.Length} values for {options.HeadCount} heads.");
         }
     }
 
@@ -270,27 +280,28 @@ public sealed class Attention : IAttention
                 int kvHead = h / group;
                 int visible = start + t + 1;
                 int firstVisible = FirstVisible(start + t);
+                float? sink = Weights.Sinks?[h];
                 q.AsSpan((t * heads + h) * dim, dim).CopyTo(query);
                 var target = mixed.AsSpan((t * heads + h) * dim, dim);
                 var keys = kv.Keys.AsSpan(kvHead * dim);
                 var values = kv.Values.AsSpan(kvHead * dim);
                 if (UsesCacheTypes)
                 {
-                    AttendWithCacheTypes(query, kv, kvHead, firstVisible, visible, scores, target);
+                    AttendWithCacheTypes(query, kv, kvHead, firstVisible, visible, sink, scores, target);
                 }
                 else if (!half)
                 {
-                    AttendSingle(query, keys, values, kvWidth, firstVisible, visible, scale, scores, target);
+                    AttendSingle(query, keys, values, kvWidth, firstVisible, visible, scale, sink, scores, target);
                 }
                 else if (UsesTiledKernel(t, tokens))
                 {
-                    AttendHalfTiled(query, keys, values, kvWidth, firstVisible, visible, scale, scores, target);
+                    AttendHalfTiled(query, keys, values, kvWidth, firstVisible, visible, scale, sink, scores, target);
                 }
                 else
                 {
                     // The vector kernel converts the query to f16 for its q·k products.
                     RoundToHalf(query);
-                    AttendHalf(query, keys, values, kvWidth, firstVisible, visible, scale, target);
+                    AttendHalf(query, keys, values, kvWidth, firstVisible, visible, scale, sink, target);
                 }
             }
         }
@@ -393,12 +404,38 @@ public sealed class Attention : IAttention
         for (int lane = 0; lane < count; lane++)
         {
             var target = mixed.AsSpan((first + lane) * qWidth + head * dim, dim);
+            if (Weights.Sinks is { } sinks)
+            {
+                AddSink(sinks[head], runningMax[lane], ref runningSum[lane], target);
+            }
+
             float inverse = runningSum[lane] == 0.0f ? 0.0f : 1.0f / runningSum[lane];
             for (int j = 0; j < dim; j++)
             {
                 target[j] *= inverse;
             }
         }
+    }
+
+    /// <summary>
+    /// ggml's flash-attention sink step after the online softmax: a sink logit above the running max rescales the
+    /// float accumulator and the sum by exp(max − sink) and counts 1; otherwise it adds exp(sink − max) to the sum.
+    /// </summary>
+    private static void AddSink(float sink, float max, ref float sum, Span<float> target)
+    {
+        float previousScale = 1.0f;
+        float sinkWeight = 1.0f;
+        if (sink > max)
+        {
+            previousScale = MathF.Exp(max - sink);
+            TensorPrimitives.Multiply(target, previousScale, target);
+        }
+        else
+        {
+            sinkWeight = MathF.Exp(sink - max);
+        }
+
+        sum = sum * previousScale + sinkWeight;
     }
 
     /// <summary>The first key position the query at <paramref name="queryPosition"/> sees (0 without a key window).</summary>
@@ -451,6 +488,7 @@ public sealed class Attention : IAttention
         int firstVisible,
         int visible,
         float scale,
+        float? sink,
         Span<float> scores,
         Span<float> target)
     {
@@ -502,6 +540,11 @@ public sealed class Attention : IAttention
             AccumulateValues(tile, values, tileStart, count, stride, target);
         }
 
+        if (sink is { } sinkLogit)
+        {
+            AddSink(sinkLogit, runningMax, ref runningSum, target);
+        }
+
         float inverse = runningSum == 0.0f ? 0.0f : 1.0f / runningSum;
         for (int j = 0; j < dim; j++)
         {
@@ -518,11 +561,12 @@ public sealed class Attention : IAttention
         int firstVisible,
         int visible,
         float scale,
+        float? sink,
         Span<float> scores,
         Span<float> target)
     {
         int dim = query.Length;
-        float max = float.NegativeInfinity;
+        float max = sink ?? float.NegativeInfinity;
         for (int p = firstVisible; p < visible; p++)
         {
             float s = DotProduct.Compute(query, keys.Slice(p * stride, dim)) * scale;
@@ -530,7 +574,7 @@ public sealed class Attention : IAttention
             max = MathF.Max(max, s);
         }
 
-        double sum = 0;
+        double sum = sink is { } sinkLogit ? MathF.Exp(sinkLogit - max) : 0;
         for (int p = firstVisible; p < visible; p++)
         {
             float e = MathF.Exp(scores[p] - max);
@@ -557,7 +601,15 @@ public sealed class Attention : IAttention
     /// the softmax sum at the end. Reproducing the roundings is what makes outputs match llama.cpp's to ~1e-6.
     /// </summary>
     private static void AttendHalf(
-        ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride, int firstVisible, int visible, float scale, Span<float> target)
+        ReadOnlySpan<float> query,
+        ReadOnlySpan<float> keys,
+        ReadOnlySpan<float> values,
+        int stride,
+        int firstVisible,
+        int visible,
+        float scale,
+        float? sink,
+        Span<float> target)
     {
         int dim = query.Length;
         float sum = 0.0f;
@@ -590,6 +642,12 @@ public sealed class Attention : IAttention
             sum = sum * previousScale + valueScale;
         }
 
+        // The sink joins after the f16 accumulator is widened to float, so its rescaling is not rounded to f16.
+        if (sink is { } sinkLogit)
+        {
+            AddSink(sinkLogit, max, ref sum, target);
+        }
+
         float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
         for (int j = 0; j < dim; j++)
         {
@@ -604,7 +662,7 @@ public sealed class Attention : IAttention
     /// in float32) or, without flash attention, ggml's softmax and a double-sum dot of the probabilities (converted to
     /// the value type's dot type) with each value column.
     /// </summary>
-    private void AttendWithCacheTypes(float[] query, KeyValueCache kv, int kvHead, int firstVisible, int visible, float[] scores, Span<float> target)
+    private void AttendWithCacheTypes(float[] query, KeyValueCache kv, int kvHead, int firstVisible, int visible, float? sink, float[] scores, Span<float> target)
     {
         int dim = Options.HeadDimension;
         float scale = Options.Scale;
@@ -658,6 +716,11 @@ public sealed class Attention : IAttention
                 sum = sum * previousScale + valueScale;
             }
 
+            if (sink is { } sinkLogit)
+            {
+                AddSink(sinkLogit, max, ref sum, target);
+            }
+
             float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
             TensorPrimitives.Multiply(target, inverse, target);
             return;
@@ -675,7 +738,15 @@ public sealed class Attention : IAttention
             rowMax = MathF.Max(rowMax, row[p]);
         }
 
-        float reciprocal = (float)(1.0 / GgmlMath.ExpMinusMax(row, rowMax));
+        // soft_max_ext with sinks: the sink raises the max and adds its exp (by expf) to the double sum.
+        rowMax = sink.HasValue ? MathF.Max(rowMax, sink.Value) : rowMax;
+        double denominator = GgmlMath.ExpMinusMax(row, rowMax);
+        if (sink.HasValue)
+        {
+            denominator += MathF.Exp(sink.Value - rowMax);
+        }
+
+        float reciprocal = (float)(1.0 / denominator);
         for (int p = firstVisible; p < visible; p++)
         {
             row[p] = RoundToDotType(row[p] * reciprocal, valueType);
