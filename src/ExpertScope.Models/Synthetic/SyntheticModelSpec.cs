@@ -9,7 +9,7 @@ namespace ExpertScope.Models.Synthetic;
 /// </summary>
 public sealed record SyntheticModelSpec
 {
-    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c> or <c>deepseek2</c>.</summary>
+    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c>, <c>deepseek2</c> or <c>gpt-oss</c>.</summary>
     public required string Architecture { get; init; }
 
     /// <summary>Hidden size (<c>embedding_length</c>).</summary>
@@ -86,6 +86,12 @@ public sealed record SyntheticModelSpec
 
     /// <summary>DeepSeek V3: whether blocks carry the <c>exp_probs_b</c> selection bias.</summary>
     public bool HasSelectionBias { get; init; }
+
+    /// <summary>gpt-oss: <c>attention.sliding_window</c> of the sliding (even) layers.</summary>
+    public int SlidingWindow { get; init; } = 128;
+
+    /// <summary>gpt-oss: YaRN factor written as <c>rope.scaling.factor</c> (0 = no <c>rope.scaling</c> keys).</summary>
+    public float YarnFactor { get; init; }
 
     /// <summary>Storage type of the routed expert tensors (<c>*_exps</c>).</summary>
     public GgmlType ExpertTensorType { get; init; } = GgmlType.F32;

@@ -77,7 +77,7 @@ public static class SyntheticModelWriter
 
     private static void Validate(SyntheticModelSpec spec)
     {
-        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2"];
+        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2", "gpt-oss"];
         if (!supported.Contains(spec.Architecture))
         {
             throw new ExpertScopeException($"cannot write a synthetic '{spec.Architecture}' model; supported: {string.Join(", ", supported)}");
@@ -116,12 +116,23 @@ public static class SyntheticModelWriter
         F32($"{a}.rope.freq_base", 10000f);
         U32($"{a}.expert_count", spec.ExpertCount);
         U32($"{a}.expert_used_count", spec.ExpertUsedCount);
-        if (a is "qwen2moe" or "qwen3moe" or "deepseek2")
+        if (a is "qwen2moe" or "qwen3moe" or "deepseek2" or "gpt-oss")
         {
             U32($"{a}.expert_feed_forward_length", spec.ExpertFeedForwardLength);
         }
 
-        if (a is "llama" or "olmoe" or "qwen3moe")
+        if (a == "gpt-oss")
+        {
+            U32($"{a}.attention.sliding_window", spec.SlidingWindow);
+            if (spec.YarnFactor > 0)
+            {
+                Str($"{a}.rope.scaling.type", "yarn");
+                F32($"{a}.rope.scaling.factor", spec.YarnFactor);
+                U32($"{a}.rope.scaling.original_context_length", spec.ContextLength);
+            }
+        }
+
+        if (a is "llama" or "olmoe" or "qwen3moe" or "gpt-oss")
         {
             U32($"{a}.attention.key_length", spec.HeadDimension);
             U32($"{a}.attention.value_length", spec.HeadDimension);
@@ -187,6 +198,7 @@ public static class SyntheticModelWriter
         PlannedTensor Matrix(string name, GgmlType type, long fanIn, params long[] rest) =>
             new(name, type, [fanIn, .. rest], 0f, MathF.Sqrt(3f / fanIn));
         PlannedTensor Norm(string name, long length) => new(name, GgmlType.F32, [length], 1f, 0.1f);
+        PlannedTensor Bias(string name, params long[] dimensions) => new(name, GgmlType.F32, dimensions, 0f, 0.2f);
 
         plan.Add(Matrix("token_embd.weight", dense, e, vocabularySize) with { HalfWidth = 1f });
         plan.Add(Norm("output_norm.weight", e));
@@ -233,9 +245,19 @@ public static class SyntheticModelWriter
                     plan.Add(Norm(p + "attn_q_norm.weight", spec.HeadDimension));
                     plan.Add(Norm(p + "attn_k_norm.weight", spec.HeadDimension));
                 }
+                else if (spec.Architecture == "gpt-oss")
+                {
+                    plan.Add(Bias(p + "attn_q.bias", q));
+                    plan.Add(Bias(p + "attn_k.bias", kv));
+                    plan.Add(Bias(p + "attn_v.bias", kv));
+                    plan.Add(Bias(p + "attn_output.bias", e));
+
+                    // Sinks from -1 to 2: some heads give the sink more weight than their keys, some less.
+                    plan.Add(new PlannedTensor(p + "attn_sinks.weight", GgmlType.F32, [spec.HeadCount], 0.5f, 1.5f));
+                }
             }
 
-            plan.Add(Norm(p + "ffn_norm.weight", e));
+            plan.Add(Norm(p + (spec.Architecture == "gpt-oss" ? "post_attention_norm.weight" : "ffn_norm.weight"), e));
             if (block < spec.LeadingDenseBlockCount)
             {
                 plan.Add(Matrix(p + "ffn_gate.weight", dense, e, spec.FeedForwardLength));
@@ -250,6 +272,20 @@ public static class SyntheticModelWriter
             if (spec.HasSelectionBias)
             {
                 plan.Add(new PlannedTensor(p + "exp_probs_b.bias", GgmlType.F32, [spec.ExpertCount], 0f, 0.05f));
+            }
+
+            if (spec.Architecture == "gpt-oss")
+            {
+                // Gate and up four times wider than unit variance, so the clamped SwiGLU's limit of 7 is reached.
+                float wide = 4f * MathF.Sqrt(3f / e);
+                plan.Add(Bias(p + "ffn_gate_inp.bias", spec.ExpertCount) with { HalfWidth = 0.5f });
+                plan.Add(Matrix(p + "ffn_gate_exps.weight", experts, e, ff, spec.ExpertCount) with { HalfWidth = wide });
+                plan.Add(Matrix(p + "ffn_up_exps.weight", experts, e, ff, spec.ExpertCount) with { HalfWidth = wide });
+                plan.Add(Matrix(p + "ffn_down_exps.weight", experts, ff, e, spec.ExpertCount));
+                plan.Add(Bias(p + "ffn_gate_exps.bias", ff, spec.ExpertCount));
+                plan.Add(Bias(p + "ffn_up_exps.bias", ff, spec.ExpertCount));
+                plan.Add(Bias(p + "ffn_down_exps.bias", e, spec.ExpertCount));
+                continue;
             }
 
             plan.Add(Matrix(p + "ffn_gate_exps.weight", experts, e, ff, spec.ExpertCount));
