@@ -65,6 +65,31 @@ public sealed class GptOssGoldenTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ObserversGetADistribution_WhoseRenormalisedTopKAreTheWeights()
+    {
+        // ffn_moe_probs is the logits under this gating; trace and the probes read a softmax over all experts instead.
+        var golden = GoldenCase.LoadRepository("gpt-oss");
+        using var model = MoeModel.Load(golden.ModelPath);
+        var trace = new RoutingTrace(includeProbabilities: true);
+        model.Run(golden.Prompts[0].Tokens, new RunOptions { Observers = [trace] });
+        foreach (int layer in trace.Layers)
+        {
+            for (int position = 0; position < golden.Prompts[0].Tokens.Length; position++)
+            {
+                var distribution = trace.ProbabilitiesAt(layer, position).ToArray();
+                Assert.Equal(1.0, distribution.Sum(p => (double)p), 5);
+                var experts = trace.ExpertsAt(layer, position).ToArray();
+                var weights = trace.WeightsAt(layer, position).ToArray();
+                double chosen = experts.Sum(e => (double)distribution[e]);
+                for (int slot = 0; slot < experts.Length; slot++)
+                {
+                    Assert.Equal(weights[slot], distribution[experts[slot]] / chosen, 5);
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void GoldenModel_IsWhatTheSyntheticWriterWrites()
     {
         var golden = GoldenCase.LoadRepository("gpt-oss");

@@ -130,7 +130,7 @@ public sealed class Router
         ArgumentNullException.ThrowIfNull(result);
         int experts = Config.ExpertCount;
         var plan = Plan(interventions);
-        result.Reset(tokenCount, experts, plan.TopK, Config.IsGroupLimited ? Config.GroupsKept : 0, HasSelectionBias, HasLogitBias);
+        result.Reset(tokenCount, experts, plan.TopK, Config.IsGroupLimited ? Config.GroupsKept : 0, HasSelectionBias, HasLogitBias, Config.Gating == GatingFunction.SoftmaxWeight);
         logits[..(tokenCount * experts)].CopyTo(result.Logits);
         if (_logitBias is not null)
         {
@@ -153,6 +153,20 @@ public sealed class Router
             else
             {
                 GateRemaining(logits.Slice(t * experts, experts), probabilities, plan.Removed);
+            }
+
+            if (Config.Gating == GatingFunction.SoftmaxWeight)
+            {
+                // What observers read as the router's distribution: the softmax over every expert's (biased) logit,
+                // whose renormalised top-k are the mixing weights; removed experts get 0.
+                var distribution = result.Distribution.AsSpan(t * experts, experts);
+                probabilities.CopyTo(distribution);
+                foreach (int removed in plan.Removed)
+                {
+                    distribution[removed] = float.NegativeInfinity;
+                }
+
+                GgmlMath.Softmax(distribution);
             }
 
             var scores = result.Scores.AsSpan(t * experts, experts);
@@ -535,6 +549,16 @@ public sealed class RoutingResult
     /// <summary>Softmax over the selected experts' weights <c>[T, k]</c> (<c>ffn_moe_weights_softmax</c>), for <see cref="GatingFunction.SoftmaxWeight"/>.</summary>
     public float[] SoftmaxWeights { get; private set; } = [];
 
+    /// <summary>
+    /// For <see cref="GatingFunction.SoftmaxWeight"/>: softmax over all experts' biased logits <c>[T, X]</c>, the
+    /// distribution observers receive as <see cref="RouterView.Probabilities"/> (llama.cpp's <c>ffn_moe_probs</c> is the
+    /// logits there, which are no distribution).
+    /// </summary>
+    public float[] Distribution { get; private set; } = [];
+
+    /// <summary>True when <see cref="Distribution"/> holds data.</summary>
+    public bool HasDistribution { get; private set; }
+
     /// <summary>Gated probabilities <c>[T, X]</c> (<c>ffn_moe_probs</c>).</summary>
     public float[] Probabilities { get; private set; } = [];
 
@@ -572,13 +596,13 @@ public sealed class RoutingResult
         TopK,
         firstPosition,
         Logits.AsSpan(0, TokenCount * ExpertCount),
-        Probabilities.AsSpan(0, TokenCount * ExpertCount),
+        (HasDistribution ? Distribution : Probabilities).AsSpan(0, TokenCount * ExpertCount),
         Scores.AsSpan(0, TokenCount * ExpertCount),
         Groups.AsSpan(0, TokenCount * GroupsKept),
         Experts.AsSpan(0, TokenCount * TopK),
         Weights.AsSpan(0, TokenCount * TopK));
 
-    internal void Reset(int tokenCount, int expertCount, int topK, int groupsKept, bool hasBias, bool hasLogitBias = false)
+    internal void Reset(int tokenCount, int expertCount, int topK, int groupsKept, bool hasBias, bool hasLogitBias = false, bool hasDistribution = false)
     {
         TokenCount = tokenCount;
         ExpertCount = expertCount;
@@ -589,6 +613,8 @@ public sealed class RoutingResult
         int chosen = tokenCount * topK;
         Logits = Ensure(Logits, full);
         HasLogitBias = hasLogitBias;
+        HasDistribution = hasDistribution;
+        Distribution = Ensure(Distribution, hasDistribution ? full : 0);
         BiasedLogits = Ensure(BiasedLogits, hasLogitBias ? full : 0);
         SoftmaxWeights = Ensure(SoftmaxWeights, chosen);
         Probabilities = Ensure(Probabilities, full);
