@@ -97,6 +97,11 @@ public sealed class ForwardContext
         int experts = result.ExpertCount;
         int k = result.TopK;
         Emit(HookKind.RouterLogits, layer, result.Logits, experts);
+        if (result.HasLogitBias)
+        {
+            Emit(HookKind.RouterBiasedLogits, layer, result.BiasedLogits, experts);
+        }
+
         Emit(HookKind.RouterProbabilities, layer, result.Probabilities, experts);
         if (result.HasBias)
         {
@@ -109,6 +114,11 @@ public sealed class ForwardContext
         }
 
         Emit(HookKind.RouterWeights, layer, result.RawWeights, k);
+        if (router.Config.Gating == GatingFunction.SoftmaxWeight)
+        {
+            Emit(HookKind.RouterWeightsSoftmax, layer, result.SoftmaxWeights, k);
+        }
+
         if (router.Config.NormalizeWeights)
         {
             Emit(HookKind.RouterWeightsNormalized, layer, result.NormalizedWeights, k);

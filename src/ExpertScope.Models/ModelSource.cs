@@ -128,6 +128,17 @@ public sealed class ModelSource
     /// <summary>A vector, or null when absent.</summary>
     public float[]? OptionalVector(string name, int length) => HasTensor(name) ? Vector(name, length) : null;
 
+    /// <summary>The rows of a float matrix <c>ne = {length, count}</c> (per-expert biases), copied.</summary>
+    /// <exception cref="ExpertScopeException">Missing or mis-shaped.</exception>
+    public float[][] VectorStack(string name, int length, int count)
+    {
+        var tensor = Require(name);
+        CheckShape(tensor, [length, count]);
+        var values = new float[length * count];
+        WeightRows.Decode(tensor.Type, File.GetTensorData(tensor), values);
+        return [.. Enumerable.Range(0, count).Select(i => values.AsSpan(i * length, length).ToArray())];
+    }
+
     /// <summary>Per-expert views of a stacked expert tensor <c>ne = {inputs, outputs, experts}</c>.</summary>
     /// <exception cref="ExpertScopeException">Missing or mis-shaped.</exception>
     public LinearWeight[] ExpertStack(string name, int inputs, int outputs, int experts)

@@ -31,9 +31,9 @@ public class InspectSupportTests
     public void UnsupportedArchitecture_NamesTheNearestSupportedOne_InInspectAndWhenLoading()
     {
         using var temp = new TempDirectory();
-        string path = temp.File("gpt-oss.gguf");
+        string path = temp.File("dbrx.gguf");
         var noKernels = GgmlTypes.All.First(t => !TypeKernels.TryGet(t.Type, out _) && t.BlockSize == 1);
-        Rewrite(EngineVerbs.ModelPath("olmoe"), path, "gpt-oss", noKernels.Type);
+        Rewrite(EngineVerbs.ModelPath("olmoe"), path, "dbrx", noKernels.Type);
 
         var (code, output, error) = EngineVerbs.Run("inspect", path, "--json");
         Assert.True(code == 0, error);
@@ -44,7 +44,7 @@ public class InspectSupportTests
 
         (code, output, error) = EngineVerbs.Run("inspect", path);
         Assert.True(code == 0, error);
-        Assert.Contains("gpt-oss: not supported; nearest supported: llama", output, StringComparison.Ordinal);
+        Assert.Contains("dbrx: not supported; nearest supported: llama", output, StringComparison.Ordinal);
 
         var failure = Assert.Throws<ExpertScopeException>(() => MoeModel.Load(path));
         Assert.Contains("nearest supported one is llama", failure.Message, StringComparison.Ordinal);

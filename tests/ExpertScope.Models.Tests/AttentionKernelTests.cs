@@ -5,8 +5,9 @@ using Xunit.Abstractions;
 namespace ExpertScope.Models.Tests;
 
 /// <summary>
-/// Which of ggml's flash-attention kernels the f16-cache attention follows. No golden prompt reaches 64 tokens, so
-/// the tiled kernel is checked against exact float32 attention and against the vector kernel.
+/// Which of ggml's flash-attention kernels the f16-cache attention follows. Only the 70-token prompt of the
+/// gpt-oss-mxfp4 golden case reaches 64 tokens, so the tiled kernel is also checked against exact float32 attention
+/// and against the vector kernel.
 /// </summary>
 public sealed class AttentionKernelTests(ITestOutputHelper output)
 {

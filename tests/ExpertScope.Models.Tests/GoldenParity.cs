@@ -10,7 +10,7 @@ internal static class GoldenParity
 
     /// <summary>Router sites compared at <see cref="Tolerances.Router"/>.</summary>
     private static readonly HashSet<string> RouterSites =
-        ["ffn_moe_probs", "ffn_moe_probs_biased", "ffn_moe_probs_masked", "ffn_moe_weights", "ffn_moe_weights_norm", "ffn_moe_weights_scaled"];
+        ["ffn_moe_probs", "ffn_moe_probs_biased", "ffn_moe_probs_masked", "ffn_moe_weights", "ffn_moe_weights_norm", "ffn_moe_weights_scaled", "ffn_moe_weights_softmax"];
 
     /// <summary>
     /// Runs every prompt of the case and returns the largest logit difference. Fails at the first diverging

@@ -72,6 +72,7 @@ public enum CachePrecision
 /// Multiplies the rotated queries before attention (Phi-3's graph scales q by 1/sqrt(head_dim) there and attends with
 /// <see cref="Scale"/> = 1; the rounding differs from scaling q·k). 1 = not applied.
 /// </param>
+/// <param name="KeyWindow">Sliding or chunked limit on the keys each query sees (null = every earlier position).</param>
 public sealed record AttentionOptions(
     int HeadCount,
     int KvHeadCount,
@@ -81,7 +82,8 @@ public sealed record AttentionOptions(
     QkNormMode QkNorm = QkNormMode.None,
     CachePrecision CachePrecision = CachePrecision.Float16,
     AttentionSettings? Settings = null,
-    float QueryScale = 1.0f);
+    float QueryScale = 1.0f,
+    KeyWindow? KeyWindow = null);
 
 /// <summary>The projections of a <see cref="Attention"/> layer (biases and norms optional).</summary>
 /// <param name="Query"><c>attn_q</c> <c>[H·D, E]</c>.</param>
@@ -94,6 +96,10 @@ public sealed record AttentionOptions(
 /// <param name="OutputBias"><c>attn_output.bias</c> or null.</param>
 /// <param name="QueryNorm"><c>attn_q_norm</c> or null.</param>
 /// <param name="KeyNorm"><c>attn_k_norm</c> or null.</param>
+/// <param name="Sinks">
+/// <c>attn_sinks</c> <c>[H]</c> or null: a learned logit per query head that joins each softmax denominator without a
+/// value (gpt-oss), so a head can give every key little weight.
+/// </param>
 public sealed record AttentionWeights(
     LinearWeight Query,
     LinearWeight Key,
@@ -104,7 +110,8 @@ public sealed record AttentionWeights(
     float[]? ValueBias = null,
     float[]? OutputBias = null,
     RmsNorm? QueryNorm = null,
-    RmsNorm? KeyNorm = null);
+    RmsNorm? KeyNorm = null,
+    float[]? Sinks = null);
 
 /// <summary>Causal grouped-query self-attention with rotary positions, optional QK norm and a key/value cache.</summary>
 public sealed class Attention : IAttention
@@ -143,6 +150,11 @@ public sealed class Attention : IAttention
         {
             throw new ExpertScopeException(
                 $"attention projections '{weights.Query.Tensor.Name}' etc. do not match {options.HeadCount} heads, {options.KvHeadCount} KV heads of size {options.HeadDimension}.");
+        }
+
+        if (weights.Sinks is { } sinks && sinks.Length != options.HeadCount)
+        {
+            throw new ExpertScopeException($"attention sinks of '{weights.Query.Tensor.Name}' have {sinks.Length} values for {options.HeadCount} heads.");
         }
     }
 
@@ -276,27 +288,29 @@ public sealed class Attention : IAttention
             {
                 int kvHead = h / group;
                 int visible = start + t + 1;
+                int firstVisible = FirstVisible(start + t);
+                float? sink = Weights.Sinks?[h];
                 q.AsSpan((t * heads + h) * dim, dim).CopyTo(query);
                 var target = mixed.AsSpan((t * heads + h) * dim, dim);
                 var keys = kv.Keys.AsSpan(kvHead * dim);
                 var values = kv.Values.AsSpan(kvHead * dim);
                 if (UsesCacheTypes)
                 {
-                    AttendWithCacheTypes(query, kv, kvHead, visible, scores, target);
+                    AttendWithCacheTypes(query, kv, kvHead, firstVisible, visible, sink, scores, target);
                 }
                 else if (!half)
                 {
-                    AttendSingle(query, keys, values, kvWidth, visible, scale, scores, target);
+                    AttendSingle(query, keys, values, kvWidth, firstVisible, visible, scale, sink, scores, target);
                 }
                 else if (UsesTiledKernel(t, tokens))
                 {
-                    AttendHalfTiled(query, keys, values, kvWidth, visible, scale, scores, target);
+                    AttendHalfTiled(query, keys, values, kvWidth, firstVisible, visible, scale, sink, scores, target);
                 }
                 else
                 {
                     // The vector kernel converts the query to f16 for its q·k products.
                     RoundToHalf(query);
-                    AttendHalf(query, keys, values, kvWidth, visible, scale, target);
+                    AttendHalf(query, keys, values, kvWidth, firstVisible, visible, scale, sink, target);
                 }
             }
         }
@@ -337,7 +351,8 @@ public sealed class Attention : IAttention
         var keys = kv.Keys.AsSpan(kvHead * dim);
         var values = kv.Values.AsSpan(kvHead * dim);
         var queryVectors = System.Runtime.InteropServices.MemoryMarshal.Cast<float, System.Numerics.Vector<float>>(transposed);
-        for (int tileStart = 0; tileStart < lastVisible; tileStart += TileLength)
+        // Tiles stay aligned to position 0 as ggml's are; those the window hides from every token are skipped.
+        for (int tileStart = FirstVisible(start + first) / TileLength * TileLength; tileStart < lastVisible; tileStart += TileLength)
         {
             int positions = Math.Min(TileLength, lastVisible - tileStart);
             for (int i = 0; i < positions; i++)
@@ -355,8 +370,10 @@ public sealed class Attention : IAttention
             for (int lane = 0; lane < count; lane++)
             {
                 int visible = start + first + lane + 1;
-                if (tileStart >= visible)
+                int hidden = FirstVisible(visible - 1) - tileStart;
+                if (tileStart >= visible || hidden >= TileLength)
                 {
+                    // Every key of the tile is masked for this token: ggml skips its row.
                     continue;
                 }
 
@@ -364,7 +381,7 @@ public sealed class Attention : IAttention
                 float tileMax = float.NegativeInfinity;
                 for (int i = 0; i < TileLength; i++)
                 {
-                    if (i >= valid)
+                    if (i >= valid || i < hidden)
                     {
                         tile[i] = float.NegativeInfinity;
                         continue;
@@ -396,6 +413,11 @@ public sealed class Attention : IAttention
         for (int lane = 0; lane < count; lane++)
         {
             var target = mixed.AsSpan((first + lane) * qWidth + head * dim, dim);
+            if (Weights.Sinks is { } sinks)
+            {
+                AddSink(sinks[head], runningMax[lane], ref runningSum[lane], target);
+            }
+
             float inverse = runningSum[lane] == 0.0f ? 0.0f : 1.0f / runningSum[lane];
             for (int j = 0; j < dim; j++)
             {
@@ -403,6 +425,30 @@ public sealed class Attention : IAttention
             }
         }
     }
+
+    /// <summary>
+    /// ggml's flash-attention sink step after the online softmax: a sink logit above the running max rescales the
+    /// float accumulator and the sum by exp(max − sink) and counts 1; otherwise it adds exp(sink − max) to the sum.
+    /// </summary>
+    private static void AddSink(float sink, float max, ref float sum, Span<float> target)
+    {
+        float previousScale = 1.0f;
+        float sinkWeight = 1.0f;
+        if (sink > max)
+        {
+            previousScale = MathF.Exp(max - sink);
+            TensorPrimitives.Multiply(target, previousScale, target);
+        }
+        else
+        {
+            sinkWeight = MathF.Exp(sink - max);
+        }
+
+        sum = sum * previousScale + sinkWeight;
+    }
+
+    /// <summary>The first key position the query at <paramref name="queryPosition"/> sees (0 without a key window).</summary>
+    private int FirstVisible(int queryPosition) => Options.KeyWindow?.FirstVisible(queryPosition) ?? 0;
 
     /// <summary>target[j] += p[i] * v[i][j] for i in order, every j at once (a multiply then an add, as the scalar loop).</summary>
     private static void AccumulateValues(ReadOnlySpan<float> weights, ReadOnlySpan<float> values, int tileStart, int count, int stride, Span<float> target)
@@ -444,20 +490,32 @@ public sealed class Attention : IAttention
     /// the float accumulator gains the tile's p·v terms in position order. Divided by the sum at the end.
     /// </summary>
     private static void AttendHalfTiled(
-        ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride, int visible, float scale, Span<float> scores, Span<float> target)
+        ReadOnlySpan<float> query,
+        ReadOnlySpan<float> keys,
+        ReadOnlySpan<float> values,
+        int stride,
+        int firstVisible,
+        int visible,
+        float scale,
+        float? sink,
+        Span<float> scores,
+        Span<float> target)
     {
         int dim = query.Length;
         var tile = scores[..TileLength];
         float runningMax = float.NegativeInfinity;
         float runningSum = 0.0f;
         target.Clear();
-        for (int tileStart = 0; tileStart < visible; tileStart += TileLength)
+
+        // Tiles stay aligned to position 0; wholly masked ones are skipped, masked keys in a tile score -inf (weight 0).
+        for (int tileStart = firstVisible / TileLength * TileLength; tileStart < visible; tileStart += TileLength)
         {
             int count = Math.Min(TileLength, visible - tileStart);
+            int hidden = firstVisible - tileStart;
             float tileMax = float.NegativeInfinity;
             for (int i = 0; i < TileLength; i++)
             {
-                if (i >= count)
+                if (i >= count || i < hidden)
                 {
                     tile[i] = float.NegativeInfinity;
                     continue;
@@ -491,6 +549,11 @@ public sealed class Attention : IAttention
             AccumulateValues(tile, values, tileStart, count, stride, target);
         }
 
+        if (sink is { } sinkLogit)
+        {
+            AddSink(sinkLogit, runningMax, ref runningSum, target);
+        }
+
         float inverse = runningSum == 0.0f ? 0.0f : 1.0f / runningSum;
         for (int j = 0; j < dim; j++)
         {
@@ -500,19 +563,28 @@ public sealed class Attention : IAttention
 
     /// <summary>Exact softmax attention in float32 for one query head.</summary>
     private static void AttendSingle(
-        ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride, int visible, float scale, Span<float> scores, Span<float> target)
+        ReadOnlySpan<float> query,
+        ReadOnlySpan<float> keys,
+        ReadOnlySpan<float> values,
+        int stride,
+        int firstVisible,
+        int visible,
+        float scale,
+        float? sink,
+        Span<float> scores,
+        Span<float> target)
     {
         int dim = query.Length;
-        float max = float.NegativeInfinity;
-        for (int p = 0; p < visible; p++)
+        float max = sink ?? float.NegativeInfinity;
+        for (int p = firstVisible; p < visible; p++)
         {
             float s = DotProduct.Compute(query, keys.Slice(p * stride, dim)) * scale;
             scores[p] = s;
             max = MathF.Max(max, s);
         }
 
-        double sum = 0;
-        for (int p = 0; p < visible; p++)
+        double sum = sink is { } sinkLogit ? MathF.Exp(sinkLogit - max) : 0;
+        for (int p = firstVisible; p < visible; p++)
         {
             float e = MathF.Exp(scores[p] - max);
             scores[p] = e;
@@ -521,7 +593,7 @@ public sealed class Attention : IAttention
 
         float inverse = (float)(1.0 / sum);
         target.Clear();
-        for (int p = 0; p < visible; p++)
+        for (int p = firstVisible; p < visible; p++)
         {
             float weight = scores[p] * inverse;
             var value = values.Slice(p * stride, dim);
@@ -538,14 +610,24 @@ public sealed class Attention : IAttention
     /// the softmax sum at the end. Reproducing the roundings is what makes outputs match llama.cpp's to ~1e-6.
     /// </summary>
     private static void AttendHalf(
-        ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride, int visible, float scale, Span<float> target)
+        ReadOnlySpan<float> query,
+        ReadOnlySpan<float> keys,
+        ReadOnlySpan<float> values,
+        int stride,
+        int firstVisible,
+        int visible,
+        float scale,
+        float? sink,
+        Span<float> target)
     {
         int dim = query.Length;
         float sum = 0.0f;
         float max = float.NegativeInfinity;
         target.Clear();
         Span<Half> halves = dim <= 1024 ? stackalloc Half[dim] : new Half[dim];
-        for (int p = 0; p < visible; p++)
+
+        // ggml's vector kernel skips masked (-inf) positions outright.
+        for (int p = firstVisible; p < visible; p++)
         {
             float s = DotProduct.Compute(query, keys.Slice(p * stride, dim)) * scale;
             float previousScale = 1.0f;
@@ -569,6 +651,12 @@ public sealed class Attention : IAttention
             sum = sum * previousScale + valueScale;
         }
 
+        // The sink joins after the f16 accumulator is widened to float, so its rescaling is not rounded to f16.
+        if (sink is { } sinkLogit)
+        {
+            AddSink(sinkLogit, max, ref sum, target);
+        }
+
         float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
         for (int j = 0; j < dim; j++)
         {
@@ -583,7 +671,7 @@ public sealed class Attention : IAttention
     /// in float32) or, without flash attention, ggml's softmax and a double-sum dot of the probabilities (converted to
     /// the value type's dot type) with each value column.
     /// </summary>
-    private void AttendWithCacheTypes(float[] query, KeyValueCache kv, int kvHead, int visible, float[] scores, Span<float> target)
+    private void AttendWithCacheTypes(float[] query, KeyValueCache kv, int kvHead, int firstVisible, int visible, float? sink, float[] scores, Span<float> target)
     {
         int dim = Options.HeadDimension;
         float scale = Options.Scale;
@@ -593,7 +681,7 @@ public sealed class Attention : IAttention
         Span<byte> convertedQuery = stackalloc byte[VecDot.ActivationBytes(keyType, dim)];
         VecDot.QuantizeActivations(keyType, query, convertedQuery);
         var keyBytes = kv.KeyBytes.AsSpan();
-        for (int p = 0; p < visible; p++)
+        for (int p = firstVisible; p < visible; p++)
         {
             scores[p] = VecDot.Quantized(keyType, keyBytes.Slice(p * kv.KeyRowBytes + kvHead * headBytes, headBytes), convertedQuery);
         }
@@ -607,7 +695,7 @@ public sealed class Attention : IAttention
             bool halfAccumulator = valueType == GgmlType.F16;
             float sum = 0.0f;
             float max = float.NegativeInfinity;
-            for (int p = 0; p < visible; p++)
+            for (int p = firstVisible; p < visible; p++)
             {
                 float s = scores[p] * scale;
                 float previousScale = 1.0f;
@@ -637,24 +725,38 @@ public sealed class Attention : IAttention
                 sum = sum * previousScale + valueScale;
             }
 
+            if (sink is { } sinkLogit)
+            {
+                AddSink(sinkLogit, max, ref sum, target);
+            }
+
             float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
             TensorPrimitives.Multiply(target, inverse, target);
             return;
         }
 
-        // kq = mul_mat(k, q); soft_max_ext(kq, mask, scale): the causal mask is -inf past the visible positions, and
-        // llama.cpp's padded cache length keeps every visible position in a full group of four of the vector exp.
+        // kq = mul_mat(k, q); soft_max_ext(kq, mask, scale): the causal and window masks are -inf outside the visible
+        // positions, and llama.cpp's padded cache length keeps every visible position in a full group of four of the
+        // vector exp. Masked positions get probability 0 and add nothing to the value sums, so those loops skip them.
         int padded = (visible + 3) / 4 * 4;
         var row = scores.AsSpan(0, padded);
         float rowMax = float.NegativeInfinity;
         for (int p = 0; p < padded; p++)
         {
-            row[p] = p < visible ? scores[p] * scale : float.NegativeInfinity;
+            row[p] = p >= firstVisible && p < visible ? scores[p] * scale : float.NegativeInfinity;
             rowMax = MathF.Max(rowMax, row[p]);
         }
 
-        float reciprocal = (float)(1.0 / GgmlMath.ExpMinusMax(row, rowMax));
-        for (int p = 0; p < visible; p++)
+        // soft_max_ext with sinks: the sink raises the max and adds its exp (by expf) to the double sum.
+        rowMax = sink.HasValue ? MathF.Max(rowMax, sink.Value) : rowMax;
+        double denominator = GgmlMath.ExpMinusMax(row, rowMax);
+        if (sink.HasValue)
+        {
+            denominator += MathF.Exp(sink.Value - rowMax);
+        }
+
+        float reciprocal = (float)(1.0 / denominator);
+        for (int p = firstVisible; p < visible; p++)
         {
             row[p] = RoundToDotType(row[p] * reciprocal, valueType);
         }
@@ -662,7 +764,7 @@ public sealed class Attention : IAttention
         // kqv = mul_mat(v, kq): per output value a double sum over positions of float products (ggml_vec_dot_f16/f32/bf16).
         Span<double> sums = stackalloc double[dim];
         sums.Clear();
-        for (int p = 0; p < visible; p++)
+        for (int p = firstVisible; p < visible; p++)
         {
             float probability = row[p];
             var value = values.Slice(p * stride, dim);

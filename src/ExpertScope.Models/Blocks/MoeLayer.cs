@@ -9,7 +9,16 @@ namespace ExpertScope.Models.Blocks;
 /// <param name="Gate">Slice of <c>ffn_gate_exps</c> <c>[ff, E]</c>.</param>
 /// <param name="Up">Slice of <c>ffn_up_exps</c> <c>[ff, E]</c>.</param>
 /// <param name="Down">Slice of <c>ffn_down_exps</c> <c>[E, ff]</c>.</param>
-public sealed record ExpertWeights(LinearWeight Gate, LinearWeight Up, LinearWeight Down);
+/// <param name="GateBias">This expert's row of <c>ffn_gate_exps.bias</c> <c>[ff]</c>, or null (gpt-oss has all three).</param>
+/// <param name="UpBias">This expert's row of <c>ffn_up_exps.bias</c> <c>[ff]</c>, or null.</param>
+/// <param name="DownBias">This expert's row of <c>ffn_down_exps.bias</c> <c>[E]</c>, or null.</param>
+public sealed record ExpertWeights(
+    LinearWeight Gate,
+    LinearWeight Up,
+    LinearWeight Down,
+    float[]? GateBias = null,
+    float[]? UpBias = null,
+    float[]? DownBias = null);
 
 /// <summary>
 /// Shared experts that every token passes through, optionally scaled by a per-token sigmoid gate
@@ -33,7 +42,8 @@ public sealed class MoeLayer : IFeedForward
     /// <param name="router">The router.</param>
     /// <param name="experts">The X routed experts.</param>
     /// <param name="shared">Shared experts, or null.</param>
-    public MoeLayer(LinearWeight routerWeight, Router router, IReadOnlyList<ExpertWeights> experts, SharedExperts? shared)
+    /// <param name="activation">The experts' gated activation: null for SwiGLU, or gpt-oss's clamped variant.</param>
+    public MoeLayer(LinearWeight routerWeight, Router router, IReadOnlyList<ExpertWeights> experts, SharedExperts? shared, ClampedSwiGlu? activation = null)
     {
         ArgumentNullException.ThrowIfNull(routerWeight);
         ArgumentNullException.ThrowIfNull(router);
@@ -42,7 +52,11 @@ public sealed class MoeLayer : IFeedForward
         Router = router;
         Experts = experts;
         Shared = shared;
+        Activation = activation;
     }
+
+    /// <summary>The experts' gated activation: null for SwiGLU (silu(gate)·up), else the clamped variant.</summary>
+    public ClampedSwiGlu? Activation { get; }
 
     /// <summary>Router projection <c>[X, E]</c>.</summary>
     public LinearWeight RouterWeight { get; }
@@ -187,9 +201,10 @@ public sealed class MoeLayer : IFeedForward
             expert.Up.Multiply(gathered, n, up, parallelism);
         }
 
-        GgmlMath.SwiGlu(gate, up, ff);
+        Activate(expert, gate, up, ff);
         var down = new float[n * width];
         expert.Down.Multiply(gate, n, down, parallelism);
+        AddBias(down, expert.DownBias);
         for (int i = 0; i < n; i++)
         {
             float weight = routing.Weights[rows[i]];
@@ -261,12 +276,16 @@ public sealed class MoeLayer : IFeedForward
         for (int i = 0; i < active.Count; i++)
         {
             var expert = Experts[routing.Experts[active[i]]];
-            GgmlMath.SwiGlu(gates[i], ups[i], gates[i].Length);
+            Activate(expert, gates[i], ups[i], gates[i].Length);
             downs[i] = new float[width];
             products.Add(new RowProduct(expert.Down, Prepare(expert.Down, gates[i], shared: false), downs[i]));
         }
 
         RowProduct.RunAll(products, context.Parallelism);
+        for (int i = 0; i < active.Count; i++)
+        {
+            AddBias(downs[i], Experts[routing.Experts[active[i]]].DownBias);
+        }
 
         var slotOutputs = new float[k * width];
         var unweighted = context.Wants(HookKind.ExpertDownOutputs, Router.Layer) ? new float[k * width] : null;
@@ -292,6 +311,38 @@ public sealed class MoeLayer : IFeedForward
         for (int slot = 1; slot < k; slot++)
         {
             TensorPrimitives.Add(target, slotOutputs.AsSpan(slot * width, width), target);
+        }
+    }
+
+    /// <summary>
+    /// The gated activation of <paramref name="gate"/> and <paramref name="up"/> rows (<paramref name="ff"/> wide) into
+    /// <paramref name="gate"/>, after the experts' biases (llama.cpp's <c>add_id</c>: up biased, then gate).
+    /// </summary>
+    private void Activate(ExpertWeights expert, float[] gate, float[] up, int ff)
+    {
+        AddBias(up, expert.UpBias);
+        AddBias(gate, expert.GateBias);
+        if (Activation is null)
+        {
+            GgmlMath.SwiGlu(gate, up, ff);
+        }
+        else
+        {
+            Activation.Apply(gate, up);
+        }
+    }
+
+    /// <summary>Adds a bias to every row of <paramref name="rows"/> (rows as long as the bias).</summary>
+    private static void AddBias(float[] rows, float[]? bias)
+    {
+        if (bias is null)
+        {
+            return;
+        }
+
+        for (int row = 0; row + bias.Length <= rows.Length; row += bias.Length)
+        {
+            TensorPrimitives.Add(rows.AsSpan(row, bias.Length), bias, rows.AsSpan(row, bias.Length));
         }
     }
 

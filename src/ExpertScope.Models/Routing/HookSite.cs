@@ -88,6 +88,12 @@ public enum HookKind
 
     /// <summary><c>result_output</c>: logits <c>[T, V]</c> (layer -1).</summary>
     ResultOutput,
+
+    /// <summary><c>ffn_moe_logits_biased</c>: router logits plus the router's bias <c>[T, X]</c> (gpt-oss).</summary>
+    RouterBiasedLogits,
+
+    /// <summary><c>ffn_moe_weights_softmax</c>: softmax over the selected experts' logits <c>[T, k]</c> (gpt-oss's gating).</summary>
+    RouterWeightsSoftmax,
 }
 
 /// <summary>A hook site: what (<see cref="Kind"/>) at which block (<see cref="Layer"/>; -1 for the model's head).</summary>
@@ -122,6 +128,8 @@ public readonly record struct HookSite(HookKind Kind, int Layer)
         HookKind.LayerOutput => "l_out",
         HookKind.ResultNorm => "result_norm",
         HookKind.ResultOutput => "result_output",
+        HookKind.RouterBiasedLogits => "ffn_moe_logits_biased",
+        HookKind.RouterWeightsSoftmax => "ffn_moe_weights_softmax",
         _ => Kind.ToString(),
     };
 

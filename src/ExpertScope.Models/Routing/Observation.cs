@@ -94,7 +94,11 @@ public readonly ref struct RouterView
     /// <summary>Router logits <c>[T, X]</c>, before any bias.</summary>
     public ReadOnlySpan<float> Logits { get; }
 
-    /// <summary>After the gating function (softmax or sigmoid) <c>[T, X]</c>; mixing weights are taken from here.</summary>
+    /// <summary>
+    /// After the gating function (softmax or sigmoid) <c>[T, X]</c>; mixing weights are taken from here. For gpt-oss's
+    /// <see cref="GatingFunction.SoftmaxWeight"/> the softmax over every expert's biased logit (its renormalised top-k
+    /// are the mixing weights).
+    /// </summary>
     public ReadOnlySpan<float> Probabilities { get; }
 
     /// <summary>The scores experts were chosen by <c>[T, X]</c>: probabilities + selection bias, disabled experts and dropped groups at -inf.</summary>

@@ -11,6 +11,12 @@ public enum GatingFunction
 
     /// <summary>Independent sigmoid per expert (DeepSeek-V3 / R1).</summary>
     Sigmoid,
+
+    /// <summary>
+    /// Experts chosen by their logits, and the mixing weights a softmax over the k chosen logits only (gpt-oss;
+    /// llama.cpp's <c>LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT</c>): the "probabilities" are the logits themselves.
+    /// </summary>
+    SoftmaxWeight,
 }
 
 /// <summary>A router's fixed settings, read from GGUF metadata by each architecture.</summary>
@@ -51,13 +57,15 @@ public sealed class Router
     public const float MinimumWeightSum = 6.103515625e-5f;
 
     private readonly float[]? _selectionBias;
+    private readonly float[]? _logitBias;
 
     /// <summary>Creates a router.</summary>
     /// <param name="layer">GGUF block index (for layer selectors and hook sites).</param>
     /// <param name="config">Settings.</param>
     /// <param name="selectionBias">Per-expert bias added to the probabilities for selection only (<c>exp_probs_b</c>), or empty.</param>
+    /// <param name="logitBias">Per-expert bias of the router projection (<c>ffn_gate_inp.bias</c>, gpt-oss), added to the logits before gating; or empty.</param>
     /// <exception cref="ExpertScopeException">Inconsistent settings.</exception>
-    public Router(int layer, RouterConfig config, ReadOnlySpan<float> selectionBias = default)
+    public Router(int layer, RouterConfig config, ReadOnlySpan<float> selectionBias = default, ReadOnlySpan<float> logitBias = default)
     {
         ArgumentNullException.ThrowIfNull(config);
         Layer = layer;
@@ -83,6 +91,16 @@ public sealed class Router
 
             _selectionBias = selectionBias.ToArray();
         }
+
+        if (!logitBias.IsEmpty)
+        {
+            if (logitBias.Length != config.ExpertCount)
+            {
+                throw new ExpertScopeException($"block {layer}: router bias has {logitBias.Length} values for {config.ExpertCount} experts.");
+            }
+
+            _logitBias = logitBias.ToArray();
+        }
     }
 
     /// <summary>GGUF block index.</summary>
@@ -93,6 +111,9 @@ public sealed class Router
 
     /// <summary>True when a selection bias is present.</summary>
     public bool HasSelectionBias => _selectionBias is not null;
+
+    /// <summary>True when the router projection has a bias (<c>ffn_moe_logits_biased</c> is formed).</summary>
+    public bool HasLogitBias => _logitBias is not null;
 
     /// <summary>
     /// Routes <paramref name="tokenCount"/> tokens from their logits, applying the interventions that select this
@@ -109,8 +130,18 @@ public sealed class Router
         ArgumentNullException.ThrowIfNull(result);
         int experts = Config.ExpertCount;
         var plan = Plan(interventions);
-        result.Reset(tokenCount, experts, plan.TopK, Config.IsGroupLimited ? Config.GroupsKept : 0, HasSelectionBias);
+        result.Reset(tokenCount, experts, plan.TopK, Config.IsGroupLimited ? Config.GroupsKept : 0, HasSelectionBias, HasLogitBias, Config.Gating == GatingFunction.SoftmaxWeight);
         logits[..(tokenCount * experts)].CopyTo(result.Logits);
+        if (_logitBias is not null)
+        {
+            for (int i = 0; i < tokenCount * experts; i++)
+            {
+                result.BiasedLogits[i] = logits[i] + _logitBias[i % experts];
+            }
+
+            logits = result.BiasedLogits.AsSpan(0, tokenCount * experts);
+        }
+
         Span<int> best = stackalloc int[plan.DisabledTop];
         for (int t = 0; t < tokenCount; t++)
         {
@@ -122,6 +153,20 @@ public sealed class Router
             else
             {
                 GateRemaining(logits.Slice(t * experts, experts), probabilities, plan.Removed);
+            }
+
+            if (Config.Gating == GatingFunction.SoftmaxWeight)
+            {
+                // What observers read as the router's distribution: the softmax over every expert's (biased) logit,
+                // whose renormalised top-k are the mixing weights; removed experts get 0.
+                var distribution = result.Distribution.AsSpan(t * experts, experts);
+                probabilities.CopyTo(distribution);
+                foreach (int removed in plan.Removed)
+                {
+                    distribution[removed] = float.NegativeInfinity;
+                }
+
+                GgmlMath.Softmax(distribution);
             }
 
             var scores = result.Scores.AsSpan(t * experts, experts);
@@ -179,7 +224,10 @@ public sealed class Router
         }
 
         logits.CopyTo(probabilities);
-        GgmlMath.Softmax(probabilities);
+        if (Config.Gating == GatingFunction.Softmax)
+        {
+            GgmlMath.Softmax(probabilities);
+        }
     }
 
     /// <summary>
@@ -275,6 +323,12 @@ public sealed class Router
         }
 
         raw.CopyTo(weights);
+        if (Config.Gating == GatingFunction.SoftmaxWeight)
+        {
+            GgmlMath.Softmax(weights);
+            weights.CopyTo(result.SoftmaxWeights.AsSpan(token * k, k));
+        }
+
         if (Config.NormalizeWeights)
         {
             double sum = 0;
@@ -486,6 +540,25 @@ public sealed class RoutingResult
     /// <summary>Logits <c>[T, X]</c>.</summary>
     public float[] Logits { get; private set; } = [];
 
+    /// <summary>True when <see cref="BiasedLogits"/> holds data.</summary>
+    public bool HasLogitBias { get; private set; }
+
+    /// <summary>Logits plus the router projection's bias <c>[T, X]</c> (<c>ffn_moe_logits_biased</c>), when it has one.</summary>
+    public float[] BiasedLogits { get; private set; } = [];
+
+    /// <summary>Softmax over the selected experts' weights <c>[T, k]</c> (<c>ffn_moe_weights_softmax</c>), for <see cref="GatingFunction.SoftmaxWeight"/>.</summary>
+    public float[] SoftmaxWeights { get; private set; } = [];
+
+    /// <summary>
+    /// For <see cref="GatingFunction.SoftmaxWeight"/>: softmax over all experts' biased logits <c>[T, X]</c>, the
+    /// distribution observers receive as <see cref="RouterView.Probabilities"/> (llama.cpp's <c>ffn_moe_probs</c> is the
+    /// logits there, which are no distribution).
+    /// </summary>
+    public float[] Distribution { get; private set; } = [];
+
+    /// <summary>True when <see cref="Distribution"/> holds data.</summary>
+    public bool HasDistribution { get; private set; }
+
     /// <summary>Gated probabilities <c>[T, X]</c> (<c>ffn_moe_probs</c>).</summary>
     public float[] Probabilities { get; private set; } = [];
 
@@ -523,13 +596,13 @@ public sealed class RoutingResult
         TopK,
         firstPosition,
         Logits.AsSpan(0, TokenCount * ExpertCount),
-        Probabilities.AsSpan(0, TokenCount * ExpertCount),
+        (HasDistribution ? Distribution : Probabilities).AsSpan(0, TokenCount * ExpertCount),
         Scores.AsSpan(0, TokenCount * ExpertCount),
         Groups.AsSpan(0, TokenCount * GroupsKept),
         Experts.AsSpan(0, TokenCount * TopK),
         Weights.AsSpan(0, TokenCount * TopK));
 
-    internal void Reset(int tokenCount, int expertCount, int topK, int groupsKept, bool hasBias)
+    internal void Reset(int tokenCount, int expertCount, int topK, int groupsKept, bool hasBias, bool hasLogitBias = false, bool hasDistribution = false)
     {
         TokenCount = tokenCount;
         ExpertCount = expertCount;
@@ -539,6 +612,11 @@ public sealed class RoutingResult
         int full = tokenCount * expertCount;
         int chosen = tokenCount * topK;
         Logits = Ensure(Logits, full);
+        HasLogitBias = hasLogitBias;
+        HasDistribution = hasDistribution;
+        Distribution = Ensure(Distribution, hasDistribution ? full : 0);
+        BiasedLogits = Ensure(BiasedLogits, hasLogitBias ? full : 0);
+        SoftmaxWeights = Ensure(SoftmaxWeights, chosen);
         Probabilities = Ensure(Probabilities, full);
         BiasedScores = Ensure(BiasedScores, hasBias ? full : 0);
         Scores = Ensure(Scores, full);

@@ -9,7 +9,7 @@ namespace ExpertScope.Models.Synthetic;
 /// </summary>
 public sealed record SyntheticModelSpec
 {
-    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c>, <c>deepseek2</c>, <c>deepseek</c>, <c>ernie4_5-moe</c>, <c>glm4moe</c>, <c>granitemoe</c> or <c>phimoe</c>.</summary>
+    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c>, <c>deepseek2</c>, <c>deepseek</c>, <c>ernie4_5-moe</c>, <c>glm4moe</c>, <c>granitemoe</c>, <c>phimoe</c> or <c>gpt-oss</c>.</summary>
     public required string Architecture { get; init; }
 
     /// <summary>Hidden size (<c>embedding_length</c>).</summary>
@@ -98,6 +98,12 @@ public sealed record SyntheticModelSpec
     /// 4 makes 8-expert routing decisive; with many fine-grained experts a smaller value keeps several experts in play.
     /// </summary>
     public float RouterLogitScale { get; init; } = 4f;
+
+    /// <summary>gpt-oss: <c>attention.sliding_window</c> of the sliding (even) layers.</summary>
+    public int SlidingWindow { get; init; } = 128;
+
+    /// <summary>gpt-oss: YaRN factor written as <c>rope.scaling.factor</c> (0 = no <c>rope.scaling</c> keys).</summary>
+    public float YarnFactor { get; init; }
 
     /// <summary>Storage type of the routed expert tensors (<c>*_exps</c>).</summary>
     public GgmlType ExpertTensorType { get; init; } = GgmlType.F32;

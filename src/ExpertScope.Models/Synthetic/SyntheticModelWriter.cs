@@ -77,7 +77,7 @@ public static class SyntheticModelWriter
 
     private static void Validate(SyntheticModelSpec spec)
     {
-        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2", "deepseek", "ernie4_5-moe", "glm4moe", "granitemoe", "phimoe"];
+        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2", "deepseek", "ernie4_5-moe", "glm4moe", "granitemoe", "phimoe", "gpt-oss"];
         if (!supported.Contains(spec.Architecture))
         {
             throw new ExpertScopeException($"cannot write a synthetic '{spec.Architecture}' model; supported: {string.Join(", ", supported)}");
@@ -122,12 +122,23 @@ public static class SyntheticModelWriter
         F32($"{a}.rope.freq_base", 10000f);
         U32($"{a}.expert_count", spec.ExpertCount);
         U32($"{a}.expert_used_count", spec.ExpertUsedCount);
-        if (a is "qwen2moe" or "qwen3moe" or "deepseek2" or "deepseek" or "ernie4_5-moe")
+        if (a is "qwen2moe" or "qwen3moe" or "deepseek2" or "deepseek" or "ernie4_5-moe" or "gpt-oss")
         {
             U32($"{a}.expert_feed_forward_length", spec.ExpertFeedForwardLength);
         }
 
-        if (a is "llama" or "olmoe" or "qwen3moe" or "deepseek" or "ernie4_5-moe" or "glm4moe" or "granitemoe")
+        if (a == "gpt-oss")
+        {
+            U32($"{a}.attention.sliding_window", spec.SlidingWindow);
+            if (spec.YarnFactor > 0)
+            {
+                Str($"{a}.rope.scaling.type", "yarn");
+                F32($"{a}.rope.scaling.factor", spec.YarnFactor);
+                U32($"{a}.rope.scaling.original_context_length", spec.ContextLength);
+            }
+        }
+
+        if (a is "llama" or "olmoe" or "qwen3moe" or "deepseek" or "ernie4_5-moe" or "glm4moe" or "granitemoe" or "gpt-oss")
         {
             U32($"{a}.attention.key_length", spec.HeadDimension);
             U32($"{a}.attention.value_length", spec.HeadDimension);
@@ -274,13 +285,13 @@ public static class SyntheticModelWriter
         PlannedTensor Norm(string name, long length) => new(name, GgmlType.F32, [length], 1f, 0.1f);
 
         bool biased = spec.Architecture == "phimoe";
-        PlannedTensor Bias(string name, long length) => new(name, GgmlType.F32, [length], 0f, 0.1f);
+        PlannedTensor Bias(string name, float halfWidth, params long[] dimensions) => new(name, GgmlType.F32, dimensions, 0f, halfWidth);
         void AddNorm(string name)
         {
             plan.Add(Norm(name + ".weight", e));
             if (biased)
             {
-                plan.Add(Bias(name + ".bias", e));
+                plan.Add(Bias(name + ".bias", 0.1f, e));
             }
         }
 
@@ -289,7 +300,7 @@ public static class SyntheticModelWriter
         plan.Add(Matrix("output.weight", dense, e, vocabularySize));
         if (biased)
         {
-            plan.Add(Bias("output.bias", vocabularySize) with { HalfWidth = 0.5f });
+            plan.Add(Bias("output.bias", 0.1f, vocabularySize) with { HalfWidth = 0.5f });
 
             // LongRoPE divisors per rotated pair: short ones near 1, long ones up to 7 (Phi-3.5's reach about 60).
             plan.Add(new PlannedTensor("rope_factors_short.weight", GgmlType.F32, [spec.HeadDimension / 2], 1.1f, 0.1f));
@@ -330,18 +341,18 @@ public static class SyntheticModelWriter
                 plan.Add(Matrix(p + "attn_output.weight", dense, q, e));
                 if (biased)
                 {
-                    plan.Add(Bias(p + "attn_q.bias", q));
-                    plan.Add(Bias(p + "attn_k.bias", kv));
-                    plan.Add(Bias(p + "attn_v.bias", kv));
-                    plan.Add(Bias(p + "attn_output.bias", e));
+                    plan.Add(Bias(p + "attn_q.bias", 0.1f, q));
+                    plan.Add(Bias(p + "attn_k.bias", 0.1f, kv));
+                    plan.Add(Bias(p + "attn_v.bias", 0.1f, kv));
+                    plan.Add(Bias(p + "attn_output.bias", 0.1f, e));
                 }
 
                 if (spec.Architecture == "glm4moe")
                 {
                     // GLM-4.5 converts q/k/v with biases and (the 355B model) per-head QK norms.
-                    plan.Add(new PlannedTensor(p + "attn_q.bias", GgmlType.F32, [q], 0f, 0.1f));
-                    plan.Add(new PlannedTensor(p + "attn_k.bias", GgmlType.F32, [kv], 0f, 0.1f));
-                    plan.Add(new PlannedTensor(p + "attn_v.bias", GgmlType.F32, [kv], 0f, 0.1f));
+                    plan.Add(Bias(p + "attn_q.bias", 0.1f, q));
+                    plan.Add(Bias(p + "attn_k.bias", 0.1f, kv));
+                    plan.Add(Bias(p + "attn_v.bias", 0.1f, kv));
                     plan.Add(Norm(p + "attn_q_norm.weight", spec.HeadDimension));
                     plan.Add(Norm(p + "attn_k_norm.weight", spec.HeadDimension));
                 }
@@ -355,10 +366,20 @@ public static class SyntheticModelWriter
                     plan.Add(Norm(p + "attn_q_norm.weight", spec.HeadDimension));
                     plan.Add(Norm(p + "attn_k_norm.weight", spec.HeadDimension));
                 }
+                else if (spec.Architecture == "gpt-oss")
+                {
+                    plan.Add(Bias(p + "attn_q.bias", 0.2f, q));
+                    plan.Add(Bias(p + "attn_k.bias", 0.2f, kv));
+                    plan.Add(Bias(p + "attn_v.bias", 0.2f, kv));
+                    plan.Add(Bias(p + "attn_output.bias", 0.2f, e));
+
+                    // Sinks from -1 to 2: some heads give the sink more weight than their keys, some less.
+                    plan.Add(new PlannedTensor(p + "attn_sinks.weight", GgmlType.F32, [spec.HeadCount], 0.5f, 1.5f));
+                }
             }
 
-            // GLM stores the norm before the feed-forward part as post_attention_norm.
-            if (spec.Architecture == "glm4moe")
+            // GLM and gpt-oss store the norm before the feed-forward part as post_attention_norm.
+            if (spec.Architecture is "glm4moe" or "gpt-oss")
             {
                 plan.Add(Norm(p + "post_attention_norm.weight", e));
             }
@@ -390,6 +411,20 @@ public static class SyntheticModelWriter
             if (spec.HasSelectionBias)
             {
                 plan.Add(new PlannedTensor(p + "exp_probs_b.bias", GgmlType.F32, [spec.ExpertCount], 0f, 0.05f));
+            }
+
+            if (spec.Architecture == "gpt-oss")
+            {
+                // Gate and up four times wider than unit variance, so the clamped SwiGLU's limit of 7 is reached.
+                float wide = 4f * MathF.Sqrt(3f / e);
+                plan.Add(Bias(p + "ffn_gate_inp.bias", 0.2f, spec.ExpertCount) with { HalfWidth = 0.5f });
+                plan.Add(Matrix(p + "ffn_gate_exps.weight", experts, e, ff, spec.ExpertCount) with { HalfWidth = wide });
+                plan.Add(Matrix(p + "ffn_up_exps.weight", experts, e, ff, spec.ExpertCount) with { HalfWidth = wide });
+                plan.Add(Matrix(p + "ffn_down_exps.weight", experts, ff, e, spec.ExpertCount));
+                plan.Add(Bias(p + "ffn_gate_exps.bias", 0.2f, ff, spec.ExpertCount));
+                plan.Add(Bias(p + "ffn_up_exps.bias", 0.2f, ff, spec.ExpertCount));
+                plan.Add(Bias(p + "ffn_down_exps.bias", 0.2f, e, spec.ExpertCount));
+                continue;
             }
 
             plan.Add(Matrix(p + "ffn_gate_exps.weight", experts, e, ff, spec.ExpertCount));

@@ -33,6 +33,10 @@ public static class SyntheticPresets
         ["tiny-glm4moe"] = ("glm4moe (GLM-4.5 style): 1 dense + 2 MoE blocks + 1 NextN block, sigmoid top-3, selection bias, 4 groups keep 2, shared expert, partial RoPE, q/k/v biases, QK norm", TinyGlm()),
         ["tiny-granitemoe"] = ("granitemoe (Granite 3.0 MoE style): 8 experts (top-3); embedding, attention, residual and logit multipliers", TinyGranite()),
         ["tiny-granitemoe-shared"] = ("granitemoe with a shared expert (Granite MoE shared style), otherwise as tiny-granitemoe", TinyGranite() with { SharedExpertFeedForwardLength = 64 }),
+        ["tiny-gpt-oss"] = ("gpt-oss: 8 experts (top-4), biases, sinks, sliding window 4 on even blocks, YaRN x4", Tiny("gpt-oss") with
+        {
+            SlidingWindow = 4, YarnFactor = 4f,
+        }),
         ["olmoe-1b-7b-4l"] = ("OLMoE-1B-7B per-layer dimensions, 4 blocks: hidden 2048, 16 heads, 64 experts (top-8), expert FFN 1024, vocab 50304", new SyntheticModelSpec
         {
             Architecture = "olmoe", EmbeddingLength = 2048, BlockCount = 4, HeadCount = 16, KeyValueHeadCount = 16, HeadDimension = 128,
