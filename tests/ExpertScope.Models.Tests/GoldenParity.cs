@@ -14,9 +14,10 @@ internal static class GoldenParity
 
     /// <summary>
     /// Runs every prompt of the case and returns the largest logit difference. Fails at the first diverging
-    /// (layer, token, site) in graph order, naming it and the difference.
+    /// (layer, token, site) in graph order, naming it and the difference. <paramref name="siteAliases"/> maps a dumped
+    /// name (<c>ffn_moe_shexp-1</c>) to the engine's hook-site name where llama.cpp's graph names a tensor differently.
     /// </summary>
-    public static float Check(GoldenCase golden, Tolerances tolerances, int threads = 1, ModelLoadOptions? options = null)
+    public static float Check(GoldenCase golden, Tolerances tolerances, int threads = 1, ModelLoadOptions? options = null, IReadOnlyDictionary<string, string>? siteAliases = null)
     {
         using var model = MoeModel.Load(golden.ModelPath, options ?? golden.LoadOptions);
         float largestLogitDifference = 0;
@@ -43,9 +44,10 @@ internal static class GoldenParity
                     continue;
                 }
 
-                Assert.True(recorder.Activations.TryGetValue(tensor.Name, out var actual), $"{golden.Name}: site {tensor.Name} was not emitted.");
+                string site = siteAliases?.GetValueOrDefault(tensor.Name) ?? tensor.Name;
+                Assert.True(recorder.Activations.TryGetValue(site, out var actual), $"{golden.Name}: site {site} was not emitted.");
                 float tolerance = RouterSites.Contains(tensor.Site) ? tolerances.Router : tolerances.Hidden;
-                Compare(golden, prompt, tensor.Name, tensor.Layer, tensor.Columns, tensor.ReadFloats(), actual, tolerance);
+                Compare(golden, prompt, site, tensor.Layer, tensor.Columns, tensor.ReadFloats(), actual, tolerance);
             }
 
             var expectedLogits = prompt.Logits.ReadFloats();

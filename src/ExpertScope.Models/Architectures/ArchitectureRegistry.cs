@@ -12,6 +12,7 @@ public static class ArchitectureRegistry
         new Qwen3Moe(),
         new Olmoe(),
         new DeepSeek2(),
+        new Llama4(),
     ];
 
     /// <summary>
@@ -25,7 +26,6 @@ public static class ArchitectureRegistry
         ["bailingmoe2"] = ("deepseek2", "Ling 2.0: sigmoid routing with groups and a selection bias as DeepSeek-V3, grouped-query attention"),
         ["dots1"] = ("deepseek2", "dots.llm1: DeepSeek-V3-style routing with shared experts, grouped-query attention with QK norm"),
         ["gpt-oss"] = ("llama", "gpt-oss: softmax over the top-k logits (equal to Mixtral's renormalised top-k), plus attention sinks, alternating sliding-window attention, router and expert biases, clamped SwiGLU"),
-        ["llama4"] = ("llama", "Llama 4: interleaved MoE and dense blocks, a shared expert, sigmoid top-1 routing applied before the expert, chunked local attention and no-RoPE layers"),
         ["phimoe"] = ("llama", "Phi-3.5-MoE: Mixtral-like top-2 (sparsemixer), LayerNorm with bias instead of RMS norm"),
         ["granitemoe"] = ("llama", "Granite MoE: Mixtral-style routing (optionally a shared expert) with multipliers on embeddings, attention, residual and logits"),
         ["granitehybrid"] = ("llama", "Granite 4.0-H: Mamba-2 layers between attention blocks, MoE with a shared expert"),

@@ -68,6 +68,7 @@ public enum CachePrecision
 /// <param name="QkNorm">Query/key norm placement.</param>
 /// <param name="CachePrecision">Cache storage precision; <see cref="CachePrecision.Float32"/> is exact float32 attention, not llama.cpp's.</param>
 /// <param name="Settings">llama.cpp's cache types and flash-attention switch (null = its defaults); used with <see cref="CachePrecision.Float16"/>.</param>
+/// <param name="Adjustments">Llama 4's per-layer query/key changes around RoPE (null = plain RoPE).</param>
 public sealed record AttentionOptions(
     int HeadCount,
     int KvHeadCount,
@@ -76,7 +77,8 @@ public sealed record AttentionOptions(
     float Scale,
     QkNormMode QkNorm = QkNormMode.None,
     CachePrecision CachePrecision = CachePrecision.Float16,
-    AttentionSettings? Settings = null);
+    AttentionSettings? Settings = null,
+    QueryKeyAdjustments? Adjustments = null);
 
 /// <summary>The projections of a <see cref="Attention"/> layer (biases and norms optional).</summary>
 /// <param name="Query"><c>attn_q</c> <c>[H·D, E]</c>.</param>
@@ -200,8 +202,15 @@ public sealed class Attention : IAttention
                 var keyRow = k.AsSpan(t * kvWidth, kvWidth);
                 w.QueryNorm?.Apply(queryRow, queryRow);
                 w.KeyNorm?.Apply(keyRow, keyRow);
-                Options.Rope.Apply(queryRow, heads, dim, start + t);
-                Options.Rope.Apply(keyRow, kvHeads, dim, start + t);
+                if (Options.Adjustments is { } adjustments)
+                {
+                    adjustments.Apply(Options.Rope, queryRow, keyRow, heads, kvHeads, dim, start + t);
+                }
+                else
+                {
+                    Options.Rope.Apply(queryRow, heads, dim, start + t);
+                    Options.Rope.Apply(keyRow, kvHeads, dim, start + t);
+                }
             }
         });
 

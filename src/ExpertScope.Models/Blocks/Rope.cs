@@ -37,15 +37,26 @@ public sealed class Rope
     private readonly float _thetaScale;
     private readonly float _low;
     private readonly float _high;
+    private readonly float[]? _frequencyFactors;
 
     /// <summary>Creates the rotation.</summary>
     /// <param name="dimensions">Rotated dimensions per head (GGUF <c>rope.dimension_count</c>, default head size).</param>
     /// <param name="frequencyBase">GGUF <c>rope.freq_base</c>.</param>
     /// <param name="style">Pairing of dimensions.</param>
     /// <param name="scaling">YaRN / linear scaling, or null for none.</param>
-    public Rope(int dimensions, float frequencyBase, RopeStyle style, RopeScaling? scaling = null)
+    /// <param name="frequencyFactors">
+    /// Per-pair divisors of the angle (GGUF <c>rope_freqs.weight</c>, <c>[dimensions / 2]</c>; Llama 3.1 / Llama 4
+    /// "llama3" scaling), or null for none.
+    /// </param>
+    public Rope(int dimensions, float frequencyBase, RopeStyle style, RopeScaling? scaling = null, float[]? frequencyFactors = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(dimensions, 2);
+        if (frequencyFactors is not null && frequencyFactors.Length != dimensions / 2)
+        {
+            throw new ArgumentException($"{frequencyFactors.Length} frequency factors for {dimensions / 2} rotated pairs.", nameof(frequencyFactors));
+        }
+
+        _frequencyFactors = frequencyFactors;
         Dimensions = dimensions;
         FrequencyBase = frequencyBase;
         Style = style;
@@ -102,17 +113,19 @@ public sealed class Rope
         float theta = position;
         for (int i = 0; i < cos.Length; i++)
         {
-            float angle = theta;
+            // ggml divides the angle by the pair's factor before any scaling; the running theta stays undivided.
+            float extrapolated = _frequencyFactors is null ? theta : theta / _frequencyFactors[i];
+            float angle = extrapolated;
             float magnitude = 1.0f;
             if (Scaling is { } s)
             {
-                float interpolated = s.FrequencyScale * theta;
+                float interpolated = s.FrequencyScale * extrapolated;
                 angle = interpolated;
                 if (s.ExtrapolationFactor != 0.0f)
                 {
                     float ramp = (2 * i / 2.0f - _low) / MathF.Max(0.001f, _high - _low);
                     float mix = (1 - MathF.Min(1, MathF.Max(0, ramp))) * s.ExtrapolationFactor;
-                    angle = interpolated * (1 - mix) + theta * mix;
+                    angle = interpolated * (1 - mix) + extrapolated * mix;
                     magnitude *= 1.0f + 0.1f * MathF.Log(1.0f / s.FrequencyScale);
                 }
 

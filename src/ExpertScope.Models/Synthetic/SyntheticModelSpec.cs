@@ -9,7 +9,7 @@ namespace ExpertScope.Models.Synthetic;
 /// </summary>
 public sealed record SyntheticModelSpec
 {
-    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c> or <c>deepseek2</c>.</summary>
+    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c>, <c>deepseek2</c> or <c>llama4</c>.</summary>
     public required string Architecture { get; init; }
 
     /// <summary>Hidden size (<c>embedding_length</c>).</summary>
@@ -47,6 +47,12 @@ public sealed record SyntheticModelSpec
 
     /// <summary>DeepSeek: leading dense blocks.</summary>
     public int LeadingDenseBlockCount { get; init; }
+
+    /// <summary>Llama 4: block i has experts when (i + 1) is a multiple of this (<c>interleave_moe_layer_step</c>), else a dense FFN.</summary>
+    public int MoeLayerStep { get; init; }
+
+    /// <summary>Llama 4: whether the file carries RoPE frequency factors (<c>rope_freqs.weight</c>, drawn from [1, 3)).</summary>
+    public bool HasRopeFrequencyFactors { get; init; }
 
     /// <summary>Vocabulary size; learned merges are padded with unused tokens up to this size.</summary>
     public required int VocabularySize { get; init; }

@@ -77,7 +77,7 @@ public static class SyntheticModelWriter
 
     private static void Validate(SyntheticModelSpec spec)
     {
-        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2"];
+        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2", "llama4"];
         if (!supported.Contains(spec.Architecture))
         {
             throw new ExpertScopeException($"cannot write a synthetic '{spec.Architecture}' model; supported: {string.Join(", ", supported)}");
@@ -86,6 +86,11 @@ public static class SyntheticModelWriter
         if (spec.ExpertUsedCount < 1 || spec.ExpertUsedCount > spec.ExpertCount)
         {
             throw new ExpertScopeException($"experts per token ({spec.ExpertUsedCount}) must be between 1 and the expert count ({spec.ExpertCount})");
+        }
+
+        if (spec.Architecture == "llama4" && spec.MoeLayerStep < 1)
+        {
+            throw new ExpertScopeException($"a llama4 model needs a MoE layer step of at least 1 (got {spec.MoeLayerStep})");
         }
 
         if (spec.HeadCount % Math.Max(1, spec.KeyValueHeadCount) != 0)
@@ -116,12 +121,17 @@ public static class SyntheticModelWriter
         F32($"{a}.rope.freq_base", 10000f);
         U32($"{a}.expert_count", spec.ExpertCount);
         U32($"{a}.expert_used_count", spec.ExpertUsedCount);
-        if (a is "qwen2moe" or "qwen3moe" or "deepseek2")
+        if (a is "qwen2moe" or "qwen3moe" or "deepseek2" or "llama4")
         {
             U32($"{a}.expert_feed_forward_length", spec.ExpertFeedForwardLength);
         }
 
-        if (a is "llama" or "olmoe" or "qwen3moe")
+        if (a == "llama4")
+        {
+            U32($"{a}.interleave_moe_layer_step", spec.MoeLayerStep);
+        }
+
+        if (a is "llama" or "olmoe" or "qwen3moe" or "llama4")
         {
             U32($"{a}.attention.key_length", spec.HeadDimension);
             U32($"{a}.attention.value_length", spec.HeadDimension);
@@ -191,6 +201,11 @@ public static class SyntheticModelWriter
         plan.Add(Matrix("token_embd.weight", dense, e, vocabularySize) with { HalfWidth = 1f });
         plan.Add(Norm("output_norm.weight", e));
         plan.Add(Matrix("output.weight", dense, e, vocabularySize));
+        if (spec.HasRopeFrequencyFactors)
+        {
+            plan.Add(new PlannedTensor("rope_freqs.weight", GgmlType.F32, [spec.HeadDimension / 2], 2f, 1f));
+        }
+
         for (int block = 0; block < spec.BlockCount; block++)
         {
             string p = $"blk.{block}.";
@@ -236,7 +251,8 @@ public static class SyntheticModelWriter
             }
 
             plan.Add(Norm(p + "ffn_norm.weight", e));
-            if (block < spec.LeadingDenseBlockCount)
+            bool interleavedDense = spec.MoeLayerStep > 0 && (block + 1) % spec.MoeLayerStep != 0;
+            if (block < spec.LeadingDenseBlockCount || interleavedDense)
             {
                 plan.Add(Matrix(p + "ffn_gate.weight", dense, e, spec.FeedForwardLength));
                 plan.Add(Matrix(p + "ffn_up.weight", dense, e, spec.FeedForwardLength));
@@ -262,6 +278,13 @@ public static class SyntheticModelWriter
                 plan.Add(Matrix(p + "ffn_gate_shexp.weight", dense, e, shared));
                 plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, shared));
                 plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, shared, e));
+            }
+            else if (spec.Architecture == "llama4")
+            {
+                // One ungated shared expert as wide as a routed one.
+                plan.Add(Matrix(p + "ffn_gate_shexp.weight", dense, e, ff));
+                plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, ff));
+                plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, ff, e));
             }
             else if (spec.Architecture == "deepseek2" && spec.SharedExpertCount > 0)
             {

@@ -18,6 +18,10 @@ public static class SyntheticPresets
             QueryLoraRank = 24, SharedExpertCount = 1, GatingFunction = 2, ExpertGroupCount = 4, ExpertGroupUsedCount = 2,
             ExpertWeightsScale = 2.5f, ExpertWeightsNormalized = true, HasSelectionBias = true,
         }),
+        ["tiny-llama4"] = ("llama4: 4 blocks (MoE every 2nd, the 4th without RoPE), 8 experts (top-1) + shared expert, RoPE frequency factors", Tiny("llama4") with
+        {
+            BlockCount = 4, ExpertUsedCount = 1, FeedForwardLength = 64, MoeLayerStep = 2, HasRopeFrequencyFactors = true,
+        }),
         ["olmoe-1b-7b-4l"] = ("OLMoE-1B-7B per-layer dimensions, 4 blocks: hidden 2048, 16 heads, 64 experts (top-8), expert FFN 1024, vocab 50304", new SyntheticModelSpec
         {
             Architecture = "olmoe", EmbeddingLength = 2048, BlockCount = 4, HeadCount = 16, KeyValueHeadCount = 16, HeadDimension = 128,
