@@ -68,6 +68,7 @@ public enum CachePrecision
 /// <param name="QkNorm">Query/key norm placement.</param>
 /// <param name="CachePrecision">Cache storage precision; <see cref="CachePrecision.Float32"/> is exact float32 attention, not llama.cpp's.</param>
 /// <param name="Settings">llama.cpp's cache types and flash-attention switch (null = its defaults); used with <see cref="CachePrecision.Float16"/>.</param>
+/// <param name="KeyWindow">Sliding or chunked limit on the keys each query sees (null = every earlier position).</param>
 /// <param name="Adjustments">Llama 4's per-layer query/key changes around RoPE (null = plain RoPE).</param>
 public sealed record AttentionOptions(
     int HeadCount,
@@ -78,6 +79,7 @@ public sealed record AttentionOptions(
     QkNormMode QkNorm = QkNormMode.None,
     CachePrecision CachePrecision = CachePrecision.Float16,
     AttentionSettings? Settings = null,
+    KeyWindow? KeyWindow = null,
     QueryKeyAdjustments? Adjustments = null);
 
 /// <summary>The projections of a <see cref="Attention"/> layer (biases and norms optional).</summary>
@@ -276,27 +278,28 @@ public sealed class Attention : IAttention
             {
                 int kvHead = h / group;
                 int visible = start + t + 1;
+                int firstVisible = FirstVisible(start + t);
                 q.AsSpan((t * heads + h) * dim, dim).CopyTo(query);
                 var target = mixed.AsSpan((t * heads + h) * dim, dim);
                 var keys = kv.Keys.AsSpan(kvHead * dim);
                 var values = kv.Values.AsSpan(kvHead * dim);
                 if (UsesCacheTypes)
                 {
-                    AttendWithCacheTypes(query, kv, kvHead, visible, scores, target);
+                    AttendWithCacheTypes(query, kv, kvHead, firstVisible, visible, scores, target);
                 }
                 else if (!half)
                 {
-                    AttendSingle(query, keys, values, kvWidth, visible, scale, scores, target);
+                    AttendSingle(query, keys, values, kvWidth, firstVisible, visible, scale, scores, target);
                 }
                 else if (UsesTiledKernel(t, tokens))
                 {
-                    AttendHalfTiled(query, keys, values, kvWidth, visible, scale, scores, target);
+                    AttendHalfTiled(query, keys, values, kvWidth, firstVisible, visible, scale, scores, target);
                 }
                 else
                 {
                     // The vector kernel converts the query to f16 for its q·k products.
                     RoundToHalf(query);
-                    AttendHalf(query, keys, values, kvWidth, visible, scale, target);
+                    AttendHalf(query, keys, values, kvWidth, firstVisible, visible, scale, target);
                 }
             }
         }
@@ -337,7 +340,8 @@ public sealed class Attention : IAttention
         var keys = kv.Keys.AsSpan(kvHead * dim);
         var values = kv.Values.AsSpan(kvHead * dim);
         var queryVectors = System.Runtime.InteropServices.MemoryMarshal.Cast<float, System.Numerics.Vector<float>>(transposed);
-        for (int tileStart = 0; tileStart < lastVisible; tileStart += TileLength)
+        // Tiles stay aligned to position 0 as ggml's are; those the window hides from every token are skipped.
+        for (int tileStart = FirstVisible(start + first) / TileLength * TileLength; tileStart < lastVisible; tileStart += TileLength)
         {
             int positions = Math.Min(TileLength, lastVisible - tileStart);
             for (int i = 0; i < positions; i++)
@@ -355,8 +359,10 @@ public sealed class Attention : IAttention
             for (int lane = 0; lane < count; lane++)
             {
                 int visible = start + first + lane + 1;
-                if (tileStart >= visible)
+                int hidden = FirstVisible(visible - 1) - tileStart;
+                if (tileStart >= visible || hidden >= TileLength)
                 {
+                    // Every key of the tile is masked for this token: ggml skips its row.
                     continue;
                 }
 
@@ -364,7 +370,7 @@ public sealed class Attention : IAttention
                 float tileMax = float.NegativeInfinity;
                 for (int i = 0; i < TileLength; i++)
                 {
-                    if (i >= valid)
+                    if (i >= valid || i < hidden)
                     {
                         tile[i] = float.NegativeInfinity;
                         continue;
@@ -403,6 +409,9 @@ public sealed class Attention : IAttention
             }
         }
     }
+
+    /// <summary>The first key position the query at <paramref name="queryPosition"/> sees (0 without a key window).</summary>
+    private int FirstVisible(int queryPosition) => Options.KeyWindow?.FirstVisible(queryPosition) ?? 0;
 
     /// <summary>target[j] += p[i] * v[i][j] for i in order, every j at once (a multiply then an add, as the scalar loop).</summary>
     private static void AccumulateValues(ReadOnlySpan<float> weights, ReadOnlySpan<float> values, int tileStart, int count, int stride, Span<float> target)
@@ -444,20 +453,31 @@ public sealed class Attention : IAttention
     /// the float accumulator gains the tile's p·v terms in position order. Divided by the sum at the end.
     /// </summary>
     private static void AttendHalfTiled(
-        ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride, int visible, float scale, Span<float> scores, Span<float> target)
+        ReadOnlySpan<float> query,
+        ReadOnlySpan<float> keys,
+        ReadOnlySpan<float> values,
+        int stride,
+        int firstVisible,
+        int visible,
+        float scale,
+        Span<float> scores,
+        Span<float> target)
     {
         int dim = query.Length;
         var tile = scores[..TileLength];
         float runningMax = float.NegativeInfinity;
         float runningSum = 0.0f;
         target.Clear();
-        for (int tileStart = 0; tileStart < visible; tileStart += TileLength)
+
+        // Tiles stay aligned to position 0; wholly masked ones are skipped, masked keys in a tile score -inf (weight 0).
+        for (int tileStart = firstVisible / TileLength * TileLength; tileStart < visible; tileStart += TileLength)
         {
             int count = Math.Min(TileLength, visible - tileStart);
+            int hidden = firstVisible - tileStart;
             float tileMax = float.NegativeInfinity;
             for (int i = 0; i < TileLength; i++)
             {
-                if (i >= count)
+                if (i >= count || i < hidden)
                 {
                     tile[i] = float.NegativeInfinity;
                     continue;
@@ -500,11 +520,19 @@ public sealed class Attention : IAttention
 
     /// <summary>Exact softmax attention in float32 for one query head.</summary>
     private static void AttendSingle(
-        ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride, int visible, float scale, Span<float> scores, Span<float> target)
+        ReadOnlySpan<float> query,
+        ReadOnlySpan<float> keys,
+        ReadOnlySpan<float> values,
+        int stride,
+        int firstVisible,
+        int visible,
+        float scale,
+        Span<float> scores,
+        Span<float> target)
     {
         int dim = query.Length;
         float max = float.NegativeInfinity;
-        for (int p = 0; p < visible; p++)
+        for (int p = firstVisible; p < visible; p++)
         {
             float s = DotProduct.Compute(query, keys.Slice(p * stride, dim)) * scale;
             scores[p] = s;
@@ -512,7 +540,7 @@ public sealed class Attention : IAttention
         }
 
         double sum = 0;
-        for (int p = 0; p < visible; p++)
+        for (int p = firstVisible; p < visible; p++)
         {
             float e = MathF.Exp(scores[p] - max);
             scores[p] = e;
@@ -521,7 +549,7 @@ public sealed class Attention : IAttention
 
         float inverse = (float)(1.0 / sum);
         target.Clear();
-        for (int p = 0; p < visible; p++)
+        for (int p = firstVisible; p < visible; p++)
         {
             float weight = scores[p] * inverse;
             var value = values.Slice(p * stride, dim);
@@ -538,14 +566,16 @@ public sealed class Attention : IAttention
     /// the softmax sum at the end. Reproducing the roundings is what makes outputs match llama.cpp's to ~1e-6.
     /// </summary>
     private static void AttendHalf(
-        ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride, int visible, float scale, Span<float> target)
+        ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride, int firstVisible, int visible, float scale, Span<float> target)
     {
         int dim = query.Length;
         float sum = 0.0f;
         float max = float.NegativeInfinity;
         target.Clear();
         Span<Half> halves = dim <= 1024 ? stackalloc Half[dim] : new Half[dim];
-        for (int p = 0; p < visible; p++)
+
+        // ggml's vector kernel skips masked (-inf) positions outright.
+        for (int p = firstVisible; p < visible; p++)
         {
             float s = DotProduct.Compute(query, keys.Slice(p * stride, dim)) * scale;
             float previousScale = 1.0f;
@@ -583,7 +613,7 @@ public sealed class Attention : IAttention
     /// in float32) or, without flash attention, ggml's softmax and a double-sum dot of the probabilities (converted to
     /// the value type's dot type) with each value column.
     /// </summary>
-    private void AttendWithCacheTypes(float[] query, KeyValueCache kv, int kvHead, int visible, float[] scores, Span<float> target)
+    private void AttendWithCacheTypes(float[] query, KeyValueCache kv, int kvHead, int firstVisible, int visible, float[] scores, Span<float> target)
     {
         int dim = Options.HeadDimension;
         float scale = Options.Scale;
@@ -593,7 +623,7 @@ public sealed class Attention : IAttention
         Span<byte> convertedQuery = stackalloc byte[VecDot.ActivationBytes(keyType, dim)];
         VecDot.QuantizeActivations(keyType, query, convertedQuery);
         var keyBytes = kv.KeyBytes.AsSpan();
-        for (int p = 0; p < visible; p++)
+        for (int p = firstVisible; p < visible; p++)
         {
             scores[p] = VecDot.Quantized(keyType, keyBytes.Slice(p * kv.KeyRowBytes + kvHead * headBytes, headBytes), convertedQuery);
         }
@@ -607,7 +637,7 @@ public sealed class Attention : IAttention
             bool halfAccumulator = valueType == GgmlType.F16;
             float sum = 0.0f;
             float max = float.NegativeInfinity;
-            for (int p = 0; p < visible; p++)
+            for (int p = firstVisible; p < visible; p++)
             {
                 float s = scores[p] * scale;
                 float previousScale = 1.0f;
@@ -642,19 +672,20 @@ public sealed class Attention : IAttention
             return;
         }
 
-        // kq = mul_mat(k, q); soft_max_ext(kq, mask, scale): the causal mask is -inf past the visible positions, and
-        // llama.cpp's padded cache length keeps every visible position in a full group of four of the vector exp.
+        // kq = mul_mat(k, q); soft_max_ext(kq, mask, scale): the causal and window masks are -inf outside the visible
+        // positions, and llama.cpp's padded cache length keeps every visible position in a full group of four of the
+        // vector exp. Masked positions get probability 0 and add nothing to the value sums, so those loops skip them.
         int padded = (visible + 3) / 4 * 4;
         var row = scores.AsSpan(0, padded);
         float rowMax = float.NegativeInfinity;
         for (int p = 0; p < padded; p++)
         {
-            row[p] = p < visible ? scores[p] * scale : float.NegativeInfinity;
+            row[p] = p >= firstVisible && p < visible ? scores[p] * scale : float.NegativeInfinity;
             rowMax = MathF.Max(rowMax, row[p]);
         }
 
         float reciprocal = (float)(1.0 / GgmlMath.ExpMinusMax(row, rowMax));
-        for (int p = 0; p < visible; p++)
+        for (int p = firstVisible; p < visible; p++)
         {
             row[p] = RoundToDotType(row[p] * reciprocal, valueType);
         }
@@ -662,7 +693,7 @@ public sealed class Attention : IAttention
         // kqv = mul_mat(v, kq): per output value a double sum over positions of float products (ggml_vec_dot_f16/f32/bf16).
         Span<double> sums = stackalloc double[dim];
         sums.Clear();
-        for (int p = 0; p < visible; p++)
+        for (int p = firstVisible; p < visible; p++)
         {
             float probability = row[p];
             var value = values.Slice(p * stride, dim);
