@@ -48,6 +48,11 @@ public sealed class Llama4GoldenTests(ITestOutputHelper output)
         Assert.Equal([true, true, true, false], adjustments.Select(a => a.NormsHeads));
         Assert.NotNull(adjustments[3].Temperature);
 
+        // Blocks 0-2 attend within chunks of llama.cpp's fixed 8192 positions; block 3 sees every earlier position.
+        var windows = model.Blocks.Select(b => ((Attention)b.Attention).Options.KeyWindow).ToList();
+        Assert.All(windows.Take(3), w => Assert.Equal((KeyWindowKind.Chunked, Architectures.Llama4.ChunkLength), (w!.Kind, w.Length)));
+        Assert.Null(windows[3]);
+
         // Routing has substance: several experts are chosen in each MoE block.
         var chosen = golden.Prompts.SelectMany(p => p.Tensors).Where(t => t.Site == "ffn_moe_topk").SelectMany(t => t.ReadInts()).Distinct().Count();
         Assert.True(chosen >= 4, $"only {chosen} experts chosen");

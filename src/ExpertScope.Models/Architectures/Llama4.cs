@@ -79,7 +79,8 @@ public sealed class Llama4 : IArchitecture
                 temperature: useRope ? null : Temperature,
                 headNormEpsilon: useRope && normHeads ? hp.RmsEpsilon : null,
                 hp.HeadDimension);
-            var attention = new Attention(plain.Options with { Rope = rope, Adjustments = adjustments }, plain.Weights);
+            var window = chunked ? new KeyWindow(KeyWindowKind.Chunked, ChunkLength) : null;
+            var attention = new Attention(plain.Options with { Rope = rope, KeyWindow = window, Adjustments = adjustments }, plain.Weights);
 
             IFeedForward feedForward;
             if (moeStep > 0 && (layer + 1) % moeStep == 0)
