@@ -47,21 +47,22 @@ internal static class GoldenParity
                 string site = siteAliases?.GetValueOrDefault(tensor.Name) ?? tensor.Name;
                 Assert.True(recorder.Activations.TryGetValue(site, out var actual), $"{golden.Name}: site {site} was not emitted.");
                 float tolerance = RouterSites.Contains(tensor.Site) ? tolerances.Router : tolerances.Hidden;
-                Compare(golden, prompt, site, tensor.Layer, tensor.Columns, tensor.ReadFloats(), actual, tolerance);
+                Compare(golden, prompt, site, tensor.Layer, tensor.Columns, tensor.ReadFloats(), actual.AsSpan(tensor.FirstRow * tensor.Columns), tolerance, tensor.FirstRow);
             }
 
             var expectedLogits = prompt.Logits.ReadFloats();
-            Compare(golden, prompt, "logits", -1, logits.Columns, expectedLogits, logits.Values, tolerances.Logits);
+            var actualLogits = logits.Values.AsSpan(prompt.Logits.FirstRow * logits.Columns);
+            Compare(golden, prompt, "logits", -1, logits.Columns, expectedLogits, actualLogits, tolerances.Logits, prompt.Logits.FirstRow);
             for (int i = 0; i < expectedLogits.Length; i++)
             {
-                largestLogitDifference = MathF.Max(largestLogitDifference, MathF.Abs(expectedLogits[i] - logits.Values[i]));
+                largestLogitDifference = MathF.Max(largestLogitDifference, MathF.Abs(expectedLogits[i] - actualLogits[i]));
             }
         }
 
         return largestLogitDifference;
     }
 
-    private static void Compare(GoldenCase golden, GoldenPrompt prompt, string site, int layer, int width, float[] expected, float[] actual, float tolerance)
+    private static void Compare(GoldenCase golden, GoldenPrompt prompt, string site, int layer, int width, float[] expected, ReadOnlySpan<float> actual, float tolerance, int firstRow = 0)
     {
         Assert.True(expected.Length <= actual.Length, $"{golden.Name} '{prompt.Text}': {site} has {actual.Length} values, expected {expected.Length}.");
         for (int i = 0; i < expected.Length; i++)
@@ -72,7 +73,7 @@ internal static class GoldenParity
             {
                 Assert.Fail(string.Create(
                     CultureInfo.InvariantCulture,
-                    $"{golden.Name} '{prompt.Text}': first divergence at layer {layer}, token {i / width}, site {site}[{i % width}]: expected {expected[i]:R}, got {actual[i]:R} (difference {difference:E3} > {tolerance:E1})."));
+                    $"{golden.Name} '{prompt.Text}': first divergence at layer {layer}, token {firstRow + (i / width)}, site {site}[{i % width}]: expected {expected[i]:R}, got {actual[i]:R} (difference {difference:E3} > {tolerance:E1})."));
             }
         }
     }
@@ -83,7 +84,9 @@ internal static class GoldenParity
         var expected = tensor.ReadInts();
         int k = tensor.Columns;
         Assert.Equal(k, routing.TopK);
-        var probabilities = prompt.Find($"ffn_moe_probs-{tensor.Layer}")?.ReadFloats();
+        Assert.Equal(0, tensor.FirstRow);
+        var probabilityTensor = prompt.Find($"ffn_moe_probs-{tensor.Layer}");
+        var probabilities = probabilityTensor is { FirstRow: 0 } ? probabilityTensor.ReadFloats() : null;
         for (int t = 0; t < expected.Length / k; t++)
         {
             var want = expected.AsSpan(t * k, k);

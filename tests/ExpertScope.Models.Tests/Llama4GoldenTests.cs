@@ -16,12 +16,38 @@ public sealed class Llama4GoldenTests(ITestOutputHelper output)
 {
     private const string CaseName = "llama4";
 
+    private const string LongCaseName = "llama4-long";
+
+    /// <summary>
+    /// The model of case <c>llama4-long</c>: <c>tiny-llama4</c> narrowed (E = 16, one head of 8) so that a prompt past
+    /// llama.cpp's fixed chunk of 8192 positions runs in seconds.
+    /// </summary>
+    internal static SyntheticModelSpec LongSpec => SyntheticPresets.Get("tiny-llama4") with
+    {
+        EmbeddingLength = 16, HeadCount = 1, KeyValueHeadCount = 1, HeadDimension = 8, ExpertFeedForwardLength = 16,
+        FeedForwardLength = 16, ContextLength = 16384, Name = "expertscope-synthetic-llama4-long",
+    };
+
     [Fact]
     public void Float32Case_MatchesLlamaCppAtEverySite()
     {
         var golden = GoldenCase.LoadRepository(CaseName);
         float largest = GoldenParity.Check(golden, Tolerances.Float32, siteAliases: SiteAliases(golden));
         output.WriteLine($"{CaseName}: largest logit difference {largest:E3}");
+    }
+
+    /// <summary>
+    /// 8256 tokens: the last 64 lie in the second chunk of llama.cpp's fixed 8192, and from position 8191 the block
+    /// without RoPE scales its queries by log(2)·0.1 + 1. The dump keeps the last 128 rows (and every routing choice).
+    /// </summary>
+    [Fact]
+    public void LongCase_PastTheFirstChunk_MatchesLlamaCppAtEverySite()
+    {
+        var golden = GoldenCase.LoadRepository(LongCaseName);
+        Assert.Equal(8256, golden.Prompts[0].Tokens.Length);
+        Assert.Equal(8128, golden.Prompts[0].Logits.FirstRow);
+        float largest = GoldenParity.Check(golden, Tolerances.Float32, threads: 2, siteAliases: SiteAliases(golden));
+        output.WriteLine($"{LongCaseName}: largest logit difference {largest:E3}");
     }
 
     [Fact]
@@ -59,11 +85,13 @@ public sealed class Llama4GoldenTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void TinyPreset_WritesTheCasesModelByteForByte()
+    public void SyntheticWriter_WritesTheCasesModelsByteForByte()
     {
         using var temp = new TempDirectory();
         SyntheticModelWriter.Write(SyntheticPresets.Get("tiny-llama4"), temp.File("model.gguf"));
         Assert.Equal(File.ReadAllBytes(GoldenCase.LoadRepository(CaseName).ModelPath), File.ReadAllBytes(temp.File("model.gguf")));
+        SyntheticModelWriter.Write(LongSpec, temp.File("long.gguf"));
+        Assert.Equal(File.ReadAllBytes(GoldenCase.LoadRepository(LongCaseName).ModelPath), File.ReadAllBytes(temp.File("long.gguf")));
     }
 
     [Fact]
