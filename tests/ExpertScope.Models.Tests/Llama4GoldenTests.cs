@@ -95,6 +95,16 @@ public sealed class Llama4GoldenTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Maverick_With128Experts_HasNoQueryKeyHeadNorm()
+    {
+        // llama.cpp keys use_kq_norm on its 17B_128E model type, i.e. on expert_count = 128.
+        using var temp = new TempDirectory();
+        SyntheticModelWriter.Write(LongSpec with { ExpertCount = 128, ExpertFeedForwardLength = 4, ContextLength = 128 }, temp.File("maverick.gguf"));
+        using var model = MoeModel.Load(temp.File("maverick.gguf"));
+        Assert.All(model.Blocks, b => Assert.False(((Attention)b.Attention).Options.Adjustments!.NormsHeads));
+    }
+
+    [Fact]
     public void SlidingWindowZero_IsRefusedWithOneLine()
     {
         var golden = GoldenCase.LoadRepository(CaseName);

@@ -25,7 +25,7 @@ public sealed class SyntheticModelRunTests
         int[] tokens = [1, 5, 9, 200, 17, 3];
         var logits = model.Run(tokens, new RunOptions { Observers = [trace] });
         Assert.All(logits.Values, v => Assert.True(float.IsFinite(v)));
-        Assert.Equal(Enumerable.Range(spec.LeadingDenseBlockCount, spec.BlockCount - spec.LeadingDenseBlockCount), trace.Layers);
+        Assert.Equal(Enumerable.Range(0, spec.BlockCount).Where(spec.IsMoeBlock), trace.Layers);
         foreach (int layer in trace.Layers)
         {
             Assert.Equal(spec.ExpertUsedCount, trace.TopK(layer));

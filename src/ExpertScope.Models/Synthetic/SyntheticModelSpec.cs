@@ -104,4 +104,7 @@ public sealed record SyntheticModelSpec
 
     /// <summary>A short description for <c>general.name</c>.</summary>
     public string Name { get; init; } = "expertscope-synthetic";
+
+    /// <summary>True when block <paramref name="block"/> has experts (past the leading dense blocks, and on the MoE step when there is one).</summary>
+    public bool IsMoeBlock(int block) => block >= LeadingDenseBlockCount && (MoeLayerStep <= 0 || (block + 1) % MoeLayerStep == 0);
 }

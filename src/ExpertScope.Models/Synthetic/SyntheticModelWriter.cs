@@ -251,8 +251,7 @@ public static class SyntheticModelWriter
             }
 
             plan.Add(Norm(p + "ffn_norm.weight", e));
-            bool interleavedDense = spec.MoeLayerStep > 0 && (block + 1) % spec.MoeLayerStep != 0;
-            if (block < spec.LeadingDenseBlockCount || interleavedDense)
+            if (!spec.IsMoeBlock(block))
             {
                 plan.Add(Matrix(p + "ffn_gate.weight", dense, e, spec.FeedForwardLength));
                 plan.Add(Matrix(p + "ffn_up.weight", dense, e, spec.FeedForwardLength));
