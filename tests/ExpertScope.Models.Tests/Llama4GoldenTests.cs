@@ -18,10 +18,18 @@ public sealed class Llama4GoldenTests(ITestOutputHelper output)
 
     private const string LongCaseName = "llama4-long";
 
+    private const string MaverickCaseName = "llama4-128e";
+
     /// <summary>
     /// The model of case <c>llama4-long</c>: <c>tiny-llama4</c> narrowed (E = 16, one head of 8) so that a prompt past
     /// llama.cpp's fixed chunk of 8192 positions runs in seconds.
     /// </summary>
+    /// <summary>The model of case <c>llama4-128e</c>: <see cref="LongSpec"/> with Maverick's 128 experts (each of FFN 4) and a short context.</summary>
+    internal static SyntheticModelSpec MaverickSpec => LongSpec with
+    {
+        ExpertCount = 128, ExpertFeedForwardLength = 4, ContextLength = 128, Name = "expertscope-synthetic-llama4-128e",
+    };
+
     internal static SyntheticModelSpec LongSpec => SyntheticPresets.Get("tiny-llama4") with
     {
         EmbeddingLength = 16, HeadCount = 1, KeyValueHeadCount = 1, HeadDimension = 8, ExpertFeedForwardLength = 16,
@@ -92,16 +100,26 @@ public sealed class Llama4GoldenTests(ITestOutputHelper output)
         Assert.Equal(File.ReadAllBytes(GoldenCase.LoadRepository(CaseName).ModelPath), File.ReadAllBytes(temp.File("model.gguf")));
         SyntheticModelWriter.Write(LongSpec, temp.File("long.gguf"));
         Assert.Equal(File.ReadAllBytes(GoldenCase.LoadRepository(LongCaseName).ModelPath), File.ReadAllBytes(temp.File("long.gguf")));
+        SyntheticModelWriter.Write(MaverickSpec, temp.File("maverick.gguf"));
+        Assert.Equal(File.ReadAllBytes(GoldenCase.LoadRepository(MaverickCaseName).ModelPath), File.ReadAllBytes(temp.File("maverick.gguf")));
     }
 
+    /// <summary>
+    /// 128 experts (Maverick's count): llama.cpp keys <c>use_kq_norm</c> on its 17B_128E model type, so no block
+    /// norms its query and key heads.
+    /// </summary>
     [Fact]
-    public void Maverick_With128Experts_HasNoQueryKeyHeadNorm()
+    public void MaverickCase_With128Experts_HasNoHeadNorm_AndMatchesLlamaCppAtEverySite()
     {
-        // llama.cpp keys use_kq_norm on its 17B_128E model type, i.e. on expert_count = 128.
-        using var temp = new TempDirectory();
-        SyntheticModelWriter.Write(LongSpec with { ExpertCount = 128, ExpertFeedForwardLength = 4, ContextLength = 128 }, temp.File("maverick.gguf"));
-        using var model = MoeModel.Load(temp.File("maverick.gguf"));
-        Assert.All(model.Blocks, b => Assert.False(((Attention)b.Attention).Options.Adjustments!.NormsHeads));
+        var golden = GoldenCase.LoadRepository(MaverickCaseName);
+        using (var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions))
+        {
+            Assert.Equal(128, model.Hyperparameters.ExpertCount);
+            Assert.All(model.Blocks, b => Assert.False(((Attention)b.Attention).Options.Adjustments!.NormsHeads));
+        }
+
+        float largest = GoldenParity.Check(golden, Tolerances.Float32, siteAliases: SiteAliases(golden));
+        output.WriteLine($"{MaverickCaseName}: largest logit difference {largest:E3}");
     }
 
     [Fact]
