@@ -78,7 +78,8 @@ internal sealed class GoldenCase
         name ?? element.GetProperty("name").GetString()!,
         element.GetProperty("dtype").GetString()!,
         [.. element.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32())],
-        Path.Combine(directory, element.GetProperty("file").GetString()!));
+        Path.Combine(directory, element.GetProperty("file").GetString()!),
+        element.TryGetProperty("first_row", out var firstRow) ? firstRow.GetInt32() : 0);
 }
 
 internal sealed record GoldenPrompt(string Text, int[] Tokens, GoldenTensor Logits, IReadOnlyList<GoldenTensor> Tensors)
@@ -86,8 +87,11 @@ internal sealed record GoldenPrompt(string Text, int[] Tokens, GoldenTensor Logi
     public GoldenTensor? Find(string name) => Tensors.FirstOrDefault(t => t.Name == name);
 }
 
-/// <summary>A dumped tensor: little-endian float32 or int32, row-major, shape as C# indexes it.</summary>
-internal sealed record GoldenTensor(string Name, string DataType, int[] Shape, string FilePath)
+/// <summary>
+/// A dumped tensor: little-endian float32 or int32, row-major, shape as C# indexes it. <paramref name="FirstRow"/> is
+/// the token of its first row where a long prompt's dump was cut to its last rows (<c>first_row</c> in case.json).
+/// </summary>
+internal sealed record GoldenTensor(string Name, string DataType, int[] Shape, string FilePath, int FirstRow = 0)
 {
     /// <summary>The site name without the layer suffix (<c>ffn_moe_probs</c>).</summary>
     public string Site => Layer >= 0 ? Name[..Name.LastIndexOf('-')] : Name;

@@ -14,15 +14,16 @@ internal static class GoldenParity
 
     /// <summary>
     /// Runs every prompt of the case and returns the largest logit difference. Fails at the first diverging
-    /// (layer, token, site) in graph order, naming it and the difference.
+    /// (layer, token, site) in graph order, naming it and the difference. <paramref name="siteAliases"/> maps a dumped
+    /// name (<c>ffn_moe_shexp-1</c>) to the engine's hook-site name where llama.cpp's graph names a tensor differently.
     /// </summary>
     /// <param name="golden">The case.</param>
     /// <param name="tolerances">Absolute tolerances.</param>
     /// <param name="threads">Engine threads.</param>
     /// <param name="options">Load options (default: the case's overrides).</param>
     /// <param name="siteAliases">
-    /// Dumped site names an architecture's graph gives to a standard site (GLM's <c>post_attn_norm</c> is the
-    /// <c>ffn_norm</c> site), mapped to the engine's name.
+    /// Dumped names an architecture's graph gives to a standard site, mapped to the engine's name: by site for every
+    /// block (GLM's <c>post_attn_norm</c> is the <c>ffn_norm</c> site) or by full name for one block (<c>ffn_moe_shexp-1</c>).
     /// </param>
     public static float Check(GoldenCase golden, Tolerances tolerances, int threads = 1, ModelLoadOptions? options = null, IReadOnlyDictionary<string, string>? siteAliases = null)
     {
@@ -51,24 +52,26 @@ internal static class GoldenParity
                     continue;
                 }
 
-                string name = siteAliases?.GetValueOrDefault(tensor.Site) is { } alias ? $"{alias}-{tensor.Layer}" : tensor.Name;
+                string name = siteAliases?.GetValueOrDefault(tensor.Name)
+                    ?? (siteAliases?.GetValueOrDefault(tensor.Site) is { } alias ? $"{alias}-{tensor.Layer}" : tensor.Name);
                 Assert.True(recorder.Activations.TryGetValue(name, out var actual), $"{golden.Name}: site {name} was not emitted.");
                 float tolerance = RouterSites.Contains(tensor.Site) ? tolerances.Router : tolerances.Hidden;
-                Compare(golden, prompt, name, tensor.Layer, tensor.Columns, tensor.ReadFloats(), actual, tolerance);
+                Compare(golden, prompt, name, tensor.Layer, tensor.Columns, tensor.ReadFloats(), actual.AsSpan(tensor.FirstRow * tensor.Columns), tolerance, tensor.FirstRow);
             }
 
             var expectedLogits = prompt.Logits.ReadFloats();
-            Compare(golden, prompt, "logits", -1, logits.Columns, expectedLogits, logits.Values, tolerances.Logits);
+            var actualLogits = logits.Values.AsSpan(prompt.Logits.FirstRow * logits.Columns);
+            Compare(golden, prompt, "logits", -1, logits.Columns, expectedLogits, actualLogits, tolerances.Logits, prompt.Logits.FirstRow);
             for (int i = 0; i < expectedLogits.Length; i++)
             {
-                largestLogitDifference = MathF.Max(largestLogitDifference, MathF.Abs(expectedLogits[i] - logits.Values[i]));
+                largestLogitDifference = MathF.Max(largestLogitDifference, MathF.Abs(expectedLogits[i] - actualLogits[i]));
             }
         }
 
         return largestLogitDifference;
     }
 
-    private static void Compare(GoldenCase golden, GoldenPrompt prompt, string site, int layer, int width, float[] expected, float[] actual, float tolerance)
+    private static void Compare(GoldenCase golden, GoldenPrompt prompt, string site, int layer, int width, float[] expected, ReadOnlySpan<float> actual, float tolerance, int firstRow = 0)
     {
         Assert.True(expected.Length <= actual.Length, $"{golden.Name} '{prompt.Text}': {site} has {actual.Length} values, expected {expected.Length}.");
         for (int i = 0; i < expected.Length; i++)
@@ -79,7 +82,7 @@ internal static class GoldenParity
             {
                 Assert.Fail(string.Create(
                     CultureInfo.InvariantCulture,
-                    $"{golden.Name} '{prompt.Text}': first divergence at layer {layer}, token {i / width}, site {site}[{i % width}]: expected {expected[i]:R}, got {actual[i]:R} (difference {difference:E3} > {tolerance:E1})."));
+                    $"{golden.Name} '{prompt.Text}': first divergence at layer {layer}, token {firstRow + (i / width)}, site {site}[{i % width}]: expected {expected[i]:R}, got {actual[i]:R} (difference {difference:E3} > {tolerance:E1})."));
             }
         }
     }
@@ -90,7 +93,9 @@ internal static class GoldenParity
         var expected = tensor.ReadInts();
         int k = tensor.Columns;
         Assert.Equal(k, routing.TopK);
-        var probabilities = prompt.Find($"ffn_moe_probs-{tensor.Layer}")?.ReadFloats();
+        Assert.Equal(0, tensor.FirstRow);
+        var probabilityTensor = prompt.Find($"ffn_moe_probs-{tensor.Layer}");
+        var probabilities = probabilityTensor is { FirstRow: 0 } ? probabilityTensor.ReadFloats() : null;
         for (int t = 0; t < expected.Length / k; t++)
         {
             var want = expected.AsSpan(t * k, k);

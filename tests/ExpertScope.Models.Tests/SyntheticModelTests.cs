@@ -23,7 +23,7 @@ public class SyntheticModelTests
         Assert.Equal(tensorCount, file.Tensors.Count);
         Assert.Equal(508, file.TryGetArray<string>("tokenizer.ggml.tokens")!.Length);
         Assert.Equal(spec.ExpertCount, file.GetInteger($"{spec.Architecture}.expert_count"));
-        int moeBlocks = spec.BlockCount - spec.LeadingDenseBlockCount;
+        int moeBlocks = Enumerable.Range(0, spec.BlockCount).Count(spec.IsMoeBlock);
         Assert.Equal(moeBlocks, file.Tensors.Count(t => t.Name.EndsWith("ffn_gate_exps.weight", StringComparison.Ordinal)));
         foreach (float value in file.GetFloat32(file.GetTensor("output_norm.weight")))
         {

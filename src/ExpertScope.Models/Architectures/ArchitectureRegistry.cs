@@ -18,6 +18,7 @@ public static class ArchitectureRegistry
         new GraniteMoe(),
         new PhiMoe(),
         new GptOss(),
+        new Llama4(),
     ];
 
     /// <summary>
@@ -28,7 +29,6 @@ public static class ArchitectureRegistry
     {
         ["bailingmoe2"] = ("deepseek2", "Ling 2.0: sigmoid routing with groups and a selection bias as DeepSeek-V3, grouped-query attention"),
         ["dots1"] = ("deepseek2", "dots.llm1: DeepSeek-V3-style routing with shared experts, grouped-query attention with QK norm"),
-        ["llama4"] = ("llama", "Llama 4: interleaved MoE and dense blocks, a shared expert, sigmoid top-1 routing applied before the expert, chunked local attention and no-RoPE layers"),
         ["granitehybrid"] = ("granitemoe", "Granite 4.0-H: Mamba-2 layers between attention blocks, MoE with a shared expert"),
         ["hunyuan-moe"] = ("qwen2moe", "Hunyuan-A13B: shared expert beside softmax top-k routing"),
         ["qwen3next"] = ("qwen3moe", "Qwen3-Next: Qwen3-MoE routing with gated DeltaNet linear-attention layers and a gated shared expert"),

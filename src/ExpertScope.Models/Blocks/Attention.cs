@@ -73,6 +73,7 @@ public enum CachePrecision
 /// <see cref="Scale"/> = 1; the rounding differs from scaling q·k). 1 = not applied.
 /// </param>
 /// <param name="KeyWindow">Sliding or chunked limit on the keys each query sees (null = every earlier position).</param>
+/// <param name="Adjustments">Llama 4's per-layer query/key changes around RoPE (null = plain RoPE).</param>
 public sealed record AttentionOptions(
     int HeadCount,
     int KvHeadCount,
@@ -83,7 +84,8 @@ public sealed record AttentionOptions(
     CachePrecision CachePrecision = CachePrecision.Float16,
     AttentionSettings? Settings = null,
     float QueryScale = 1.0f,
-    KeyWindow? KeyWindow = null);
+    KeyWindow? KeyWindow = null,
+    QueryKeyAdjustments? Adjustments = null);
 
 /// <summary>The projections of a <see cref="Attention"/> layer (biases and norms optional).</summary>
 /// <param name="Query"><c>attn_q</c> <c>[H·D, E]</c>.</param>
@@ -217,8 +219,16 @@ public sealed class Attention : IAttention
                 var keyRow = k.AsSpan(t * kvWidth, kvWidth);
                 w.QueryNorm?.Apply(queryRow, queryRow);
                 w.KeyNorm?.Apply(keyRow, keyRow);
-                Options.Rope.Apply(queryRow, heads, dim, start + t);
-                Options.Rope.Apply(keyRow, kvHeads, dim, start + t);
+                if (Options.Adjustments is { } adjustments)
+                {
+                    adjustments.Apply(Options.Rope, queryRow, keyRow, heads, kvHeads, dim, start + t);
+                }
+                else
+                {
+                    Options.Rope.Apply(queryRow, heads, dim, start + t);
+                    Options.Rope.Apply(keyRow, kvHeads, dim, start + t);
+                }
+
                 if (Options.QueryScale != 1.0f)
                 {
                     TensorPrimitives.Multiply(queryRow, Options.QueryScale, queryRow);

@@ -31,6 +31,8 @@ public sealed record SharedExperts(SwiGluFfn Ffn, LinearWeight? Gate);
 /// <summary>
 /// A mixture-of-experts feed-forward: router (<c>ffn_gate_inp</c> then <see cref="Router"/>), the selected routed
 /// experts weighted and summed in slot order (as llama.cpp's <c>build_moe_ffn</c>), plus optional shared experts.
+/// With <see cref="RouterConfig.WeightExpertInput"/> (Llama 4) the weight scales each expert's input instead, and
+/// <c>ffn_moe_down</c> holds the outputs of those weighted inputs.
 /// Tokens are grouped by expert so each expert's weights are read once per batch.
 /// </summary>
 public sealed class MoeLayer : IFeedForward
@@ -181,9 +183,15 @@ public sealed class MoeLayer : IFeedForward
         int n = rows.Count;
         int ff = expert.Gate.Outputs;
         var gathered = new float[n * width];
+        bool weightInput = Router.Config.WeightExpertInput;
         for (int i = 0; i < n; i++)
         {
-            input.Slice(rows[i] / k * width, width).CopyTo(gathered.AsSpan(i * width));
+            var row = gathered.AsSpan(i * width, width);
+            input.Slice(rows[i] / k * width, width).CopyTo(row);
+            if (weightInput)
+            {
+                TensorPrimitives.Multiply(row, routing.Weights[rows[i]], row);
+            }
         }
 
         var gate = new float[n * ff];
@@ -215,7 +223,14 @@ public sealed class MoeLayer : IFeedForward
                 source.CopyTo(unweighted.AsSpan(rows[i] * width, width));
             }
 
-            TensorPrimitives.Multiply(source, weight, target);
+            if (weightInput)
+            {
+                source.CopyTo(target);
+            }
+            else
+            {
+                TensorPrimitives.Multiply(source, weight, target);
+            }
         }
     }
 
@@ -257,6 +272,7 @@ public sealed class MoeLayer : IFeedForward
             return prepared;
         }
 
+        bool weightInput = Router.Config.WeightExpertInput;
         var gates = new float[active.Count][];
         var ups = new float[active.Count][];
         var products = new List<RowProduct>(2 * active.Count);
@@ -265,8 +281,17 @@ public sealed class MoeLayer : IFeedForward
             var expert = Experts[routing.Experts[active[i]]];
             gates[i] = new float[expert.Gate.Outputs];
             ups[i] = new float[expert.Up.Outputs];
-            products.Add(new RowProduct(expert.Gate, Prepare(expert.Gate, inputArray, shared: true), gates[i]));
-            products.Add(new RowProduct(expert.Up, Prepare(expert.Up, inputArray, shared: true), ups[i]));
+
+            // Weighted inputs differ per slot, so they are converted for each expert on their own.
+            var expertInput = inputArray;
+            if (weightInput)
+            {
+                expertInput = new float[width];
+                TensorPrimitives.Multiply(inputArray, routing.Weights[active[i]], expertInput);
+            }
+
+            products.Add(new RowProduct(expert.Gate, Prepare(expert.Gate, expertInput, shared: !weightInput), gates[i]));
+            products.Add(new RowProduct(expert.Up, Prepare(expert.Up, expertInput, shared: !weightInput), ups[i]));
         }
 
         RowProduct.RunAll(products, context.Parallelism);
@@ -297,7 +322,14 @@ public sealed class MoeLayer : IFeedForward
                 downs[i].CopyTo(unweighted.AsSpan(slot * width));
             }
 
-            TensorPrimitives.Multiply(downs[i], routing.Weights[slot], slotOutputs.AsSpan(slot * width, width));
+            if (weightInput)
+            {
+                downs[i].CopyTo(slotOutputs.AsSpan(slot * width, width));
+            }
+            else
+            {
+                TensorPrimitives.Multiply(downs[i], routing.Weights[slot], slotOutputs.AsSpan(slot * width, width));
+            }
         }
 
         if (unweighted is not null)

@@ -39,6 +39,7 @@ public sealed class Rope
     private readonly float _thetaScale;
     private readonly float _low;
     private readonly float _high;
+    private readonly float[]? _frequencyFactors;
 
     /// <summary>Creates the rotation.</summary>
     /// <param name="dimensions">Rotated dimensions per head (GGUF <c>rope.dimension_count</c>, default head size).</param>
@@ -119,13 +120,13 @@ public sealed class Rope
             float magnitude = 1.0f;
             if (Scaling is { } s)
             {
-                float interpolated = s.FrequencyScale * theta;
+                float interpolated = s.FrequencyScale * extrapolated;
                 angle = interpolated;
                 if (s.ExtrapolationFactor != 0.0f)
                 {
                     float ramp = (2 * i / 2.0f - _low) / MathF.Max(0.001f, _high - _low);
                     float mix = (1 - MathF.Min(1, MathF.Max(0, ramp))) * s.ExtrapolationFactor;
-                    angle = interpolated * (1 - mix) + theta * mix;
+                    angle = interpolated * (1 - mix) + extrapolated * mix;
                     magnitude *= 1.0f + 0.1f * MathF.Log(1.0f / s.FrequencyScale);
                 }
 

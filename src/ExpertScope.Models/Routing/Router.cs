@@ -27,6 +27,14 @@ public enum GatingFunction
 /// <param name="WeightScale">Multiplier on the final weights (GGUF <c>expert_weights_scale</c>; 1 = none).</param>
 /// <param name="GroupCount">Expert groups for group-limited routing (GGUF <c>expert_group_count</c>; 1 = none).</param>
 /// <param name="GroupsKept">Groups kept per token (GGUF <c>expert_group_used_count</c>).</param>
+/// <param name="SelectOnLogits">
+/// Choose the experts by their raw logits rather than the gated probabilities (Llama 4; llama.cpp's
+/// <c>build_moe_ffn</c> ranks logits for <c>LLM_ARCH_LLAMA4</c>). Weights still come from the probabilities.
+/// </param>
+/// <param name="WeightExpertInput">
+/// Multiply each selected expert's input by its weight instead of its output (Llama 4; llama.cpp's
+/// <c>weight_before_ffn</c>). The expert's output is then added unweighted.
+/// </param>
 public sealed record RouterConfig(
     int ExpertCount,
     int TopK,
@@ -34,7 +42,9 @@ public sealed record RouterConfig(
     bool NormalizeWeights,
     float WeightScale = 1.0f,
     int GroupCount = 1,
-    int GroupsKept = 1)
+    int GroupsKept = 1,
+    bool SelectOnLogits = false,
+    bool WeightExpertInput = false)
 {
     /// <summary>True when scaling changes the weights (llama.cpp skips 0 and 1).</summary>
     public bool ScalesWeights => WeightScale != 0.0f && WeightScale != 1.0f;
@@ -170,7 +180,7 @@ public sealed class Router
             }
 
             var scores = result.Scores.AsSpan(t * experts, experts);
-            probabilities.CopyTo(scores);
+            (Config.SelectOnLogits ? logits.Slice(t * experts, experts) : probabilities).CopyTo(scores);
             if (_selectionBias is not null)
             {
                 for (int e = 0; e < experts; e++)

@@ -9,7 +9,7 @@ namespace ExpertScope.Models.Synthetic;
 /// </summary>
 public sealed record SyntheticModelSpec
 {
-    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c>, <c>deepseek2</c>, <c>deepseek</c>, <c>ernie4_5-moe</c>, <c>glm4moe</c>, <c>granitemoe</c>, <c>phimoe</c> or <c>gpt-oss</c>.</summary>
+    /// <summary>GGUF <c>general.architecture</c>: <c>llama</c>, <c>qwen2moe</c>, <c>qwen3moe</c>, <c>olmoe</c>, <c>deepseek2</c>, <c>deepseek</c>, <c>ernie4_5-moe</c>, <c>glm4moe</c>, <c>granitemoe</c>, <c>phimoe</c>, <c>gpt-oss</c> or <c>llama4</c>.</summary>
     public required string Architecture { get; init; }
 
     /// <summary>Hidden size (<c>embedding_length</c>).</summary>
@@ -47,6 +47,12 @@ public sealed record SyntheticModelSpec
 
     /// <summary>DeepSeek and ERNIE-4.5: leading dense blocks.</summary>
     public int LeadingDenseBlockCount { get; init; }
+
+    /// <summary>Llama 4: block i has experts when (i + 1) is a multiple of this (<c>interleave_moe_layer_step</c>), else a dense FFN.</summary>
+    public int MoeLayerStep { get; init; }
+
+    /// <summary>Llama 4: whether the file carries RoPE frequency factors (<c>rope_freqs.weight</c>, drawn from [1, 3)).</summary>
+    public bool HasRopeFrequencyFactors { get; init; }
 
     /// <summary>Vocabulary size; learned merges are padded with unused tokens up to this size.</summary>
     public required int VocabularySize { get; init; }
@@ -134,4 +140,7 @@ public sealed record SyntheticModelSpec
 
     /// <summary>A short description for <c>general.name</c>.</summary>
     public string Name { get; init; } = "expertscope-synthetic";
+
+    /// <summary>True when block <paramref name="block"/> has experts (past the leading dense blocks, and on the MoE step when there is one).</summary>
+    public bool IsMoeBlock(int block) => block >= LeadingDenseBlockCount && (MoeLayerStep <= 0 || (block + 1) % MoeLayerStep == 0);
 }

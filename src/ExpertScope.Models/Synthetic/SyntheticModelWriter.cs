@@ -77,7 +77,7 @@ public static class SyntheticModelWriter
 
     private static void Validate(SyntheticModelSpec spec)
     {
-        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2", "deepseek", "ernie4_5-moe", "glm4moe", "granitemoe", "phimoe", "gpt-oss"];
+        string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2", "deepseek", "ernie4_5-moe", "glm4moe", "granitemoe", "phimoe", "gpt-oss", "llama4"];
         if (!supported.Contains(spec.Architecture))
         {
             throw new ExpertScopeException($"cannot write a synthetic '{spec.Architecture}' model; supported: {string.Join(", ", supported)}");
@@ -86,6 +86,11 @@ public static class SyntheticModelWriter
         if (spec.ExpertUsedCount < 1 || spec.ExpertUsedCount > spec.ExpertCount)
         {
             throw new ExpertScopeException($"experts per token ({spec.ExpertUsedCount}) must be between 1 and the expert count ({spec.ExpertCount})");
+        }
+
+        if (spec.Architecture == "llama4" && spec.MoeLayerStep < 1)
+        {
+            throw new ExpertScopeException($"a llama4 model needs a MoE layer step of at least 1 (got {spec.MoeLayerStep})");
         }
 
         if (spec.HeadCount % Math.Max(1, spec.KeyValueHeadCount) != 0)
@@ -122,7 +127,7 @@ public static class SyntheticModelWriter
         F32($"{a}.rope.freq_base", 10000f);
         U32($"{a}.expert_count", spec.ExpertCount);
         U32($"{a}.expert_used_count", spec.ExpertUsedCount);
-        if (a is "qwen2moe" or "qwen3moe" or "deepseek2" or "deepseek" or "ernie4_5-moe" or "gpt-oss")
+        if (a is "qwen2moe" or "qwen3moe" or "deepseek2" or "deepseek" or "ernie4_5-moe" or "gpt-oss" or "llama4")
         {
             U32($"{a}.expert_feed_forward_length", spec.ExpertFeedForwardLength);
         }
@@ -138,7 +143,12 @@ public static class SyntheticModelWriter
             }
         }
 
-        if (a is "llama" or "olmoe" or "qwen3moe" or "deepseek" or "ernie4_5-moe" or "glm4moe" or "granitemoe" or "gpt-oss")
+        if (a == "llama4")
+        {
+            U32($"{a}.interleave_moe_layer_step", spec.MoeLayerStep);
+        }
+
+        if (a is "llama" or "olmoe" or "qwen3moe" or "deepseek" or "ernie4_5-moe" or "glm4moe" or "granitemoe" or "gpt-oss" or "llama4")
         {
             U32($"{a}.attention.key_length", spec.HeadDimension);
             U32($"{a}.attention.value_length", spec.HeadDimension);
@@ -307,6 +317,11 @@ public static class SyntheticModelWriter
             plan.Add(new PlannedTensor("rope_factors_long.weight", GgmlType.F32, [spec.HeadDimension / 2], 4f, 3f));
         }
 
+        if (spec.HasRopeFrequencyFactors)
+        {
+            plan.Add(new PlannedTensor("rope_freqs.weight", GgmlType.F32, [spec.HeadDimension / 2], 2f, 1f));
+        }
+
         for (int block = 0; block < spec.BlockCount; block++)
         {
             string p = $"blk.{block}.";
@@ -397,7 +412,7 @@ public static class SyntheticModelWriter
                 plan.Add(Norm(p + "nextn.shared_head_norm.weight", e));
             }
 
-            if (block < spec.LeadingDenseBlockCount)
+            if (!spec.IsMoeBlock(block))
             {
                 plan.Add(Matrix(p + "ffn_gate.weight", dense, e, spec.FeedForwardLength));
                 plan.Add(Matrix(p + "ffn_up.weight", dense, e, spec.FeedForwardLength));
@@ -437,6 +452,13 @@ public static class SyntheticModelWriter
                 plan.Add(Matrix(p + "ffn_gate_shexp.weight", dense, e, shared));
                 plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, shared));
                 plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, shared, e));
+            }
+            else if (spec.Architecture == "llama4")
+            {
+                // One ungated shared expert as wide as a routed one.
+                plan.Add(Matrix(p + "ffn_gate_shexp.weight", dense, e, ff));
+                plan.Add(Matrix(p + "ffn_up_shexp.weight", dense, e, ff));
+                plan.Add(Matrix(p + "ffn_down_shexp.weight", dense, ff, e));
             }
             else if (spec.Architecture is "granitemoe" or "ernie4_5-moe" && spec.SharedExpertFeedForwardLength > 0)
             {
