@@ -39,7 +39,6 @@ public sealed class Rope
     private readonly float _thetaScale;
     private readonly float _low;
     private readonly float _high;
-    private readonly float[]? _frequencyFactors;
 
     /// <summary>Creates the rotation.</summary>
     /// <param name="dimensions">Rotated dimensions per head (GGUF <c>rope.dimension_count</c>, default head size).</param>
@@ -115,8 +114,9 @@ public sealed class Rope
         float baseTheta = position;
         for (int i = 0; i < cos.Length; i++)
         {
-            float theta = _frequencyFactors is null ? baseTheta : baseTheta / _frequencyFactors[i];
-            float angle = theta;
+            // ggml divides the angle by the pair's factor before any scaling; the running theta stays undivided.
+            float extrapolated = _frequencyFactors is null ? baseTheta : baseTheta / _frequencyFactors[i];
+            float angle = extrapolated;
             float magnitude = 1.0f;
             if (Scaling is { } s)
             {

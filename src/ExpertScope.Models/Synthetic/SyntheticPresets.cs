@@ -36,6 +36,7 @@ public static class SyntheticPresets
         ["tiny-gpt-oss"] = ("gpt-oss: 8 experts (top-4), biases, sinks, sliding window 4 on even blocks, YaRN x4", Tiny("gpt-oss") with
         {
             SlidingWindow = 4, YarnFactor = 4f,
+        }),
         ["tiny-llama4"] = ("llama4: 4 blocks (MoE every 2nd, the 4th without RoPE), 8 experts (top-1) + shared expert, RoPE frequency factors", Tiny("llama4") with
         {
             BlockCount = 4, ExpertUsedCount = 1, FeedForwardLength = 64, MoeLayerStep = 2, HasRopeFrequencyFactors = true,
