@@ -300,13 +300,15 @@ public static unsafe partial class MatrixProduct
         const int Rows = 4;
         var flip = Vector256.Create((byte)0x80);
         var ones = Vector256.Create((byte)1);
+        // Read once: the switch a test may flip must not change between the corrections and the block dots.
+        bool vnni = Q8_0UsesVnni;
         var activationScales = blocks <= 4096 ? stackalloc float[blocks] : new float[blocks];
         var corrections = blocks <= 4096 ? stackalloc int[blocks] : new int[blocks];
         for (int ib = 0; ib < blocks; ib++)
         {
             byte* yBlock = activations + ib * sizeof(BlockQ8_0);
             activationScales[ib] = ScalarFormats.HalfToSingle(*(ushort*)yBlock);
-            corrections[ib] = Q8_0UsesVnni ? 128 * Vector256.Sum(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ones, Vector256.Load((sbyte*)(yBlock + sizeof(ushort))))) : 0;
+            corrections[ib] = vnni ? 128 * Vector256.Sum(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ones, Vector256.Load((sbyte*)(yBlock + sizeof(ushort))))) : 0;
         }
 
         int r = 0;
@@ -334,14 +336,14 @@ public static unsafe partial class MatrixProduct
                 var yaHigh = Avx2.ConvertToVector256Int16(yaBytes + 16);
                 var ybLow = Avx2.ConvertToVector256Int16(ybBytes);
                 var ybHigh = Avx2.ConvertToVector256Int16(ybBytes + 16);
-                var s0 = Q8_0BlockLanes(b0 + offset + sizeof(ushort), ya, yaLow, yaHigh, flip);
-                var s1 = Q8_0BlockLanes(b1 + offset + sizeof(ushort), ya, yaLow, yaHigh, flip);
-                var s2 = Q8_0BlockLanes(b2 + offset + sizeof(ushort), ya, yaLow, yaHigh, flip);
-                var s3 = Q8_0BlockLanes(b3 + offset + sizeof(ushort), ya, yaLow, yaHigh, flip);
-                var s4 = Q8_0BlockLanes(b0 + next + sizeof(ushort), yb, ybLow, ybHigh, flip);
-                var s5 = Q8_0BlockLanes(b1 + next + sizeof(ushort), yb, ybLow, ybHigh, flip);
-                var s6 = Q8_0BlockLanes(b2 + next + sizeof(ushort), yb, ybLow, ybHigh, flip);
-                var s7 = Q8_0BlockLanes(b3 + next + sizeof(ushort), yb, ybLow, ybHigh, flip);
+                var s0 = Q8_0BlockLanes(b0 + offset + sizeof(ushort), ya, yaLow, yaHigh, flip, vnni);
+                var s1 = Q8_0BlockLanes(b1 + offset + sizeof(ushort), ya, yaLow, yaHigh, flip, vnni);
+                var s2 = Q8_0BlockLanes(b2 + offset + sizeof(ushort), ya, yaLow, yaHigh, flip, vnni);
+                var s3 = Q8_0BlockLanes(b3 + offset + sizeof(ushort), ya, yaLow, yaHigh, flip, vnni);
+                var s4 = Q8_0BlockLanes(b0 + next + sizeof(ushort), yb, ybLow, ybHigh, flip, vnni);
+                var s5 = Q8_0BlockLanes(b1 + next + sizeof(ushort), yb, ybLow, ybHigh, flip, vnni);
+                var s6 = Q8_0BlockLanes(b2 + next + sizeof(ushort), yb, ybLow, ybHigh, flip, vnni);
+                var s7 = Q8_0BlockLanes(b3 + next + sizeof(ushort), yb, ybLow, ybHigh, flip, vnni);
 
                 // Lanes: rows 0-3 of the first block, then rows 0-3 of the second.
                 var g0123 = Avx2.HorizontalAdd(Avx2.HorizontalAdd(s0, s1), Avx2.HorizontalAdd(s2, s3));
@@ -366,10 +368,10 @@ public static unsafe partial class MatrixProduct
                 var y = Vector256.Load(yBytes);
                 var yLow = Avx2.ConvertToVector256Int16(yBytes);
                 var yHigh = Avx2.ConvertToVector256Int16(yBytes + 16);
-                var s0 = Q8_0BlockLanes(b0 + offset + sizeof(ushort), y, yLow, yHigh, flip);
-                var s1 = Q8_0BlockLanes(b1 + offset + sizeof(ushort), y, yLow, yHigh, flip);
-                var s2 = Q8_0BlockLanes(b2 + offset + sizeof(ushort), y, yLow, yHigh, flip);
-                var s3 = Q8_0BlockLanes(b3 + offset + sizeof(ushort), y, yLow, yHigh, flip);
+                var s0 = Q8_0BlockLanes(b0 + offset + sizeof(ushort), y, yLow, yHigh, flip, vnni);
+                var s1 = Q8_0BlockLanes(b1 + offset + sizeof(ushort), y, yLow, yHigh, flip, vnni);
+                var s2 = Q8_0BlockLanes(b2 + offset + sizeof(ushort), y, yLow, yHigh, flip, vnni);
+                var s3 = Q8_0BlockLanes(b3 + offset + sizeof(ushort), y, yLow, yHigh, flip, vnni);
                 var g = Avx2.HorizontalAdd(Avx2.HorizontalAdd(s0, s1), Avx2.HorizontalAdd(s2, s3));
                 var sums = g.GetLower() + g.GetUpper() - Vector128.Create(corrections[ib]);
                 var dx = Vector128.Create(
@@ -394,8 +396,8 @@ public static unsafe partial class MatrixProduct
     /// every input (AVX2's byte multiply-add would saturate on 8-bit weights).
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Q8_0BlockLanes(byte* weights, Vector256<sbyte> y, Vector256<short> yLow, Vector256<short> yHigh, Vector256<byte> flip) =>
-        Q8_0UsesVnni
+    private static Vector256<int> Q8_0BlockLanes(byte* weights, Vector256<sbyte> y, Vector256<short> yLow, Vector256<short> yHigh, Vector256<byte> flip, bool vnni) =>
+        vnni
             ? AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(weights) ^ flip, y)
             : Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16((sbyte*)weights), yLow)
                 + Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16((sbyte*)weights + 16), yHigh);
