@@ -440,7 +440,7 @@ public sealed class Attention : IAttention
     /// ggml's flash-attention sink step after the online softmax: a sink logit above the running max rescales the
     /// float accumulator and the sum by exp(max − sink) and counts 1; otherwise it adds exp(sink − max) to the sum.
     /// </summary>
-    private static void AddSink(float sink, float max, ref float sum, Span<float> target)
+    internal static void AddSink(float sink, float max, ref float sum, Span<float> target)
     {
         float previousScale = 1.0f;
         float sinkWeight = 1.0f;
@@ -684,119 +684,24 @@ public sealed class Attention : IAttention
     private void AttendWithCacheTypes(float[] query, KeyValueCache kv, int kvHead, int firstVisible, int visible, float? sink, float[] scores, Span<float> target)
     {
         int dim = Options.HeadDimension;
-        float scale = Options.Scale;
         var keyType = Settings.EffectiveKeyType;
-        var valueType = Settings.EffectiveValueType;
-        int headBytes = (int)GgmlTypes.Get(keyType).RowBytes(dim);
-        Span<byte> convertedQuery = stackalloc byte[VecDot.ActivationBytes(keyType, dim)];
-        VecDot.QuantizeActivations(keyType, query, convertedQuery);
-        var keyBytes = kv.KeyBytes.AsSpan();
-        for (int p = firstVisible; p < visible; p++)
-        {
-            scores[p] = VecDot.Quantized(keyType, keyBytes.Slice(p * kv.KeyRowBytes + kvHead * headBytes, headBytes), convertedQuery);
-        }
-
-        int stride = kv.ValueWidth;
-        var values = kv.Values.AsSpan(kvHead * dim);
-        target.Clear();
-        if (Settings.FlashAttention)
-        {
-            // ggml_compute_forward_flash_attn_ext_f16_one_chunk.
-            bool halfAccumulator = valueType == GgmlType.F16;
-            float sum = 0.0f;
-            float max = float.NegativeInfinity;
-            for (int p = firstVisible; p < visible; p++)
-            {
-                float s = scores[p] * scale;
-                float previousScale = 1.0f;
-                float valueScale = 1.0f;
-                if (s > max)
-                {
-                    float oldMax = max;
-                    max = s;
-                    previousScale = MathF.Exp(oldMax - max);
-                    TensorPrimitives.Multiply(target, previousScale, target);
-                    if (halfAccumulator)
-                    {
-                        RoundToHalf(target);
-                    }
-                }
-                else
-                {
-                    valueScale = MathF.Exp(s - max);
-                }
-
-                TensorPrimitives.MultiplyAdd(values.Slice(p * stride, dim), valueScale, target, target);
-                if (halfAccumulator)
-                {
-                    RoundToHalf(target);
-                }
-
-                sum = sum * previousScale + valueScale;
-            }
-
-            if (sink is { } sinkLogit)
-            {
-                AddSink(sinkLogit, max, ref sum, target);
-            }
-
-            float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
-            TensorPrimitives.Multiply(target, inverse, target);
-            return;
-        }
-
-        // kq = mul_mat(k, q); soft_max_ext(kq, mask, scale): the causal and window masks are -inf outside the visible
-        // positions, and llama.cpp's padded cache length keeps every visible position in a full group of four of the
-        // vector exp. Masked positions get probability 0 and add nothing to the value sums, so those loops skip them.
-        int padded = (visible + 3) / 4 * 4;
-        var row = scores.AsSpan(0, padded);
-        float rowMax = float.NegativeInfinity;
-        for (int p = 0; p < padded; p++)
-        {
-            row[p] = p >= firstVisible && p < visible ? scores[p] * scale : float.NegativeInfinity;
-            rowMax = MathF.Max(rowMax, row[p]);
-        }
-
-        // soft_max_ext with sinks: the sink raises the max and adds its exp (by expf) to the double sum.
-        rowMax = sink.HasValue ? MathF.Max(rowMax, sink.Value) : rowMax;
-        double denominator = GgmlMath.ExpMinusMax(row, rowMax);
-        if (sink.HasValue)
-        {
-            denominator += MathF.Exp(sink.Value - rowMax);
-        }
-
-        float reciprocal = (float)(1.0 / denominator);
-        for (int p = firstVisible; p < visible; p++)
-        {
-            row[p] = RoundToDotType(row[p] * reciprocal, valueType);
-        }
-
-        // kqv = mul_mat(v, kq): per output value a double sum over positions of float products (ggml_vec_dot_f16/f32/bf16).
-        Span<double> sums = stackalloc double[dim];
-        sums.Clear();
-        for (int p = firstVisible; p < visible; p++)
-        {
-            float probability = row[p];
-            var value = values.Slice(p * stride, dim);
-            for (int j = 0; j < dim; j++)
-            {
-                sums[j] += probability * value[j];
-            }
-        }
-
-        for (int j = 0; j < dim; j++)
-        {
-            target[j] = (float)sums[j];
-        }
+        CacheTypeKernel.Attend(
+            keyType,
+            Settings.EffectiveValueType,
+            Settings.FlashAttention,
+            query.AsSpan(0, dim),
+            kv.KeyBytes,
+            kv.KeyRowBytes,
+            kvHead * (int)GgmlTypes.Get(keyType).RowBytes(dim),
+            kv.Values.AsSpan(kvHead * dim),
+            kv.ValueWidth,
+            firstVisible,
+            visible,
+            Options.Scale,
+            sink,
+            scores,
+            target[..dim]);
     }
-
-    /// <summary>A float as ggml converts it to the dot type of a float cache type (f16, bf16; f32 unchanged).</summary>
-    private static float RoundToDotType(float value, GgmlType type) => type switch
-    {
-        GgmlType.F16 => (float)(Half)value,
-        GgmlType.BF16 => ScalarFormats.BFloat16ToSingle(ScalarFormats.SingleToBFloat16(value)),
-        _ => value,
-    };
 
     private static void AddBias(Span<float> values, float[]? bias)
     {
