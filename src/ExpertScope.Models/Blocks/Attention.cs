@@ -402,37 +402,63 @@ public sealed class Attention : IAttention
                 }
 
                 var target = mixed.AsSpan((first + lane) * qWidth + head * dim, dim);
-                float newMax = MathF.Max(runningMax[lane], tileMax);
-                if (newMax > runningMax[lane])
-                {
-                    float rescale = MathF.Exp(runningMax[lane] - newMax);
-                    for (int j = 0; j < dim; j++)
-                    {
-                        target[j] *= rescale;
-                    }
-
-                    runningSum[lane] *= rescale;
-                }
-
-                runningMax[lane] = newMax;
-                runningSum[lane] = (float)(runningSum[lane] + GgmlMath.ExpMinusMax(tile.AsSpan(0, TileLength), newMax));
-                AccumulateValues(tile, values, tileStart, valid, stride, target);
+                MergeTile(tile.AsSpan(0, TileLength), tileMax, values, tileStart, valid, stride, ref runningMax[lane], ref runningSum[lane], target);
             }
         }
 
         for (int lane = 0; lane < count; lane++)
         {
             var target = mixed.AsSpan((first + lane) * qWidth + head * dim, dim);
-            if (Weights.Sinks is { } sinks)
-            {
-                AddSink(sinks[head], runningMax[lane], ref runningSum[lane], target);
-            }
+            FinishOnlineSoftmax(Weights.Sinks?[head], runningMax[lane], ref runningSum[lane], target);
+        }
+    }
 
-            float inverse = runningSum[lane] == 0.0f ? 0.0f : 1.0f / runningSum[lane];
+    /// <summary>
+    /// One tile's step of the tiled kernel's online softmax: a higher max rescales the float accumulator and the sum
+    /// by exp(old − new); the tile's scores become their exps (summed in double, added to the float sum) and the
+    /// accumulator gains the tile's p·v terms in position order.
+    /// </summary>
+    private static void MergeTile(
+        Span<float> tile,
+        float tileMax,
+        ReadOnlySpan<float> values,
+        int tileStart,
+        int count,
+        int stride,
+        ref float runningMax,
+        ref float runningSum,
+        Span<float> target)
+    {
+        int dim = target.Length;
+        float newMax = MathF.Max(runningMax, tileMax);
+        if (newMax > runningMax)
+        {
+            float rescale = MathF.Exp(runningMax - newMax);
             for (int j = 0; j < dim; j++)
             {
-                target[j] *= inverse;
+                target[j] *= rescale;
             }
+
+            runningSum *= rescale;
+        }
+
+        runningMax = newMax;
+        runningSum = (float)(runningSum + GgmlMath.ExpMinusMax(tile, newMax));
+        AccumulateValues(tile, values, tileStart, count, stride, target);
+    }
+
+    /// <summary>The end of an online softmax: the sink (if any) joins, then the accumulator is divided by the sum (0 when it is 0).</summary>
+    private static void FinishOnlineSoftmax(float? sink, float max, ref float sum, Span<float> target)
+    {
+        if (sink is { } sinkLogit)
+        {
+            AddSink(sinkLogit, max, ref sum, target);
+        }
+
+        float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
+        for (int j = 0; j < target.Length; j++)
+        {
+            target[j] *= inverse;
         }
     }
 
@@ -542,33 +568,10 @@ public sealed class Attention : IAttention
                 tileMax = MathF.Max(tileMax, tile[i]);
             }
 
-            float newMax = MathF.Max(runningMax, tileMax);
-            if (newMax > runningMax)
-            {
-                float rescale = MathF.Exp(runningMax - newMax);
-                for (int j = 0; j < dim; j++)
-                {
-                    target[j] *= rescale;
-                }
-
-                runningSum *= rescale;
-            }
-
-            runningMax = newMax;
-            runningSum = (float)(runningSum + GgmlMath.ExpMinusMax(tile, newMax));
-            AccumulateValues(tile, values, tileStart, count, stride, target);
+            MergeTile(tile, tileMax, values, tileStart, count, stride, ref runningMax, ref runningSum, target);
         }
 
-        if (sink is { } sinkLogit)
-        {
-            AddSink(sinkLogit, runningMax, ref runningSum, target);
-        }
-
-        float inverse = runningSum == 0.0f ? 0.0f : 1.0f / runningSum;
-        for (int j = 0; j < dim; j++)
-        {
-            target[j] *= inverse;
-        }
+        FinishOnlineSoftmax(sink, runningMax, ref runningSum, target);
     }
 
     /// <summary>Exact softmax attention in float32 for one query head.</summary>
@@ -662,16 +665,7 @@ public sealed class Attention : IAttention
         }
 
         // The sink joins after the f16 accumulator is widened to float, so its rescaling is not rounded to f16.
-        if (sink is { } sinkLogit)
-        {
-            AddSink(sinkLogit, max, ref sum, target);
-        }
-
-        float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
-        for (int j = 0; j < dim; j++)
-        {
-            target[j] *= inverse;
-        }
+        FinishOnlineSoftmax(sink, max, ref sum, target);
     }
 
     /// <summary>
