@@ -5,7 +5,7 @@ namespace ExpertScope.Models.Tests;
 
 /// <summary>
 /// Checks every architecture's golden case shares: thread-count invariance of every site, the routing and the logits,
-/// and that the committed model is what the synthetic writer writes.
+/// the tokenizer's ids, and that the committed model is what the synthetic writer writes.
 /// </summary>
 internal static class ArchitectureTestRuns
 {
@@ -32,6 +32,13 @@ internal static class ArchitectureTestRuns
                 Assert.Equal(routing.Weights, two.Routing[layer].Weights);
             }
         }
+    }
+
+    /// <summary>The model's own tokenizer must turn every prompt's text into the token ids llama.cpp used.</summary>
+    public static void AssertTokenizerGivesCaseIds(GoldenCase golden)
+    {
+        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
+        Assert.All(golden.Prompts, p => Assert.Equal(p.Tokens, model.Tokenizer.Encode(p.Text).ToArray()));
     }
 
     /// <summary>Writes <paramref name="spec"/> with the synthetic writer; its bytes must be those of the repository case's model.gguf.</summary>
