@@ -137,17 +137,7 @@ public sealed class CacheTypeAttentionTests(ITestOutputHelper output)
         int heads = o.HeadCount;
         int dim = o.HeadDimension;
         int kvWidth = o.KvHeadCount * dim;
-        var q = new float[tokens * heads * dim];
-        var k = new float[tokens * kvWidth];
-        var v = new float[tokens * kvWidth];
-        attention.Weights.Query.Multiply(input, tokens, q, new Parallelism(1));
-        attention.Weights.Key.Multiply(input, tokens, k, new Parallelism(1));
-        attention.Weights.Value.Multiply(input, tokens, v, new Parallelism(1));
-        for (int t = 0; t < tokens; t++)
-        {
-            o.Rope.Apply(q.AsSpan(t * heads * dim, heads * dim), heads, dim, t);
-            o.Rope.Apply(k.AsSpan(t * kvWidth, kvWidth), o.KvHeadCount, dim, t);
-        }
+        var (q, k, v) = AttentionReferenceInputs.ProjectAndRotate(attention, input, tokens);
 
         // With flash attention, build_attn_mha casts an f32 K or V to f16 (ggml_cast) before the kernel.
         var keyType = settings.FlashAttention && settings.KeyType == GgmlType.F32 ? GgmlType.F16 : settings.KeyType;

@@ -1,7 +1,6 @@
 using ExpertScope.Core;
 using ExpertScope.Models.Routing;
 using ExpertScope.Models.Synthetic;
-using ExpertScope.Testing;
 using Xunit.Abstractions;
 
 namespace ExpertScope.Models.Tests;
@@ -34,27 +33,18 @@ public sealed class DeepSeekMoeGoldenTests(ITestOutputHelper output)
     public void Results_AreBitIdentical_ForOneAndTwoThreads()
     {
         var golden = GoldenCase.LoadRepository("deepseek");
-        GoldenThreads.AssertOneAndTwoThreadsAgree(golden);
+        ArchitectureTestRuns.AssertThreadCountInvariant(golden);
     }
 
     [Fact]
-    public void Tokenizer_GivesLlamaCppsIds()
-    {
-        var golden = GoldenCase.LoadRepository("deepseek");
-        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
-        Assert.All(golden.Prompts, p => Assert.Equal(p.Tokens, model.Tokenizer.Encode(p.Text).ToArray()));
-    }
+    public void Tokenizer_GivesLlamaCppsIds() =>
+        ArchitectureTestRuns.AssertTokenizerGivesCaseIds(GoldenCase.LoadRepository("deepseek"));
 
     [Theory]
     [InlineData("deepseek", GgmlType.F32)]
     [InlineData("deepseek-q8_0", GgmlType.Q8_0)]
-    public void CommittedModel_IsWhatMakeModelWrites(string caseName, GgmlType expertType)
-    {
-        using var temp = new TempDirectory();
-        var spec = SyntheticPresets.Get("tiny-deepseek") with { ExpertTensorType = expertType };
-        SyntheticModelWriter.Write(spec, temp.File("model.gguf"));
-        Assert.Equal(File.ReadAllBytes(GoldenData.RepositoryGoldenPath(caseName, "model.gguf")), File.ReadAllBytes(temp.File("model.gguf")));
-    }
+    public void CommittedModel_IsWhatMakeModelWrites(string caseName, GgmlType expertType) =>
+        ArchitectureTestRuns.AssertWriterReproducesCaseModel(SyntheticPresets.Get("tiny-deepseek") with { ExpertTensorType = expertType }, caseName);
 
     [Fact]
     public void Layout_LeadingDenseBlock_SharedExperts_SoftmaxWithoutRenormalisation()
@@ -79,26 +69,5 @@ public sealed class DeepSeekMoeGoldenTests(ITestOutputHelper output)
         var options = new ModelLoadOptions { MetadataOverrides = new Dictionary<string, object> { ["deepseek.expert_weights_norm"] = true } };
         using var model = MoeModel.Load(golden.ModelPath, options);
         Assert.All(model.Blocks.Skip(1), b => Assert.False(b.Moe!.Router.Config.NormalizeWeights));
-    }
-}
-
-/// <summary>The one-versus-two-threads check shared by the repository golden tests.</summary>
-internal static class GoldenThreads
-{
-    /// <summary>Runs the last prompt with one and two threads; logits and every emitted site must be bit-identical.</summary>
-    public static void AssertOneAndTwoThreadsAgree(GoldenCase golden)
-    {
-        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
-        var tokens = golden.Prompts[^1].Tokens;
-        var oneThread = new RecordingObserver();
-        var twoThreads = new RecordingObserver();
-        var one = model.Run(tokens, new RunOptions { ThreadCount = 1, Observers = [oneThread] });
-        var two = model.Run(tokens, new RunOptions { ThreadCount = 2, Observers = [twoThreads] });
-        Assert.Equal(one.Values, two.Values);
-        Assert.Equal(oneThread.Activations.Keys, twoThreads.Activations.Keys);
-        foreach (var (site, values) in oneThread.Activations)
-        {
-            Assert.True(values.AsSpan().SequenceEqual(twoThreads.Activations[site]), $"{golden.Name}: {site} differs between 1 and 2 threads.");
-        }
     }
 }

@@ -33,12 +33,8 @@ public sealed class GoldenParityTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void TrainedCase_TokenizerGivesLlamaCppsIds()
-    {
-        var golden = GoldenCase.Load("olmoe-trained");
-        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
-        Assert.All(golden.Prompts, p => Assert.Equal(p.Tokens, model.Tokenizer.Encode(p.Text).ToArray()));
-    }
+    public void TrainedCase_TokenizerGivesLlamaCppsIds() =>
+        ArchitectureTestRuns.AssertTokenizerGivesCaseIds(GoldenCase.Load("olmoe-trained"));
 
     [Theory]
     [InlineData("olmoe-q8_0")]
@@ -85,20 +81,6 @@ public sealed class GoldenParityTests(ITestOutputHelper output)
     [InlineData("qwen2moe")]
     [InlineData("olmoe")]
     [InlineData("olmoe-q4_k")]
-    public void Results_AreBitIdentical_ForOneAndTwoThreads(string name)
-    {
-        var golden = GoldenCase.Load(name);
-        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
-        var tokens = golden.Prompts[^1].Tokens;
-        var oneThread = new RecordingObserver();
-        var twoThreads = new RecordingObserver();
-        var one = model.Run(tokens, new RunOptions { ThreadCount = 1, Observers = [oneThread] });
-        var two = model.Run(tokens, new RunOptions { ThreadCount = 2, Observers = [twoThreads] });
-        Assert.Equal(one.Values, two.Values);
-        Assert.Equal(oneThread.Activations.Keys, twoThreads.Activations.Keys);
-        foreach (var (site, values) in oneThread.Activations)
-        {
-            Assert.True(values.AsSpan().SequenceEqual(twoThreads.Activations[site]), $"{name}: {site} differs between 1 and 2 threads.");
-        }
-    }
+    public void Results_AreBitIdentical_ForOneAndTwoThreads(string name) =>
+        ArchitectureTestRuns.AssertThreadCountInvariant(GoldenCase.Load(name));
 }

@@ -3,7 +3,6 @@ using ExpertScope.Models.Architectures;
 using ExpertScope.Models.Blocks;
 using ExpertScope.Models.Routing;
 using ExpertScope.Models.Synthetic;
-using ExpertScope.Testing;
 using Xunit.Abstractions;
 
 namespace ExpertScope.Models.Tests;
@@ -27,21 +26,8 @@ public sealed class GptOssGoldenTests(ITestOutputHelper output)
     [Theory]
     [InlineData("gpt-oss")]
     [InlineData("gpt-oss-mxfp4")]
-    public void Results_AreBitIdentical_ForOneAndTwoThreads(string name)
-    {
-        var golden = GoldenCase.LoadRepository(name);
-        using var model = MoeModel.Load(golden.ModelPath);
-        var tokens = golden.Prompts[0].Tokens;
-        var one = new RecordingObserver();
-        var two = new RecordingObserver();
-        var oneLogits = model.Run(tokens, new RunOptions { ThreadCount = 1, Observers = [one] });
-        var twoLogits = model.Run(tokens, new RunOptions { ThreadCount = 2, Observers = [two] });
-        Assert.True(oneLogits.Values.AsSpan().SequenceEqual(twoLogits.Values), "logits differ");
-        foreach (var (site, values) in one.Activations)
-        {
-            Assert.True(values.AsSpan().SequenceEqual(two.Activations[site]), $"{name}: {site} differs between 1 and 2 threads.");
-        }
-    }
+    public void Results_AreBitIdentical_ForOneAndTwoThreads(string name) =>
+        ArchitectureTestRuns.AssertThreadCountInvariant(GoldenCase.LoadRepository(name));
 
     [Fact]
     public void GoldenCase_SeesTheWindow_FromTheFirstSlidingLayer()
@@ -90,13 +76,8 @@ public sealed class GptOssGoldenTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void GoldenModel_IsWhatTheSyntheticWriterWrites()
-    {
-        var golden = GoldenCase.LoadRepository("gpt-oss");
-        using var temp = new TempDirectory();
-        SyntheticModelWriter.Write(SyntheticPresets.Get("tiny-gpt-oss"), temp.File("model.gguf"));
-        Assert.Equal(File.ReadAllBytes(golden.ModelPath), File.ReadAllBytes(temp.File("model.gguf")));
-    }
+    public void GoldenModel_IsWhatTheSyntheticWriterWrites() =>
+        ArchitectureTestRuns.AssertWriterReproducesCaseModel(SyntheticPresets.Get("tiny-gpt-oss"), "gpt-oss");
 
     [Fact]
     public void Layers_SlideAsLlamaCppsSwaPattern()

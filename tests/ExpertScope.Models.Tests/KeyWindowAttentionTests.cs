@@ -248,17 +248,7 @@ public sealed class KeyWindowAttentionTests : IDisposable
         int heads = o.HeadCount;
         int dim = o.HeadDimension;
         int kvWidth = o.KvHeadCount * dim;
-        var q = new float[Tokens * heads * dim];
-        var k = new float[Tokens * kvWidth];
-        var v = new float[Tokens * kvWidth];
-        attention.Weights.Query.Multiply(input, Tokens, q, new Parallelism(1));
-        attention.Weights.Key.Multiply(input, Tokens, k, new Parallelism(1));
-        attention.Weights.Value.Multiply(input, Tokens, v, new Parallelism(1));
-        for (int t = 0; t < Tokens; t++)
-        {
-            o.Rope.Apply(q.AsSpan(t * heads * dim, heads * dim), heads, dim, t);
-            o.Rope.Apply(k.AsSpan(t * kvWidth, kvWidth), o.KvHeadCount, dim, t);
-        }
+        var (q, k, v) = AttentionReferenceInputs.ProjectAndRotate(attention, input, Tokens);
 
         if (stored is { } type)
         {

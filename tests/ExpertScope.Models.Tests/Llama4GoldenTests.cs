@@ -2,7 +2,6 @@ using ExpertScope.Core;
 using ExpertScope.Models.Blocks;
 using ExpertScope.Models.Routing;
 using ExpertScope.Models.Synthetic;
-using ExpertScope.Testing;
 using Xunit.Abstractions;
 
 namespace ExpertScope.Models.Tests;
@@ -59,17 +58,8 @@ public sealed class Llama4GoldenTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Float32Case_OneAndTwoThreads_GiveIdenticalLogits()
-    {
-        var golden = GoldenCase.LoadRepository(CaseName);
-        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
-        foreach (var prompt in golden.Prompts)
-        {
-            var one = model.Run(prompt.Tokens, new RunOptions { ThreadCount = 1 });
-            var two = model.Run(prompt.Tokens, new RunOptions { ThreadCount = 2 });
-            Assert.Equal(one.Values, two.Values);
-        }
-    }
+    public void Float32Case_OneAndTwoThreads_GiveIdenticalLogits() =>
+        ArchitectureTestRuns.AssertThreadCountInvariant(GoldenCase.LoadRepository(CaseName));
 
     [Fact]
     public void Case_CoversDenseAndMoeBlocksAndABlockWithoutRope()
@@ -95,13 +85,9 @@ public sealed class Llama4GoldenTests(ITestOutputHelper output)
     [Fact]
     public void SyntheticWriter_WritesTheCasesModelsByteForByte()
     {
-        using var temp = new TempDirectory();
-        SyntheticModelWriter.Write(SyntheticPresets.Get("tiny-llama4"), temp.File("model.gguf"));
-        Assert.Equal(File.ReadAllBytes(GoldenCase.LoadRepository(CaseName).ModelPath), File.ReadAllBytes(temp.File("model.gguf")));
-        SyntheticModelWriter.Write(LongSpec, temp.File("long.gguf"));
-        Assert.Equal(File.ReadAllBytes(GoldenCase.LoadRepository(LongCaseName).ModelPath), File.ReadAllBytes(temp.File("long.gguf")));
-        SyntheticModelWriter.Write(MaverickSpec, temp.File("maverick.gguf"));
-        Assert.Equal(File.ReadAllBytes(GoldenCase.LoadRepository(MaverickCaseName).ModelPath), File.ReadAllBytes(temp.File("maverick.gguf")));
+        ArchitectureTestRuns.AssertWriterReproducesCaseModel(SyntheticPresets.Get("tiny-llama4"), CaseName);
+        ArchitectureTestRuns.AssertWriterReproducesCaseModel(LongSpec, LongCaseName);
+        ArchitectureTestRuns.AssertWriterReproducesCaseModel(MaverickSpec, MaverickCaseName);
     }
 
     /// <summary>

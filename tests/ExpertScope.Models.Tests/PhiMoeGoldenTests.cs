@@ -36,30 +36,12 @@ public sealed class PhiMoeGoldenTests(ITestOutputHelper output)
     [Theory]
     [InlineData("phimoe")]
     [InlineData("phimoe-f16")]
-    public void Prompts_TokenizeToLlamaCppsIds(string name)
-    {
-        var golden = GoldenCase.LoadRepository(name);
-        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
-        Assert.All(golden.Prompts, p => Assert.Equal(p.Tokens, model.Tokenizer.Encode(p.Text).ToArray()));
-    }
+    public void Prompts_TokenizeToLlamaCppsIds(string name) =>
+        ArchitectureTestRuns.AssertTokenizerGivesCaseIds(GoldenCase.LoadRepository(name));
 
     [Fact]
-    public void Results_AreBitIdentical_ForOneAndTwoThreads()
-    {
-        var golden = GoldenCase.LoadRepository("phimoe");
-        using var model = MoeModel.Load(golden.ModelPath, golden.LoadOptions);
-        var tokens = golden.Prompts[^1].Tokens;
-        var oneThread = new RecordingObserver();
-        var twoThreads = new RecordingObserver();
-        var one = model.Run(tokens, new RunOptions { ThreadCount = 1, Observers = [oneThread] });
-        var two = model.Run(tokens, new RunOptions { ThreadCount = 2, Observers = [twoThreads] });
-        Assert.Equal(one.Values, two.Values);
-        Assert.Equal(oneThread.Activations.Keys, twoThreads.Activations.Keys);
-        foreach (var (site, values) in oneThread.Activations)
-        {
-            Assert.True(values.AsSpan().SequenceEqual(twoThreads.Activations[site]), $"phimoe: {site} differs between 1 and 2 threads.");
-        }
-    }
+    public void Results_AreBitIdentical_ForOneAndTwoThreads() =>
+        ArchitectureTestRuns.AssertThreadCountInvariant(GoldenCase.LoadRepository("phimoe"));
 
     [Theory]
     [InlineData("phimoe", "rope_factors_long.weight")]
@@ -98,13 +80,8 @@ public sealed class PhiMoeGoldenTests(ITestOutputHelper output)
     [Theory]
     [InlineData("phimoe", GgmlType.F32)]
     [InlineData("phimoe-f16", GgmlType.F16)]
-    public void CaseModel_IsWhatMakeModelWrites(string name, GgmlType expertType)
-    {
-        using var temp = new TempDirectory();
-        var spec = SyntheticPresets.Get("tiny-phimoe") with { Seed = CaseSeed, ExpertTensorType = expertType };
-        SyntheticModelWriter.Write(spec, temp.File("model.gguf"));
-        Assert.Equal(File.ReadAllBytes(GoldenCase.LoadRepository(name).ModelPath), File.ReadAllBytes(temp.File("model.gguf")));
-    }
+    public void CaseModel_IsWhatMakeModelWrites(string name, GgmlType expertType) =>
+        ArchitectureTestRuns.AssertWriterReproducesCaseModel(SyntheticPresets.Get("tiny-phimoe") with { Seed = CaseSeed, ExpertTensorType = expertType }, name);
 
     [Fact]
     public void RandomTwin_KeepsTheRopeFactorsAndGivesNormsUnitWeightAndZeroBias()

@@ -23,10 +23,7 @@ public sealed class DeepSeek : IArchitecture
     /// <inheritdoc/>
     public ModelDefinition Build(ModelSource source, ModelLoadOptions options)
     {
-        ArgumentNullException.ThrowIfNull(source);
-        ArgumentNullException.ThrowIfNull(options);
-        var hp = ModelHyperparameters.Read(source);
-        StandardParts.RequireExperts(source, hp);
+        var hp = StandardParts.ReadWithExperts(source, options);
         int expertFfn = source.Integer("expert_feed_forward_length");
         int sharedCount = source.OptionalInt32("expert_shared_count")
             ?? throw new ExpertScopeException($"{source.FilePath}: metadata key '{source.Architecture}.expert_shared_count' is missing (llama.cpp requires it for deepseek).");
@@ -47,7 +44,7 @@ public sealed class DeepSeek : IArchitecture
             {
                 var router = new RouterConfig(hp.ExpertCount, hp.ExpertUsedCount, GatingFunction.Softmax, NormalizeWeights: false, scale, groups, groupsKept);
                 var shared = sharedCount > 0
-                    ? new SharedExperts(StandardParts.SwiGlu(source, layer, hp.EmbeddingLength, sharedCount * expertFfn, "_shexp"), null)
+                    ? StandardParts.UngatedSharedExperts(source, layer, hp.EmbeddingLength, sharedCount * expertFfn)
                     : null;
                 feedForward = StandardParts.Moe(source, layer, hp.EmbeddingLength, expertFfn, router, shared);
             }

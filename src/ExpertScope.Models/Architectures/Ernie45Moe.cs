@@ -26,10 +26,7 @@ public sealed class Ernie45Moe : IArchitecture
     /// <inheritdoc/>
     public ModelDefinition Build(ModelSource source, ModelLoadOptions options)
     {
-        ArgumentNullException.ThrowIfNull(source);
-        ArgumentNullException.ThrowIfNull(options);
-        var hp = ModelHyperparameters.Read(source);
-        StandardParts.RequireExperts(source, hp);
+        var hp = StandardParts.ReadWithExperts(source, options);
         int expertFfn = source.Integer("expert_feed_forward_length");
         int sharedFfn = source.OptionalInt32("expert_shared_feed_forward_length") ?? 0;
         int step = source.Integer("interleave_moe_layer_step");
@@ -56,7 +53,7 @@ public sealed class Ernie45Moe : IArchitecture
             {
                 var router = new RouterConfig(hp.ExpertCount, hp.ExpertUsedCount, GatingFunction.Softmax, NormalizeWeights: true, WeightScale: 1f, groups, groupsKept);
                 var shared = sharedFfn > 0
-                    ? new SharedExperts(StandardParts.SwiGlu(source, layer, hp.EmbeddingLength, sharedFfn, "_shexp"), null)
+                    ? StandardParts.UngatedSharedExperts(source, layer, hp.EmbeddingLength, sharedFfn)
                     : null;
                 var bias = source.OptionalVector(StandardParts.BlockTensor(layer, "exp_probs_b.bias"), hp.ExpertCount);
                 feedForward = StandardParts.Moe(source, layer, hp.EmbeddingLength, expertFfn, router, shared, bias);

@@ -60,7 +60,7 @@ public sealed class Glm4Moe : IArchitecture
             else
             {
                 // llama.cpp always adds the shared expert in MoE blocks (hence expert_shared_count >= 1); it is not gated.
-                var shared = new SharedExperts(StandardParts.SwiGlu(source, layer, hp.EmbeddingLength, sharedCount * expertFfn, "_shexp"), null);
+                var shared = StandardParts.UngatedSharedExperts(source, layer, hp.EmbeddingLength, sharedCount * expertFfn);
                 // llama.cpp requires the selection bias in every MoE block of this architecture.
                 var bias = source.Vector(StandardParts.BlockTensor(layer, "exp_probs_b.bias"), hp.ExpertCount);
                 feedForward = StandardParts.Moe(source, layer, hp.EmbeddingLength, expertFfn, router, shared, bias);

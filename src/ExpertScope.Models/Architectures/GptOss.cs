@@ -27,10 +27,7 @@ public sealed class GptOss : IArchitecture
     /// <inheritdoc/>
     public ModelDefinition Build(ModelSource source, ModelLoadOptions options)
     {
-        ArgumentNullException.ThrowIfNull(source);
-        ArgumentNullException.ThrowIfNull(options);
-        var hp = ModelHyperparameters.Read(source);
-        StandardParts.RequireExperts(source, hp);
+        var hp = StandardParts.ReadWithExperts(source, options);
         int expertFeedForward = source.Integer("expert_feed_forward_length");
         int window = source.Integer("attention.sliding_window");
 

@@ -26,10 +26,7 @@ public sealed class GraniteMoe : IArchitecture
     /// <inheritdoc/>
     public ModelDefinition Build(ModelSource source, ModelLoadOptions options)
     {
-        ArgumentNullException.ThrowIfNull(source);
-        ArgumentNullException.ThrowIfNull(options);
-        var hp = ModelHyperparameters.Read(source);
-        StandardParts.RequireExperts(source, hp);
+        var hp = StandardParts.ReadWithExperts(source, options);
         if (source.OptionalBool("rope.scaling.finetuned") == false)
         {
             // llama.cpp's Granite graph uses this key as a switch that turns RoPE off entirely.
@@ -61,7 +58,7 @@ public sealed class GraniteMoe : IArchitecture
             var attention = StandardParts.GroupedQueryAttention(
                 source, hp, layer, RopeStyle.Normal, QkNormMode.None, options, attentionScale == 0f ? null : attentionScale);
             var shared = sharedFfn > 0
-                ? new SharedExperts(StandardParts.SwiGlu(source, layer, hp.EmbeddingLength, sharedFfn, "_shexp"), null)
+                ? StandardParts.UngatedSharedExperts(source, layer, hp.EmbeddingLength, sharedFfn)
                 : null;
             var moe = StandardParts.Moe(source, layer, hp.EmbeddingLength, hp.FeedForwardLength, router, shared);
             blocks[layer] = new DecoderBlock(

@@ -45,10 +45,7 @@ public sealed class Llama4 : IArchitecture
     /// <inheritdoc/>
     public ModelDefinition Build(ModelSource source, ModelLoadOptions options)
     {
-        ArgumentNullException.ThrowIfNull(source);
-        ArgumentNullException.ThrowIfNull(options);
-        var hp = ModelHyperparameters.Read(source);
-        StandardParts.RequireExperts(source, hp);
+        var hp = StandardParts.ReadWithExperts(source, options);
         int expertFfn = source.Integer("expert_feed_forward_length");
         int moeStep = source.Integer("interleave_moe_layer_step");
         if (source.OptionalInt32("attention.sliding_window") == 0)
@@ -92,7 +89,7 @@ public sealed class Llama4 : IArchitecture
                     NormalizeWeights: false,
                     SelectOnLogits: true,
                     WeightExpertInput: true);
-                var shared = new SharedExperts(StandardParts.SwiGlu(source, layer, hp.EmbeddingLength, expertFfn, "_shexp"), Gate: null);
+                var shared = StandardParts.UngatedSharedExperts(source, layer, hp.EmbeddingLength, expertFfn);
                 feedForward = StandardParts.Moe(source, layer, hp.EmbeddingLength, expertFfn, router, shared);
             }
             else

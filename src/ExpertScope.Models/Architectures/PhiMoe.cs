@@ -34,10 +34,7 @@ public sealed class PhiMoe : IArchitecture
     /// <inheritdoc/>
     public ModelDefinition Build(ModelSource source, ModelLoadOptions options)
     {
-        ArgumentNullException.ThrowIfNull(source);
-        ArgumentNullException.ThrowIfNull(options);
-        var hp = ModelHyperparameters.Read(source);
-        StandardParts.RequireExperts(source, hp);
+        var hp = StandardParts.ReadWithExperts(source, options);
         if (source.File.FindTensor(StandardParts.BlockTensor(0, "attn_qkv.weight")) is not null)
         {
             throw new ExpertScopeException($"{source.FilePath}: tensor 'blk.0.attn_qkv.weight' is a fused q/k/v projection, which ExpertScope does not run for 'phimoe'; convert with separate attn_q/attn_k/attn_v.");

@@ -140,6 +140,21 @@ public static class StandardParts
             feedForward);
     }
 
+    /// <summary>The hyperparameters of a mixture-of-experts model, refused unless it has experts and a sensible k.</summary>
+    /// <exception cref="Core.ExpertScopeException">A required key is missing, or no experts or k out of range.</exception>
+    public static ModelHyperparameters ReadWithExperts(ModelSource source, ModelLoadOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(options);
+        var hp = ModelHyperparameters.Read(source);
+        RequireExperts(source, hp);
+        return hp;
+    }
+
+    /// <summary>Ungated shared experts stored fused as one SwiGLU (<c>ffn_{gate,up,down}_shexp</c>) of the given width.</summary>
+    public static SharedExperts UngatedSharedExperts(ModelSource source, int layer, int embedding, int width) =>
+        new(SwiGlu(source, layer, embedding, width, "_shexp"), Gate: null);
+
     /// <summary>Checks that the model has experts and a sensible k.</summary>
     /// <exception cref="Core.ExpertScopeException">No experts or k out of range.</exception>
     public static void RequireExperts(ModelSource source, ModelHyperparameters hp)

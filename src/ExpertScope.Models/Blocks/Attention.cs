@@ -402,37 +402,63 @@ public sealed class Attention : IAttention
                 }
 
                 var target = mixed.AsSpan((first + lane) * qWidth + head * dim, dim);
-                float newMax = MathF.Max(runningMax[lane], tileMax);
-                if (newMax > runningMax[lane])
-                {
-                    float rescale = MathF.Exp(runningMax[lane] - newMax);
-                    for (int j = 0; j < dim; j++)
-                    {
-                        target[j] *= rescale;
-                    }
-
-                    runningSum[lane] *= rescale;
-                }
-
-                runningMax[lane] = newMax;
-                runningSum[lane] = (float)(runningSum[lane] + GgmlMath.ExpMinusMax(tile.AsSpan(0, TileLength), newMax));
-                AccumulateValues(tile, values, tileStart, valid, stride, target);
+                MergeTile(tile.AsSpan(0, TileLength), tileMax, values, tileStart, valid, stride, ref runningMax[lane], ref runningSum[lane], target);
             }
         }
 
         for (int lane = 0; lane < count; lane++)
         {
             var target = mixed.AsSpan((first + lane) * qWidth + head * dim, dim);
-            if (Weights.Sinks is { } sinks)
-            {
-                AddSink(sinks[head], runningMax[lane], ref runningSum[lane], target);
-            }
+            FinishOnlineSoftmax(Weights.Sinks?[head], runningMax[lane], ref runningSum[lane], target);
+        }
+    }
 
-            float inverse = runningSum[lane] == 0.0f ? 0.0f : 1.0f / runningSum[lane];
+    /// <summary>
+    /// One tile's step of the tiled kernel's online softmax: a higher max rescales the float accumulator and the sum
+    /// by exp(old − new); the tile's scores become their exps (summed in double, added to the float sum) and the
+    /// accumulator gains the tile's p·v terms in position order.
+    /// </summary>
+    private static void MergeTile(
+        Span<float> tile,
+        float tileMax,
+        ReadOnlySpan<float> values,
+        int tileStart,
+        int count,
+        int stride,
+        ref float runningMax,
+        ref float runningSum,
+        Span<float> target)
+    {
+        int dim = target.Length;
+        float newMax = MathF.Max(runningMax, tileMax);
+        if (newMax > runningMax)
+        {
+            float rescale = MathF.Exp(runningMax - newMax);
             for (int j = 0; j < dim; j++)
             {
-                target[j] *= inverse;
+                target[j] *= rescale;
             }
+
+            runningSum *= rescale;
+        }
+
+        runningMax = newMax;
+        runningSum = (float)(runningSum + GgmlMath.ExpMinusMax(tile, newMax));
+        AccumulateValues(tile, values, tileStart, count, stride, target);
+    }
+
+    /// <summary>The end of an online softmax: the sink (if any) joins, then the accumulator is divided by the sum (0 when it is 0).</summary>
+    private static void FinishOnlineSoftmax(float? sink, float max, ref float sum, Span<float> target)
+    {
+        if (sink is { } sinkLogit)
+        {
+            AddSink(sinkLogit, max, ref sum, target);
+        }
+
+        float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
+        for (int j = 0; j < target.Length; j++)
+        {
+            target[j] *= inverse;
         }
     }
 
@@ -440,7 +466,7 @@ public sealed class Attention : IAttention
     /// ggml's flash-attention sink step after the online softmax: a sink logit above the running max rescales the
     /// float accumulator and the sum by exp(max − sink) and counts 1; otherwise it adds exp(sink − max) to the sum.
     /// </summary>
-    private static void AddSink(float sink, float max, ref float sum, Span<float> target)
+    internal static void AddSink(float sink, float max, ref float sum, Span<float> target)
     {
         float previousScale = 1.0f;
         float sinkWeight = 1.0f;
@@ -542,33 +568,10 @@ public sealed class Attention : IAttention
                 tileMax = MathF.Max(tileMax, tile[i]);
             }
 
-            float newMax = MathF.Max(runningMax, tileMax);
-            if (newMax > runningMax)
-            {
-                float rescale = MathF.Exp(runningMax - newMax);
-                for (int j = 0; j < dim; j++)
-                {
-                    target[j] *= rescale;
-                }
-
-                runningSum *= rescale;
-            }
-
-            runningMax = newMax;
-            runningSum = (float)(runningSum + GgmlMath.ExpMinusMax(tile, newMax));
-            AccumulateValues(tile, values, tileStart, count, stride, target);
+            MergeTile(tile, tileMax, values, tileStart, count, stride, ref runningMax, ref runningSum, target);
         }
 
-        if (sink is { } sinkLogit)
-        {
-            AddSink(sinkLogit, runningMax, ref runningSum, target);
-        }
-
-        float inverse = runningSum == 0.0f ? 0.0f : 1.0f / runningSum;
-        for (int j = 0; j < dim; j++)
-        {
-            target[j] *= inverse;
-        }
+        FinishOnlineSoftmax(sink, runningMax, ref runningSum, target);
     }
 
     /// <summary>Exact softmax attention in float32 for one query head.</summary>
@@ -662,16 +665,7 @@ public sealed class Attention : IAttention
         }
 
         // The sink joins after the f16 accumulator is widened to float, so its rescaling is not rounded to f16.
-        if (sink is { } sinkLogit)
-        {
-            AddSink(sinkLogit, max, ref sum, target);
-        }
-
-        float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
-        for (int j = 0; j < dim; j++)
-        {
-            target[j] *= inverse;
-        }
+        FinishOnlineSoftmax(sink, max, ref sum, target);
     }
 
     /// <summary>
@@ -684,119 +678,24 @@ public sealed class Attention : IAttention
     private void AttendWithCacheTypes(float[] query, KeyValueCache kv, int kvHead, int firstVisible, int visible, float? sink, float[] scores, Span<float> target)
     {
         int dim = Options.HeadDimension;
-        float scale = Options.Scale;
         var keyType = Settings.EffectiveKeyType;
-        var valueType = Settings.EffectiveValueType;
-        int headBytes = (int)GgmlTypes.Get(keyType).RowBytes(dim);
-        Span<byte> convertedQuery = stackalloc byte[VecDot.ActivationBytes(keyType, dim)];
-        VecDot.QuantizeActivations(keyType, query, convertedQuery);
-        var keyBytes = kv.KeyBytes.AsSpan();
-        for (int p = firstVisible; p < visible; p++)
-        {
-            scores[p] = VecDot.Quantized(keyType, keyBytes.Slice(p * kv.KeyRowBytes + kvHead * headBytes, headBytes), convertedQuery);
-        }
-
-        int stride = kv.ValueWidth;
-        var values = kv.Values.AsSpan(kvHead * dim);
-        target.Clear();
-        if (Settings.FlashAttention)
-        {
-            // ggml_compute_forward_flash_attn_ext_f16_one_chunk.
-            bool halfAccumulator = valueType == GgmlType.F16;
-            float sum = 0.0f;
-            float max = float.NegativeInfinity;
-            for (int p = firstVisible; p < visible; p++)
-            {
-                float s = scores[p] * scale;
-                float previousScale = 1.0f;
-                float valueScale = 1.0f;
-                if (s > max)
-                {
-                    float oldMax = max;
-                    max = s;
-                    previousScale = MathF.Exp(oldMax - max);
-                    TensorPrimitives.Multiply(target, previousScale, target);
-                    if (halfAccumulator)
-                    {
-                        RoundToHalf(target);
-                    }
-                }
-                else
-                {
-                    valueScale = MathF.Exp(s - max);
-                }
-
-                TensorPrimitives.MultiplyAdd(values.Slice(p * stride, dim), valueScale, target, target);
-                if (halfAccumulator)
-                {
-                    RoundToHalf(target);
-                }
-
-                sum = sum * previousScale + valueScale;
-            }
-
-            if (sink is { } sinkLogit)
-            {
-                AddSink(sinkLogit, max, ref sum, target);
-            }
-
-            float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
-            TensorPrimitives.Multiply(target, inverse, target);
-            return;
-        }
-
-        // kq = mul_mat(k, q); soft_max_ext(kq, mask, scale): the causal and window masks are -inf outside the visible
-        // positions, and llama.cpp's padded cache length keeps every visible position in a full group of four of the
-        // vector exp. Masked positions get probability 0 and add nothing to the value sums, so those loops skip them.
-        int padded = (visible + 3) / 4 * 4;
-        var row = scores.AsSpan(0, padded);
-        float rowMax = float.NegativeInfinity;
-        for (int p = 0; p < padded; p++)
-        {
-            row[p] = p >= firstVisible && p < visible ? scores[p] * scale : float.NegativeInfinity;
-            rowMax = MathF.Max(rowMax, row[p]);
-        }
-
-        // soft_max_ext with sinks: the sink raises the max and adds its exp (by expf) to the double sum.
-        rowMax = sink.HasValue ? MathF.Max(rowMax, sink.Value) : rowMax;
-        double denominator = GgmlMath.ExpMinusMax(row, rowMax);
-        if (sink.HasValue)
-        {
-            denominator += MathF.Exp(sink.Value - rowMax);
-        }
-
-        float reciprocal = (float)(1.0 / denominator);
-        for (int p = firstVisible; p < visible; p++)
-        {
-            row[p] = RoundToDotType(row[p] * reciprocal, valueType);
-        }
-
-        // kqv = mul_mat(v, kq): per output value a double sum over positions of float products (ggml_vec_dot_f16/f32/bf16).
-        Span<double> sums = stackalloc double[dim];
-        sums.Clear();
-        for (int p = firstVisible; p < visible; p++)
-        {
-            float probability = row[p];
-            var value = values.Slice(p * stride, dim);
-            for (int j = 0; j < dim; j++)
-            {
-                sums[j] += probability * value[j];
-            }
-        }
-
-        for (int j = 0; j < dim; j++)
-        {
-            target[j] = (float)sums[j];
-        }
+        CacheTypeKernel.Attend(
+            keyType,
+            Settings.EffectiveValueType,
+            Settings.FlashAttention,
+            query.AsSpan(0, dim),
+            kv.KeyBytes,
+            kv.KeyRowBytes,
+            kvHead * (int)GgmlTypes.Get(keyType).RowBytes(dim),
+            kv.Values.AsSpan(kvHead * dim),
+            kv.ValueWidth,
+            firstVisible,
+            visible,
+            Options.Scale,
+            sink,
+            scores,
+            target[..dim]);
     }
-
-    /// <summary>A float as ggml converts it to the dot type of a float cache type (f16, bf16; f32 unchanged).</summary>
-    private static float RoundToDotType(float value, GgmlType type) => type switch
-    {
-        GgmlType.F16 => (float)(Half)value,
-        GgmlType.BF16 => ScalarFormats.BFloat16ToSingle(ScalarFormats.SingleToBFloat16(value)),
-        _ => value,
-    };
 
     private static void AddBias(Span<float> values, float[]? bias)
     {

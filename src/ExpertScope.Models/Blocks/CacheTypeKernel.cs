@@ -13,7 +13,8 @@ namespace ExpertScope.Models.Blocks;
 internal static class CacheTypeKernel
 {
     /// <summary>
-    /// softmax(scale · q·k_p) · v_p over the first <paramref name="visible"/> positions, as ggml's CPU ops compute it:
+    /// softmax(scale · q·k_p) · v_p over positions <paramref name="firstVisible"/> to <paramref name="visible"/> − 1
+    /// (with an optional attention sink), as ggml's CPU ops compute it:
     /// the query converted to the key type's dot type and dotted with each key by <c>vec_dot</c>; then flash
     /// attention's vector kernel (online softmax; values accumulated in f16 for an f16 value type, else in float32),
     /// or ggml's soft_max_ext and a double-sum dot of the probabilities (rounded to the value type's dot type) with each
@@ -28,8 +29,10 @@ internal static class CacheTypeKernel
     /// <param name="keyOffsetBytes">Byte offset of this head's key in each row.</param>
     /// <param name="values">Cached value floats; position p's values start at p · <paramref name="valueStride"/>.</param>
     /// <param name="valueStride">Floats between positions' values.</param>
-    /// <param name="visible">Positions attended (causal: the query's own position + 1).</param>
+    /// <param name="firstVisible">The first position attended (0 without a key window).</param>
+    /// <param name="visible">One past the last position attended (causal: the query's own position + 1).</param>
     /// <param name="scale">Multiplier of q·k.</param>
+    /// <param name="sink">The head's attention-sink logit, or null.</param>
     /// <param name="scores">Scratch of at least <paramref name="visible"/> + 3 floats.</param>
     /// <param name="target">Receives the attended values (its length is the value length).</param>
     public static void Attend(
@@ -42,15 +45,17 @@ internal static class CacheTypeKernel
         int keyOffsetBytes,
         ReadOnlySpan<float> values,
         int valueStride,
+        int firstVisible,
         int visible,
         float scale,
+        float? sink,
         Span<float> scores,
         Span<float> target)
     {
         int headBytes = (int)GgmlTypes.Get(keyType).RowBytes(query.Length);
         Span<byte> convertedQuery = stackalloc byte[VecDot.ActivationBytes(keyType, query.Length)];
         VecDot.QuantizeActivations(keyType, query, convertedQuery);
-        for (int p = 0; p < visible; p++)
+        for (int p = firstVisible; p < visible; p++)
         {
             scores[p] = VecDot.Quantized(keyType, keyBytes.Slice((p * keyRowBytes) + keyOffsetBytes, headBytes), convertedQuery);
         }
@@ -63,7 +68,7 @@ internal static class CacheTypeKernel
             bool halfAccumulator = valueType == GgmlType.F16;
             float sum = 0.0f;
             float max = float.NegativeInfinity;
-            for (int p = 0; p < visible; p++)
+            for (int p = firstVisible; p < visible; p++)
             {
                 float s = scores[p] * scale;
                 float previousScale = 1.0f;
@@ -93,24 +98,38 @@ internal static class CacheTypeKernel
                 sum = (sum * previousScale) + valueScale;
             }
 
+            if (sink is { } sinkLogit)
+            {
+                Attention.AddSink(sinkLogit, max, ref sum, target);
+            }
+
             float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
             TensorPrimitives.Multiply(target, inverse, target);
             return;
         }
 
-        // kq = mul_mat(k, q); soft_max_ext(kq, mask, scale): -inf past the visible positions, and llama.cpp's padded
-        // cache length keeps every visible position in a full group of four of the vector exp.
+        // kq = mul_mat(k, q); soft_max_ext(kq, mask, scale): the causal and window masks are -inf outside the visible
+        // positions, and llama.cpp's padded cache length keeps every visible position in a full group of four of the
+        // vector exp. Masked positions get probability 0 and add nothing to the value sums, so those loops skip them.
         int padded = (visible + 3) / 4 * 4;
         var row = scores[..padded];
         float rowMax = float.NegativeInfinity;
         for (int p = 0; p < padded; p++)
         {
-            row[p] = p < visible ? scores[p] * scale : float.NegativeInfinity;
+            row[p] = p >= firstVisible && p < visible ? scores[p] * scale : float.NegativeInfinity;
             rowMax = MathF.Max(rowMax, row[p]);
         }
 
-        float reciprocal = (float)(1.0 / GgmlMath.ExpMinusMax(row, rowMax));
-        for (int p = 0; p < visible; p++)
+        // soft_max_ext with sinks: the sink raises the max and adds its exp (by expf) to the double sum.
+        rowMax = sink.HasValue ? MathF.Max(rowMax, sink.Value) : rowMax;
+        double denominator = GgmlMath.ExpMinusMax(row, rowMax);
+        if (sink.HasValue)
+        {
+            denominator += MathF.Exp(sink.Value - rowMax);
+        }
+
+        float reciprocal = (float)(1.0 / denominator);
+        for (int p = firstVisible; p < visible; p++)
         {
             row[p] = RoundToDotType(row[p] * reciprocal, valueType);
         }
@@ -118,7 +137,7 @@ internal static class CacheTypeKernel
         // kqv = mul_mat(v, kq): per output value a double sum over positions of float products (ggml_vec_dot_f16/f32/bf16).
         Span<double> sums = stackalloc double[length];
         sums.Clear();
-        for (int p = 0; p < visible; p++)
+        for (int p = firstVisible; p < visible; p++)
         {
             float probability = row[p];
             var value = values.Slice(p * valueStride, length);

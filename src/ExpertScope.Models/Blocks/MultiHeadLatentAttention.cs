@@ -260,8 +260,10 @@ public sealed class MlaKvCache : IAttentionCache
                 (int)GgmlTypes.Get(keyType).RowBytes(keyOffset),
                 valueFromKeys ? _keys32.AsSpan(valueOffset) : _values32.AsSpan(valueOffset),
                 valueFromKeys ? KeyRowLength : ValueRowLength,
+                firstVisible: 0,
                 visible,
                 scale,
+                sink: null,
                 scratch.Scores,
                 output[..valueLength]);
             return;
