@@ -65,6 +65,9 @@ for row in "${rows[@]}"; do
     [ -f "$file" ] || { echo "compare-llamacpp.sh: model file '$file' does not exist" >&2; exit 2; }
 done
 
+# The launcher builds the CLI when its sources changed: do that now, not inside the first measured run.
+"$expertscope" bench --help >/dev/null || { echo "compare-llamacpp.sh: '$expertscope bench --help' failed" >&2; exit 2; }
+
 [ -n "$out" ] || out="$(mktemp -d "${TMPDIR:-/tmp}/compare-llamacpp.XXXXXX")"
 mkdir -p "$out"
 manifest="$out/manifest.tsv"

@@ -3,6 +3,8 @@
 //   prefill    = one llama_decode of the whole N-token prompt (fresh cache), logits of the last token only;
 //   generation = G further tokens, one llama_decode each, greedy (argmax of the last logits).
 // Each repetition starts from a cleared cache. One JSON line per repetition, then one summary line with medians.
+// With --prompt-file (one prompt of comma-separated token ids a line), a repetition prefills every prompt in turn, each
+// into a cleared cache, and reports their total tokens and seconds: the forward passes a routing probe needs.
 //
 // Only llama.h is used (no ggml header), so the file compiles against upstream llama.cpp and against copies
 // that rename the ggml symbols; cache types are passed as ggml type numbers, which both share.
@@ -24,6 +26,7 @@ namespace {
 
 struct Options {
     std::string model;
+    std::string promptFile;
     int threads = 2;
     int promptTokens = 512;
     int generatedTokens = 32;
@@ -40,7 +43,7 @@ struct Options {
 [[noreturn]] void usage(const char* message) {
     if (message != nullptr) std::fprintf(stderr, "harness: %s\n", message);
     std::fprintf(stderr,
-        "usage: harness --model FILE.gguf [--threads 2] [--prompt-tokens 512] [--gen-tokens 32] [--repetitions 3]\n"
+        "usage: harness --model FILE.gguf [--threads 2] [--prompt-tokens 512 | --prompt-file IDS.txt] [--gen-tokens 32] [--repetitions 3]\n"
         "               [--warmups 1] [--ubatch 512] [--seed 1234] [-ctk f16] [-ctv f16] [--no-flash-attn] [--verbose]\n"
         "cache types: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1\n");
     std::exit(2);
@@ -81,6 +84,7 @@ Options parse(int argc, char** argv) {
         if (a == "--model" || a == "-m") o.model = value();
         else if (a == "--threads" || a == "-t") o.threads = parsePositive("--threads", value(), 1);
         else if (a == "--prompt-tokens" || a == "-p") o.promptTokens = parsePositive("--prompt-tokens", value(), 1);
+        else if (a == "--prompt-file") o.promptFile = value();
         else if (a == "--gen-tokens" || a == "-n") o.generatedTokens = parsePositive("--gen-tokens", value(), 0);
         else if (a == "--repetitions" || a == "-r") o.repetitions = parsePositive("--repetitions", value(), 1);
         else if (a == "--warmups") o.warmups = parsePositive("--warmups", value(), 0);
@@ -97,6 +101,39 @@ Options parse(int argc, char** argv) {
     cacheTypeNumber(o.cacheTypeK);
     cacheTypeNumber(o.cacheTypeV);
     return o;
+}
+
+// One prompt a line, token ids separated by commas (spaces allowed); blank lines are skipped.
+std::vector<std::vector<llama_token>> readPromptFile(const std::string& path, int vocabularySize) {
+    std::ifstream file(path);
+    if (!file) {
+        std::fprintf(stderr, "harness: cannot read prompt file %s\n", path.c_str());
+        std::exit(2);
+    }
+    std::vector<std::vector<llama_token>> prompts;
+    std::string line;
+    for (int lineNumber = 1; std::getline(file, line); lineNumber++) {
+        std::vector<llama_token> ids;
+        const char* p = line.c_str();
+        while (*p != '\0') {
+            while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\r') p++;
+            if (*p == '\0') break;
+            char* end = nullptr;
+            long id = std::strtol(p, &end, 10);
+            if (end == p || id < 0 || id >= vocabularySize) {
+                std::fprintf(stderr, "harness: %s line %d: '%.20s' is not a token id below %d\n", path.c_str(), lineNumber, p, vocabularySize);
+                std::exit(2);
+            }
+            ids.push_back(static_cast<llama_token>(id));
+            p = end;
+        }
+        if (!ids.empty()) prompts.push_back(std::move(ids));
+    }
+    if (prompts.empty()) {
+        std::fprintf(stderr, "harness: prompt file %s holds no token ids\n", path.c_str());
+        std::exit(2);
+    }
+    return prompts;
 }
 
 double seconds(std::chrono::steady_clock::time_point start) {
@@ -175,6 +212,13 @@ int main(int argc, char** argv) {
         return 1;
     }
     const llama_vocab* vocab = llama_model_get_vocab(model);
+    std::vector<std::vector<llama_token>> prompts;
+    if (!o.promptFile.empty()) {
+        prompts = readPromptFile(o.promptFile, llama_vocab_n_tokens(vocab));
+        o.promptTokens = 0;
+        for (const auto& prompt : prompts) o.promptTokens = std::max(o.promptTokens, static_cast<int>(prompt.size()));
+        o.generatedTokens = 0; // prompt files time prefill only
+    }
 
     llama_context_params contextParams = llama_context_default_params();
     int total = o.promptTokens + o.generatedTokens;
@@ -194,33 +238,47 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    std::mt19937 random(o.seed);
-    std::uniform_int_distribution<int> tokenId(0, llama_vocab_n_tokens(vocab) - 1);
-    std::vector<llama_token> prompt(static_cast<size_t>(o.promptTokens));
-    for (auto& t : prompt) t = tokenId(random);
+    if (prompts.empty()) {
+        std::mt19937 random(o.seed);
+        std::uniform_int_distribution<int> tokenId(0, llama_vocab_n_tokens(vocab) - 1);
+        std::vector<llama_token> prompt(static_cast<size_t>(o.promptTokens));
+        for (auto& t : prompt) t = tokenId(random);
+        prompts.push_back(std::move(prompt));
+    }
+    long long prefillTokens = 0;
+    for (const auto& prompt : prompts) prefillTokens += static_cast<long long>(prompt.size());
 
-    for (int w = 0; w < o.warmups; w++) runOnce(context, vocab, prompt, o.generatedTokens);
+    auto runAll = [&]() {
+        Timing total{0, 0};
+        for (auto& prompt : prompts) {
+            Timing t = runOnce(context, vocab, prompt, o.generatedTokens);
+            total.prefill += t.prefill;
+            total.generation += t.generation;
+        }
+        return total;
+    };
+    for (int w = 0; w < o.warmups; w++) runAll();
 
     std::vector<double> prefill, generation;
     for (int r = 0; r < o.repetitions; r++) {
-        Timing t = runOnce(context, vocab, prompt, o.generatedTokens);
+        Timing t = runAll();
         prefill.push_back(t.prefill);
         generation.push_back(t.generation);
-        std::printf("{\"repetition\":%d,\"prefill_seconds\":%.6f,\"prefill_tokens_per_s\":%.3f,\"generation_seconds\":%.6f,"
-                    "\"generation_tokens_per_s\":%.3f}\n",
-            r + 1, t.prefill, o.promptTokens / t.prefill, t.generation,
+        std::printf("{\"repetition\":%d,\"prompts\":%zu,\"prefill_tokens\":%lld,\"prefill_seconds\":%.6f,\"prefill_tokens_per_s\":%.3f,"
+                    "\"generation_seconds\":%.6f,\"generation_tokens_per_s\":%.3f}\n",
+            r + 1, prompts.size(), prefillTokens, t.prefill, prefillTokens / t.prefill, t.generation,
             o.generatedTokens > 0 ? o.generatedTokens / t.generation : 0.0);
         std::fflush(stdout);
     }
 
     double prefillMedian = median(prefill);
     double generationMedian = median(generation);
-    std::printf("{\"summary\":true,\"model\":%s,\"threads\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,\"repetitions\":%d,"
+    std::printf("{\"summary\":true,\"model\":%s,\"threads\":%d,\"prompts\":%zu,\"prefill_tokens\":%lld,\"prefill_seconds\":%.6f,\"prompt_tokens\":%d,\"gen_tokens\":%d,\"repetitions\":%d,"
                 "\"ubatch\":%u,\"cache_type_k\":\"%s\",\"cache_type_v\":\"%s\",\"flash_attn\":%s,"
                 "\"prefill_tokens_per_s\":%.3f,\"generation_tokens_per_s\":%.3f,\"load_average_1min\":%.2f,\"system\":%s}\n",
-        jsonString(o.model).c_str(), o.threads, o.promptTokens, o.generatedTokens, o.repetitions, llama_n_ubatch(context),
+        jsonString(o.model).c_str(), o.threads, prompts.size(), prefillTokens, prefillMedian, o.promptTokens, o.generatedTokens, o.repetitions, llama_n_ubatch(context),
         o.cacheTypeK.c_str(), o.cacheTypeV.c_str(), o.flashAttention ? "true" : "false",
-        o.promptTokens / prefillMedian, o.generatedTokens > 0 ? o.generatedTokens / generationMedian : 0.0,
+        prefillTokens / prefillMedian, o.generatedTokens > 0 ? o.generatedTokens / generationMedian : 0.0,
         loadAverage(), jsonString(llama_print_system_info()).c_str());
 
     llama_free(context);
