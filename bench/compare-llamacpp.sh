@@ -7,7 +7,7 @@
 # ratios (and writes every run's JSON and the exact command lines under --out).
 #
 # It never builds llama.cpp: pass the harness binary you compiled (see bench/llamacpp-harness/README.md).
-# Default rows, ~12-15 minutes on a quiet 2-core machine:
+# Default rows (estimated 10-15 minutes on a quiet 2-core machine, not yet timed end to end):
 #   Q4_K_M mix, 512-token prompt + 32 generated tokens (prefill and generation), --pairs pairs
 #   Q8_0,       512-token prompt + 32 generated tokens (prefill and generation), --pairs pairs
 #   Q4_K_M mix, 4096-token prompt (prefill at 4096 of context), --long-pairs pairs
