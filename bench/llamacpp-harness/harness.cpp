@@ -249,13 +249,13 @@ int main(int argc, char** argv) {
     for (const auto& prompt : prompts) prefillTokens += static_cast<long long>(prompt.size());
 
     auto runAll = [&]() {
-        Timing total{0, 0};
+        Timing sum{0, 0};
         for (auto& prompt : prompts) {
             Timing t = runOnce(context, vocab, prompt, o.generatedTokens);
-            total.prefill += t.prefill;
-            total.generation += t.generation;
+            sum.prefill += t.prefill;
+            sum.generation += t.generation;
         }
-        return total;
+        return sum;
     };
     for (int w = 0; w < o.warmups; w++) runAll();
 
