@@ -7,7 +7,8 @@
 # ratios (and writes every run's JSON and the exact command lines under --out).
 #
 # It never builds llama.cpp: pass the harness binary you compiled (see bench/llamacpp-harness/README.md).
-# Default rows (estimated 10-15 minutes on a quiet 2-core machine, not yet timed end to end):
+# Default rows (~5 minutes for the two 512 rows on a quiet 2-core machine; each ExpertScope run of the 4096 row runs
+# five 4096-token prefills, over 5 minutes, so the whole table takes 20-30 minutes; --long-pairs 0 leaves it out):
 #   Q4_K_M mix, 512-token prompt + 32 generated tokens (prefill and generation), --pairs pairs
 #   Q8_0,       512-token prompt + 32 generated tokens (prefill and generation), --pairs pairs
 #   Q4_K_M mix, 4096-token prompt (prefill at 4096 of context), --long-pairs pairs
@@ -18,7 +19,7 @@ usage() {
     cat >&2 <<'EOF'
 usage: bench/compare-llamacpp.sh --harness PATH [--q4km FILE] [--q8 FILE] [--row LABEL FILE PROMPT GEN PAIRS]...
                                  [--pairs 3] [--long-pairs 1] [--long-prompt 4096] [--threads 2] [--repeats 1]
-                                 [--run-timeout 600] [--out DIR] [--expertscope CMD]
+                                 [--run-timeout 1200] [--out DIR] [--expertscope CMD]
   --harness      the compiled llama.cpp harness (bench/llamacpp-harness/harness.cpp)
   --q4km, --q8   files from `expertscope make-model --preset olmoe-1b-7b-4l --type q4_K_M|q8_0`
   --repeats      measured runs inside each program run (each reports its median); pairs give the spread
@@ -27,7 +28,7 @@ EOF
 }
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-harness="" q4km="" q8="" pairs=3 long_pairs=1 long_prompt=4096 threads=2 repeats=1 run_timeout=600 out=""
+harness="" q4km="" q8="" pairs=3 long_pairs=1 long_prompt=4096 threads=2 repeats=1 run_timeout=1200 out=""
 expertscope="$root/expertscope"
 extra_rows=()
 while [ $# -gt 0 ]; do
