@@ -7,7 +7,7 @@
 # ratios (and writes every run's JSON and the exact command lines under --out).
 #
 # It never builds llama.cpp: pass the harness binary you compiled (see bench/llamacpp-harness/README.md).
-# Default rows (~5 minutes for the two 512 rows on a quiet 2-core machine; each ExpertScope run of the 4096 row runs
+# Default rows (5-10 minutes for the two 512 rows on a quiet 2-core machine; each ExpertScope run of the 4096 row runs
 # five 4096-token prefills, over 5 minutes, so the whole table takes 20-30 minutes; --long-pairs 0 leaves it out):
 #   Q4_K_M mix, 512-token prompt + 32 generated tokens (prefill and generation), --pairs pairs
 #   Q8_0,       512-token prompt + 32 generated tokens (prefill and generation), --pairs pairs
