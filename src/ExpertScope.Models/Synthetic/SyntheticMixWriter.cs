@@ -26,7 +26,17 @@ public static class SyntheticMixWriter
             throw new ExpertScopeException($"'{target.Name}' is a single tensor type, not one of llama.cpp's K-quant mixes.");
         }
 
+        var (floatBytes, mixBytes) = TensorBytes(spec, target);
         string floats = path + ".f32.partial";
+        string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        long free = new DriveInfo(directory).AvailableFreeSpace;
+        if (free < floatBytes + mixBytes)
+        {
+            // Refused up front: running out of space half-way through a float32 intermediate of this size wastes hours.
+            throw new ExpertScopeException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{path}: writing this model as {target.Name} needs {floatBytes / 1e9:F1} GB for the float32 intermediate beside it plus {mixBytes / 1e9:F1} GB for the result, but {directory} has {free / 1e9:F1} GB free"));
+        }
+
         try
         {
             SyntheticModelWriter.Write(spec with { ExpertTensorType = GgmlType.F32, DenseTensorType = GgmlType.F32 }, floats, progress);
@@ -36,5 +46,19 @@ public static class SyntheticMixWriter
         {
             File.Delete(floats);
         }
+    }
+
+    /// <summary>
+    /// Tensor-data bytes of <paramref name="spec"/> as float32 (the intermediate <see cref="Write"/> needs) and as
+    /// <paramref name="target"/> (the result, tensor types as <see cref="TensorTypeRules.Plan"/> picks them), without writing.
+    /// </summary>
+    public static (long Float32Bytes, long TargetBytes) TensorBytes(SyntheticModelSpec spec, QuantizationTarget target)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(target);
+        var floats = SyntheticModelWriter.TensorShapes(spec with { ExpertTensorType = GgmlType.F32, DenseTensorType = GgmlType.F32 });
+        var plan = TensorTypeRules.Plan(floats, target, spec.ExpertCount, spec.BlockCount);
+        long Bytes(GgmlType type, long[] dimensions) => GgmlTypes.Get(type).RowBytes(dimensions[0]) * dimensions.Skip(1).Aggregate(1L, (a, b) => a * b);
+        return (floats.Sum(t => Bytes(GgmlType.F32, t.Dimensions)), floats.Sum(t => Bytes(plan[t.Name].Type, t.Dimensions)));
     }
 }

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using ExpertScope.Core;
 using ExpertScope.Formats.Gguf;
 using ExpertScope.Kernels.Quant;
+using ExpertScope.Models.Quantization;
 
 namespace ExpertScope.Models.Synthetic;
 
@@ -50,6 +51,14 @@ public static class SyntheticModelWriter
 
         File.Move(temporary, path, overwrite: true);
         return tensors.Count;
+    }
+
+    /// <summary>Name, ggml dimensions and type of every tensor <see cref="Write"/> writes for <paramref name="spec"/>, without writing.</summary>
+    public static IReadOnlyList<TensorTypeRules.TensorShape> TensorShapes(SyntheticModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        Validate(spec);
+        return [.. TensorPlan(spec, BuildVocabulary(spec.VocabularySize).Tokens.Count).Select(t => new TensorTypeRules.TensorShape(t.Name, t.Dimensions, t.Type))];
     }
 
     /// <summary>The vocabulary a spec gets: learned merges, padded with unused tokens when a larger size is asked for.</summary>

@@ -53,6 +53,12 @@ public static class SyntheticPresets
             ExpertCount = 128, ExpertUsedCount = 8, ExpertFeedForwardLength = 768, FeedForwardLength = 6144, VocabularySize = 151936,
             ContextLength = 4096, Name = "expertscope-synthetic-qwen3-30b-a3b-2l",
         }),
+        ["qwen3-30b-a3b"] = ("Qwen3-30B-A3B's full dimensions, 48 blocks: hidden 2048, 32/4 heads of 128, 128 experts (top-8), expert FFN 768, vocab 151936 (30.5B weights; use --type q4_K_M, ~18 GB)", new SyntheticModelSpec
+        {
+            Architecture = "qwen3moe", EmbeddingLength = 2048, BlockCount = 48, HeadCount = 32, KeyValueHeadCount = 4, HeadDimension = 128,
+            ExpertCount = 128, ExpertUsedCount = 8, ExpertFeedForwardLength = 768, FeedForwardLength = 6144, VocabularySize = 151936,
+            ContextLength = 40960, Name = "expertscope-synthetic-qwen3-30b-a3b",
+        }),
     };
 
     /// <summary>Preset names with a one-line description each.</summary>
