@@ -12,7 +12,7 @@ public sealed class StorageTraceTests
     private const int ExpertCount = 4;
     private const int TopK = 2;
 
-    private static readonly TraceMetadata Metadata = new()
+    internal static readonly TraceMetadata Metadata = new()
     {
         ModelSha256 = new string('a', 64),
         Architecture = "olmoe",
@@ -509,6 +509,45 @@ public sealed class StorageTraceTests
         await File.WriteAllBytesAsync(path, "PAR1 not really"u8.ToArray());
         var error = await Assert.ThrowsAsync<ExpertScopeException>(() => ParquetTraceWriter.OpenAsync(path, Metadata));
         Assert.Contains("not a readable Parquet file", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A footer caught mid-write (a reader polling a trace that a run is appending to) can fail in Parquet.Net's Thrift
+    /// decoder; every byte of the footer zeroed or set in turn must read as "not readable" or as a trace, never crash.
+    /// </summary>
+    [Fact]
+    public async Task Parquet_FooterBytesDamaged_ReadAsNotReadableNeverARawException()
+    {
+        using var temp = new TempDirectory();
+        var path = temp.File("trace.parquet");
+        await using (var writer = await ParquetTraceWriter.OpenAsync(path, Metadata))
+        {
+            await writer.WriteSequenceAsync(0, MakeSequence(0, false));
+        }
+
+        var original = await File.ReadAllBytesAsync(path);
+        var (footerStart, length) = FooterOf(original);
+        var damaged = temp.File("damaged.parquet");
+        int refused = 0;
+        foreach (byte value in new byte[] { 0x00, 0xFF })
+        {
+            for (long i = footerStart; i < footerStart + length; i++)
+            {
+                var bytes = (byte[])original.Clone();
+                bytes[i] = value;
+                await File.WriteAllBytesAsync(damaged, bytes);
+                try
+                {
+                    await RoutingTraceReader.ReadFinishedSequencesAsync(damaged);
+                }
+                catch (ExpertScopeException)
+                {
+                    refused++;
+                }
+            }
+        }
+
+        Assert.True(refused > 0, "no damaged footer was refused, so the test exercised nothing");
     }
 
     private static (long FooterStart, int Length) FooterOf(byte[] file)

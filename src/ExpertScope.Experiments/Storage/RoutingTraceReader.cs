@@ -115,12 +115,19 @@ public static class RoutingTraceReader
         var field = reader.Schema.DataFields.FirstOrDefault(f => f.Name == TraceSchema.Sequence)
             ?? throw new ExpertScopeException($"The trace '{path}' has no '{TraceSchema.Sequence}' column.");
         var finished = new HashSet<int>();
-        for (var g = 0; g < reader.RowGroupCount; g++)
+        try
         {
-            var group = reader.OpenRowGroupReader(g);
-            var values = new int[checked((int)group.RowCount)];
-            await group.ReadAsync<int>(field, values, cancellationToken: cancellationToken).ConfigureAwait(false);
-            finished.UnionWith(values);
+            for (var g = 0; g < reader.RowGroupCount; g++)
+            {
+                var group = reader.OpenRowGroupReader(g);
+                var values = new int[checked((int)group.RowCount)];
+                await group.ReadAsync<int>(field, values, cancellationToken: cancellationToken).ConfigureAwait(false);
+                finished.UnionWith(values);
+            }
+        }
+        catch (Exception e) when (IsDamage(e))
+        {
+            throw NotReadable(path, e);
         }
 
         return finished;
@@ -242,13 +249,14 @@ public static class RoutingTraceReader
         {
             reader = await ParquetReader.CreateAsync(stream, leaveStreamOpen: false, cancellationToken: cancellationToken).ConfigureAwait(false);
 
-            // The schema is built from the footer on first use; a footer caught mid-write (a run appending to the file)
-            // fails here with ArgumentException or InvalidOperationException, which must read as "not readable", not crash.
+            // The schema and the key-value metadata are built from the footer on first use; a footer caught mid-write (a
+            // run appending to the file) fails in the Thrift decoder or here with ArgumentException or
+            // InvalidOperationException, which must read as "not readable", not crash.
             _ = reader.Schema;
+            _ = reader.CustomMetadata;
             return reader;
         }
-        catch (Exception e) when (e is IOException or ParquetException or InvalidDataException or EndOfStreamException
-                                      or ArgumentException or InvalidOperationException)
+        catch (Exception e) when (IsDamage(e))
         {
             if (reader is not null)
             {
@@ -256,9 +264,19 @@ public static class RoutingTraceReader
             }
 
             await stream.DisposeAsync().ConfigureAwait(false);
-            throw new ExpertScopeException(
-                $"The trace '{path}' is not a readable Parquet file ({e.Message}). If a run writing it was interrupted, " +
-                "reopening it with the trace writer repairs it from its .commit record.", e);
+            throw NotReadable(path, e);
         }
     }
+
+    /// <summary>
+    /// What Parquet.Net throws for a damaged or half-written file. Its footer decoder trusts the bytes, so damage can
+    /// surface as almost any exception inside the library (Thrift errors, unsupported types, null references, duplicate
+    /// keys, ranges); only calls into the library on the file's bytes are guarded by this filter, so anything but
+    /// cancellation and exhaustion there means the file is not readable.
+    /// </summary>
+    private static bool IsDamage(Exception e) => e is not (OperationCanceledException or OutOfMemoryException);
+
+    private static ExpertScopeException NotReadable(string path, Exception e) => new(
+        $"The trace '{path}' is not a readable Parquet file ({e.Message}). If a run writing it was interrupted, " +
+        "reopening it with the trace writer repairs it from its .commit record.", e);
 }
