@@ -29,6 +29,25 @@ public sealed class AbandonedTemporaryFileTests
         Assert.Empty(AtomicFile.RemoveAbandoned(temp.Path));
     }
 
+    [Fact]
+    public async Task ReopeningATrace_RemovesOnlyItsOwnAbandonedTemporaries()
+    {
+        using var temp = new TempDirectory();
+        int ended = EndedProcessId();
+        string trace = temp.File("trace.parquet");
+        File.WriteAllText(temp.File($"trace.parquet.tmp-{ended}"), "half");
+        File.WriteAllText(temp.File($"trace.parquet.commit.tmp-{ended}"), "half");
+        File.WriteAllText(temp.File($"other.json.tmp-{ended}"), "the user's folder: not ours to clean");
+
+        await using (await Storage.ParquetTraceWriter.OpenAsync(trace, StorageTraceTests.Metadata))
+        {
+        }
+
+        Assert.False(File.Exists(temp.File($"trace.parquet.tmp-{ended}")));
+        Assert.False(File.Exists(temp.File($"trace.parquet.commit.tmp-{ended}")));
+        Assert.True(File.Exists(temp.File($"other.json.tmp-{ended}")), "a trace writer cleans only the temporaries of its own files");
+    }
+
     private static int EndedProcessId()
     {
         using var process = Process.Start(new ProcessStartInfo("true") { UseShellExecute = false })!;

@@ -42,8 +42,13 @@ public static class AtomicFile
     /// between creating and renaming them (<c>NAME.tmp-PID</c> whose process no longer runs). A temporary file of a
     /// running process is left alone: it may be mid-write.
     /// </summary>
+    /// <param name="folder">The folder written to.</param>
+    /// <param name="target">
+    /// Only the temporaries of this file (a trace and its commit record beside the user's own files); null for every
+    /// temporary in <paramref name="folder"/> (a run folder, all ours).
+    /// </param>
     /// <returns>The names of the files deleted.</returns>
-    public static IReadOnlyList<string> RemoveAbandoned(string folder)
+    public static IReadOnlyList<string> RemoveAbandoned(string folder, string? target = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         var removed = new List<string>();
@@ -52,7 +57,7 @@ public static class AtomicFile
             return removed;
         }
 
-        foreach (var file in Directory.EnumerateFiles(folder, "*.tmp-*"))
+        foreach (var file in Directory.EnumerateFiles(folder, (target is null ? "*" : Path.GetFileName(target)) + ".tmp-*"))
         {
             var suffix = file[(file.LastIndexOf(".tmp-", StringComparison.Ordinal) + 5)..];
             if (int.TryParse(suffix, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var processId)

@@ -86,6 +86,11 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
         options ??= new TraceWriterOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(options.RowGroupRows, 1);
         var commitPath = path + CommitExtension;
+
+        // A run killed between writing a temporary and renaming it leaves NAME.tmp-PID beside the trace.
+        var folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        Runs.AtomicFile.RemoveAbandoned(folder, path);
+        Runs.AtomicFile.RemoveAbandoned(folder, commitPath);
         if (!File.Exists(path))
         {
             // A fresh trace is a valid Parquet file with no row groups, written whole, so every batch is an append.
