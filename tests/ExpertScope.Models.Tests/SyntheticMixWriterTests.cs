@@ -7,8 +7,9 @@ using ExpertScope.Testing;
 namespace ExpertScope.Models.Tests;
 
 /// <summary>
-/// <see cref="SyntheticMixWriter"/> (<c>make-model --type q4_K_M|q5_K_M|q6_K</c>): the made model is, tensor for tensor
-/// and byte for byte, what <c>quantize</c> makes of the same float32 model, carries llama.cpp's mix, and runs.
+/// <see cref="SyntheticMixWriter"/> (<c>make-model --type q4_K_M|q5_K_M|q6_K</c>): the model streamed tensor by tensor is,
+/// byte for byte, what <c>quantize</c> makes of the same float32 model written first (the two-step path it replaced),
+/// carries llama.cpp's mix, runs, never replaces a file it did not write, and leaves nothing behind when cancelled.
 /// </summary>
 public sealed class SyntheticMixWriterTests
 {
@@ -79,11 +80,77 @@ public sealed class SyntheticMixWriterTests
         Assert.Single(QuantizationTarget.Names, n => n == "q6_K");
     }
 
+    [Theory]
+    [InlineData("q4_K_M", "k-quant-rows")]
+    [InlineData("q5_K_M", "k-quant-rows")]
+    [InlineData("q6_K", "k-quant-rows")]
+    [InlineData("q8_0", "k-quant-rows")]
+    [InlineData("q4_K_M", "tiny-olmoe")]
+    [InlineData("q6_K", "tiny-olmoe")]
+    [InlineData("q8_0", "tiny-olmoe")]
+    public void Streamed_IsByteIdenticalToFloat32ModelThenQuantize_ForAnyThreadCount(string targetName, string preset)
+    {
+        // tiny-olmoe has 8 experts (the attn_k/attn_v bumps) and rows of 64 (every K-quant falls back), the other spec
+        // rows of 256 (real K-quant blocks); one thread and three give the same bytes.
+        var spec = preset == "k-quant-rows" ? Spec : SyntheticPresets.Get(preset);
+        var target = QuantizationTarget.Parse(targetName);
+        using var temp = new TempDirectory();
+        string floats = temp.File("f32.gguf"), twoStep = temp.File("two-step.gguf");
+        SyntheticModelWriter.Write(spec, floats);
+        ModelQuantizer.Write(floats, target, twoStep);
+        byte[] expected = File.ReadAllBytes(twoStep);
+        foreach (int threads in new[] { 1, 3 })
+        {
+            string streamed = temp.File($"streamed-{threads}.gguf");
+            var summary = SyntheticMixWriter.Write(spec, target, streamed, new SyntheticMixOptions { ThreadCount = threads });
+            Assert.Equal(expected, File.ReadAllBytes(streamed));
+            Assert.Equal(expected.Length, summary.Bytes);
+        }
+    }
+
     [Fact]
-    public void SingleType_IsRefused()
+    public void ExistingFile_IsReplacedOnlyWhenAWriterOfOursMadeIt_OrWithOverwrite()
     {
         using var temp = new TempDirectory();
-        var refused = Assert.Throws<ExpertScopeException>(() => SyntheticMixWriter.Write(Spec, QuantizationTarget.Parse("q4_K"), temp.File("m.gguf")));
-        Assert.Contains("q4_K", refused.Message, StringComparison.Ordinal);
+        var target = QuantizationTarget.Parse("q8_0");
+        string path = temp.File("model.gguf");
+        File.WriteAllText(path, "a user's notes");
+        var refused = Assert.Throws<ExpertScopeException>(() => SyntheticMixWriter.Write(Spec, target, path));
+        Assert.Contains("model.gguf", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("--overwrite", refused.Message, StringComparison.Ordinal);
+        Assert.Equal("a user's notes", File.ReadAllText(path));
+
+        SyntheticMixWriter.Write(Spec, target, path, new SyntheticMixOptions { Overwrite = true });
+        byte[] first = File.ReadAllBytes(path);
+
+        // Its own output carries the quantize writer key, so a second run replaces it without --overwrite.
+        SyntheticMixWriter.Write(Spec with { Seed = Spec.Seed + 1 }, target, path);
+        Assert.NotEqual(first, File.ReadAllBytes(path));
+        Assert.Equal(new[] { "model.gguf" }, Directory.GetFiles(temp.Path).Select(p => Path.GetFileName(p)));
+    }
+
+    [Fact]
+    public void Cancelled_LeavesNeitherTargetNorTemporary_AndKeepsAnOlderTarget()
+    {
+        using var temp = new TempDirectory();
+        var target = QuantizationTarget.Parse("q4_K_M");
+        string path = temp.File("model.gguf");
+        SyntheticMixWriter.Write(Spec, target, path);
+        byte[] before = File.ReadAllBytes(path);
+
+        // Cancelled after the first batch of rows, as Ctrl+C does through make-model's stop signal.
+        using var stop = new CancellationTokenSource();
+        long reported = 0;
+        Assert.ThrowsAny<OperationCanceledException>(() => SyntheticMixWriter.Write(Spec with { Seed = 7 }, target, path,
+            new SyntheticMixOptions { Cancellation = stop.Token }, (done, _) => { reported = done; stop.Cancel(); }));
+        Assert.True(reported > 0);
+        Assert.Equal(before, File.ReadAllBytes(path));
+        Assert.Equal(new[] { "model.gguf" }, Directory.GetFiles(temp.Path).Select(p => Path.GetFileName(p)));
+
+        File.Delete(path);
+        using var again = new CancellationTokenSource();
+        Assert.ThrowsAny<OperationCanceledException>(() => SyntheticMixWriter.Write(Spec, target, path,
+            new SyntheticMixOptions { Cancellation = again.Token }, (_, _) => again.Cancel()));
+        Assert.Empty(Directory.GetFiles(temp.Path));
     }
 }

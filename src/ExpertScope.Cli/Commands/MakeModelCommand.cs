@@ -25,9 +25,10 @@ public static class MakeModelCommand
             DefaultValueFactory = _ => "f32",
         };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the random weights.", DefaultValueFactory = _ => 20261124UL };
+        var overwrite = new Option<bool>("--overwrite") { Description = "With a mix --type: replace an existing --out that neither make-model nor quantize wrote." };
         var command = new Command("make-model", "Write a seeded random-weight GGUF model with a real architecture's shapes (for tests, demos and benchmarks; random weights carry no meaning).")
         {
-            preset, like, output, type, seed,
+            preset, like, output, type, seed, overwrite,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -63,16 +64,29 @@ public static class MakeModelCommand
                 if (done - lastReported >= total / 20 || done == total)
                 {
                     lastReported = done;
-                    context.Error.Write(string.Create(CultureInfo.InvariantCulture, $"\rwriting {path}: {100.0 * done / total:F0}%"));
+                    context.Error.Write(string.Create(CultureInfo.InvariantCulture, $"\rwriting {path}: {100.0 * done / total:F0}% of {total / 1e9:F1} GB"));
                 }
             }
 
             if (mix is not null)
             {
-                var summary = SyntheticMixWriter.Write(spec, mix, path, Report);
+                // Ctrl+C or SIGTERM stops between batches of rows; the writer removes its temporary, so no partial --out remains.
+                using var stop = new StopSignal();
+                SyntheticMixSummary summary;
+                try
+                {
+                    summary = SyntheticMixWriter.Write(spec, mix, path, new SyntheticMixOptions { Overwrite = parse.GetValue(overwrite), Cancellation = stop.Token }, Report);
+                }
+                catch (OperationCanceledException) when (stop.IsStopRequested)
+                {
+                    context.Error.WriteLine();
+                    context.Error.WriteLine($"interrupted: {path} was not written.");
+                    return 130;
+                }
+
                 context.Error.WriteLine();
                 string types = string.Join(", ", summary.TensorsByType.Select(t => $"{t.Value} {t.Key}"));
-                context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {path}: {spec.Architecture} as {mix.Name} ({types}), {summary.TensorsByType.Values.Sum()} tensors, {summary.BytesAfter} bytes"));
+                context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {path}: {spec.Architecture} as {mix.Name} ({types}), {summary.TensorsByType.Values.Sum()} tensors, {summary.Bytes} bytes"));
                 return 0;
             }
 

@@ -84,7 +84,7 @@ public static class SyntheticModelWriter
         return learned with { Tokens = tokens };
     }
 
-    private static void Validate(SyntheticModelSpec spec)
+    internal static void Validate(SyntheticModelSpec spec)
     {
         string[] supported = ["llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek2", "deepseek", "ernie4_5-moe", "glm4moe", "granitemoe", "phimoe", "gpt-oss", "llama4"];
         if (!supported.Contains(spec.Architecture))
@@ -114,7 +114,7 @@ public static class SyntheticModelWriter
         }
     }
 
-    private static void WriteMetadata(GgufWriter writer, SyntheticModelSpec spec, ByteLevelBpeVocabulary vocabulary)
+    internal static void WriteMetadata(GgufWriter writer, SyntheticModelSpec spec, ByteLevelBpeVocabulary vocabulary)
     {
         string a = spec.Architecture;
         void U32(string key, int value) => writer.SetMetadata(key, new GgufValue(GgufValueType.UInt32, checked((uint)value)));
@@ -286,12 +286,12 @@ public static class SyntheticModelWriter
     }
 
     /// <summary>One tensor to generate: name, type, ggml <c>ne</c>, and the uniform range of its values.</summary>
-    private sealed record PlannedTensor(string Name, GgmlType Type, long[] Dimensions, float Center, float HalfWidth)
+    internal sealed record PlannedTensor(string Name, GgmlType Type, long[] Dimensions, float Center, float HalfWidth)
     {
         public long RowCount => Dimensions.Skip(1).Aggregate(1L, (product, d) => product * d);
     }
 
-    private static List<PlannedTensor> TensorPlan(SyntheticModelSpec spec, int vocabularySize)
+    internal static List<PlannedTensor> TensorPlan(SyntheticModelSpec spec, int vocabularySize)
     {
         int e = spec.EmbeddingLength;
         var plan = new List<PlannedTensor>();
@@ -530,11 +530,15 @@ public static class SyntheticModelWriter
     /// <summary>Steele, Lea and Flood's SplitMix64: fast, seedable, and the same on every platform.</summary>
     internal struct SplitMix64(ulong state)
     {
+        private const ulong Gamma = 0x9E3779B97F4A7C15UL;
         private ulong _state = state;
+
+        /// <summary>The generator <paramref name="count"/> draws ahead (the state advances by a constant per draw), so rows can be generated in parallel.</summary>
+        public readonly SplitMix64 Skip(long count) => new(_state + unchecked((ulong)count * Gamma));
 
         public float NextFloat()
         {
-            ulong z = _state += 0x9E3779B97F4A7C15UL;
+            ulong z = _state += Gamma;
             z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
             z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
             z ^= z >> 31;
