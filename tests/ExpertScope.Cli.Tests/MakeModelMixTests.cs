@@ -29,4 +29,30 @@ public class MakeModelMixTests
         Assert.True(generated == 0, generateError);
         Assert.DoesNotContain(Directory.GetFiles(temp.Path), f => f.EndsWith(".partial", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void MakeModel_Mix_KeepsAFileItDidNotWrite_AndCtrlCLeavesNoTarget()
+    {
+        using var temp = new TempDirectory();
+        string path = temp.File("model.gguf");
+        File.WriteAllText(path, "not a model of ours");
+        var (code, _, error) = EngineVerbs.Run("make-model", "--preset", "tiny-olmoe", "--out", path, "--type", "q6_K");
+        Assert.Equal(1, code);
+        EngineVerbs.AssertOneErrorLine(error, "model.gguf", "--overwrite");
+        Assert.Equal("not a model of ours", File.ReadAllText(path));
+
+        // Ctrl+C as the first signal does it: exit 130, the older file untouched, no temporary left.
+        StopSignal.TestHook.Value = stop => stop.Request();
+        (code, _, error) = EngineVerbs.Run("make-model", "--preset", "tiny-olmoe", "--out", path, "--type", "q6_K", "--overwrite");
+        StopSignal.TestHook.Value = null;
+        Assert.Equal(130, code);
+        Assert.Contains("was not written", error, StringComparison.Ordinal);
+        Assert.Equal("not a model of ours", File.ReadAllText(path));
+        Assert.Single(Directory.GetFiles(temp.Path));
+
+        (code, var output, error) = EngineVerbs.Run("make-model", "--preset", "tiny-olmoe", "--out", path, "--type", "q6_K", "--overwrite");
+        Assert.True(code == 0, error);
+        Assert.Contains("as q6_K (", output, StringComparison.Ordinal);
+        Assert.Single(Directory.GetFiles(temp.Path));
+    }
 }
