@@ -121,6 +121,13 @@ public static unsafe partial class MatrixProduct
                         scale.Store(scales + Vector256<short>.Count * g);
                     }
 
+                    // IQ1_S: each group's shift against the Q8_K sums of its two 16-value halves, so a token's shift
+                    // sum is one word multiply-add (exact: |shift| <= 15, the sums are int16).
+                    var shiftWords = TGroups.HasShift
+                        ? Vector256.Create(
+                            (short)shifts[0], (short)shifts[0], (short)shifts[1], (short)shifts[1], (short)shifts[2], (short)shifts[2], (short)shifts[3], (short)shifts[3],
+                            (short)shifts[4], (short)shifts[4], (short)shifts[5], (short)shifts[5], (short)shifts[6], (short)shifts[6], (short)shifts[7], (short)shifts[7])
+                        : Vector256<short>.Zero;
                     float dx = ScalarFormats.HalfToSingle(*(ushort*)block);
                     byte* y = rows + i * sizeof(BlockQ8K);
                     for (int t = 0; t < tokens; t++, y += tokenBytes)
@@ -132,15 +139,9 @@ public static unsafe partial class MatrixProduct
                             lanes = Q6KGroup(lanes, Vector256.Load(decoded + 32 * g), Vector256.Load(q8 + 32 * g), Vector256.Load(scales + Vector256<short>.Count * g));
                         }
 
-                        int shiftSum = 0;
-                        if (TGroups.HasShift)
-                        {
-                            short* groupSums = (short*)(q8 + BlockQ8K.Size);
-                            for (int g = 0; g < TwoBitGroups; g++)
-                            {
-                                shiftSum += shifts[g] * (groupSums[2 * g] + groupSums[2 * g + 1]);
-                            }
-                        }
+                        int shiftSum = TGroups.HasShift
+                            ? Vector256.Sum(Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(q8 + BlockQ8K.Size)), shiftWords))
+                            : 0;
 
                         sumf[t] = TGroups.Accumulate(sumf[t], dx, *(float*)y, Vector256.Sum(lanes), shiftSum);
                     }
