@@ -124,8 +124,8 @@ public sealed class Attention : IAttention
     /// <summary>Whether tiled-kernel tokens are attended in blocks (tests switch it off to compare with one token at a time).</summary>
     internal static bool BlockQueries { get; set; } = true;
 
-    /// <summary>Query tokens per attention work item (one per lane of a float vector).</summary>
-    private static readonly int QueryBlock = System.Numerics.Vector<float>.Count;
+    /// <summary>Query tokens per attention work item (one per lane of two float vectors).</summary>
+    private static readonly int QueryBlock = TiledAttentionKernels.QueryLanes;
 
     /// <summary>llama.cpp's default micro-batch (<c>n_ubatch</c>).</summary>
     internal const int MicroBatchLength = 512;
@@ -261,7 +261,7 @@ public sealed class Attention : IAttention
         {
             var scores = new float[Math.Max(start + tokens + 3, TileLength)];
             var query = new float[dim];
-            var blockScratch = new float[dim * QueryBlock + TileLength * QueryBlock];
+            var blockScratch = new TiledBlockScratch(dim);
             for (int blockItem = from; blockItem < to; blockItem++)
             {
                 int h = blockItem % heads;
@@ -274,7 +274,7 @@ public sealed class Attention : IAttention
                 int count = Math.Min(QueryBlock, tokens - first);
                 if (BlockQueries && half && !UsesCacheTypes && UsesTiledKernel(first, tokens) && UsesTiledKernel(first + count - 1, tokens))
                 {
-                    AttendHalfTiledBlock(q, first, count, h, kv, start, scale, blockScratch, scores, mixed);
+                    AttendHalfTiledBlock(q, first, count, h, kv, start, scale, blockScratch, mixed);
                     continue;
                 }
 
@@ -327,20 +327,24 @@ public sealed class Attention : IAttention
     }
 
     /// <summary>
-    /// <see cref="AttendHalfTiled"/> for up to <see cref="QueryBlock"/> consecutive tokens of one head: the q·k products
-    /// of all of them against each key are formed in one pass with token t in vector lane t (each lane still sums in
-    /// dimension order, a multiply then an add per dimension), then every token runs the tiled kernel's softmax and
-    /// value steps exactly as alone.
+    /// <see cref="AttendHalfTiled"/> for up to <see cref="QueryBlock"/> consecutive tokens of one head, shaped like ggml's
+    /// tiled kernel (a block of query rows against a tile of 64 positions): the block's q·k products for the tile come
+    /// from one register-blocked pass (<see cref="TiledAttentionKernels.QueryKeyDots"/>), every token runs the softmax
+    /// step alone, then the tile's p·v terms of all tokens that see the tile are added in one pass
+    /// (<see cref="TiledAttentionKernels.AccumulateValues"/>). Every single sum keeps its order, so each token's result
+    /// equals the one-token kernel's bit for bit.
     /// </summary>
-    private void AttendHalfTiledBlock(float[] q, int first, int count, int head, KeyValueCache kv, int start, float scale, float[] scratch, float[] tile, float[] mixed)
+    private void AttendHalfTiledBlock(float[] q, int first, int count, int head, KeyValueCache kv, int start, float scale, TiledBlockScratch scratch, float[] mixed)
     {
         int heads = Options.HeadCount;
         int dim = Options.HeadDimension;
         int qWidth = heads * dim;
         int stride = Options.KvHeadCount * dim;
         int kvHead = head / (heads / Options.KvHeadCount);
-        var transposed = scratch.AsSpan(0, dim * QueryBlock);
-        var dots = scratch.AsSpan(dim * QueryBlock, TileLength * QueryBlock);
+        var transposed = scratch.TransposedQueries.AsSpan(0, dim * QueryBlock);
+        var dots = scratch.Dots.AsSpan(0, TileLength * QueryBlock);
+        var weights = scratch.Weights.AsSpan(0, TileLength * QueryBlock);
+        var tile = scratch.Tile.AsSpan(0, TileLength);
         transposed.Clear();
         for (int lane = 0; lane < count; lane++)
         {
@@ -355,28 +359,20 @@ public sealed class Attention : IAttention
 
         Span<float> runningMax = stackalloc float[QueryBlock];
         Span<float> runningSum = stackalloc float[QueryBlock];
+        Span<int> seeing = stackalloc int[QueryBlock];
         runningMax.Fill(float.NegativeInfinity);
         runningSum.Clear();
         int lastVisible = start + first + count;
         var keys = kv.Keys.AsSpan(kvHead * dim);
         var values = kv.Values.AsSpan(kvHead * dim);
-        var queryVectors = System.Runtime.InteropServices.MemoryMarshal.Cast<float, System.Numerics.Vector<float>>(transposed);
+        var targets = mixed.AsSpan(first * qWidth + head * dim);
+
         // Tiles stay aligned to position 0 as ggml's are; those the window hides from every token are skipped.
         for (int tileStart = FirstVisible(start + first) / TileLength * TileLength; tileStart < lastVisible; tileStart += TileLength)
         {
             int positions = Math.Min(TileLength, lastVisible - tileStart);
-            for (int i = 0; i < positions; i++)
-            {
-                var key = keys.Slice((tileStart + i) * stride, dim);
-                var dot = System.Numerics.Vector<float>.Zero;
-                for (int d = 0; d < dim; d++)
-                {
-                    dot += queryVectors[d] * new System.Numerics.Vector<float>(key[d]);
-                }
-
-                dot.CopyTo(dots.Slice(i * QueryBlock, QueryBlock));
-            }
-
+            TiledAttentionKernels.QueryKeyDots(transposed, keys, tileStart, positions, stride, dim, dots);
+            int seen = 0;
             for (int lane = 0; lane < count; lane++)
             {
                 int visible = start + first + lane + 1;
@@ -401,16 +397,33 @@ public sealed class Attention : IAttention
                     tileMax = MathF.Max(tileMax, tile[i]);
                 }
 
-                var target = mixed.AsSpan((first + lane) * qWidth + head * dim, dim);
-                MergeTile(tile.AsSpan(0, TileLength), tileMax, values, tileStart, valid, stride, ref runningMax[lane], ref runningSum[lane], target);
+                // Masked keys get weight exp(-inf) = 0, so the block's value pass may run over all its positions.
+                var target = targets.Slice(lane * qWidth, dim);
+                UpdateOnlineSoftmax(tile, tileMax, ref runningMax[lane], ref runningSum[lane], target);
+                tile[..positions].CopyTo(weights.Slice(seen * TileLength, positions));
+                seeing[seen++] = lane;
             }
+
+            TiledAttentionKernels.AccumulateValues(weights, TileLength, seeing[..seen], values, tileStart, positions, stride, targets, qWidth, dim);
         }
 
         for (int lane = 0; lane < count; lane++)
         {
-            var target = mixed.AsSpan((first + lane) * qWidth + head * dim, dim);
+            var target = targets.Slice(lane * qWidth, dim);
             FinishOnlineSoftmax(Weights.Sinks?[head], runningMax[lane], ref runningSum[lane], target);
         }
+    }
+
+    /// <summary>Per-thread buffers of <see cref="AttendHalfTiledBlock"/>.</summary>
+    private sealed class TiledBlockScratch(int dim)
+    {
+        public float[] TransposedQueries { get; } = new float[dim * QueryBlock];
+
+        public float[] Dots { get; } = new float[TileLength * QueryBlock];
+
+        public float[] Weights { get; } = new float[TileLength * QueryBlock];
+
+        public float[] Tile { get; } = new float[TileLength];
     }
 
     /// <summary>
@@ -429,6 +442,16 @@ public sealed class Attention : IAttention
         ref float runningSum,
         Span<float> target)
     {
+        UpdateOnlineSoftmax(tile, tileMax, ref runningMax, ref runningSum, target);
+        AccumulateValues(tile, values, tileStart, count, stride, target);
+    }
+
+    /// <summary>
+    /// The softmax half of <see cref="MergeTile"/>: rescales the accumulator and the sum when the max rises, and turns
+    /// the tile's scores into their exps (weights for the value step), adding their double sum to the float sum.
+    /// </summary>
+    private static void UpdateOnlineSoftmax(Span<float> tile, float tileMax, ref float runningMax, ref float runningSum, Span<float> target)
+    {
         int dim = target.Length;
         float newMax = MathF.Max(runningMax, tileMax);
         if (newMax > runningMax)
@@ -444,7 +467,6 @@ public sealed class Attention : IAttention
 
         runningMax = newMax;
         runningSum = (float)(runningSum + GgmlMath.ExpMinusMax(tile, newMax));
-        AccumulateValues(tile, values, tileStart, count, stride, target);
     }
 
     /// <summary>The end of an online softmax: the sink (if any) joins, then the accumulator is divided by the sum (0 when it is 0).</summary>
