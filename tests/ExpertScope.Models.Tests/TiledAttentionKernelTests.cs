@@ -10,13 +10,14 @@ namespace ExpertScope.Models.Tests;
 public sealed class TiledAttentionKernelTests
 {
     [Theory]
-    [InlineData(64, 64, 1)]
-    [InlineData(128, 64, 16)]
-    [InlineData(128, 7, 5)]
-    [InlineData(96, 33, 13)]
-    [InlineData(80, 1, 2)]
-    [InlineData(3, 5, 9)]
-    public void QueryKeyDots_EqualDimensionOrderSums(int dim, int positions, int queries)
+    [InlineData(64, 64, 1, false)]
+    [InlineData(128, 64, 16, false)]
+    [InlineData(128, 64, 16, true)]
+    [InlineData(128, 7, 5, false)]
+    [InlineData(96, 33, 13, true)]
+    [InlineData(80, 1, 2, false)]
+    [InlineData(3, 5, 9, true)]
+    public void QueryKeyDots_EqualDimensionOrderSums(int dim, int positions, int queries, bool fused)
     {
         int lanes = TiledAttentionKernels.QueryLanes;
         queries = Math.Min(queries, lanes);
@@ -35,7 +36,14 @@ public sealed class TiledAttentionKernelTests
         }
 
         var dots = new float[64 * lanes];
-        TiledAttentionKernels.QueryKeyDots(transposed, keys, first, positions, stride, dim, dots);
+        if (fused)
+        {
+            TiledAttentionKernels.QueryKeyDots<TiledAttentionKernels.FusedMultiplyAdd>(transposed, keys, first, positions, stride, dim, dots);
+        }
+        else
+        {
+            TiledAttentionKernels.QueryKeyDots<TiledAttentionKernels.SeparateMultiplyAdd>(transposed, keys, first, positions, stride, dim, dots);
+        }
 
         for (int i = 0; i < positions; i++)
         {
@@ -44,7 +52,7 @@ public sealed class TiledAttentionKernelTests
                 float expected = 0.0f;
                 for (int d = 0; d < dim; d++)
                 {
-                    expected += query[lane * dim + d] * keys[(first + i) * stride + d];
+                    expected = Term(expected, query[lane * dim + d], keys[(first + i) * stride + d], fused);
                 }
 
                 Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(dots[i * lanes + lane]));
@@ -53,13 +61,14 @@ public sealed class TiledAttentionKernelTests
     }
 
     [Theory]
-    [InlineData(128, 64, 16)]
-    [InlineData(128, 64, 4)]
-    [InlineData(64, 17, 7)]
-    [InlineData(96, 40, 5)]
-    [InlineData(80, 9, 3)]
-    [InlineData(5, 3, 6)]
-    public void AccumulateValues_EqualPositionOrderSums(int dim, int positions, int rowCount)
+    [InlineData(128, 64, 16, false)]
+    [InlineData(128, 64, 16, true)]
+    [InlineData(128, 64, 4, false)]
+    [InlineData(64, 17, 7, true)]
+    [InlineData(96, 40, 5, false)]
+    [InlineData(80, 9, 3, true)]
+    [InlineData(5, 3, 6, false)]
+    public void AccumulateValues_EqualPositionOrderSums(int dim, int positions, int rowCount, bool fused)
     {
         const int tile = 64;
         var random = new Random(dim * 7 + positions * 3 + rowCount);
@@ -78,14 +87,21 @@ public sealed class TiledAttentionKernelTests
                 float sum = expected[rows[r] * targetStride + j];
                 for (int i = 0; i < positions; i++)
                 {
-                    sum += weights[r * tile + i] * values[(first + i) * stride + j];
+                    sum = Term(sum, weights[r * tile + i], values[(first + i) * stride + j], fused);
                 }
 
                 expected[rows[r] * targetStride + j] = sum;
             }
         }
 
-        TiledAttentionKernels.AccumulateValues(weights, tile, rows, values, first, positions, stride, targets, targetStride, dim);
+        if (fused)
+        {
+            TiledAttentionKernels.AccumulateValues<TiledAttentionKernels.FusedMultiplyAdd>(weights, tile, rows, values, first, positions, stride, targets, targetStride, dim);
+        }
+        else
+        {
+            TiledAttentionKernels.AccumulateValues<TiledAttentionKernels.SeparateMultiplyAdd>(weights, tile, rows, values, first, positions, stride, targets, targetStride, dim);
+        }
 
         Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), targets.Select(BitConverter.SingleToInt32Bits));
     }
@@ -94,9 +110,9 @@ public sealed class TiledAttentionKernelTests
     public void Kernels_RefuseSpansShorterThanTheTile()
     {
         int lanes = TiledAttentionKernels.QueryLanes;
-        Assert.Throws<ArgumentException>(() => TiledAttentionKernels.QueryKeyDots(new float[8 * lanes], new float[10], 0, 2, 8, 8, new float[64 * lanes]));
+        Assert.Throws<ArgumentException>(() => TiledAttentionKernels.QueryKeyDots<TiledAttentionKernels.SeparateMultiplyAdd>(new float[8 * lanes], new float[10], 0, 2, 8, 8, new float[64 * lanes]));
         Assert.Throws<ArgumentException>(() =>
-            TiledAttentionKernels.AccumulateValues(new float[64], 64, [3], new float[64], 0, 8, 8, new float[16], 8, 8));
+            TiledAttentionKernels.AccumulateValues<TiledAttentionKernels.SeparateMultiplyAdd>(new float[64], 64, [3], new float[64], 0, 8, 8, new float[16], 8, 8));
     }
 
     [Fact]
@@ -138,6 +154,9 @@ public sealed class TiledAttentionKernelTests
         Assert.Equal(BitConverter.DoubleToInt64Bits(referenceSum), BitConverter.DoubleToInt64Bits(fastSum));
         Assert.Equal(reference.Select(BitConverter.SingleToInt32Bits), fast.Select(BitConverter.SingleToInt32Bits));
     }
+
+    /// <summary>The scalar term of each arithmetic: a multiply then an add, or one fused multiply-add.</summary>
+    private static float Term(float sum, float a, float b, bool fused) => fused ? MathF.FusedMultiplyAdd(a, b, sum) : sum + a * b;
 
     private static float[] Values(Random random, int count) => [.. Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() * 2 - 1))];
 }

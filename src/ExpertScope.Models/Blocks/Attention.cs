@@ -169,6 +169,13 @@ public sealed class Attention : IAttention
     /// <summary>llama.cpp's cache types and flash-attention switch.</summary>
     public AttentionSettings Settings { get; }
 
+    /// <summary>
+    /// True under <see cref="FloatArithmetic.Fused"/> (read from the query projection): the tiled kernel's q·k and p·v
+    /// terms join their sums by fused multiply-adds, as ggml's <c>simd_gemm</c> does in a SIMD build; otherwise by a
+    /// multiply then an add, as its portable build (and the golden data).
+    /// </summary>
+    private bool FusedProducts => Weights.Query.Arithmetic == FloatArithmetic.Fused;
+
     /// <summary>True when the settings differ from llama.cpp's defaults, so <see cref="AttendWithCacheTypes"/> runs.</summary>
     private bool UsesCacheTypes { get; }
 
@@ -274,7 +281,15 @@ public sealed class Attention : IAttention
                 int count = Math.Min(QueryBlock, tokens - first);
                 if (BlockQueries && half && !UsesCacheTypes && UsesTiledKernel(first, tokens) && UsesTiledKernel(first + count - 1, tokens))
                 {
-                    AttendHalfTiledBlock(q, first, count, h, kv, start, scale, blockScratch, mixed);
+                    if (FusedProducts)
+                    {
+                        AttendHalfTiledBlock<TiledAttentionKernels.FusedMultiplyAdd>(q, first, count, h, kv, start, scale, blockScratch, mixed);
+                    }
+                    else
+                    {
+                        AttendHalfTiledBlock<TiledAttentionKernels.SeparateMultiplyAdd>(q, first, count, h, kv, start, scale, blockScratch, mixed);
+                    }
+
                     continue;
                 }
 
@@ -314,7 +329,14 @@ public sealed class Attention : IAttention
                 }
                 else if (UsesTiledKernel(t, tokens))
                 {
-                    AttendHalfTiled(query, keys, values, kvWidth, firstVisible, visible, scale, sink, scores, target);
+                    if (FusedProducts)
+                    {
+                        AttendHalfTiled<TiledAttentionKernels.FusedMultiplyAdd>(query, keys, values, kvWidth, firstVisible, visible, scale, sink, scores, target);
+                    }
+                    else
+                    {
+                        AttendHalfTiled<TiledAttentionKernels.SeparateMultiplyAdd>(query, keys, values, kvWidth, firstVisible, visible, scale, sink, scores, target);
+                    }
                 }
                 else
                 {
@@ -334,7 +356,8 @@ public sealed class Attention : IAttention
     /// (<see cref="TiledAttentionKernels.AccumulateValues"/>). Every single sum keeps its order, so each token's result
     /// equals the one-token kernel's bit for bit.
     /// </summary>
-    private void AttendHalfTiledBlock(float[] q, int first, int count, int head, KeyValueCache kv, int start, float scale, TiledBlockScratch scratch, float[] mixed)
+    private void AttendHalfTiledBlock<TMultiplyAdd>(float[] q, int first, int count, int head, KeyValueCache kv, int start, float scale, TiledBlockScratch scratch, float[] mixed)
+        where TMultiplyAdd : struct, TiledAttentionKernels.IMultiplyAdd
     {
         int heads = Options.HeadCount;
         int dim = Options.HeadDimension;
@@ -371,7 +394,7 @@ public sealed class Attention : IAttention
         for (int tileStart = FirstVisible(start + first) / TileLength * TileLength; tileStart < lastVisible; tileStart += TileLength)
         {
             int positions = Math.Min(TileLength, lastVisible - tileStart);
-            TiledAttentionKernels.QueryKeyDots(transposed, keys, tileStart, positions, stride, dim, dots);
+            TiledAttentionKernels.QueryKeyDots<TMultiplyAdd>(transposed, keys, tileStart, positions, stride, dim, dots);
             int seen = 0;
             for (int lane = 0; lane < count; lane++)
             {
@@ -404,7 +427,7 @@ public sealed class Attention : IAttention
                 seeing[seen++] = lane;
             }
 
-            TiledAttentionKernels.AccumulateValues(weights, TileLength, seeing[..seen], values, tileStart, positions, stride, targets, qWidth, dim);
+            TiledAttentionKernels.AccumulateValues<TMultiplyAdd>(weights, TileLength, seeing[..seen], values, tileStart, positions, stride, targets, qWidth, dim);
         }
 
         for (int lane = 0; lane < count; lane++)
@@ -428,27 +451,8 @@ public sealed class Attention : IAttention
 
     /// <summary>
     /// One tile's step of the tiled kernel's online softmax: a higher max rescales the float accumulator and the sum
-    /// by exp(old − new); the tile's scores become their exps (summed in double, added to the float sum) and the
-    /// accumulator gains the tile's p·v terms in position order.
-    /// </summary>
-    private static void MergeTile(
-        Span<float> tile,
-        float tileMax,
-        ReadOnlySpan<float> values,
-        int tileStart,
-        int count,
-        int stride,
-        ref float runningMax,
-        ref float runningSum,
-        Span<float> target)
-    {
-        UpdateOnlineSoftmax(tile, tileMax, ref runningMax, ref runningSum, target);
-        AccumulateValues(tile, values, tileStart, count, stride, target);
-    }
-
-    /// <summary>
-    /// The softmax half of <see cref="MergeTile"/>: rescales the accumulator and the sum when the max rises, and turns
-    /// the tile's scores into their exps (weights for the value step), adding their double sum to the float sum.
+    /// by exp(old − new); the tile's scores become their exps (the weights of the tile's p·v terms), their sum taken
+    /// in double and added to the float sum.
     /// </summary>
     private static void UpdateOnlineSoftmax(Span<float> tile, float tileMax, ref float runningMax, ref float runningSum, Span<float> target)
     {
@@ -508,29 +512,6 @@ public sealed class Attention : IAttention
     /// <summary>The first key position the query at <paramref name="queryPosition"/> sees (0 without a key window).</summary>
     private int FirstVisible(int queryPosition) => Options.KeyWindow?.FirstVisible(queryPosition) ?? 0;
 
-    /// <summary>target[j] += p[i] * v[i][j] for i in order, every j at once (a multiply then an add, as the scalar loop).</summary>
-    private static void AccumulateValues(ReadOnlySpan<float> weights, ReadOnlySpan<float> values, int tileStart, int count, int stride, Span<float> target)
-    {
-        int dim = target.Length;
-        int width = System.Numerics.Vector<float>.Count;
-        for (int i = 0; i < count; i++)
-        {
-            var p = new System.Numerics.Vector<float>(weights[i]);
-            var row = values.Slice((tileStart + i) * stride, dim);
-            int j = 0;
-            for (; j + width <= dim; j += width)
-            {
-                var sum = new System.Numerics.Vector<float>(target.Slice(j, width)) + p * new System.Numerics.Vector<float>(row.Slice(j, width));
-                sum.CopyTo(target.Slice(j, width));
-            }
-
-            for (; j < dim; j++)
-            {
-                target[j] += weights[i] * row[j];
-            }
-        }
-    }
-
     /// <summary>
     /// llama.cpp evaluates a batch in micro-batches of <see cref="MicroBatchLength"/> tokens, and ggml's CPU flash
     /// attention takes its tiled kernel when a micro-batch has at least <see cref="TileLength"/> query rows.
@@ -547,7 +528,7 @@ public sealed class Attention : IAttention
     /// order and scaled, the running max and sum are updated (exps by the vector exp, the tile's sum in double), and
     /// the float accumulator gains the tile's p·v terms in position order. Divided by the sum at the end.
     /// </summary>
-    private static void AttendHalfTiled(
+    private static void AttendHalfTiled<TMultiplyAdd>(
         ReadOnlySpan<float> query,
         ReadOnlySpan<float> keys,
         ReadOnlySpan<float> values,
@@ -558,6 +539,7 @@ public sealed class Attention : IAttention
         float? sink,
         Span<float> scores,
         Span<float> target)
+        where TMultiplyAdd : struct, TiledAttentionKernels.IMultiplyAdd
     {
         int dim = query.Length;
         var tile = scores[..TileLength];
@@ -583,14 +565,15 @@ public sealed class Attention : IAttention
                 float dot = 0.0f;
                 for (int d = 0; d < dim; d++)
                 {
-                    dot += query[d] * key[d];
+                    dot = TMultiplyAdd.Apply(dot, query[d], key[d]);
                 }
 
                 tile[i] = dot * scale;
                 tileMax = MathF.Max(tileMax, tile[i]);
             }
 
-            MergeTile(tile, tileMax, values, tileStart, count, stride, ref runningMax, ref runningSum, target);
+            UpdateOnlineSoftmax(tile, tileMax, ref runningMax, ref runningSum, target);
+            TiledAttentionKernels.AccumulateValues<TMultiplyAdd>(tile, TileLength, [0], values, tileStart, count, stride, target, dim, dim);
         }
 
         FinishOnlineSoftmax(sink, runningMax, ref runningSum, target);

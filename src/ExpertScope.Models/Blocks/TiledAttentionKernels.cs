@@ -7,11 +7,37 @@ namespace ExpertScope.Models.Blocks;
 /// <summary>
 /// The two products of ggml's tiled flash-attention step for a block of query rows against one tile of cached
 /// positions, register-blocked so that many independent sums are in flight at once. Each single sum still runs in
-/// ggml's order (one dimension or one position at a time, a multiply then an add, no fused multiply-add), so every
-/// result equals the one-query loop's bit for bit; only the interleaving of independent sums changes.
+/// ggml's order (one dimension or one position at a time), each term joining as an <see cref="IMultiplyAdd"/>
+/// says (a multiply then an add as ggml's portable build, or one fused multiply-add as its SIMD build's
+/// <c>simd_gemm</c>), so every result equals the one-query loop's of the same arithmetic bit for bit; only the
+/// interleaving of independent sums changes.
 /// </summary>
 internal static class TiledAttentionKernels
 {
+    /// <summary>How one term joins a sum: <c>sum + a·b</c> rounded twice (ggml's portable build) or once (its FMA build).</summary>
+    internal interface IMultiplyAdd
+    {
+        static abstract Vector<float> Apply(Vector<float> sum, Vector<float> a, Vector<float> b);
+
+        static abstract float Apply(float sum, float a, float b);
+    }
+
+    /// <summary>A multiply, then an add: <see cref="FloatArithmetic.Reference"/>.</summary>
+    internal readonly struct SeparateMultiplyAdd : IMultiplyAdd
+    {
+        public static Vector<float> Apply(Vector<float> sum, Vector<float> a, Vector<float> b) => sum + a * b;
+
+        public static float Apply(float sum, float a, float b) => sum + a * b;
+    }
+
+    /// <summary>One fused multiply-add: <see cref="FloatArithmetic.Fused"/>, as ggml's <c>simd_gemm</c> in a SIMD build.</summary>
+    internal readonly struct FusedMultiplyAdd : IMultiplyAdd
+    {
+        public static Vector<float> Apply(Vector<float> sum, Vector<float> a, Vector<float> b) => Vector.FusedMultiplyAdd(a, b, sum);
+
+        public static float Apply(float sum, float a, float b) => MathF.FusedMultiplyAdd(a, b, sum);
+    }
+
     /// <summary>Keys per register block of <see cref="QueryKeyDots"/>; values' query rows per block of <see cref="AccumulateValues"/>.</summary>
     private const int Rows = 4;
 
@@ -23,7 +49,7 @@ internal static class TiledAttentionKernels
     /// <c>i &lt; positions</c>, each sum in dimension order. <paramref name="transposedQueries"/> holds the block's
     /// queries dimension-major (<see cref="QueryLanes"/> lanes per dimension; unused lanes zero).
     /// </summary>
-    internal static void QueryKeyDots(
+    internal static void QueryKeyDots<TMultiplyAdd>(
         ReadOnlySpan<float> transposedQueries,
         ReadOnlySpan<float> keys,
         int first,
@@ -31,6 +57,7 @@ internal static class TiledAttentionKernels
         int stride,
         int dim,
         Span<float> dots)
+        where TMultiplyAdd : struct, IMultiplyAdd
     {
         int width = Vector<float>.Count;
         int lanes = 2 * width;
@@ -59,14 +86,14 @@ internal static class TiledAttentionKernels
                 var k1 = new Vector<float>(Unsafe.Add(ref key1, d));
                 var k2 = new Vector<float>(Unsafe.Add(ref key2, d));
                 var k3 = new Vector<float>(Unsafe.Add(ref key3, d));
-                a0 += low * k0;
-                b0 += high * k0;
-                a1 += low * k1;
-                b1 += high * k1;
-                a2 += low * k2;
-                b2 += high * k2;
-                a3 += low * k3;
-                b3 += high * k3;
+                a0 = TMultiplyAdd.Apply(a0, low, k0);
+                b0 = TMultiplyAdd.Apply(b0, high, k0);
+                a1 = TMultiplyAdd.Apply(a1, low, k1);
+                b1 = TMultiplyAdd.Apply(b1, high, k1);
+                a2 = TMultiplyAdd.Apply(a2, low, k2);
+                b2 = TMultiplyAdd.Apply(b2, high, k2);
+                a3 = TMultiplyAdd.Apply(a3, low, k3);
+                b3 = TMultiplyAdd.Apply(b3, high, k3);
             }
 
             a0.StoreUnsafe(ref result, (nuint)(i * lanes));
@@ -86,8 +113,8 @@ internal static class TiledAttentionKernels
             for (int d = 0; d < dim; d++)
             {
                 var k = new Vector<float>(Unsafe.Add(ref key, d));
-                a += Vector.LoadUnsafe(ref query, (nuint)(d * lanes)) * k;
-                b += Vector.LoadUnsafe(ref query, (nuint)(d * lanes + width)) * k;
+                a = TMultiplyAdd.Apply(a, Vector.LoadUnsafe(ref query, (nuint)(d * lanes)), k);
+                b = TMultiplyAdd.Apply(b, Vector.LoadUnsafe(ref query, (nuint)(d * lanes + width)), k);
             }
 
             a.StoreUnsafe(ref result, (nuint)(i * lanes));
@@ -100,7 +127,7 @@ internal static class TiledAttentionKernels
     /// values[(first + i) · stride + j]</c>, positions i in order, each term a multiply then an add.
     /// Target row t starts at <c>t · targetStride</c> in <paramref name="targets"/>.
     /// </summary>
-    internal static void AccumulateValues(
+    internal static void AccumulateValues<TMultiplyAdd>(
         ReadOnlySpan<float> weights,
         int tile,
         ReadOnlySpan<int> rows,
@@ -111,6 +138,7 @@ internal static class TiledAttentionKernels
         Span<float> targets,
         int targetStride,
         int dim)
+        where TMultiplyAdd : struct, IMultiplyAdd
     {
         if (weights.Length < rows.Length * tile || positions > tile ||
             (positions > 0 && values.Length < (first + positions - 1) * stride + dim))
@@ -129,16 +157,16 @@ internal static class TiledAttentionKernels
         int r = 0;
         for (; r + Rows <= rows.Length; r += Rows)
         {
-            AccumulateFour(weights.Slice(r * tile), tile, rows.Slice(r, Rows), values, first, positions, stride, targets, targetStride, dim);
+            AccumulateFour<TMultiplyAdd>(weights.Slice(r * tile), tile, rows.Slice(r, Rows), values, first, positions, stride, targets, targetStride, dim);
         }
 
         for (; r < rows.Length; r++)
         {
-            AccumulateOne(weights.Slice(r * tile, tile), values, first, positions, stride, targets.Slice(rows[r] * targetStride, dim));
+            AccumulateOne<TMultiplyAdd>(weights.Slice(r * tile, tile), values, first, positions, stride, targets.Slice(rows[r] * targetStride, dim));
         }
     }
 
-    private static void AccumulateFour(
+    private static void AccumulateFour<TMultiplyAdd>(
         ReadOnlySpan<float> weights,
         int tile,
         ReadOnlySpan<int> rows,
@@ -149,6 +177,7 @@ internal static class TiledAttentionKernels
         Span<float> targets,
         int targetStride,
         int dim)
+        where TMultiplyAdd : struct, IMultiplyAdd
     {
         int width = Vector<float>.Count;
         ref float w0 = ref MemoryMarshal.GetReference(weights);
@@ -180,14 +209,14 @@ internal static class TiledAttentionKernels
                 var p1 = new Vector<float>(Unsafe.Add(ref w1, i));
                 var p2 = new Vector<float>(Unsafe.Add(ref w2, i));
                 var p3 = new Vector<float>(Unsafe.Add(ref w3, i));
-                a0 += p0 * low;
-                b0 += p0 * high;
-                a1 += p1 * low;
-                b1 += p1 * high;
-                a2 += p2 * low;
-                b2 += p2 * high;
-                a3 += p3 * low;
-                b3 += p3 * high;
+                a0 = TMultiplyAdd.Apply(a0, p0, low);
+                b0 = TMultiplyAdd.Apply(b0, p0, high);
+                a1 = TMultiplyAdd.Apply(a1, p1, low);
+                b1 = TMultiplyAdd.Apply(b1, p1, high);
+                a2 = TMultiplyAdd.Apply(a2, p2, low);
+                b2 = TMultiplyAdd.Apply(b2, p2, high);
+                a3 = TMultiplyAdd.Apply(a3, p3, low);
+                b3 = TMultiplyAdd.Apply(b3, p3, high);
             }
 
             a0.StoreUnsafe(ref t0, (nuint)j);
@@ -206,16 +235,18 @@ internal static class TiledAttentionKernels
             for (int r = 0; r < Rows; r++)
             {
                 var target = targets.Slice(rows[r] * targetStride + j, dim - j);
-                AccumulateColumns(weights.Slice(r * tile, tile), values, first, positions, stride, j, target);
+                AccumulateColumns<TMultiplyAdd>(weights.Slice(r * tile, tile), values, first, positions, stride, j, target);
             }
         }
     }
 
-    private static void AccumulateOne(ReadOnlySpan<float> weights, ReadOnlySpan<float> values, int first, int positions, int stride, Span<float> target) =>
-        AccumulateColumns(weights, values, first, positions, stride, 0, target);
+    private static void AccumulateOne<TMultiplyAdd>(ReadOnlySpan<float> weights, ReadOnlySpan<float> values, int first, int positions, int stride, Span<float> target)
+        where TMultiplyAdd : struct, IMultiplyAdd =>
+        AccumulateColumns<TMultiplyAdd>(weights, values, first, positions, stride, 0, target);
 
     /// <summary><c>target[c] += Σ_i weights[i] · values[(first + i) · stride + column + c]</c>, positions in order.</summary>
-    private static void AccumulateColumns(ReadOnlySpan<float> weights, ReadOnlySpan<float> values, int first, int positions, int stride, int column, Span<float> target)
+    private static void AccumulateColumns<TMultiplyAdd>(ReadOnlySpan<float> weights, ReadOnlySpan<float> values, int first, int positions, int stride, int column, Span<float> target)
+        where TMultiplyAdd : struct, IMultiplyAdd
     {
         int width = Vector<float>.Count;
         int c = 0;
@@ -224,7 +255,7 @@ internal static class TiledAttentionKernels
             var sum = new Vector<float>(target.Slice(c, width));
             for (int i = 0; i < positions; i++)
             {
-                sum += new Vector<float>(weights[i]) * new Vector<float>(values.Slice((first + i) * stride + column + c, width));
+                sum = TMultiplyAdd.Apply(sum, new Vector<float>(weights[i]), new Vector<float>(values.Slice((first + i) * stride + column + c, width)));
             }
 
             sum.CopyTo(target.Slice(c, width));
@@ -235,7 +266,7 @@ internal static class TiledAttentionKernels
             float sum = target[c];
             for (int i = 0; i < positions; i++)
             {
-                sum += weights[i] * values[(first + i) * stride + column + c];
+                sum = TMultiplyAdd.Apply(sum, weights[i], values[(first + i) * stride + column + c]);
             }
 
             target[c] = sum;
