@@ -368,6 +368,7 @@ public sealed class Attention : IAttention
         var dots = scratch.Dots.AsSpan(0, TileLength * QueryBlock);
         var weights = scratch.Weights.AsSpan(0, TileLength * QueryBlock);
         var tile = scratch.Tile.AsSpan(0, TileLength);
+        var valueTile = scratch.Values.AsSpan(0, TileLength * dim);
         transposed.Clear();
         for (int lane = 0; lane < count; lane++)
         {
@@ -427,7 +428,14 @@ public sealed class Attention : IAttention
                 seeing[seen++] = lane;
             }
 
-            TiledAttentionKernels.AccumulateValues<TMultiplyAdd>(weights, TileLength, seeing[..seen], values, tileStart, positions, stride, targets, qWidth, dim);
+            // The tile's value rows packed side by side: in the cache they lie a whole row of heads apart, so the value
+            // pass (every row, one column block at a time) would map them onto a few L1 cache sets.
+            for (int i = 0; i < positions; i++)
+            {
+                values.Slice((tileStart + i) * stride, dim).CopyTo(valueTile.Slice(i * dim, dim));
+            }
+
+            TiledAttentionKernels.AccumulateValues<TMultiplyAdd>(weights, TileLength, seeing[..seen], valueTile, 0, positions, dim, targets, qWidth, dim);
         }
 
         for (int lane = 0; lane < count; lane++)
@@ -447,6 +455,8 @@ public sealed class Attention : IAttention
         public float[] Weights { get; } = new float[TileLength * QueryBlock];
 
         public float[] Tile { get; } = new float[TileLength];
+
+        public float[] Values { get; } = new float[TileLength * dim];
     }
 
     /// <summary>
