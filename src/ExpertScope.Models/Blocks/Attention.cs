@@ -181,7 +181,7 @@ public sealed class Attention : IAttention
 
     /// <inheritdoc/>
     public IAttentionCache CreateCache(int capacity) =>
-        new KeyValueCache(capacity, Options.KvHeadCount * Options.HeadDimension, Options.KvHeadCount * Options.HeadDimension, UsesCacheTypes ? Settings : null);
+        new KeyValueCache(capacity, Options.KvHeadCount, Options.HeadDimension, UsesCacheTypes ? Settings : null);
 
     /// <inheritdoc/>
     public void Forward(ReadOnlySpan<float> input, Span<float> output, IAttentionCache cache, int layer, ForwardContext context)
@@ -306,7 +306,6 @@ public sealed class Attention : IAttention
         int heads = Options.HeadCount;
         int dim = Options.HeadDimension;
         int group = heads / Options.KvHeadCount;
-        int kvWidth = Options.KvHeadCount * dim;
         float scale = Options.Scale;
         bool half = Options.CachePrecision == CachePrecision.Float16;
         {
@@ -317,32 +316,32 @@ public sealed class Attention : IAttention
                 float? sink = Weights.Sinks?[h];
                 q.AsSpan((t * heads + h) * dim, dim).CopyTo(query);
                 var target = mixed.AsSpan((t * heads + h) * dim, dim);
-                var keys = kv.Keys.AsSpan(kvHead * dim);
-                var values = kv.Values.AsSpan(kvHead * dim);
+                var keys = kv.HeadKeys(kvHead);
+                var values = kv.HeadValues(kvHead);
                 if (UsesCacheTypes)
                 {
                     AttendWithCacheTypes(query, kv, kvHead, firstVisible, visible, sink, scores, target);
                 }
                 else if (!half)
                 {
-                    AttendSingle(query, keys, values, kvWidth, firstVisible, visible, scale, sink, scores, target);
+                    AttendSingle(query, keys, values, dim, firstVisible, visible, scale, sink, scores, target);
                 }
                 else if (UsesTiledKernel(t, tokens))
                 {
                     if (FusedProducts)
                     {
-                        AttendHalfTiled<TiledAttentionKernels.FusedMultiplyAdd>(query, keys, values, kvWidth, firstVisible, visible, scale, sink, scores, target);
+                        AttendHalfTiled<TiledAttentionKernels.FusedMultiplyAdd>(query, keys, values, dim, firstVisible, visible, scale, sink, scores, target);
                     }
                     else
                     {
-                        AttendHalfTiled<TiledAttentionKernels.SeparateMultiplyAdd>(query, keys, values, kvWidth, firstVisible, visible, scale, sink, scores, target);
+                        AttendHalfTiled<TiledAttentionKernels.SeparateMultiplyAdd>(query, keys, values, dim, firstVisible, visible, scale, sink, scores, target);
                     }
                 }
                 else
                 {
                     // The vector kernel converts the query to f16 for its q·k products.
                     RoundToHalf(query);
-                    AttendHalf(query, keys, values, kvWidth, firstVisible, visible, scale, sink, target);
+                    AttendHalf(query, keys, values, dim, firstVisible, visible, scale, sink, target);
                 }
             }
         }
@@ -362,13 +361,11 @@ public sealed class Attention : IAttention
         int heads = Options.HeadCount;
         int dim = Options.HeadDimension;
         int qWidth = heads * dim;
-        int stride = Options.KvHeadCount * dim;
         int kvHead = head / (heads / Options.KvHeadCount);
         var transposed = scratch.TransposedQueries.AsSpan(0, dim * QueryBlock);
         var dots = scratch.Dots.AsSpan(0, TileLength * QueryBlock);
         var weights = scratch.Weights.AsSpan(0, TileLength * QueryBlock);
         var tile = scratch.Tile.AsSpan(0, TileLength);
-        var valueTile = scratch.Values.AsSpan(0, TileLength * dim);
         transposed.Clear();
         for (int lane = 0; lane < count; lane++)
         {
@@ -387,15 +384,15 @@ public sealed class Attention : IAttention
         runningMax.Fill(float.NegativeInfinity);
         runningSum.Clear();
         int lastVisible = start + first + count;
-        var keys = kv.Keys.AsSpan(kvHead * dim);
-        var values = kv.Values.AsSpan(kvHead * dim);
+        var keys = kv.HeadKeys(kvHead);
+        var values = kv.HeadValues(kvHead);
         var targets = mixed.AsSpan(first * qWidth + head * dim);
 
         // Tiles stay aligned to position 0 as ggml's are; those the window hides from every token are skipped.
         for (int tileStart = FirstVisible(start + first) / TileLength * TileLength; tileStart < lastVisible; tileStart += TileLength)
         {
             int positions = Math.Min(TileLength, lastVisible - tileStart);
-            TiledAttentionKernels.QueryKeyDots<TMultiplyAdd>(transposed, keys, tileStart, positions, stride, dim, dots);
+            TiledAttentionKernels.QueryKeyDots<TMultiplyAdd>(transposed, keys, tileStart, positions, dim, dim, dots);
             int seen = 0;
             for (int lane = 0; lane < count; lane++)
             {
@@ -428,14 +425,7 @@ public sealed class Attention : IAttention
                 seeing[seen++] = lane;
             }
 
-            // The tile's value rows packed side by side: in the cache they lie a whole row of heads apart, so the value
-            // pass (every row, one column block at a time) would map them onto a few L1 cache sets.
-            for (int i = 0; i < positions; i++)
-            {
-                values.Slice((tileStart + i) * stride, dim).CopyTo(valueTile.Slice(i * dim, dim));
-            }
-
-            TiledAttentionKernels.AccumulateValues<TMultiplyAdd>(weights, TileLength, seeing[..seen], valueTile, 0, positions, dim, targets, qWidth, dim);
+            TiledAttentionKernels.AccumulateValues<TMultiplyAdd>(weights, TileLength, seeing[..seen], values, tileStart, positions, dim, targets, qWidth, dim);
         }
 
         for (int lane = 0; lane < count; lane++)
@@ -455,8 +445,6 @@ public sealed class Attention : IAttention
         public float[] Weights { get; } = new float[TileLength * QueryBlock];
 
         public float[] Tile { get; } = new float[TileLength];
-
-        public float[] Values { get; } = new float[TileLength * dim];
     }
 
     /// <summary>
@@ -702,8 +690,8 @@ public sealed class Attention : IAttention
             kv.KeyBytes,
             kv.KeyRowBytes,
             kvHead * (int)GgmlTypes.Get(keyType).RowBytes(dim),
-            kv.Values.AsSpan(kvHead * dim),
-            kv.ValueWidth,
+            kv.HeadValues(kvHead),
+            dim,
             firstVisible,
             visible,
             Options.Scale,
@@ -744,17 +732,23 @@ public sealed class Attention : IAttention
     /// Keys and values by position. Storage grows geometrically up to the capacity, so a model with a long context
     /// does not reserve the whole context's cache for a short prompt.
     /// </summary>
+    /// <summary>
+    /// Keys and values of every position, stored head-major (all positions of key/value head 0, then head 1, ...) so
+    /// that the positions one head attends to lie side by side in memory, as ggml's tiled kernel reads them.
+    /// </summary>
     private sealed class KeyValueCache : IAttentionCache
     {
         private const int InitialPositions = 64;
 
-        public KeyValueCache(int capacity, int keyWidth, int valueWidth, AttentionSettings? cacheTypes)
+        public KeyValueCache(int capacity, int headCount, int headDimension, AttentionSettings? cacheTypes)
         {
             Capacity = capacity;
-            KeyWidth = keyWidth;
-            ValueWidth = valueWidth;
+            HeadCount = headCount;
+            HeadDimension = headDimension;
+            KeyWidth = headCount * headDimension;
+            ValueWidth = KeyWidth;
             CacheTypes = cacheTypes;
-            KeyRowBytes = cacheTypes is null ? 0 : (int)GgmlTypes.Get(cacheTypes.EffectiveKeyType).RowBytes(keyWidth);
+            KeyRowBytes = cacheTypes is null ? 0 : (int)GgmlTypes.Get(cacheTypes.EffectiveKeyType).RowBytes(KeyWidth);
             Keys = [];
             Values = [];
             KeyBytes = [];
@@ -773,26 +767,47 @@ public sealed class Attention : IAttention
 
         public int Capacity { get; }
 
+        public int HeadCount { get; }
+
+        public int HeadDimension { get; }
+
+        /// <summary>Values per position over all heads (keys).</summary>
         public int KeyWidth { get; }
 
+        /// <summary>Values per position over all heads (values).</summary>
         public int ValueWidth { get; }
 
-        public float[] Keys { get; private set; }
+        /// <summary>Positions the arrays hold before they grow.</summary>
+        private int Allocated { get; set; }
 
-        public float[] Values { get; private set; }
+        private float[] Keys { get; set; }
+
+        private float[] Values { get; set; }
+
+        /// <summary>Key/value head <paramref name="head"/>'s keys: position p at <c>p · HeadDimension</c>.</summary>
+        public Span<float> HeadKeys(int head) => Keys.AsSpan(head * Allocated * HeadDimension, Allocated * HeadDimension);
+
+        /// <summary>Key/value head <paramref name="head"/>'s values: position p at <c>p · HeadDimension</c>.</summary>
+        public Span<float> HeadValues(int head) => Values.AsSpan(head * Allocated * HeadDimension, Allocated * HeadDimension);
 
         public void Append(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int tokens, CachePrecision precision)
         {
             int needed = Length + tokens;
-            if (needed * KeyWidth > Keys.Length)
+            int dim = HeadDimension;
+            if (needed > Allocated)
             {
-                int positions = Math.Min(Capacity, Math.Max(needed, Math.Max(InitialPositions, 2 * Keys.Length / Math.Max(1, KeyWidth))));
+                int positions = Math.Min(Capacity, Math.Max(needed, Math.Max(InitialPositions, 2 * Allocated)));
                 var grownKeys = new float[positions * KeyWidth];
                 var grownValues = new float[positions * ValueWidth];
-                Keys.AsSpan(0, Length * KeyWidth).CopyTo(grownKeys);
-                Values.AsSpan(0, Length * ValueWidth).CopyTo(grownValues);
+                for (int head = 0; head < HeadCount; head++)
+                {
+                    HeadKeys(head)[..(Length * dim)].CopyTo(grownKeys.AsSpan(head * positions * dim));
+                    HeadValues(head)[..(Length * dim)].CopyTo(grownValues.AsSpan(head * positions * dim));
+                }
+
                 Keys = grownKeys;
                 Values = grownValues;
+                Allocated = positions;
                 if (CacheTypes is not null)
                 {
                     var grownKeyBytes = new byte[positions * KeyRowBytes];
@@ -801,20 +816,31 @@ public sealed class Attention : IAttention
                 }
             }
 
-            var keyTarget = Keys.AsSpan(Length * KeyWidth, tokens * KeyWidth);
-            var valueTarget = Values.AsSpan(Length * ValueWidth, tokens * ValueWidth);
-            keys[..keyTarget.Length].CopyTo(keyTarget);
-            values[..valueTarget.Length].CopyTo(valueTarget);
+            // Rounded as the cache type stores them while still position-major (the layout of the type's rows), then
+            // spread over the heads.
+            var newKeys = keys[..(tokens * KeyWidth)].ToArray();
+            var newValues = values[..(tokens * ValueWidth)].ToArray();
             if (CacheTypes is not null)
             {
-                StoreInCacheTypes(keyTarget, valueTarget, tokens, CacheTypes);
+                StoreInCacheTypes(newKeys, newValues, tokens, CacheTypes);
             }
             else if (precision == CachePrecision.Float16)
             {
                 // The vectorised conversion rounds as the scalar one does (to nearest, ties to even).
-                var scratch = new Half[Math.Max(keyTarget.Length, valueTarget.Length)];
-                RoundToHalf(keyTarget, scratch.AsSpan(0, keyTarget.Length));
-                RoundToHalf(valueTarget, scratch.AsSpan(0, valueTarget.Length));
+                var scratch = new Half[Math.Max(newKeys.Length, newValues.Length)];
+                RoundToHalf(newKeys, scratch.AsSpan(0, newKeys.Length));
+                RoundToHalf(newValues, scratch.AsSpan(0, newValues.Length));
+            }
+
+            for (int head = 0; head < HeadCount; head++)
+            {
+                var headKeys = HeadKeys(head);
+                var headValues = HeadValues(head);
+                for (int t = 0; t < tokens; t++)
+                {
+                    newKeys.AsSpan(t * KeyWidth + head * dim, dim).CopyTo(headKeys.Slice((Length + t) * dim, dim));
+                    newValues.AsSpan(t * ValueWidth + head * dim, dim).CopyTo(headValues.Slice((Length + t) * dim, dim));
+                }
             }
 
             Length += tokens;
