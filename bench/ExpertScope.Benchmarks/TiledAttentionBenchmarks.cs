@@ -6,8 +6,7 @@ namespace ExpertScope.Benchmarks;
 /// <summary>
 /// The q·k and p·v products of ggml's tiled flash-attention kernel for one head of 128 (OLMoE-1B-7B, Qwen3-30B-A3B)
 /// at <see cref="Context"/> cached positions: one block of <see cref="TiledAttentionKernels.QueryLanes"/> query rows
-/// against every tile of 64 positions, keys and values read from a cache laid out as the engine's (rows a whole
-/// row of 16 heads apart). <see cref="Kernel"/>: <c>blocked</c> is the engine's register-blocked pass (values packed
+/// against every tile of 64 positions, keys and values read from one head of a head-major cache as the engine's. <see cref="Kernel"/>: <c>blocked</c> is the engine's register-blocked pass (values packed
 /// per tile), <c>one-query</c> the one-query kernel it is tested against (each query's q·k one key at a time, its
 /// p·v one position at a time with the accumulator in memory); both give the same bits. <c>blocked-fused</c> is the blocked pass under <c>--arithmetic fused</c>. One thread;
 /// the softmax step between the two products is left out (it is the same in all three).
@@ -16,7 +15,6 @@ namespace ExpertScope.Benchmarks;
 public class TiledAttentionBenchmarks : IFlopCounter
 {
     private const int Dim = 128;
-    private const int Heads = 16;
     private const int Tile = 64;
     private float[] _keys = [];
     private float[] _values = [];
@@ -24,7 +22,6 @@ public class TiledAttentionBenchmarks : IFlopCounter
     private float[] _queries = [];
     private float[] _dots = [];
     private float[] _weights = [];
-    private float[] _packed = [];
     private float[] _targets = [];
     private int[] _rows = [];
 
@@ -44,8 +41,8 @@ public class TiledAttentionBenchmarks : IFlopCounter
     {
         var random = new Random(3);
         float Next() => (float)(Half)(random.NextDouble() * 2 - 1);
-        _keys = [.. Enumerable.Range(0, Context * Heads * Dim).Select(_ => Next())];
-        _values = [.. Enumerable.Range(0, Context * Heads * Dim).Select(_ => Next())];
+        _keys = [.. Enumerable.Range(0, Context * Dim).Select(_ => Next())];
+        _values = [.. Enumerable.Range(0, Context * Dim).Select(_ => Next())];
         _queries = [.. Enumerable.Range(0, Lanes * Dim).Select(_ => Next())];
         _transposed = new float[Dim * Lanes];
         for (int lane = 0; lane < Lanes; lane++)
@@ -58,7 +55,6 @@ public class TiledAttentionBenchmarks : IFlopCounter
 
         _dots = new float[Tile * Lanes];
         _weights = [.. Enumerable.Range(0, Tile * Lanes).Select(_ => (float)random.NextDouble())];
-        _packed = new float[Tile * Dim];
         _targets = new float[Lanes * Dim];
         _rows = [.. Enumerable.Range(0, Lanes)];
     }
@@ -66,7 +62,7 @@ public class TiledAttentionBenchmarks : IFlopCounter
     [Benchmark]
     public float Products()
     {
-        int stride = Heads * Dim;
+        int stride = Dim;
         for (int tileStart = 0; tileStart < Context; tileStart += Tile)
         {
             switch (Kernel)
@@ -90,12 +86,7 @@ public class TiledAttentionBenchmarks : IFlopCounter
         where TMultiplyAdd : struct, TiledAttentionKernels.IMultiplyAdd
     {
         TiledAttentionKernels.QueryKeyDots<TMultiplyAdd>(_transposed, _keys, tileStart, Tile, stride, Dim, _dots);
-        for (int i = 0; i < Tile; i++)
-        {
-            Array.Copy(_values, (tileStart + i) * stride, _packed, i * Dim, Dim);
-        }
-
-        TiledAttentionKernels.AccumulateValues<TMultiplyAdd>(_weights, Tile, _rows, _packed, 0, Tile, Dim, _targets, Dim, Dim);
+        TiledAttentionKernels.AccumulateValues<TMultiplyAdd>(_weights, Tile, _rows, _values, tileStart, Tile, stride, _targets, Dim, Dim);
     }
 
     private void OneQuery(int tileStart, int stride)

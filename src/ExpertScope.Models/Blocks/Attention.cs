@@ -124,8 +124,11 @@ public sealed class Attention : IAttention
     /// <summary>Whether tiled-kernel tokens are attended in blocks (tests switch it off to compare with one token at a time).</summary>
     internal static bool BlockQueries { get; set; } = true;
 
-    /// <summary>Query tokens per attention work item (one per lane of two float vectors).</summary>
+    /// <summary>Query tokens of the tiled kernel's q·k pass (one per lane of two float vectors).</summary>
     private static readonly int QueryBlock = TiledAttentionKernels.QueryLanes;
+
+    /// <summary>Query tokens per attention work item: ggml's query tile, so a tile of keys and values is read once for them all.</summary>
+    private const int QueryGroup = TileLength;
 
     /// <summary>llama.cpp's default micro-batch (<c>n_ubatch</c>).</summary>
     internal const int MicroBatchLength = 512;
@@ -261,33 +264,33 @@ public sealed class Attention : IAttention
         float scale = Options.Scale;
         bool half = Options.CachePrecision == CachePrecision.Float16;
 
-        // One work item per (block of QueryBlock tokens, head); each writes only its own output slices. Blocks whose
+        // One work item per (group of QueryGroup tokens, head); each writes only its own output slices. Groups whose
         // tokens take the tiled kernel compute their q·k products together, one token per vector lane.
-        int blocks = (tokens + QueryBlock - 1) / QueryBlock;
-        parallelism.For(blocks * heads, (long)QueryBlock * (start + tokens) * dim * 2, (from, to) =>
+        int groups = (tokens + QueryGroup - 1) / QueryGroup;
+        parallelism.For(groups * heads, (long)QueryGroup * (start + tokens) * dim * 2, (from, to) =>
         {
             var scores = new float[Math.Max(start + tokens + 3, TileLength)];
             var query = new float[dim];
-            var blockScratch = new TiledBlockScratch(dim);
-            for (int blockItem = from; blockItem < to; blockItem++)
+            var groupScratch = new TiledGroupScratch(dim);
+            for (int groupItem = from; groupItem < to; groupItem++)
             {
-                int h = blockItem % heads;
+                int h = groupItem % heads;
 
-                // Causal blocks cost more the later they are: taking them first, last, second, second-to-last, ...
+                // Causal groups cost more the later they are: taking them first, last, second, second-to-last, ...
                 // gives every contiguous share of the items about the same work.
-                int rank = blockItem / heads;
-                int block = rank % 2 == 0 ? rank / 2 : blocks - 1 - rank / 2;
-                int first = block * QueryBlock;
-                int count = Math.Min(QueryBlock, tokens - first);
+                int rank = groupItem / heads;
+                int group = rank % 2 == 0 ? rank / 2 : groups - 1 - rank / 2;
+                int first = group * QueryGroup;
+                int count = Math.Min(QueryGroup, tokens - first);
                 if (BlockQueries && half && !UsesCacheTypes && UsesTiledKernel(first, tokens) && UsesTiledKernel(first + count - 1, tokens))
                 {
                     if (FusedProducts)
                     {
-                        AttendHalfTiledBlock<TiledAttentionKernels.FusedMultiplyAdd>(q, first, count, h, kv, start, scale, blockScratch, mixed);
+                        AttendHalfTiledGroup<TiledAttentionKernels.FusedMultiplyAdd>(q, first, count, h, kv, start, scale, groupScratch, mixed);
                     }
                     else
                     {
-                        AttendHalfTiledBlock<TiledAttentionKernels.SeparateMultiplyAdd>(q, first, count, h, kv, start, scale, blockScratch, mixed);
+                        AttendHalfTiledGroup<TiledAttentionKernels.SeparateMultiplyAdd>(q, first, count, h, kv, start, scale, groupScratch, mixed);
                     }
 
                     continue;
@@ -348,103 +351,124 @@ public sealed class Attention : IAttention
     }
 
     /// <summary>
-    /// <see cref="AttendHalfTiled"/> for up to <see cref="QueryBlock"/> consecutive tokens of one head, shaped like ggml's
-    /// tiled kernel (a block of query rows against a tile of 64 positions): the block's q·k products for the tile come
-    /// from one register-blocked pass (<see cref="TiledAttentionKernels.QueryKeyDots"/>), every token runs the softmax
-    /// step alone, then the tile's p·v terms of all tokens that see the tile are added in one pass
-    /// (<see cref="TiledAttentionKernels.AccumulateValues"/>). Every single sum keeps its order, so each token's result
-    /// equals the one-token kernel's bit for bit.
+    /// <see cref="AttendHalfTiled"/> for up to <see cref="QueryGroup"/> consecutive tokens of one head, shaped like
+    /// ggml's tiled kernel (a tile of query rows against a tile of 64 positions). The tokens go in blocks of
+    /// <see cref="QueryBlock"/>, one token per vector lane; for each tile of positions every block in turn forms its
+    /// q·k products in one register-blocked pass (<see cref="TiledAttentionKernels.QueryKeyDots"/>), runs each token's
+    /// softmax step alone, then adds the tile's p·v terms of all its tokens that see the tile in one pass
+    /// (<see cref="TiledAttentionKernels.AccumulateValues"/>), so the tile's keys and values are read from memory once
+    /// for the whole group. Every single sum keeps its order, so each token's result equals the one-token kernel's
+    /// bit for bit.
     /// </summary>
-    private void AttendHalfTiledBlock<TMultiplyAdd>(float[] q, int first, int count, int head, KeyValueCache kv, int start, float scale, TiledBlockScratch scratch, float[] mixed)
+    private void AttendHalfTiledGroup<TMultiplyAdd>(float[] q, int first, int count, int head, KeyValueCache kv, int start, float scale, TiledGroupScratch scratch, float[] mixed)
         where TMultiplyAdd : struct, TiledAttentionKernels.IMultiplyAdd
     {
         int heads = Options.HeadCount;
         int dim = Options.HeadDimension;
         int qWidth = heads * dim;
         int kvHead = head / (heads / Options.KvHeadCount);
-        var transposed = scratch.TransposedQueries.AsSpan(0, dim * QueryBlock);
+        int blocks = (count + QueryBlock - 1) / QueryBlock;
         var dots = scratch.Dots.AsSpan(0, TileLength * QueryBlock);
         var weights = scratch.Weights.AsSpan(0, TileLength * QueryBlock);
         var tile = scratch.Tile.AsSpan(0, TileLength);
+        var transposed = scratch.TransposedQueries.AsSpan(0, blocks * dim * QueryBlock);
         transposed.Clear();
-        for (int lane = 0; lane < count; lane++)
+        for (int token = 0; token < count; token++)
         {
-            var query = q.AsSpan((first + lane) * qWidth + head * dim, dim);
+            var query = q.AsSpan((first + token) * qWidth + head * dim, dim);
+            var lanes = transposed.Slice(token / QueryBlock * dim * QueryBlock);
+            int lane = token % QueryBlock;
             for (int d = 0; d < dim; d++)
             {
-                transposed[d * QueryBlock + lane] = query[d];
+                lanes[d * QueryBlock + lane] = query[d];
             }
 
-            mixed.AsSpan((first + lane) * qWidth + head * dim, dim).Clear();
+            mixed.AsSpan((first + token) * qWidth + head * dim, dim).Clear();
         }
 
-        Span<float> runningMax = stackalloc float[QueryBlock];
-        Span<float> runningSum = stackalloc float[QueryBlock];
+        var runningMax = scratch.RunningMax.AsSpan(0, count);
+        var runningSum = scratch.RunningSum.AsSpan(0, count);
         Span<int> seeing = stackalloc int[QueryBlock];
         runningMax.Fill(float.NegativeInfinity);
         runningSum.Clear();
         int lastVisible = start + first + count;
         var keys = kv.HeadKeys(kvHead);
         var values = kv.HeadValues(kvHead);
-        var targets = mixed.AsSpan(first * qWidth + head * dim);
 
         // Tiles stay aligned to position 0 as ggml's are; those the window hides from every token are skipped.
         for (int tileStart = FirstVisible(start + first) / TileLength * TileLength; tileStart < lastVisible; tileStart += TileLength)
         {
-            int positions = Math.Min(TileLength, lastVisible - tileStart);
-            TiledAttentionKernels.QueryKeyDots<TMultiplyAdd>(transposed, keys, tileStart, positions, dim, dim, dots);
-            int seen = 0;
-            for (int lane = 0; lane < count; lane++)
+            for (int block = 0; block < blocks; block++)
             {
-                int visible = start + first + lane + 1;
-                int hidden = FirstVisible(visible - 1) - tileStart;
-                if (tileStart >= visible || hidden >= TileLength)
+                int blockFirst = block * QueryBlock;
+                int blockCount = Math.Min(QueryBlock, count - blockFirst);
+                int blockEnd = start + first + blockFirst + blockCount;
+                if (tileStart >= blockEnd || FirstVisible(start + first + blockFirst) - tileStart >= TileLength)
                 {
-                    // Every key of the tile is masked for this token: ggml skips its row.
+                    // No token of the block sees a key of this tile (causal mask or window).
                     continue;
                 }
 
-                int valid = Math.Min(TileLength, visible - tileStart);
-                float tileMax = float.NegativeInfinity;
-                for (int i = 0; i < TileLength; i++)
+                int positions = Math.Min(TileLength, blockEnd - tileStart);
+                TiledAttentionKernels.QueryKeyDots<TMultiplyAdd>(transposed.Slice(block * dim * QueryBlock, dim * QueryBlock), keys, tileStart, positions, dim, dim, dots);
+                var targets = mixed.AsSpan((first + blockFirst) * qWidth + head * dim);
+                int seen = 0;
+                for (int lane = 0; lane < blockCount; lane++)
                 {
-                    if (i >= valid || i < hidden)
+                    int token = blockFirst + lane;
+                    int visible = start + first + token + 1;
+                    int hidden = FirstVisible(visible - 1) - tileStart;
+                    if (tileStart >= visible || hidden >= TileLength)
                     {
-                        tile[i] = float.NegativeInfinity;
+                        // Every key of the tile is masked for this token: ggml skips its row.
                         continue;
                     }
 
-                    tile[i] = dots[i * QueryBlock + lane] * scale;
-                    tileMax = MathF.Max(tileMax, tile[i]);
+                    int valid = Math.Min(TileLength, visible - tileStart);
+                    float tileMax = float.NegativeInfinity;
+                    for (int i = 0; i < TileLength; i++)
+                    {
+                        if (i >= valid || i < hidden)
+                        {
+                            tile[i] = float.NegativeInfinity;
+                            continue;
+                        }
+
+                        tile[i] = dots[i * QueryBlock + lane] * scale;
+                        tileMax = MathF.Max(tileMax, tile[i]);
+                    }
+
+                    // Masked keys get weight exp(-inf) = 0, so the block's value pass may run over all its positions.
+                    UpdateOnlineSoftmax(tile, tileMax, ref runningMax[token], ref runningSum[token], targets.Slice(lane * qWidth, dim));
+                    tile[..positions].CopyTo(weights.Slice(seen * TileLength, positions));
+                    seeing[seen++] = lane;
                 }
 
-                // Masked keys get weight exp(-inf) = 0, so the block's value pass may run over all its positions.
-                var target = targets.Slice(lane * qWidth, dim);
-                UpdateOnlineSoftmax(tile, tileMax, ref runningMax[lane], ref runningSum[lane], target);
-                tile[..positions].CopyTo(weights.Slice(seen * TileLength, positions));
-                seeing[seen++] = lane;
+                TiledAttentionKernels.AccumulateValues<TMultiplyAdd>(weights, TileLength, seeing[..seen], values, tileStart, positions, dim, targets, qWidth, dim);
             }
-
-            TiledAttentionKernels.AccumulateValues<TMultiplyAdd>(weights, TileLength, seeing[..seen], values, tileStart, positions, dim, targets, qWidth, dim);
         }
 
-        for (int lane = 0; lane < count; lane++)
+        for (int token = 0; token < count; token++)
         {
-            var target = targets.Slice(lane * qWidth, dim);
-            FinishOnlineSoftmax(Weights.Sinks?[head], runningMax[lane], ref runningSum[lane], target);
+            var target = mixed.AsSpan((first + token) * qWidth + head * dim, dim);
+            FinishOnlineSoftmax(Weights.Sinks?[head], runningMax[token], ref runningSum[token], target);
         }
     }
 
-    /// <summary>Per-thread buffers of <see cref="AttendHalfTiledBlock"/>.</summary>
-    private sealed class TiledBlockScratch(int dim)
+    /// <summary>Per-thread buffers of <see cref="AttendHalfTiledGroup"/>.</summary>
+    private sealed class TiledGroupScratch(int dim)
     {
-        public float[] TransposedQueries { get; } = new float[dim * QueryBlock];
+        public float[] TransposedQueries { get; } = new float[dim * QueryGroup];
 
         public float[] Dots { get; } = new float[TileLength * QueryBlock];
 
         public float[] Weights { get; } = new float[TileLength * QueryBlock];
 
         public float[] Tile { get; } = new float[TileLength];
+
+        public float[] RunningMax { get; } = new float[QueryGroup];
+
+        public float[] RunningSum { get; } = new float[QueryGroup];
     }
 
     /// <summary>
@@ -454,16 +478,11 @@ public sealed class Attention : IAttention
     /// </summary>
     private static void UpdateOnlineSoftmax(Span<float> tile, float tileMax, ref float runningMax, ref float runningSum, Span<float> target)
     {
-        int dim = target.Length;
         float newMax = MathF.Max(runningMax, tileMax);
         if (newMax > runningMax)
         {
             float rescale = MathF.Exp(runningMax - newMax);
-            for (int j = 0; j < dim; j++)
-            {
-                target[j] *= rescale;
-            }
-
+            TensorPrimitives.Multiply(target, rescale, target);
             runningSum *= rescale;
         }
 
