@@ -33,7 +33,10 @@ public sealed record ModelLoadOptions
     public FloatArithmetic FloatArithmetic { get; init; } = FloatArithmetic.Reference;
 }
 
-/// <summary>The arithmetic of products with float32, float16 and bfloat16 weight matrices.</summary>
+/// <summary>
+/// The arithmetic of products with float32, float16 and bfloat16 weight matrices, and of the q·k and p·v products of
+/// ggml's tiled flash-attention kernel (prompts of 64 tokens or more).
+/// </summary>
 public enum FloatArithmetic
 {
     /// <summary>
@@ -46,7 +49,8 @@ public enum FloatArithmetic
     /// Float32 accumulation with fused multiply-adds in sixteen lanes and a fixed reduction, as SIMD builds of
     /// llama.cpp and BLAS libraries compute: about three times cheaper; results differ from
     /// <see cref="Reference"/> by rounding (relative differences around 1e-6). Still deterministic: identical for any
-    /// thread count and any vector width.
+    /// thread count and any vector width. The tiled attention kernel's q·k and p·v sums keep their order and take
+    /// one fused multiply-add per term, as ggml's <c>simd_gemm</c> does in a SIMD build.
     /// </summary>
     Fused,
 }

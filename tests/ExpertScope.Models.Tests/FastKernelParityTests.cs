@@ -7,8 +7,10 @@ namespace ExpertScope.Models.Tests;
 [Collection(nameof(FastKernelSwitches))]
 public sealed class FastKernelParityTests
 {
-    [Fact]
-    public void BlockedTiledAttention_EqualsOneQueryAtATime()
+    [Theory]
+    [InlineData(FloatArithmetic.Reference)]
+    [InlineData(FloatArithmetic.Fused)]
+    public void BlockedTiledAttention_EqualsOneQueryAtATime(FloatArithmetic arithmetic)
     {
         var golden = GoldenCase.Load("olmoe");
 
@@ -21,7 +23,7 @@ public sealed class FastKernelParityTests
             Attention.BlockQueries = blocked;
             try
             {
-                using var model = MoeModel.Load(golden.ModelPath);
+                using var model = MoeModel.Load(golden.ModelPath, new ModelLoadOptions { FloatArithmetic = arithmetic });
                 var session = model.CreateSession();
                 var recorder = new RecordingObserver(site => site.Kind == HookKind.AttentionHeads);
                 var options = new RunOptions { Observers = [recorder], ThreadCount = 2 };

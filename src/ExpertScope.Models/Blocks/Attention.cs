@@ -124,8 +124,11 @@ public sealed class Attention : IAttention
     /// <summary>Whether tiled-kernel tokens are attended in blocks (tests switch it off to compare with one token at a time).</summary>
     internal static bool BlockQueries { get; set; } = true;
 
-    /// <summary>Query tokens per attention work item (one per lane of a float vector).</summary>
-    private static readonly int QueryBlock = System.Numerics.Vector<float>.Count;
+    /// <summary>Query tokens of the tiled kernel's q·k pass (one per lane of two float vectors).</summary>
+    private static readonly int QueryBlock = TiledAttentionKernels.QueryLanes;
+
+    /// <summary>Query tokens per attention work item: ggml's query tile, so a tile of keys and values is read once for them all.</summary>
+    private const int QueryGroup = TileLength;
 
     /// <summary>llama.cpp's default micro-batch (<c>n_ubatch</c>).</summary>
     internal const int MicroBatchLength = 512;
@@ -169,12 +172,19 @@ public sealed class Attention : IAttention
     /// <summary>llama.cpp's cache types and flash-attention switch.</summary>
     public AttentionSettings Settings { get; }
 
+    /// <summary>
+    /// True under <see cref="FloatArithmetic.Fused"/> (read from the query projection): the tiled kernel's q·k and p·v
+    /// terms join their sums by fused multiply-adds, as ggml's <c>simd_gemm</c> does in a SIMD build; otherwise by a
+    /// multiply then an add, as its portable build (and the golden data).
+    /// </summary>
+    private bool FusedProducts => Weights.Query.Arithmetic == FloatArithmetic.Fused;
+
     /// <summary>True when the settings differ from llama.cpp's defaults, so <see cref="AttendWithCacheTypes"/> runs.</summary>
     private bool UsesCacheTypes { get; }
 
     /// <inheritdoc/>
     public IAttentionCache CreateCache(int capacity) =>
-        new KeyValueCache(capacity, Options.KvHeadCount * Options.HeadDimension, Options.KvHeadCount * Options.HeadDimension, UsesCacheTypes ? Settings : null);
+        new KeyValueCache(capacity, Options.KvHeadCount, Options.HeadDimension, UsesCacheTypes ? Settings : null);
 
     /// <inheritdoc/>
     public void Forward(ReadOnlySpan<float> input, Span<float> output, IAttentionCache cache, int layer, ForwardContext context)
@@ -254,27 +264,35 @@ public sealed class Attention : IAttention
         float scale = Options.Scale;
         bool half = Options.CachePrecision == CachePrecision.Float16;
 
-        // One work item per (block of QueryBlock tokens, head); each writes only its own output slices. Blocks whose
+        // One work item per (group of QueryGroup tokens, head); each writes only its own output slices. Groups whose
         // tokens take the tiled kernel compute their q·k products together, one token per vector lane.
-        int blocks = (tokens + QueryBlock - 1) / QueryBlock;
-        parallelism.For(blocks * heads, (long)QueryBlock * (start + tokens) * dim * 2, (from, to) =>
+        int groups = (tokens + QueryGroup - 1) / QueryGroup;
+        parallelism.For(groups * heads, (long)QueryGroup * (start + tokens) * dim * 2, (from, to) =>
         {
             var scores = new float[Math.Max(start + tokens + 3, TileLength)];
             var query = new float[dim];
-            var blockScratch = new float[dim * QueryBlock + TileLength * QueryBlock];
-            for (int blockItem = from; blockItem < to; blockItem++)
+            var groupScratch = new TiledGroupScratch(dim);
+            for (int groupItem = from; groupItem < to; groupItem++)
             {
-                int h = blockItem % heads;
+                int h = groupItem % heads;
 
-                // Causal blocks cost more the later they are: taking them first, last, second, second-to-last, ...
+                // Causal groups cost more the later they are: taking them first, last, second, second-to-last, ...
                 // gives every contiguous share of the items about the same work.
-                int rank = blockItem / heads;
-                int block = rank % 2 == 0 ? rank / 2 : blocks - 1 - rank / 2;
-                int first = block * QueryBlock;
-                int count = Math.Min(QueryBlock, tokens - first);
+                int rank = groupItem / heads;
+                int group = rank % 2 == 0 ? rank / 2 : groups - 1 - rank / 2;
+                int first = group * QueryGroup;
+                int count = Math.Min(QueryGroup, tokens - first);
                 if (BlockQueries && half && !UsesCacheTypes && UsesTiledKernel(first, tokens) && UsesTiledKernel(first + count - 1, tokens))
                 {
-                    AttendHalfTiledBlock(q, first, count, h, kv, start, scale, blockScratch, scores, mixed);
+                    if (FusedProducts)
+                    {
+                        AttendHalfTiledGroup<TiledAttentionKernels.FusedMultiplyAdd>(q, first, count, h, kv, start, scale, groupScratch, mixed);
+                    }
+                    else
+                    {
+                        AttendHalfTiledGroup<TiledAttentionKernels.SeparateMultiplyAdd>(q, first, count, h, kv, start, scale, groupScratch, mixed);
+                    }
+
                     continue;
                 }
 
@@ -291,7 +309,6 @@ public sealed class Attention : IAttention
         int heads = Options.HeadCount;
         int dim = Options.HeadDimension;
         int group = heads / Options.KvHeadCount;
-        int kvWidth = Options.KvHeadCount * dim;
         float scale = Options.Scale;
         bool half = Options.CachePrecision == CachePrecision.Float16;
         {
@@ -302,149 +319,175 @@ public sealed class Attention : IAttention
                 float? sink = Weights.Sinks?[h];
                 q.AsSpan((t * heads + h) * dim, dim).CopyTo(query);
                 var target = mixed.AsSpan((t * heads + h) * dim, dim);
-                var keys = kv.Keys.AsSpan(kvHead * dim);
-                var values = kv.Values.AsSpan(kvHead * dim);
+                var keys = kv.HeadKeys(kvHead);
+                var values = kv.HeadValues(kvHead);
                 if (UsesCacheTypes)
                 {
                     AttendWithCacheTypes(query, kv, kvHead, firstVisible, visible, sink, scores, target);
                 }
                 else if (!half)
                 {
-                    AttendSingle(query, keys, values, kvWidth, firstVisible, visible, scale, sink, scores, target);
+                    AttendSingle(query, keys, values, dim, firstVisible, visible, scale, sink, scores, target);
                 }
                 else if (UsesTiledKernel(t, tokens))
                 {
-                    AttendHalfTiled(query, keys, values, kvWidth, firstVisible, visible, scale, sink, scores, target);
+                    if (FusedProducts)
+                    {
+                        AttendHalfTiled<TiledAttentionKernels.FusedMultiplyAdd>(query, keys, values, dim, firstVisible, visible, scale, sink, scores, target);
+                    }
+                    else
+                    {
+                        AttendHalfTiled<TiledAttentionKernels.SeparateMultiplyAdd>(query, keys, values, dim, firstVisible, visible, scale, sink, scores, target);
+                    }
                 }
                 else
                 {
                     // The vector kernel converts the query to f16 for its q·k products.
                     RoundToHalf(query);
-                    AttendHalf(query, keys, values, kvWidth, firstVisible, visible, scale, sink, target);
+                    AttendHalf(query, keys, values, dim, firstVisible, visible, scale, sink, target);
                 }
             }
         }
     }
 
     /// <summary>
-    /// <see cref="AttendHalfTiled"/> for up to <see cref="QueryBlock"/> consecutive tokens of one head: the q·k products
-    /// of all of them against each key are formed in one pass with token t in vector lane t (each lane still sums in
-    /// dimension order, a multiply then an add per dimension), then every token runs the tiled kernel's softmax and
-    /// value steps exactly as alone.
+    /// <see cref="AttendHalfTiled"/> for up to <see cref="QueryGroup"/> consecutive tokens of one head, shaped like
+    /// ggml's tiled kernel (a tile of query rows against a tile of 64 positions). The tokens go in blocks of
+    /// <see cref="QueryBlock"/>, one token per vector lane; for each tile of positions every block in turn forms its
+    /// q·k products in one register-blocked pass (<see cref="TiledAttentionKernels.QueryKeyDots"/>), runs each token's
+    /// softmax step alone, then adds the tile's p·v terms of all its tokens that see the tile in one pass
+    /// (<see cref="TiledAttentionKernels.AccumulateValues"/>), so the tile's keys and values are read from memory once
+    /// for the whole group. Every single sum keeps its order, so each token's result equals the one-token kernel's
+    /// bit for bit.
     /// </summary>
-    private void AttendHalfTiledBlock(float[] q, int first, int count, int head, KeyValueCache kv, int start, float scale, float[] scratch, float[] tile, float[] mixed)
+    private void AttendHalfTiledGroup<TMultiplyAdd>(float[] q, int first, int count, int head, KeyValueCache kv, int start, float scale, TiledGroupScratch scratch, float[] mixed)
+        where TMultiplyAdd : struct, TiledAttentionKernels.IMultiplyAdd
     {
         int heads = Options.HeadCount;
         int dim = Options.HeadDimension;
         int qWidth = heads * dim;
-        int stride = Options.KvHeadCount * dim;
         int kvHead = head / (heads / Options.KvHeadCount);
-        var transposed = scratch.AsSpan(0, dim * QueryBlock);
-        var dots = scratch.AsSpan(dim * QueryBlock, TileLength * QueryBlock);
+        int blocks = (count + QueryBlock - 1) / QueryBlock;
+        var dots = scratch.Dots.AsSpan(0, TileLength * QueryBlock);
+        var weights = scratch.Weights.AsSpan(0, TileLength * QueryBlock);
+        var tile = scratch.Tile.AsSpan(0, TileLength);
+        var transposed = scratch.TransposedQueries.AsSpan(0, blocks * dim * QueryBlock);
         transposed.Clear();
-        for (int lane = 0; lane < count; lane++)
+        for (int token = 0; token < count; token++)
         {
-            var query = q.AsSpan((first + lane) * qWidth + head * dim, dim);
+            var query = q.AsSpan((first + token) * qWidth + head * dim, dim);
+            var lanes = transposed.Slice(token / QueryBlock * dim * QueryBlock);
+            int lane = token % QueryBlock;
             for (int d = 0; d < dim; d++)
             {
-                transposed[d * QueryBlock + lane] = query[d];
+                lanes[d * QueryBlock + lane] = query[d];
             }
 
-            mixed.AsSpan((first + lane) * qWidth + head * dim, dim).Clear();
+            mixed.AsSpan((first + token) * qWidth + head * dim, dim).Clear();
         }
 
-        Span<float> runningMax = stackalloc float[QueryBlock];
-        Span<float> runningSum = stackalloc float[QueryBlock];
+        var runningMax = scratch.RunningMax.AsSpan(0, count);
+        var runningSum = scratch.RunningSum.AsSpan(0, count);
+        Span<int> seeing = stackalloc int[QueryBlock];
         runningMax.Fill(float.NegativeInfinity);
         runningSum.Clear();
         int lastVisible = start + first + count;
-        var keys = kv.Keys.AsSpan(kvHead * dim);
-        var values = kv.Values.AsSpan(kvHead * dim);
-        var queryVectors = System.Runtime.InteropServices.MemoryMarshal.Cast<float, System.Numerics.Vector<float>>(transposed);
+        var keys = kv.HeadKeys(kvHead);
+        var values = kv.HeadValues(kvHead);
+
         // Tiles stay aligned to position 0 as ggml's are; those the window hides from every token are skipped.
         for (int tileStart = FirstVisible(start + first) / TileLength * TileLength; tileStart < lastVisible; tileStart += TileLength)
         {
-            int positions = Math.Min(TileLength, lastVisible - tileStart);
-            for (int i = 0; i < positions; i++)
+            for (int block = 0; block < blocks; block++)
             {
-                var key = keys.Slice((tileStart + i) * stride, dim);
-                var dot = System.Numerics.Vector<float>.Zero;
-                for (int d = 0; d < dim; d++)
+                int blockFirst = block * QueryBlock;
+                int blockCount = Math.Min(QueryBlock, count - blockFirst);
+                int blockEnd = start + first + blockFirst + blockCount;
+                if (tileStart >= blockEnd || FirstVisible(start + first + blockFirst) - tileStart >= TileLength)
                 {
-                    dot += queryVectors[d] * new System.Numerics.Vector<float>(key[d]);
-                }
-
-                dot.CopyTo(dots.Slice(i * QueryBlock, QueryBlock));
-            }
-
-            for (int lane = 0; lane < count; lane++)
-            {
-                int visible = start + first + lane + 1;
-                int hidden = FirstVisible(visible - 1) - tileStart;
-                if (tileStart >= visible || hidden >= TileLength)
-                {
-                    // Every key of the tile is masked for this token: ggml skips its row.
+                    // No token of the block sees a key of this tile (causal mask or window).
                     continue;
                 }
 
-                int valid = Math.Min(TileLength, visible - tileStart);
-                float tileMax = float.NegativeInfinity;
-                for (int i = 0; i < TileLength; i++)
+                int positions = Math.Min(TileLength, blockEnd - tileStart);
+                TiledAttentionKernels.QueryKeyDots<TMultiplyAdd>(transposed.Slice(block * dim * QueryBlock, dim * QueryBlock), keys, tileStart, positions, dim, dim, dots);
+                var targets = mixed.AsSpan((first + blockFirst) * qWidth + head * dim);
+                int seen = 0;
+                for (int lane = 0; lane < blockCount; lane++)
                 {
-                    if (i >= valid || i < hidden)
+                    int token = blockFirst + lane;
+                    int visible = start + first + token + 1;
+                    int hidden = FirstVisible(visible - 1) - tileStart;
+                    if (tileStart >= visible || hidden >= TileLength)
                     {
-                        tile[i] = float.NegativeInfinity;
+                        // Every key of the tile is masked for this token: ggml skips its row.
                         continue;
                     }
 
-                    tile[i] = dots[i * QueryBlock + lane] * scale;
-                    tileMax = MathF.Max(tileMax, tile[i]);
+                    int valid = Math.Min(TileLength, visible - tileStart);
+                    float tileMax = float.NegativeInfinity;
+                    for (int i = 0; i < TileLength; i++)
+                    {
+                        if (i >= valid || i < hidden)
+                        {
+                            tile[i] = float.NegativeInfinity;
+                            continue;
+                        }
+
+                        tile[i] = dots[i * QueryBlock + lane] * scale;
+                        tileMax = MathF.Max(tileMax, tile[i]);
+                    }
+
+                    // Masked keys get weight exp(-inf) = 0, so the block's value pass may run over all its positions.
+                    UpdateOnlineSoftmax(tile, tileMax, ref runningMax[token], ref runningSum[token], targets.Slice(lane * qWidth, dim));
+                    tile[..positions].CopyTo(weights.Slice(seen * TileLength, positions));
+                    seeing[seen++] = lane;
                 }
 
-                var target = mixed.AsSpan((first + lane) * qWidth + head * dim, dim);
-                MergeTile(tile.AsSpan(0, TileLength), tileMax, values, tileStart, valid, stride, ref runningMax[lane], ref runningSum[lane], target);
+                TiledAttentionKernels.AccumulateValues<TMultiplyAdd>(weights, TileLength, seeing[..seen], values, tileStart, positions, dim, targets, qWidth, dim);
             }
         }
 
-        for (int lane = 0; lane < count; lane++)
+        for (int token = 0; token < count; token++)
         {
-            var target = mixed.AsSpan((first + lane) * qWidth + head * dim, dim);
-            FinishOnlineSoftmax(Weights.Sinks?[head], runningMax[lane], ref runningSum[lane], target);
+            var target = mixed.AsSpan((first + token) * qWidth + head * dim, dim);
+            FinishOnlineSoftmax(Weights.Sinks?[head], runningMax[token], ref runningSum[token], target);
         }
+    }
+
+    /// <summary>Per-thread buffers of <see cref="AttendHalfTiledGroup"/>.</summary>
+    private sealed class TiledGroupScratch(int dim)
+    {
+        public float[] TransposedQueries { get; } = new float[dim * QueryGroup];
+
+        public float[] Dots { get; } = new float[TileLength * QueryBlock];
+
+        public float[] Weights { get; } = new float[TileLength * QueryBlock];
+
+        public float[] Tile { get; } = new float[TileLength];
+
+        public float[] RunningMax { get; } = new float[QueryGroup];
+
+        public float[] RunningSum { get; } = new float[QueryGroup];
     }
 
     /// <summary>
     /// One tile's step of the tiled kernel's online softmax: a higher max rescales the float accumulator and the sum
-    /// by exp(old − new); the tile's scores become their exps (summed in double, added to the float sum) and the
-    /// accumulator gains the tile's p·v terms in position order.
+    /// by exp(old − new); the tile's scores become their exps (the weights of the tile's p·v terms), their sum taken
+    /// in double and added to the float sum.
     /// </summary>
-    private static void MergeTile(
-        Span<float> tile,
-        float tileMax,
-        ReadOnlySpan<float> values,
-        int tileStart,
-        int count,
-        int stride,
-        ref float runningMax,
-        ref float runningSum,
-        Span<float> target)
+    private static void UpdateOnlineSoftmax(Span<float> tile, float tileMax, ref float runningMax, ref float runningSum, Span<float> target)
     {
-        int dim = target.Length;
         float newMax = MathF.Max(runningMax, tileMax);
         if (newMax > runningMax)
         {
             float rescale = MathF.Exp(runningMax - newMax);
-            for (int j = 0; j < dim; j++)
-            {
-                target[j] *= rescale;
-            }
-
+            TensorPrimitives.Multiply(target, rescale, target);
             runningSum *= rescale;
         }
 
         runningMax = newMax;
         runningSum = (float)(runningSum + GgmlMath.ExpMinusMax(tile, newMax));
-        AccumulateValues(tile, values, tileStart, count, stride, target);
     }
 
     /// <summary>The end of an online softmax: the sink (if any) joins, then the accumulator is divided by the sum (0 when it is 0).</summary>
@@ -486,29 +529,6 @@ public sealed class Attention : IAttention
     /// <summary>The first key position the query at <paramref name="queryPosition"/> sees (0 without a key window).</summary>
     private int FirstVisible(int queryPosition) => Options.KeyWindow?.FirstVisible(queryPosition) ?? 0;
 
-    /// <summary>target[j] += p[i] * v[i][j] for i in order, every j at once (a multiply then an add, as the scalar loop).</summary>
-    private static void AccumulateValues(ReadOnlySpan<float> weights, ReadOnlySpan<float> values, int tileStart, int count, int stride, Span<float> target)
-    {
-        int dim = target.Length;
-        int width = System.Numerics.Vector<float>.Count;
-        for (int i = 0; i < count; i++)
-        {
-            var p = new System.Numerics.Vector<float>(weights[i]);
-            var row = values.Slice((tileStart + i) * stride, dim);
-            int j = 0;
-            for (; j + width <= dim; j += width)
-            {
-                var sum = new System.Numerics.Vector<float>(target.Slice(j, width)) + p * new System.Numerics.Vector<float>(row.Slice(j, width));
-                sum.CopyTo(target.Slice(j, width));
-            }
-
-            for (; j < dim; j++)
-            {
-                target[j] += weights[i] * row[j];
-            }
-        }
-    }
-
     /// <summary>
     /// llama.cpp evaluates a batch in micro-batches of <see cref="MicroBatchLength"/> tokens, and ggml's CPU flash
     /// attention takes its tiled kernel when a micro-batch has at least <see cref="TileLength"/> query rows.
@@ -525,7 +545,7 @@ public sealed class Attention : IAttention
     /// order and scaled, the running max and sum are updated (exps by the vector exp, the tile's sum in double), and
     /// the float accumulator gains the tile's p·v terms in position order. Divided by the sum at the end.
     /// </summary>
-    private static void AttendHalfTiled(
+    private static void AttendHalfTiled<TMultiplyAdd>(
         ReadOnlySpan<float> query,
         ReadOnlySpan<float> keys,
         ReadOnlySpan<float> values,
@@ -536,6 +556,7 @@ public sealed class Attention : IAttention
         float? sink,
         Span<float> scores,
         Span<float> target)
+        where TMultiplyAdd : struct, TiledAttentionKernels.IMultiplyAdd
     {
         int dim = query.Length;
         var tile = scores[..TileLength];
@@ -561,14 +582,15 @@ public sealed class Attention : IAttention
                 float dot = 0.0f;
                 for (int d = 0; d < dim; d++)
                 {
-                    dot += query[d] * key[d];
+                    dot = TMultiplyAdd.Apply(dot, query[d], key[d]);
                 }
 
                 tile[i] = dot * scale;
                 tileMax = MathF.Max(tileMax, tile[i]);
             }
 
-            MergeTile(tile, tileMax, values, tileStart, count, stride, ref runningMax, ref runningSum, target);
+            UpdateOnlineSoftmax(tile, tileMax, ref runningMax, ref runningSum, target);
+            TiledAttentionKernels.AccumulateValues<TMultiplyAdd>(tile, TileLength, [0], values, tileStart, count, stride, target, dim, dim);
         }
 
         FinishOnlineSoftmax(sink, runningMax, ref runningSum, target);
@@ -687,8 +709,8 @@ public sealed class Attention : IAttention
             kv.KeyBytes,
             kv.KeyRowBytes,
             kvHead * (int)GgmlTypes.Get(keyType).RowBytes(dim),
-            kv.Values.AsSpan(kvHead * dim),
-            kv.ValueWidth,
+            kv.HeadValues(kvHead),
+            dim,
             firstVisible,
             visible,
             Options.Scale,
@@ -729,17 +751,23 @@ public sealed class Attention : IAttention
     /// Keys and values by position. Storage grows geometrically up to the capacity, so a model with a long context
     /// does not reserve the whole context's cache for a short prompt.
     /// </summary>
+    /// <summary>
+    /// Keys and values of every position, stored head-major (all positions of key/value head 0, then head 1, ...) so
+    /// that the positions one head attends to lie side by side in memory, as ggml's tiled kernel reads them.
+    /// </summary>
     private sealed class KeyValueCache : IAttentionCache
     {
         private const int InitialPositions = 64;
 
-        public KeyValueCache(int capacity, int keyWidth, int valueWidth, AttentionSettings? cacheTypes)
+        public KeyValueCache(int capacity, int headCount, int headDimension, AttentionSettings? cacheTypes)
         {
             Capacity = capacity;
-            KeyWidth = keyWidth;
-            ValueWidth = valueWidth;
+            HeadCount = headCount;
+            HeadDimension = headDimension;
+            KeyWidth = headCount * headDimension;
+            ValueWidth = KeyWidth;
             CacheTypes = cacheTypes;
-            KeyRowBytes = cacheTypes is null ? 0 : (int)GgmlTypes.Get(cacheTypes.EffectiveKeyType).RowBytes(keyWidth);
+            KeyRowBytes = cacheTypes is null ? 0 : (int)GgmlTypes.Get(cacheTypes.EffectiveKeyType).RowBytes(KeyWidth);
             Keys = [];
             Values = [];
             KeyBytes = [];
@@ -758,26 +786,47 @@ public sealed class Attention : IAttention
 
         public int Capacity { get; }
 
+        public int HeadCount { get; }
+
+        public int HeadDimension { get; }
+
+        /// <summary>Values per position over all heads (keys).</summary>
         public int KeyWidth { get; }
 
+        /// <summary>Values per position over all heads (values).</summary>
         public int ValueWidth { get; }
 
-        public float[] Keys { get; private set; }
+        /// <summary>Positions the arrays hold before they grow.</summary>
+        private int Allocated { get; set; }
 
-        public float[] Values { get; private set; }
+        private float[] Keys { get; set; }
+
+        private float[] Values { get; set; }
+
+        /// <summary>Key/value head <paramref name="head"/>'s keys: position p at <c>p · HeadDimension</c>.</summary>
+        public Span<float> HeadKeys(int head) => Keys.AsSpan(head * Allocated * HeadDimension, Allocated * HeadDimension);
+
+        /// <summary>Key/value head <paramref name="head"/>'s values: position p at <c>p · HeadDimension</c>.</summary>
+        public Span<float> HeadValues(int head) => Values.AsSpan(head * Allocated * HeadDimension, Allocated * HeadDimension);
 
         public void Append(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int tokens, CachePrecision precision)
         {
             int needed = Length + tokens;
-            if (needed * KeyWidth > Keys.Length)
+            int dim = HeadDimension;
+            if (needed > Allocated)
             {
-                int positions = Math.Min(Capacity, Math.Max(needed, Math.Max(InitialPositions, 2 * Keys.Length / Math.Max(1, KeyWidth))));
+                int positions = Math.Min(Capacity, Math.Max(needed, Math.Max(InitialPositions, 2 * Allocated)));
                 var grownKeys = new float[positions * KeyWidth];
                 var grownValues = new float[positions * ValueWidth];
-                Keys.AsSpan(0, Length * KeyWidth).CopyTo(grownKeys);
-                Values.AsSpan(0, Length * ValueWidth).CopyTo(grownValues);
+                for (int head = 0; head < HeadCount; head++)
+                {
+                    HeadKeys(head)[..(Length * dim)].CopyTo(grownKeys.AsSpan(head * positions * dim));
+                    HeadValues(head)[..(Length * dim)].CopyTo(grownValues.AsSpan(head * positions * dim));
+                }
+
                 Keys = grownKeys;
                 Values = grownValues;
+                Allocated = positions;
                 if (CacheTypes is not null)
                 {
                     var grownKeyBytes = new byte[positions * KeyRowBytes];
@@ -786,20 +835,31 @@ public sealed class Attention : IAttention
                 }
             }
 
-            var keyTarget = Keys.AsSpan(Length * KeyWidth, tokens * KeyWidth);
-            var valueTarget = Values.AsSpan(Length * ValueWidth, tokens * ValueWidth);
-            keys[..keyTarget.Length].CopyTo(keyTarget);
-            values[..valueTarget.Length].CopyTo(valueTarget);
+            // Rounded as the cache type stores them while still position-major (the layout of the type's rows), then
+            // spread over the heads.
+            var newKeys = keys[..(tokens * KeyWidth)].ToArray();
+            var newValues = values[..(tokens * ValueWidth)].ToArray();
             if (CacheTypes is not null)
             {
-                StoreInCacheTypes(keyTarget, valueTarget, tokens, CacheTypes);
+                StoreInCacheTypes(newKeys, newValues, tokens, CacheTypes);
             }
             else if (precision == CachePrecision.Float16)
             {
                 // The vectorised conversion rounds as the scalar one does (to nearest, ties to even).
-                var scratch = new Half[Math.Max(keyTarget.Length, valueTarget.Length)];
-                RoundToHalf(keyTarget, scratch.AsSpan(0, keyTarget.Length));
-                RoundToHalf(valueTarget, scratch.AsSpan(0, valueTarget.Length));
+                var scratch = new Half[Math.Max(newKeys.Length, newValues.Length)];
+                RoundToHalf(newKeys, scratch.AsSpan(0, newKeys.Length));
+                RoundToHalf(newValues, scratch.AsSpan(0, newValues.Length));
+            }
+
+            for (int head = 0; head < HeadCount; head++)
+            {
+                var headKeys = HeadKeys(head);
+                var headValues = HeadValues(head);
+                for (int t = 0; t < tokens; t++)
+                {
+                    newKeys.AsSpan(t * KeyWidth + head * dim, dim).CopyTo(headKeys.Slice((Length + t) * dim, dim));
+                    newValues.AsSpan(t * ValueWidth + head * dim, dim).CopyTo(headValues.Slice((Length + t) * dim, dim));
+                }
             }
 
             Length += tokens;

@@ -1,3 +1,6 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace ExpertScope.Models.Blocks;
 
 /// <summary>
@@ -73,11 +76,35 @@ internal static class GgmlMath
     /// <summary>
     /// ggml's softmax numerator in place: <c>values[i] = exp(values[i] - max)</c> by the vector exp in groups of four
     /// (the tail by expf), returning their sum accumulated in double with each group added pairwise in float first.
+    /// Eight values at a time through <see cref="FastExp(Vector256{float})"/> where the hardware has 256-bit vectors;
+    /// the same operations lane by lane, so the same bits as <see cref="ExpMinusMaxReference"/>.
     /// </summary>
     public static double ExpMinusMax(Span<float> values, float max)
     {
         double sum = 0;
         int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            ref float start = ref MemoryMarshal.GetReference(values);
+            var shift = Vector256.Create(max);
+            for (; i + 8 <= values.Length; i += 8)
+            {
+                var exps = FastExp(Vector256.LoadUnsafe(ref start, (nuint)i) - shift);
+                exps.StoreUnsafe(ref start, (nuint)i);
+                sum += (exps.GetElement(0) + exps.GetElement(1)) + (exps.GetElement(2) + exps.GetElement(3));
+                sum += (exps.GetElement(4) + exps.GetElement(5)) + (exps.GetElement(6) + exps.GetElement(7));
+            }
+        }
+
+        return ExpMinusMaxScalar(values, max, i, sum);
+    }
+
+    /// <summary><see cref="ExpMinusMax"/> one value at a time: the reference the vector form is tested against.</summary>
+    internal static double ExpMinusMaxReference(Span<float> values, float max) => ExpMinusMaxScalar(values, max, 0, 0);
+
+    /// <summary>The scalar steps from <paramref name="i"/> on (a multiple of four), adding to <paramref name="sum"/> in order.</summary>
+    private static double ExpMinusMaxScalar(Span<float> values, float max, int i, double sum)
+    {
         for (; i + 3 < values.Length; i += 4)
         {
             float v0 = values[i] = FastExp(values[i] - max);
@@ -94,6 +121,32 @@ internal static class GgmlMath
         }
 
         return sum;
+    }
+
+    /// <summary><see cref="FastExp(float)"/> on eight lanes: the same float and integer operations, the branch as a select.</summary>
+    public static Vector256<float> FastExp(Vector256<float> x)
+    {
+        var shift = Vector256.Create(Shift);
+        var z = x * Vector256.Create(InverseLn2) + shift;
+        var n = z - shift;
+        var b = (x - n * Vector256.Create(Ln2High)) - n * Vector256.Create(Ln2Low);
+        var e = z.AsUInt32() << 23;
+        var k = (e + Vector256.Create(BitConverter.SingleToUInt32Bits(1.0f))).AsSingle();
+        var u = b * b;
+        var j = ((Vector256.Create(C4) * b + Vector256.Create(C3)) * u + (Vector256.Create(C2) * b + Vector256.Create(C1))) * u + Vector256.Create(C0) * b;
+        var small = j * k + k;
+        var magnitude = Vector256.Abs(n);
+        var large = Vector256.GreaterThan(magnitude, Vector256.Create(126.0f));
+        if (large == Vector256<float>.Zero)
+        {
+            return small;
+        }
+
+        var g = Vector256.ConditionalSelect(Vector256.LessThanOrEqual(n, Vector256<float>.Zero).AsUInt32(), Vector256.Create(0x82000000u), Vector256<uint>.Zero);
+        var s1 = (g + Vector256.Create(0x7f000000u)).AsSingle();
+        var s2 = (e - g).AsSingle();
+        var huge = Vector256.ConditionalSelect(Vector256.GreaterThan(magnitude, Vector256.Create(192.0f)), s1 * s1, (s2 * j + s2) * s1);
+        return Vector256.ConditionalSelect(large, huge, small);
     }
 
     /// <summary><c>gate[i] = silu(gate[i]) * up[i]</c>, groups of four by the vector exp, the tail by expf (as ggml's swiglu).</summary>

@@ -387,7 +387,7 @@ public sealed class MlaKvCache : IAttentionCache
             }
 
             runningMax = newMax;
-            runningSum = (float)(runningSum + ExpMinusMax(tile, newMax));
+            runningSum = (float)(runningSum + GgmlMath.ExpMinusMax(tile, newMax));
             for (var j = 0; j < valueLength; j++)
             {
                 var sum = accumulator[j];
@@ -405,30 +405,6 @@ public sealed class MlaKvCache : IAttentionCache
         {
             output[j] = accumulator[j] * inverse;
         }
-    }
-
-    // ggml's vec_soft_max_f32 numerator: e^(x - max) in place (vector exp in groups of four, libm for the tail),
-    // returning the sum accumulated in double with each group's lanes added pairwise in float first.
-    private static double ExpMinusMax(Span<float> values, float max)
-    {
-        double sum = 0;
-        var i = 0;
-        for (; i + 4 <= values.Length; i += 4)
-        {
-            var v0 = values[i] = GgmlMath.FastExp(values[i] - max);
-            var v1 = values[i + 1] = GgmlMath.FastExp(values[i + 1] - max);
-            var v2 = values[i + 2] = GgmlMath.FastExp(values[i + 2] - max);
-            var v3 = values[i + 3] = GgmlMath.FastExp(values[i + 3] - max);
-            sum += (v0 + v1) + (v2 + v3);
-        }
-
-        for (; i < values.Length; i++)
-        {
-            values[i] = MathF.Exp(values[i] - max);
-            sum += values[i];
-        }
-
-        return sum;
     }
 
     // ggml's CPU flash attention for F16 K/V, one query row: q rounded to F16; scores as F16·F16 dot products;
