@@ -72,7 +72,7 @@ public static unsafe partial class MatrixProduct
                     for (int s = 0; s < SubBlocks; s++)
                     {
                         var (sc, mn) = KQuantScales.ScaleMin(s, scalesAndMins);
-                        scale[i * SubBlocks + s] = sc;
+                        scale[i * SubBlocks + s] = sc * 0x10001;
 
                         // The Q8_K group sums come in 16s, two per 32-quant sub-block.
                         min[i * 16 + 2 * s] = mn;
@@ -105,18 +105,21 @@ public static unsafe partial class MatrixProduct
         }
     }
 
-    /// <summary>The eight lane sums of one 256-weight block: eight VNNI dots (one per 32-weight sub-block) times the sub-block scales.</summary>
+    /// <summary>
+    /// The eight lane sums of one 256-weight block: eight four-product dots (one per 32-weight sub-block) times the
+    /// sub-block scales, <paramref name="sc"/> holding each scale in both halves of a dword (<see cref="QuantizedDots.ScaledNibbleDot4"/>).
+    /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Q4KLanes(byte* w, sbyte* a, int* sc)
     {
-        var lanes = QuantizedDots.NibbleDot4(Vector256.Load(w), Vector256.Load(a)) * sc[0];
-        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 32), Vector256.Load(a + 32)) * sc[1];
-        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 64), Vector256.Load(a + 64)) * sc[2];
-        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 96), Vector256.Load(a + 96)) * sc[3];
-        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 128), Vector256.Load(a + 128)) * sc[4];
-        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 160), Vector256.Load(a + 160)) * sc[5];
-        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 192), Vector256.Load(a + 192)) * sc[6];
-        return lanes + QuantizedDots.NibbleDot4(Vector256.Load(w + 224), Vector256.Load(a + 224)) * sc[7];
+        var lanes = QuantizedDots.ScaledNibbleDot4(Vector256.Load(w), Vector256.Load(a), Vector256.Create(sc[0]));
+        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 32), Vector256.Load(a + 32), Vector256.Create(sc[1]));
+        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 64), Vector256.Load(a + 64), Vector256.Create(sc[2]));
+        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 96), Vector256.Load(a + 96), Vector256.Create(sc[3]));
+        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 128), Vector256.Load(a + 128), Vector256.Create(sc[4]));
+        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 160), Vector256.Load(a + 160), Vector256.Create(sc[5]));
+        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 192), Vector256.Load(a + 192), Vector256.Create(sc[6]));
+        return lanes + QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 224), Vector256.Load(a + 224), Vector256.Create(sc[7]));
     }
 
     /// <summary>One decoded row against one token: <see cref="QuantizedDots.Q4K"/>'s float steps, in its order.</summary>
@@ -222,6 +225,7 @@ public static unsafe partial class MatrixProduct
                     var upper = nibbles | ((high.AsUInt16() >> 2).AsByte() & topBits);
                     var decoded = Vector128.ConditionalSelect(packedLanes, upper, arranged & sixBits);
                     var scales = Avx2.ConvertToVector256Int32(decoded);
+                    var scalePairs = scales | Vector256.ShiftLeft(scales, 16);
                     var mins = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(decoded, pairMins));
 
                     sbyte* a = (sbyte*)(permuted + i * BlockQ8K.Size);
@@ -229,10 +233,10 @@ public static unsafe partial class MatrixProduct
                     for (int j = 0; j < 4; j++)
                     {
                         var packed = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 16 + 32 * j), QuantizedDots.LaneClassOrder);
-                        lanes += QuantizedDots.NibbleDot4(packed & lowMask, Vector256.Load(a + 64 * j))
-                            * Avx2.PermuteVar8x32(scales, Vector256.Create(2 * j));
-                        lanes += QuantizedDots.NibbleDot4(Vector256.ShiftRightLogical(packed, 4), Vector256.Load(a + 64 * j + 32))
-                            * Avx2.PermuteVar8x32(scales, Vector256.Create(2 * j + 1));
+                        lanes += QuantizedDots.ScaledNibbleDot4(packed & lowMask, Vector256.Load(a + 64 * j),
+                            Avx2.PermuteVar8x32(scalePairs, Vector256.Create(2 * j)));
+                        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.ShiftRightLogical(packed, 4), Vector256.Load(a + 64 * j + 32),
+                            Avx2.PermuteVar8x32(scalePairs, Vector256.Create(2 * j + 1)));
                     }
 
                     byte* tokenBlock = rows + i * sizeof(BlockQ8K);
