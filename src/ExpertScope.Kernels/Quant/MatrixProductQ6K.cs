@@ -228,7 +228,7 @@ public static unsafe partial class MatrixProduct
         int blocks = activations.Elements / BlockQ6K.Size;
         if (activations.Q6KOffsetSums is null)
         {
-            Q6KOffsetSums(activations);
+            throw new InvalidOperationException("One-token Q6_K activations were packed without their offset sums.");
         }
 
         fixed (byte* rows = activations.Rows)
