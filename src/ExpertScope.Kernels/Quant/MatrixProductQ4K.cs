@@ -88,6 +88,12 @@ public static unsafe partial class MatrixProduct
                 }
 
                 int t = 0;
+                for (; t + 4 <= tokens; t += 4)
+                {
+                    TokenQuad(nibble, scale, min, d, dmin, blocks, rows + (long)t * activations.RowBytes, activations.RowBytes,
+                        permuted + (long)t * blocks * BlockQ8K.Size, output + (long)t * outputStride + r, outputStride);
+                }
+
                 for (; t + 2 <= tokens; t += 2)
                 {
                     TokenPair(nibble, scale, min, d, dmin, blocks, rows + (long)t * activations.RowBytes, activations.RowBytes,
@@ -145,6 +151,79 @@ public static unsafe partial class MatrixProduct
         }
 
         return sumf;
+    }
+
+    /// <summary>
+    /// <see cref="OneToken"/> for four consecutive tokens at once: each 32-byte group of the row's nibbles and its scale
+    /// are loaded once for the four, the four tokens' min sums are reduced together (exact integer additions), and the
+    /// scalar float steps run in the four lanes of one vector, each lane doing <see cref="OneToken"/>'s operations in its
+    /// order (a multiply, then a multiply and a subtraction, rounded each time).
+    /// </summary>
+    private static void TokenQuad(byte* nibble, int* scale, short* min, float[] d, float[] dmin, int blocks, byte* tokenRow, int rowBytes, byte* tokenQuants, float* output, int outputStride)
+    {
+        var sums0 = Vector256<float>.Zero;
+        var sums1 = Vector256<float>.Zero;
+        var sums2 = Vector256<float>.Zero;
+        var sums3 = Vector256<float>.Zero;
+        var sumf = Vector128<float>.Zero;
+        int quantStride = blocks * BlockQ8K.Size;
+        const int BsumsOffset = sizeof(float) + BlockQ8K.Size;
+        for (int i = 0; i < blocks; i++)
+        {
+            byte* w = nibble + i * BlockQ4K.Size;
+            int* sc = scale + i * SubBlocks;
+            sbyte* a0 = (sbyte*)(tokenQuants + i * BlockQ8K.Size);
+            sbyte* a1 = a0 + quantStride;
+            sbyte* a2 = a1 + quantStride;
+            sbyte* a3 = a2 + quantStride;
+            var lanes0 = Vector256<int>.Zero;
+            var lanes1 = Vector256<int>.Zero;
+            var lanes2 = Vector256<int>.Zero;
+            var lanes3 = Vector256<int>.Zero;
+            for (int s = 0; s < SubBlocks; s++)
+            {
+                var weights = Vector256.Load(w + 32 * s);
+                var scalePairs = Vector256.Create(sc[s]);
+                lanes0 += QuantizedDots.ScaledNibbleDot4(weights, Vector256.Load(a0 + 32 * s), scalePairs);
+                lanes1 += QuantizedDots.ScaledNibbleDot4(weights, Vector256.Load(a1 + 32 * s), scalePairs);
+                lanes2 += QuantizedDots.ScaledNibbleDot4(weights, Vector256.Load(a2 + 32 * s), scalePairs);
+                lanes3 += QuantizedDots.ScaledNibbleDot4(weights, Vector256.Load(a3 + 32 * s), scalePairs);
+            }
+
+            byte* block0 = tokenRow + i * sizeof(BlockQ8K);
+            byte* block1 = block0 + rowBytes;
+            byte* block2 = block1 + rowBytes;
+            byte* block3 = block2 + rowBytes;
+            var mins = Vector256.Load(min + i * 16);
+            var m0 = Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block0 + BsumsOffset)), mins);
+            var m1 = Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block1 + BsumsOffset)), mins);
+            var m2 = Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block2 + BsumsOffset)), mins);
+            var m3 = Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block3 + BsumsOffset)), mins);
+            var folded = Avx2.HorizontalAdd(Avx2.HorizontalAdd(m0, m1), Avx2.HorizontalAdd(m2, m3));
+            var sumi = folded.GetLower() + folded.GetUpper();
+            var yd = Vector128.Create(*(float*)block0, *(float*)block1, *(float*)block2, *(float*)block3);
+            var blockScales = Vector128.Create(d[i]) * yd;
+            sums0 += Vector256.Create(blockScales.GetElement(0)) * Vector256.ConvertToSingle(lanes0);
+            sums1 += Vector256.Create(blockScales.GetElement(1)) * Vector256.ConvertToSingle(lanes1);
+            sums2 += Vector256.Create(blockScales.GetElement(2)) * Vector256.ConvertToSingle(lanes2);
+            sums3 += Vector256.Create(blockScales.GetElement(3)) * Vector256.ConvertToSingle(lanes3);
+            var minScales = Vector128.Create(dmin[i]) * yd;
+            sumf -= minScales * Vector128.ConvertToSingle(sumi);
+        }
+
+        float sumf0 = sumf.GetElement(0), sumf1 = sumf.GetElement(1), sumf2 = sumf.GetElement(2), sumf3 = sumf.GetElement(3);
+        for (int l = 0; l < 8; l++)
+        {
+            sumf0 += sums0.GetElement(l);
+            sumf1 += sums1.GetElement(l);
+            sumf2 += sums2.GetElement(l);
+            sumf3 += sums3.GetElement(l);
+        }
+
+        output[0] = sumf0;
+        output[outputStride] = sumf1;
+        output[2L * outputStride] = sumf2;
+        output[3L * outputStride] = sumf3;
     }
 
     /// <summary><see cref="OneToken"/> for two consecutive tokens at once: the row's nibbles are loaded once for both.</summary>
