@@ -125,7 +125,6 @@ public static unsafe partial class MatrixProduct
             Q6KOffsetSums(packed);
         }
 
-
         return packed;
     }
 
