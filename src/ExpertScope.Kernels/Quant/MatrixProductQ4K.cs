@@ -275,89 +275,6 @@ public static unsafe partial class MatrixProduct
     private static void Q4KOneToken(byte* weights, int rowBytes, int rowCount, PackedActivations activations, float* output)
     {
         int blocks = activations.Elements / BlockQ4K.Size;
-        fixed (byte* rows = activations.Rows)
-        fixed (byte* permuted = activations.LaneClassQuants)
-        {
-            // Four rows at a time: the token's quants are loaded once for the four, their min sums reduced together
-            // (exact integer additions) and the scalar float steps run in four vector lanes, each lane doing the one-row
-            // operations below in their order (a multiply, then a multiply and a subtraction, each rounded).
-            int r = 0;
-            for (; r + 4 <= rowCount; r += 4)
-            {
-                byte* row0 = weights + (long)r * rowBytes;
-                byte* row1 = row0 + rowBytes;
-                byte* row2 = row1 + rowBytes;
-                byte* row3 = row2 + rowBytes;
-                var sums0 = Vector256<float>.Zero;
-                var sums1 = Vector256<float>.Zero;
-                var sums2 = Vector256<float>.Zero;
-                var sums3 = Vector256<float>.Zero;
-                var sumf = Vector128<float>.Zero;
-                for (int i = 0; i < blocks; i++)
-                {
-                    int offset = i * sizeof(BlockQ4K);
-                    sbyte* a = (sbyte*)(permuted + i * BlockQ8K.Size);
-                    byte* tokenBlock = rows + i * sizeof(BlockQ8K);
-                    var bsums = Vector256.Load((short*)(tokenBlock + sizeof(float) + BlockQ8K.Size));
-                    var lanes0 = Q4KOneTokenBlock(row0 + offset, a, bsums, out var m0);
-                    var lanes1 = Q4KOneTokenBlock(row1 + offset, a, bsums, out var m1);
-                    var lanes2 = Q4KOneTokenBlock(row2 + offset, a, bsums, out var m2);
-                    var lanes3 = Q4KOneTokenBlock(row3 + offset, a, bsums, out var m3);
-                    var folded = Avx2.HorizontalAdd(Avx2.HorizontalAdd(m0, m1), Avx2.HorizontalAdd(m2, m3));
-                    var sumi = folded.GetLower() + folded.GetUpper();
-                    var yd = Vector128.Create(*(float*)tokenBlock);
-                    var blockScales = Vector128.Create(
-                        ScalarFormats.HalfToSingle(*(ushort*)(row0 + offset)), ScalarFormats.HalfToSingle(*(ushort*)(row1 + offset)),
-                        ScalarFormats.HalfToSingle(*(ushort*)(row2 + offset)), ScalarFormats.HalfToSingle(*(ushort*)(row3 + offset))) * yd;
-                    sums0 += Vector256.Create(blockScales.GetElement(0)) * Vector256.ConvertToSingle(lanes0);
-                    sums1 += Vector256.Create(blockScales.GetElement(1)) * Vector256.ConvertToSingle(lanes1);
-                    sums2 += Vector256.Create(blockScales.GetElement(2)) * Vector256.ConvertToSingle(lanes2);
-                    sums3 += Vector256.Create(blockScales.GetElement(3)) * Vector256.ConvertToSingle(lanes3);
-                    var minScales = Vector128.Create(
-                        ScalarFormats.HalfToSingle(*(ushort*)(row0 + offset + 2)), ScalarFormats.HalfToSingle(*(ushort*)(row1 + offset + 2)),
-                        ScalarFormats.HalfToSingle(*(ushort*)(row2 + offset + 2)), ScalarFormats.HalfToSingle(*(ushort*)(row3 + offset + 2))) * yd;
-                    sumf -= minScales * Vector128.ConvertToSingle(sumi);
-                }
-
-                output[r] = AddLanesInOrder(sumf.GetElement(0), sums0);
-                output[r + 1] = AddLanesInOrder(sumf.GetElement(1), sums1);
-                output[r + 2] = AddLanesInOrder(sumf.GetElement(2), sums2);
-                output[r + 3] = AddLanesInOrder(sumf.GetElement(3), sums3);
-            }
-
-            for (; r < rowCount; r++)
-            {
-                byte* row = weights + (long)r * rowBytes;
-                var sums = Vector256<float>.Zero;
-                float sumf = 0;
-                for (int i = 0; i < blocks; i++)
-                {
-                    byte* block = row + i * sizeof(BlockQ4K);
-                    byte* tokenBlock = rows + i * sizeof(BlockQ8K);
-                    var lanes = Q4KOneTokenBlock(block, (sbyte*)(permuted + i * BlockQ8K.Size), Vector256.Load((short*)(tokenBlock + sizeof(float) + BlockQ8K.Size)), out var minSums);
-                    float yd = *(float*)tokenBlock;
-                    int sumi = Vector256.Sum(minSums);
-                    float blockScale = ScalarFormats.HalfToSingle(*(ushort*)block) * yd;
-                    sums += Vector256.Create(blockScale) * Vector256.ConvertToSingle(lanes);
-                    float minScale = ScalarFormats.HalfToSingle(*(ushort*)(block + 2)) * yd;
-                    sumf -= minScale * sumi;
-                }
-
-                output[r] = AddLanesInOrder(sumf, sums);
-            }
-        }
-    }
-
-    /// <summary>
-    /// One Q4_K block against the token's permuted quants: the 6-bit scales and mins unpacked with byte shuffles
-    /// (<see cref="KQuantScales.ScaleMin"/> for all eight at once; scales to (scale, scale) word pairs, mins paired for
-    /// the Q8_K group sums), the nibbles permuted into lane-class order, eight scaled four-product dots. Returns the eight
-    /// lane sums; <paramref name="minSums"/> gets the pairwise products of the mins with <paramref name="bsums"/>, whose
-    /// total is ggml's <c>sumi</c>.
-    /// </summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Q4KOneTokenBlock(byte* block, sbyte* a, Vector256<short> bsums, out Vector256<int> minSums)
-    {
         var lowMask = Vector256.Create((byte)0x0F);
         var gather = Vector128.Create((byte)0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11);
         var gatherHigh = Vector128.Create((byte)0x80, 0x80, 0x80, 0x80, 0, 1, 2, 3, 0x80, 0x80, 0x80, 0x80, 4, 5, 6, 7);
@@ -367,28 +284,56 @@ public static unsafe partial class MatrixProduct
         var topBits = Vector128.Create((byte)0x30);
         var packedLanes = Vector128.Create(0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF).AsByte();
         var minLanes = Vector128.Create(0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF).AsByte();
-
-        // Bytes 0-7: scales 0-7, bytes 8-15: mins 0-7.
-        var q = Vector128.Load(block + 4);
-        var arranged = Ssse3.Shuffle(q, gather);
-        var high = Ssse3.Shuffle(q, gatherHigh);
-        var nibbles = Vector128.ConditionalSelect(minLanes, (arranged.AsUInt16() >> 4).AsByte() & fourBits, arranged & fourBits);
-        var upper = nibbles | ((high.AsUInt16() >> 2).AsByte() & topBits);
-        var decoded = Vector128.ConditionalSelect(packedLanes, upper, arranged & sixBits);
-        var scales = Avx2.ConvertToVector256Int32(decoded);
-        var scalePairs = scales | Vector256.ShiftLeft(scales, 16);
-        minSums = Avx2.MultiplyAddAdjacent(bsums, Avx2.ConvertToVector256Int16(Ssse3.Shuffle(decoded, pairMins)));
-
-        var lanes = Vector256<int>.Zero;
-        for (int j = 0; j < 4; j++)
+        fixed (byte* rows = activations.Rows)
+        fixed (byte* permuted = activations.LaneClassQuants)
         {
-            var packed = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 16 + 32 * j), QuantizedDots.LaneClassOrder);
-            lanes += QuantizedDots.ScaledNibbleDot4(packed & lowMask, Vector256.Load(a + 64 * j),
-                Avx2.PermuteVar8x32(scalePairs, Vector256.Create(2 * j)));
-            lanes += QuantizedDots.ScaledNibbleDot4(Vector256.ShiftRightLogical(packed, 4), Vector256.Load(a + 64 * j + 32),
-                Avx2.PermuteVar8x32(scalePairs, Vector256.Create(2 * j + 1)));
-        }
+            for (int r = 0; r < rowCount; r++)
+            {
+                byte* row = weights + (long)r * rowBytes;
+                var sums = Vector256<float>.Zero;
+                float sumf = 0;
+                for (int i = 0; i < blocks; i++)
+                {
+                    byte* block = row + i * sizeof(BlockQ4K);
 
-        return lanes;
+                    // Bytes 0-7: scales 0-7, bytes 8-15: mins 0-7 (KQuantScales.ScaleMin for all eight at once).
+                    var q = Vector128.Load(block + 4);
+                    var arranged = Ssse3.Shuffle(q, gather);
+                    var high = Ssse3.Shuffle(q, gatherHigh);
+                    var nibbles = Vector128.ConditionalSelect(minLanes, (arranged.AsUInt16() >> 4).AsByte() & fourBits, arranged & fourBits);
+                    var upper = nibbles | ((high.AsUInt16() >> 2).AsByte() & topBits);
+                    var decoded = Vector128.ConditionalSelect(packedLanes, upper, arranged & sixBits);
+                    var scales = Avx2.ConvertToVector256Int32(decoded);
+                    var scalePairs = scales | Vector256.ShiftLeft(scales, 16);
+                    var mins = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(decoded, pairMins));
+
+                    sbyte* a = (sbyte*)(permuted + i * BlockQ8K.Size);
+                    var lanes = Vector256<int>.Zero;
+                    for (int j = 0; j < 4; j++)
+                    {
+                        var packed = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 16 + 32 * j), QuantizedDots.LaneClassOrder);
+                        lanes += QuantizedDots.ScaledNibbleDot4(packed & lowMask, Vector256.Load(a + 64 * j),
+                            Avx2.PermuteVar8x32(scalePairs, Vector256.Create(2 * j)));
+                        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.ShiftRightLogical(packed, 4), Vector256.Load(a + 64 * j + 32),
+                            Avx2.PermuteVar8x32(scalePairs, Vector256.Create(2 * j + 1)));
+                    }
+
+                    byte* tokenBlock = rows + i * sizeof(BlockQ8K);
+                    float yd = *(float*)tokenBlock;
+                    int sumi = Vector256.Sum(Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(tokenBlock + sizeof(float) + BlockQ8K.Size)), mins));
+                    float blockScale = ScalarFormats.HalfToSingle(*(ushort*)block) * yd;
+                    sums += Vector256.Create(blockScale) * Vector256.ConvertToSingle(lanes);
+                    float minScale = ScalarFormats.HalfToSingle(*(ushort*)(block + 2)) * yd;
+                    sumf -= minScale * sumi;
+                }
+
+                for (int l = 0; l < 8; l++)
+                {
+                    sumf += sums.GetElement(l);
+                }
+
+                output[r] = sumf;
+            }
+        }
     }
 }
