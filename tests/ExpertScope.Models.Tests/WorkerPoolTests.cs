@@ -28,7 +28,8 @@ public sealed class WorkerPoolTests
                 });
 
                 Assert.All(hits, hit => Assert.Equal(1, hit));
-                int expectedChunks = count == 0 ? 0 : Math.Min(threads, count);
+                int expectedChunks = WorkerPool.PieceCount(count, threads);
+                Assert.Equal(count == 0 ? 0 : threads == 1 || count == 1 ? 1 : Math.Min(count, 4 * Math.Min(threads, count)), expectedChunks);
                 Assert.Equal(expectedChunks, chunks.Count);
                 for (int chunk = 0; chunk < expectedChunks; chunk++)
                 {
@@ -144,6 +145,31 @@ public sealed class WorkerPoolTests
             }
         })).ToArray();
         await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(60));
+    }
+
+    [Fact]
+    public void AThreadHeldUpKeepsOnlyItsOwnPiece()
+    {
+        // A worker that stalls in its piece (as when the OS sets it aside) leaves every other piece to the caller.
+        using var pool = new WorkerPool(1);
+        int caller = Environment.CurrentManagedThreadId;
+        int pieces = WorkerPool.PieceCount(64, 2);
+        int byCaller = 0;
+        int byWorker = 0;
+        pool.Run(64, 2, (start, end) =>
+        {
+            if (Environment.CurrentManagedThreadId == caller)
+            {
+                Interlocked.Increment(ref byCaller);
+                return;
+            }
+
+            SpinWait.SpinUntil(() => Volatile.Read(ref byCaller) == pieces - 1, TimeSpan.FromSeconds(10));
+            Interlocked.Increment(ref byWorker);
+        });
+
+        Assert.Equal(pieces, byCaller + byWorker);
+        Assert.True(byWorker <= 1, $"the stalled worker ran {byWorker} pieces");
     }
 
     [Fact]

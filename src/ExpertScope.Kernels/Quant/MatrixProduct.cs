@@ -44,6 +44,13 @@ public sealed class PackedActivations
     /// <summary>Q8_K rows for Q4_K, Q5_K and Q6_K weights with each 32-byte group in lane-class order (positions l, l+8, l+16, l+24 in dword l); null when not built.</summary>
     internal byte[]? LaneClassQuants { get; set; }
 
+    /// <summary>
+    /// For Q6_K weights and one token: per block and 32-byte group, the sixteen words <c>32 * (y[2w] + y[2w+1])</c> of
+    /// the lane-class-ordered quants (the pairwise multiply-add of 32 with them), so the one-token kernel can multiply
+    /// the stored unsigned quants q and subtract these to get (q - 32) * y; null for other types and batches.
+    /// </summary>
+    internal short[]? Q6KOffsetSums { get; set; }
+
     /// <summary>Token <paramref name="token"/>'s converted row.</summary>
     public ReadOnlySpan<byte> Row(int token) => Rows.AsSpan(token * RowBytes, RowBytes);
 }
@@ -111,6 +118,11 @@ public static unsafe partial class MatrixProduct
         if (IsBatchedQ4K(weightType) || IsBatchedQ5K(weightType) || IsBatchedQ6K(weightType))
         {
             PermuteQ8K(packed);
+        }
+
+        if (IsBatchedQ6K(weightType) && tokenCount == 1)
+        {
+            Q6KOffsetSums(packed);
         }
 
         return packed;

@@ -72,7 +72,7 @@ public static unsafe partial class MatrixProduct
                     for (int s = 0; s < SubBlocks; s++)
                     {
                         var (sc, mn) = KQuantScales.ScaleMin(s, scalesAndMins);
-                        scale[i * SubBlocks + s] = sc;
+                        scale[i * SubBlocks + s] = sc * 0x10001;
 
                         // The Q8_K group sums come in 16s, two per 32-quant sub-block.
                         min[i * 16 + 2 * s] = mn;
@@ -88,6 +88,12 @@ public static unsafe partial class MatrixProduct
                 }
 
                 int t = 0;
+                for (; t + 4 <= tokens; t += 4)
+                {
+                    TokenQuad(nibble, scale, min, d, dmin, blocks, rows + (long)t * activations.RowBytes, activations.RowBytes,
+                        permuted + (long)t * blocks * BlockQ8K.Size, output + (long)t * outputStride + r, outputStride);
+                }
+
                 for (; t + 2 <= tokens; t += 2)
                 {
                     TokenPair(nibble, scale, min, d, dmin, blocks, rows + (long)t * activations.RowBytes, activations.RowBytes,
@@ -105,18 +111,21 @@ public static unsafe partial class MatrixProduct
         }
     }
 
-    /// <summary>The eight lane sums of one 256-weight block: eight VNNI dots (one per 32-weight sub-block) times the sub-block scales.</summary>
+    /// <summary>
+    /// The eight lane sums of one 256-weight block: eight four-product dots (one per 32-weight sub-block) times the
+    /// sub-block scales, <paramref name="sc"/> holding each scale in both halves of a dword (<see cref="QuantizedDots.ScaledNibbleDot4"/>).
+    /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Q4KLanes(byte* w, sbyte* a, int* sc)
     {
-        var lanes = QuantizedDots.NibbleDot4(Vector256.Load(w), Vector256.Load(a)) * sc[0];
-        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 32), Vector256.Load(a + 32)) * sc[1];
-        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 64), Vector256.Load(a + 64)) * sc[2];
-        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 96), Vector256.Load(a + 96)) * sc[3];
-        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 128), Vector256.Load(a + 128)) * sc[4];
-        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 160), Vector256.Load(a + 160)) * sc[5];
-        lanes += QuantizedDots.NibbleDot4(Vector256.Load(w + 192), Vector256.Load(a + 192)) * sc[6];
-        return lanes + QuantizedDots.NibbleDot4(Vector256.Load(w + 224), Vector256.Load(a + 224)) * sc[7];
+        var lanes = QuantizedDots.ScaledNibbleDot4(Vector256.Load(w), Vector256.Load(a), Vector256.Create(sc[0]));
+        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 32), Vector256.Load(a + 32), Vector256.Create(sc[1]));
+        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 64), Vector256.Load(a + 64), Vector256.Create(sc[2]));
+        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 96), Vector256.Load(a + 96), Vector256.Create(sc[3]));
+        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 128), Vector256.Load(a + 128), Vector256.Create(sc[4]));
+        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 160), Vector256.Load(a + 160), Vector256.Create(sc[5]));
+        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 192), Vector256.Load(a + 192), Vector256.Create(sc[6]));
+        return lanes + QuantizedDots.ScaledNibbleDot4(Vector256.Load(w + 224), Vector256.Load(a + 224), Vector256.Create(sc[7]));
     }
 
     /// <summary>One decoded row against one token: <see cref="QuantizedDots.Q4K"/>'s float steps, in its order.</summary>
@@ -142,6 +151,79 @@ public static unsafe partial class MatrixProduct
         }
 
         return sumf;
+    }
+
+    /// <summary>
+    /// <see cref="OneToken"/> for four consecutive tokens at once: each 32-byte group of the row's nibbles and its scale
+    /// are loaded once for the four, the four tokens' min sums are reduced together (exact integer additions), and the
+    /// scalar float steps run in the four lanes of one vector, each lane doing <see cref="OneToken"/>'s operations in its
+    /// order (a multiply, then a multiply and a subtraction, rounded each time).
+    /// </summary>
+    private static void TokenQuad(byte* nibble, int* scale, short* min, float[] d, float[] dmin, int blocks, byte* tokenRow, int rowBytes, byte* tokenQuants, float* output, int outputStride)
+    {
+        var sums0 = Vector256<float>.Zero;
+        var sums1 = Vector256<float>.Zero;
+        var sums2 = Vector256<float>.Zero;
+        var sums3 = Vector256<float>.Zero;
+        var sumf = Vector128<float>.Zero;
+        int quantStride = blocks * BlockQ8K.Size;
+        const int BsumsOffset = sizeof(float) + BlockQ8K.Size;
+        for (int i = 0; i < blocks; i++)
+        {
+            byte* w = nibble + i * BlockQ4K.Size;
+            int* sc = scale + i * SubBlocks;
+            sbyte* a0 = (sbyte*)(tokenQuants + i * BlockQ8K.Size);
+            sbyte* a1 = a0 + quantStride;
+            sbyte* a2 = a1 + quantStride;
+            sbyte* a3 = a2 + quantStride;
+            var lanes0 = Vector256<int>.Zero;
+            var lanes1 = Vector256<int>.Zero;
+            var lanes2 = Vector256<int>.Zero;
+            var lanes3 = Vector256<int>.Zero;
+            for (int s = 0; s < SubBlocks; s++)
+            {
+                var weights = Vector256.Load(w + 32 * s);
+                var scalePairs = Vector256.Create(sc[s]);
+                lanes0 += QuantizedDots.ScaledNibbleDot4(weights, Vector256.Load(a0 + 32 * s), scalePairs);
+                lanes1 += QuantizedDots.ScaledNibbleDot4(weights, Vector256.Load(a1 + 32 * s), scalePairs);
+                lanes2 += QuantizedDots.ScaledNibbleDot4(weights, Vector256.Load(a2 + 32 * s), scalePairs);
+                lanes3 += QuantizedDots.ScaledNibbleDot4(weights, Vector256.Load(a3 + 32 * s), scalePairs);
+            }
+
+            byte* block0 = tokenRow + i * sizeof(BlockQ8K);
+            byte* block1 = block0 + rowBytes;
+            byte* block2 = block1 + rowBytes;
+            byte* block3 = block2 + rowBytes;
+            var mins = Vector256.Load(min + i * 16);
+            var m0 = Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block0 + BsumsOffset)), mins);
+            var m1 = Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block1 + BsumsOffset)), mins);
+            var m2 = Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block2 + BsumsOffset)), mins);
+            var m3 = Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block3 + BsumsOffset)), mins);
+            var folded = Avx2.HorizontalAdd(Avx2.HorizontalAdd(m0, m1), Avx2.HorizontalAdd(m2, m3));
+            var sumi = folded.GetLower() + folded.GetUpper();
+            var yd = Vector128.Create(*(float*)block0, *(float*)block1, *(float*)block2, *(float*)block3);
+            var blockScales = Vector128.Create(d[i]) * yd;
+            sums0 += Vector256.Create(blockScales.GetElement(0)) * Vector256.ConvertToSingle(lanes0);
+            sums1 += Vector256.Create(blockScales.GetElement(1)) * Vector256.ConvertToSingle(lanes1);
+            sums2 += Vector256.Create(blockScales.GetElement(2)) * Vector256.ConvertToSingle(lanes2);
+            sums3 += Vector256.Create(blockScales.GetElement(3)) * Vector256.ConvertToSingle(lanes3);
+            var minScales = Vector128.Create(dmin[i]) * yd;
+            sumf -= minScales * Vector128.ConvertToSingle(sumi);
+        }
+
+        float sumf0 = sumf.GetElement(0), sumf1 = sumf.GetElement(1), sumf2 = sumf.GetElement(2), sumf3 = sumf.GetElement(3);
+        for (int l = 0; l < 8; l++)
+        {
+            sumf0 += sums0.GetElement(l);
+            sumf1 += sums1.GetElement(l);
+            sumf2 += sums2.GetElement(l);
+            sumf3 += sums3.GetElement(l);
+        }
+
+        output[0] = sumf0;
+        output[outputStride] = sumf1;
+        output[2L * outputStride] = sumf2;
+        output[3L * outputStride] = sumf3;
     }
 
     /// <summary><see cref="OneToken"/> for two consecutive tokens at once: the row's nibbles are loaded once for both.</summary>
@@ -222,6 +304,7 @@ public static unsafe partial class MatrixProduct
                     var upper = nibbles | ((high.AsUInt16() >> 2).AsByte() & topBits);
                     var decoded = Vector128.ConditionalSelect(packedLanes, upper, arranged & sixBits);
                     var scales = Avx2.ConvertToVector256Int32(decoded);
+                    var scalePairs = scales | Vector256.ShiftLeft(scales, 16);
                     var mins = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(decoded, pairMins));
 
                     sbyte* a = (sbyte*)(permuted + i * BlockQ8K.Size);
@@ -229,10 +312,10 @@ public static unsafe partial class MatrixProduct
                     for (int j = 0; j < 4; j++)
                     {
                         var packed = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 16 + 32 * j), QuantizedDots.LaneClassOrder);
-                        lanes += QuantizedDots.NibbleDot4(packed & lowMask, Vector256.Load(a + 64 * j))
-                            * Avx2.PermuteVar8x32(scales, Vector256.Create(2 * j));
-                        lanes += QuantizedDots.NibbleDot4(Vector256.ShiftRightLogical(packed, 4), Vector256.Load(a + 64 * j + 32))
-                            * Avx2.PermuteVar8x32(scales, Vector256.Create(2 * j + 1));
+                        lanes += QuantizedDots.ScaledNibbleDot4(packed & lowMask, Vector256.Load(a + 64 * j),
+                            Avx2.PermuteVar8x32(scalePairs, Vector256.Create(2 * j)));
+                        lanes += QuantizedDots.ScaledNibbleDot4(Vector256.ShiftRightLogical(packed, 4), Vector256.Load(a + 64 * j + 32),
+                            Avx2.PermuteVar8x32(scalePairs, Vector256.Create(2 * j + 1)));
                     }
 
                     byte* tokenBlock = rows + i * sizeof(BlockQ8K);

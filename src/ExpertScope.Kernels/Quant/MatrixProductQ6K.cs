@@ -23,6 +23,54 @@ public static unsafe partial class MatrixProduct
     public static bool IsBatchedQ6K(GgmlType weightType) =>
         weightType == GgmlType.Q6_K && QuantizedDots.UseAdvancedIsa && Avx512Vbmi.VL.IsSupported;
 
+    /// <summary>Builds <see cref="PackedActivations.Q6KOffsetSums"/> for one token from its lane-class-ordered quants.</summary>
+    private static void Q6KOffsetSums(PackedActivations packed)
+    {
+        int groups = packed.Elements / BlockQ8K.Size * Q6KGroups;
+        var sums = new short[groups * 16];
+        var offset = Vector256.Create((byte)32);
+        fixed (byte* quants = packed.LaneClassQuants)
+        fixed (short* target = sums)
+        {
+            for (int g = 0; g < groups; g++)
+            {
+                Avx2.MultiplyAddAdjacent(offset, Vector256.Load((sbyte*)(quants + 32L * g))).Store(target + 16L * g);
+            }
+        }
+
+        packed.Q6KOffsetSums = sums;
+    }
+
+    /// <summary>
+    /// Lane sums of one 32-weight group from the stored (unsigned, 0..63) quants <paramref name="weights"/>: the pairwise
+    /// multiply-add of q with y minus that of 32 with y is (q - 32) * y per pair, exact (q * y pairs stay within
+    /// 2 * 63 * 128, the difference within 2 * 32 * 128), then the word multiply-add by the two sub-block scales.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q6KGroupUnsigned(Vector256<int> lanes, Vector256<byte> weights, Vector256<sbyte> activations, Vector256<short> offsetSums, Vector256<short> scalePair)
+    {
+        var pairs = Avx2.MultiplyAddAdjacent(weights, activations) - offsetSums;
+        return lanes + Avx2.MultiplyAddAdjacent(pairs, scalePair);
+    }
+
+    /// <summary>
+    /// <see cref="Q6KDecodeGroups"/> without the offset: the stored quants q (0..63, the weight being q - 32), for
+    /// <see cref="Q6KGroupUnsigned"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q6KDecodeUnsigned(byte* block, int half, out Vector256<byte> q1, out Vector256<byte> q2, out Vector256<byte> q3, out Vector256<byte> q4)
+    {
+        var lowMask = Vector256.Create((byte)0x0F);
+        var twoBits = Vector256.Create((byte)0x30);
+        var ql0 = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 64 * half), QuantizedDots.LaneClassOrder);
+        var ql1 = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 64 * half + 32), QuantizedDots.LaneClassOrder);
+        var qh = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 128 + 32 * half), QuantizedDots.LaneClassOrder);
+        q1 = (ql0 & lowMask) | (Vector256.ShiftLeft(qh, 4) & twoBits);
+        q2 = (ql1 & lowMask) | (Vector256.ShiftLeft(qh, 2) & twoBits);
+        q3 = Vector256.ShiftRightLogical(ql0, 4) | (qh & twoBits);
+        q4 = Vector256.ShiftRightLogical(ql1, 4) | (Vector256.ShiftRightLogical(qh, 2) & twoBits);
+    }
+
     /// <summary>Lane sums of one 32-weight group: sub-block scales paired as two int16 in <paramref name="scalePair"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Q6KGroup(Vector256<int> lanes, Vector256<sbyte> weights, Vector256<sbyte> activations, Vector256<short> scalePair)
@@ -170,15 +218,22 @@ public static unsafe partial class MatrixProduct
     }
 
     /// <summary>
-    /// One token (generation) against Q6_K rows, nothing decoded to memory: per block the quants are rebuilt from
-    /// their low and high bits already in lane-class order, the sixteen scales sign-extended to (scale, scale) word
-    /// pairs, then <see cref="Q6KGroup"/> per group and ggml's float steps.
+    /// One token (generation) against Q6_K rows, nothing decoded to memory: per block the stored quants are rebuilt
+    /// from their low and high bits already in lane-class order, the sixteen scales sign-extended to (scale, scale) word
+    /// pairs, then <see cref="Q6KGroupUnsigned"/> per group (the token's 32 * y pair sums formed once per call, so no
+    /// per-weight offset or sign step) and ggml's float steps.
     /// </summary>
     private static void Q6KOneToken(byte* weights, int rowBytes, int rowCount, PackedActivations activations, float* output)
     {
         int blocks = activations.Elements / BlockQ6K.Size;
+        if (activations.Q6KOffsetSums is null)
+        {
+            throw new InvalidOperationException("One-token Q6_K activations were packed without their offset sums.");
+        }
+
         fixed (byte* rows = activations.Rows)
         fixed (byte* permuted = activations.LaneClassQuants)
+        fixed (short* offsetSums = activations.Q6KOffsetSums)
         {
             for (int r = 0; r < rowCount; r++)
             {
@@ -188,16 +243,17 @@ public static unsafe partial class MatrixProduct
                 {
                     byte* block = row + i * sizeof(BlockQ6K);
                     sbyte* a = (sbyte*)(permuted + i * BlockQ8K.Size);
+                    short* o = offsetSums + i * Q6KGroups * 16;
                     var scales = Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)(block + 192))).AsInt32();
                     var lanes = Vector256<int>.Zero;
                     for (int half = 0; half < 2; half++)
                     {
-                        Q6KDecodeGroups(block, half, out var q1, out var q2, out var q3, out var q4);
+                        Q6KDecodeUnsigned(block, half, out var q1, out var q2, out var q3, out var q4);
                         int g = 4 * half;
-                        lanes = Q6KGroup(lanes, q1, Vector256.Load(a + 32 * g), Avx2.PermuteVar8x32(scales, Vector256.Create(g)).AsInt16());
-                        lanes = Q6KGroup(lanes, q2, Vector256.Load(a + 32 * g + 32), Avx2.PermuteVar8x32(scales, Vector256.Create(g + 1)).AsInt16());
-                        lanes = Q6KGroup(lanes, q3, Vector256.Load(a + 32 * g + 64), Avx2.PermuteVar8x32(scales, Vector256.Create(g + 2)).AsInt16());
-                        lanes = Q6KGroup(lanes, q4, Vector256.Load(a + 32 * g + 96), Avx2.PermuteVar8x32(scales, Vector256.Create(g + 3)).AsInt16());
+                        lanes = Q6KGroupUnsigned(lanes, q1, Vector256.Load(a + 32 * g), Vector256.Load(o + 16 * g), Avx2.PermuteVar8x32(scales, Vector256.Create(g)).AsInt16());
+                        lanes = Q6KGroupUnsigned(lanes, q2, Vector256.Load(a + 32 * g + 32), Vector256.Load(o + 16 * g + 16), Avx2.PermuteVar8x32(scales, Vector256.Create(g + 1)).AsInt16());
+                        lanes = Q6KGroupUnsigned(lanes, q3, Vector256.Load(a + 32 * g + 64), Vector256.Load(o + 16 * g + 32), Avx2.PermuteVar8x32(scales, Vector256.Create(g + 2)).AsInt16());
+                        lanes = Q6KGroupUnsigned(lanes, q4, Vector256.Load(a + 32 * g + 96), Vector256.Load(o + 16 * g + 48), Avx2.PermuteVar8x32(scales, Vector256.Create(g + 3)).AsInt16());
                     }
 
                     float blockScale = ScalarFormats.HalfToSingle(*(ushort*)(block + 208)) * *(float*)(rows + i * sizeof(BlockQ8K));

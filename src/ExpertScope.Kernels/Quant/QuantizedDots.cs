@@ -37,6 +37,19 @@ internal static unsafe class QuantizedDots
             ? AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, a, b)
             : Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), Vector256.Create((short)1));
 
+    /// <summary>
+    /// <see cref="NibbleDot4"/> times a sub-block scale: lane k = <c>scale * (a[4k..4k+3] . b[4k..4k+3])</c>, with
+    /// <paramref name="scalePairs"/> holding the scale (0..63) in both 16-bit halves of every dword. Without AVX-VNNI the
+    /// scale joins the word multiply-add that widens the byte pairs (a pair of products is at most 2 * 31 * 128, times
+    /// 63 twice stays far within int32), so one instruction does what a multiply-add by ones and a 32-bit multiply did;
+    /// the lanes are the same integers either way.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<int> ScaledNibbleDot4(Vector256<byte> a, Vector256<sbyte> b, Vector256<int> scalePairs) =>
+        AvxVnni.IsSupported && PreferVnni
+            ? AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, a, b) * (scalePairs & Vector256.Create(0xFFFF))
+            : Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), scalePairs.AsInt16());
+
     /// <summary>ggml's <c>vec_dot_q8_0_q8_0</c>: sumf += sumi * (dx * dy) per block.</summary>
     public static float Q8_0Reference(ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations)
     {

@@ -748,12 +748,10 @@ public sealed class Attention : IAttention
     }
 
     /// <summary>
-    /// Keys and values by position. Storage grows geometrically up to the capacity, so a model with a long context
-    /// does not reserve the whole context's cache for a short prompt.
-    /// </summary>
-    /// <summary>
     /// Keys and values of every position, stored head-major (all positions of key/value head 0, then head 1, ...) so
-    /// that the positions one head attends to lie side by side in memory, as ggml's tiled kernel reads them.
+    /// that the positions one head attends to lie side by side in memory, as ggml's tiled kernel reads them. Storage
+    /// grows geometrically up to the capacity, so a model with a long context does not reserve the whole context's
+    /// cache for a short prompt.
     /// </summary>
     private sealed class KeyValueCache : IAttentionCache
     {

@@ -27,9 +27,9 @@ public readonly record struct Parallelism
     public static Parallelism Default => new(Environment.ProcessorCount);
 
     /// <summary>
-    /// Runs <paramref name="body"/> over contiguous chunks <c>[start, end)</c> covering <c>[0, count)</c>,
-    /// one chunk per thread, on <see cref="WorkerPool.Shared"/> (the calling thread takes the first chunk; a call from
-    /// inside a chunk runs inline).
+    /// Runs <paramref name="body"/> over contiguous chunks <c>[start, end)</c> covering <c>[0, count)</c> on
+    /// <see cref="WorkerPool.Shared"/>: a few chunks per thread, claimed by whichever thread is free (the calling thread
+    /// takes part; a call from inside a chunk runs inline). Chunk bounds depend only on the count and the thread count.
     /// </summary>
     /// <param name="count">Number of independent rows.</param>
     /// <param name="workPerRow">Rough cost of one row (multiply-adds), used to skip threading for tiny jobs.</param>

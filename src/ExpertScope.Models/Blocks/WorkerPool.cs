@@ -4,10 +4,12 @@ using System.Runtime.ExceptionServices;
 namespace ExpertScope.Models.Blocks;
 
 /// <summary>
-/// Persistent worker threads that run one statically partitioned job at a time. The calling thread takes chunk 0 and
-/// worker <c>i</c> takes chunk <c>i</c>; chunk bounds depend only on (item count, chunk count), so every item is
-/// handled by exactly one thread with the same arithmetic whatever the thread count. Workers spin briefly after a job
-/// (generation issues many small products back to back) and then sleep until the next one.
+/// Persistent worker threads that run one job at a time. A job's items are cut into a few contiguous pieces per thread
+/// whose bounds depend only on (item count, thread count); the calling thread and the workers claim pieces one after
+/// another until none is left, so a thread the operating system sets aside for a while (on a shared machine) holds up
+/// one small piece instead of its whole share. Every item is still handled by exactly one thread with the same
+/// arithmetic, whichever thread that is. Workers spin briefly after a job (generation issues many small products back to
+/// back) and then sleep until the next one.
 /// </summary>
 public sealed class WorkerPool : IDisposable
 {
@@ -16,6 +18,10 @@ public sealed class WorkerPool : IDisposable
     private static readonly long SpinTicks = Stopwatch.Frequency / 5_000; // 200 µs
 
     private static readonly Lazy<WorkerPool> SharedPool = new(() => new WorkerPool(0));
+
+    // Pieces per participating thread: enough that a delayed thread's last piece is a small part of the job, few enough
+    // that the per-piece setup of a product (validation, scratch) stays negligible.
+    private const int PiecesPerThread = 4;
 
     // True on a worker thread, and on a caller thread while it runs its own chunk: a nested call then runs inline
     // instead of waiting for workers that are busy with the outer job.
@@ -27,7 +33,7 @@ public sealed class WorkerPool : IDisposable
     private readonly List<Thread> _workers = [];
 
     // The latest job, published as one immutable reference so a worker never mixes fields of two jobs.
-    private Job _job = new(null, 0, 0);
+    private Job _job = new(null, 0, 0, 0);
     private int _sleepers;
     private volatile bool _disposed;
 
@@ -65,10 +71,21 @@ public sealed class WorkerPool : IDisposable
         ((int)((long)count * index / chunks), (int)((long)count * (index + 1) / chunks));
 
     /// <summary>
-    /// Runs <paramref name="body"/> over <c>min(threads, count)</c> contiguous chunks covering <c>[0, count)</c>, the
-    /// calling thread taking the first, and returns when all are done. Runs inline as one chunk when only one thread
-    /// is wanted or when called from inside a job. If another caller holds the pool, falls back to the .NET thread pool
-    /// with the same chunks. An exception thrown by a chunk is rethrown here (several: an <see cref="AggregateException"/>).
+    /// Pieces a job of <paramref name="count"/> items is cut into when <paramref name="threads"/> threads take part
+    /// (bounds: <see cref="ChunkBounds"/> with this many chunks).
+    /// </summary>
+    public static int PieceCount(int count, int threads)
+    {
+        int participants = Math.Min(Math.Max(1, threads), count);
+        return participants <= 1 ? Math.Min(1, count) : Math.Min(count, participants * PiecesPerThread);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> over <see cref="PieceCount"/> contiguous pieces covering <c>[0, count)</c> on
+    /// <c>min(threads, count)</c> threads (the calling thread included), each thread claiming the next unclaimed piece
+    /// until none is left, and returns when all are done. Runs inline as one piece when only one thread is wanted or
+    /// when called from inside a job. If another caller holds the pool, falls back to the .NET thread pool with the same
+    /// pieces. An exception thrown by a piece is rethrown here (several: an <see cref="AggregateException"/>).
     /// </summary>
     /// <param name="count">Number of independent items.</param>
     /// <param name="threads">Threads to use, the caller included.</param>
@@ -79,8 +96,8 @@ public sealed class WorkerPool : IDisposable
         ArgumentNullException.ThrowIfNull(body);
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        int chunks = Math.Min(Math.Max(1, threads), count);
-        if (chunks <= 1 || t_insidePool)
+        int participants = Math.Min(Math.Max(1, threads), count);
+        if (participants <= 1 || t_insidePool)
         {
             if (count > 0)
             {
@@ -90,17 +107,18 @@ public sealed class WorkerPool : IDisposable
             return;
         }
 
+        int pieces = PieceCount(count, threads);
         if (!Monitor.TryEnter(_dispatchLock))
         {
-            RunOnThreadPool(count, chunks, body);
+            RunOnThreadPool(count, participants, pieces, body);
             return;
         }
 
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            EnsureWorkers(chunks - 1);
-            var job = new Job(body, count, chunks);
+            EnsureWorkers(participants - 1);
+            var job = new Job(body, count, participants, pieces);
             Interlocked.Exchange(ref _job, job); // full fence, paired with the sleeper count below
             if (Volatile.Read(ref _sleepers) > 0)
             {
@@ -110,7 +128,7 @@ public sealed class WorkerPool : IDisposable
                 }
             }
 
-            job.RunChunk(0);
+            job.RunPieces();
             var wait = new SpinWait();
             while (Volatile.Read(ref job.Remaining) != 0)
             {
@@ -143,7 +161,7 @@ public sealed class WorkerPool : IDisposable
 
             _disposed = true;
             workers = [.. _workers];
-            Interlocked.Exchange(ref _job, new Job(null, 0, 0));
+            Interlocked.Exchange(ref _job, new Job(null, 0, 0, 0));
             lock (_sleepLock)
             {
                 Monitor.PulseAll(_sleepLock);
@@ -183,10 +201,9 @@ public sealed class WorkerPool : IDisposable
                 return;
             }
 
-            if (index < seen.Chunks)
+            if (index < seen.Participants)
             {
-                seen.RunChunk(index);
-                Interlocked.Decrement(ref seen.Remaining);
+                seen.RunPieces();
             }
         }
     }
@@ -225,13 +242,13 @@ public sealed class WorkerPool : IDisposable
         return current;
     }
 
-    private static void RunOnThreadPool(int count, int chunks, Action<int, int> body)
+    private static void RunOnThreadPool(int count, int participants, int pieces, Action<int, int> body)
     {
         try
         {
-            Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, chunk =>
+            Parallel.For(0, pieces, new ParallelOptions { MaxDegreeOfParallelism = participants }, piece =>
             {
-                var (start, end) = ChunkBounds(count, chunks, chunk);
+                var (start, end) = ChunkBounds(count, pieces, piece);
                 body(start, end);
             });
         }
@@ -241,27 +258,41 @@ public sealed class WorkerPool : IDisposable
         }
     }
 
-    private sealed class Job(Action<int, int>? body, int count, int chunks)
+    private sealed class Job(Action<int, int>? body, int count, int participants, int pieces)
     {
-        private readonly Exception?[] _errors = new Exception?[chunks];
+        private readonly Exception?[] _errors = new Exception?[pieces];
 
-        public readonly int Chunks = chunks;
+        // The next piece to claim; pieces at or past the count are all taken.
+        private int _nextPiece;
 
-        // Chunks other than the caller's that have not finished yet.
-        public int Remaining = Math.Max(0, chunks - 1);
+        /// <summary>Threads taking part: the caller and workers 1 .. Participants - 1.</summary>
+        public readonly int Participants = participants;
 
-        public void RunChunk(int index)
+        // Pieces that have not finished yet (the error array has one slot per piece).
+        public int Remaining = Math.Max(0, pieces);
+
+        /// <summary>Claims and runs pieces until none is left.</summary>
+        public void RunPieces()
         {
             bool wasInside = t_insidePool;
             t_insidePool = true;
             try
             {
-                var (start, end) = ChunkBounds(count, Chunks, index);
-                body!(start, end);
-            }
-            catch (Exception error)
-            {
-                _errors[index] = error;
+                int piece;
+                while ((piece = Interlocked.Increment(ref _nextPiece) - 1) < _errors.Length)
+                {
+                    try
+                    {
+                        var (start, end) = ChunkBounds(count, _errors.Length, piece);
+                        body!(start, end);
+                    }
+                    catch (Exception error)
+                    {
+                        _errors[piece] = error;
+                    }
+
+                    Interlocked.Decrement(ref Remaining);
+                }
             }
             finally
             {
