@@ -1,34 +1,69 @@
-using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using ExpertScope.Models.Blocks;
 
 namespace ExpertScope.Models.Tests;
 
-/// <summary>The key/value cache rounds through float16 with the vectorised conversion; it must equal the scalar cast.</summary>
+/// <summary>The eight-lane float16 rounding equals <c>(float)(Half)x</c> bit for bit, ties and edges included.</summary>
 public sealed class HalfRoundingTests
 {
     [Fact]
-    public void VectorisedHalfRounding_EqualsTheScalarCast()
+    public void EqualsTheScalarConversion_OnRandomBitPatterns()
     {
-        var random = new Random(16);
-        var values = new List<float>
+        var random = new Random(5);
+        var values = new float[1 << 20];
+        var bytes = new byte[values.Length * 4];
+        random.NextBytes(bytes);
+        Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
+        AssertSameAsScalar(values);
+    }
+
+    [Fact]
+    public void EqualsTheScalarConversion_OnEveryFloatNearFloat16Values()
+    {
+        // Every float16 value, the floats just around it and the midpoints to its neighbours (the ties).
+        var values = new List<float>();
+        for (int bits = 0; bits < 0x10000; bits++)
         {
-            0f, -0f, 65504f, 65520f, -65520f, 1e-8f, 5.96e-8f, 2.98e-8f, 6.1e-5f, 1f + 1f / 2048, 1f + 3f / 2048,
-            float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, float.MaxValue,
-        };
-        for (int i = 0; i < 100_000; i++)
-        {
-            values.Add(BitConverter.Int32BitsToSingle(random.Next(int.MinValue, int.MaxValue)) is var f && float.IsNaN(f) ? 1f : f);
-            values.Add((float)((random.NextDouble() - 0.5) * Math.Pow(2, random.Next(-30, 20))));
+            float h = (float)BitConverter.UInt16BitsToHalf((ushort)bits);
+            float next = (float)BitConverter.UInt16BitsToHalf((ushort)(bits + 1 & 0xFFFF));
+            if (!float.IsFinite(h))
+            {
+                continue;
+            }
+
+            uint raw = BitConverter.SingleToUInt32Bits(h);
+            values.Add(h);
+            values.Add(BitConverter.UInt32BitsToSingle(raw + 1));
+            values.Add(BitConverter.UInt32BitsToSingle(raw - 1));
+            if (float.IsFinite(next) && Math.Sign(next) == Math.Sign(h))
+            {
+                float middle = (float)(((double)h + next) / 2);
+                uint middleBits = BitConverter.SingleToUInt32Bits(middle);
+                values.Add(middle);
+                values.Add(BitConverter.UInt32BitsToSingle(middleBits + 1));
+                values.Add(BitConverter.UInt32BitsToSingle(middleBits - 1));
+            }
         }
 
-        var input = values.ToArray();
-        var halves = new Half[input.Length];
-        var vectorised = new float[input.Length];
-        TensorPrimitives.ConvertToHalf(input, halves);
-        TensorPrimitives.ConvertToSingle(halves, vectorised);
-        for (int i = 0; i < input.Length; i++)
+        values.AddRange([65504f, 65519.99f, 65520f, 65536f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, -0.0f,
+            float.Epsilon, -float.Epsilon, 1e-30f, -1e-30f, 2.9802322e-08f, 5.9604645e-08f, 8.940697e-08f]);
+        AssertSameAsScalar([.. values]);
+    }
+
+    private static void AssertSameAsScalar(float[] values)
+    {
+        var fast = (float[])values.Clone();
+        var reference = (float[])values.Clone();
+        HalfRounding.Round(fast);
+        HalfRounding.RoundScalar(reference);
+        for (int i = 0; i < values.Length; i++)
         {
-            float scalar = (float)(Half)input[i];
-            Assert.True(BitConverter.SingleToInt32Bits(scalar) == BitConverter.SingleToInt32Bits(vectorised[i]), $"{input[i]:R}: {vectorised[i]:R} != {scalar:R}");
+            if (BitConverter.SingleToUInt32Bits(fast[i]) != BitConverter.SingleToUInt32Bits(reference[i]))
+            {
+                Assert.Fail($"{values[i]:R} (0x{BitConverter.SingleToUInt32Bits(values[i]):X8}): {fast[i]:R} vs {(float)(Half)values[i]:R}");
+            }
         }
+
+        Assert.True(Vector256.IsHardwareAccelerated || fast.Length > 0);
     }
 }

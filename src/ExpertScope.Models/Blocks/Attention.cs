@@ -659,7 +659,6 @@ public sealed class Attention : IAttention
         float sum = 0.0f;
         float max = float.NegativeInfinity;
         target.Clear();
-        Span<Half> halves = dim <= 1024 ? stackalloc Half[dim] : new Half[dim];
 
         // ggml's vector kernel skips masked (-inf) positions outright.
         for (int p = firstVisible; p < visible; p++)
@@ -673,7 +672,7 @@ public sealed class Attention : IAttention
                 max = s;
                 previousScale = MathF.Exp(oldMax - max);
                 TensorPrimitives.Multiply(target, previousScale, target);
-                RoundToHalf(target, halves);
+                RoundToHalf(target);
             }
             else
             {
@@ -682,7 +681,7 @@ public sealed class Attention : IAttention
 
             // target = half(target + value * valueScale): multiply, then add, each rounded (no fused multiply-add).
             TensorPrimitives.MultiplyAdd(values.Slice(p * stride, dim), valueScale, target, target);
-            RoundToHalf(target, halves);
+            RoundToHalf(target);
             sum = sum * previousScale + valueScale;
         }
 
@@ -732,20 +731,8 @@ public sealed class Attention : IAttention
         }
     }
 
-    /// <summary>Rounds to the nearest float16 (ties to even) and back, vectorised, through <paramref name="scratch"/>.</summary>
-    private static void RoundToHalf(Span<float> values, Span<Half> scratch)
-    {
-        TensorPrimitives.ConvertToHalf(values, scratch);
-        TensorPrimitives.ConvertToSingle(scratch, values);
-    }
-
-    internal static void RoundToHalf(Span<float> values)
-    {
-        for (int i = 0; i < values.Length; i++)
-        {
-            values[i] = (float)(Half)values[i];
-        }
-    }
+    /// <summary>Rounds the values in place to their nearest float16 (an f16 cache or accumulator).</summary>
+    internal static void RoundToHalf(Span<float> values) => HalfRounding.Round(values);
 
     /// <summary>
     /// Keys and values of every position, stored head-major (all positions of key/value head 0, then head 1, ...) so
@@ -844,9 +831,8 @@ public sealed class Attention : IAttention
             else if (precision == CachePrecision.Float16)
             {
                 // The vectorised conversion rounds as the scalar one does (to nearest, ties to even).
-                var scratch = new Half[Math.Max(newKeys.Length, newValues.Length)];
-                RoundToHalf(newKeys, scratch.AsSpan(0, newKeys.Length));
-                RoundToHalf(newValues, scratch.AsSpan(0, newValues.Length));
+                RoundToHalf(newKeys);
+                RoundToHalf(newValues);
             }
 
             for (int head = 0; head < HeadCount; head++)
