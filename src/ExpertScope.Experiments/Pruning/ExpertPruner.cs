@@ -140,80 +140,61 @@ public static partial class ExpertPruner
             throw new ExpertScopeException($"{outputPath}: the pruned model must not overwrite its source.");
         }
 
-        string temporary = full + ".partial";
         int sliced = 0;
-        try
+        GgufWriter.WriteAtomically(full, writer =>
         {
-            using (var writer = GgufWriter.Create(temporary))
+            foreach (var (key, value) in source.Metadata)
             {
-                foreach (var (key, value) in source.Metadata)
-                {
-                    writer.SetMetadata(key, key == arch + ".expert_count" ? WithInteger(value, keptCount)
-                        : key == arch + ".expert_used_count" ? WithInteger(value, newUsed)
-                        : value);
-                }
-
-                var plans = new List<(GgufTensorInfo Tensor, int[]? Kept)>();
-                foreach (var tensor in source.Tensors)
-                {
-                    int[]? kept = null;
-                    if (ExpertTensor(tensor.Name) is { } layer && sorted.TryGetValue(layer, out var list))
-                    {
-                        long last = tensor.Dimensions[^1];
-                        if (last != experts)
-                        {
-                            throw new ExpertScopeException($"{sourcePath}: tensor {tensor.Name} has {last} entries along its last dimension, not the {experts} experts.");
-                        }
-
-                        kept = list;
-                        sliced++;
-                    }
-
-                    var dims = tensor.Dimensions.ToArray();
-                    if (kept is not null)
-                    {
-                        dims[^1] = kept.Length;
-                    }
-
-                    writer.AddTensor(tensor.Name, tensor.Type, dims);
-                    plans.Add((tensor, kept));
-                }
-
-                foreach (var (tensor, kept) in plans)
-                {
-                    if (kept is null)
-                    {
-                        writer.WriteTensorData(stream => CopyRange(source, tensor, 0, tensor.ByteSize, stream));
-                        continue;
-                    }
-
-                    long slab = tensor.ByteSize / experts;
-                    writer.WriteTensorData(stream =>
-                    {
-                        foreach (int e in kept)
-                        {
-                            CopyRange(source, tensor, e * slab, slab, stream);
-                        }
-                    });
-                }
-
-                writer.Finish();
+                writer.SetMetadata(key, key == arch + ".expert_count" ? WithInteger(value, keptCount)
+                    : key == arch + ".expert_used_count" ? WithInteger(value, newUsed)
+                    : value);
             }
 
-            // Put the bytes on the disk before the rename, so a crash cannot leave a renamed but incomplete file.
-            using (var written = new FileStream(temporary, FileMode.Open, FileAccess.ReadWrite, FileShare.Read))
+            var plans = new List<(GgufTensorInfo Tensor, int[]? Kept)>();
+            foreach (var tensor in source.Tensors)
             {
-                written.Flush(flushToDisk: true);
-            }
-        }
-        catch
-        {
-            // A failed write must not leave a half-written model behind (the final name is never touched).
-            File.Delete(temporary);
-            throw;
-        }
+                int[]? kept = null;
+                if (ExpertTensor(tensor.Name) is { } layer && sorted.TryGetValue(layer, out var list))
+                {
+                    long last = tensor.Dimensions[^1];
+                    if (last != experts)
+                    {
+                        throw new ExpertScopeException($"{sourcePath}: tensor {tensor.Name} has {last} entries along its last dimension, not the {experts} experts.");
+                    }
 
-        File.Move(temporary, full, overwrite: true);
+                    kept = list;
+                    sliced++;
+                }
+
+                var dims = tensor.Dimensions.ToArray();
+                if (kept is not null)
+                {
+                    dims[^1] = kept.Length;
+                }
+
+                writer.AddTensor(tensor.Name, tensor.Type, dims);
+                plans.Add((tensor, kept));
+            }
+
+            foreach (var (tensor, kept) in plans)
+            {
+                if (kept is null)
+                {
+                    writer.WriteTensorData(stream => CopyRange(source, tensor, 0, tensor.ByteSize, stream));
+                    continue;
+                }
+
+                long slab = tensor.ByteSize / experts;
+                writer.WriteTensorData(stream =>
+                {
+                    foreach (int e in kept)
+                    {
+                        CopyRange(source, tensor, e * slab, slab, stream);
+                    }
+                });
+            }
+        });
+
         return new PruneSummary(experts, keptCount, used, newUsed, sliced, source.Length, new FileInfo(full).Length);
     }
 

@@ -90,6 +90,40 @@ public sealed class GgufWriter : IDisposable
         return new GgufWriter(stream, leaveOpen: false);
     }
 
+    /// <summary>
+    /// Writes a whole GGUF file at once: <paramref name="write"/> fills a writer on <c>PATH.partial</c> beside
+    /// <paramref name="path"/>, which is then finished, flushed to the disk and renamed over the target. An exception or
+    /// a cancellation removes the temporary file and leaves the target as it was, so no half-written model ever carries
+    /// the final name (and a crash cannot leave a renamed but incomplete file).
+    /// </summary>
+    public static void WriteAtomically(string path, Action<GgufWriter> write)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(write);
+        string full = Path.GetFullPath(path);
+        string temporary = full + ".partial";
+        try
+        {
+            using (var writer = Create(temporary))
+            {
+                write(writer);
+                writer.Finish();
+            }
+
+            using (var written = new FileStream(temporary, FileMode.Open, FileAccess.ReadWrite, FileShare.Read))
+            {
+                written.Flush(flushToDisk: true);
+            }
+        }
+        catch
+        {
+            File.Delete(temporary);
+            throw;
+        }
+
+        File.Move(temporary, full, overwrite: true);
+    }
+
     /// <summary>Adds a metadata entry at the end, or replaces the value of an existing key in place.</summary>
     /// <exception cref="ArgumentException">The value is malformed (its CLR type does not match its GGUF type, arrays nest
     /// too deep, a string is not valid UTF-16) or <c>general.alignment</c> is not a UInt32 power of two.</exception>

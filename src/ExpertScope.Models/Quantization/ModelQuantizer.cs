@@ -60,55 +60,37 @@ public static class ModelQuantizer
             }
         }
 
-        string temporary = full + ".partial";
         var typeCounts = new SortedDictionary<string, int>(StringComparer.Ordinal);
         var fallbacks = new List<QuantizeFallback>();
-        try
+        GgufWriter.WriteAtomically(full, writer =>
         {
-            using (var writer = GgufWriter.Create(temporary))
+            foreach (var (key, value) in source.Metadata)
             {
-                foreach (var (key, value) in source.Metadata)
-                {
-                    writer.SetMetadata(key, value);
-                }
-
-                writer.SetMetadata("general.quantization_version", GgufValue.Create(QuantizationVersion));
-                writer.SetMetadata("general.file_type", GgufValue.Create(target.FileType));
-                writer.SetMetadata(WriterKey, GgufValue.Create(target.Name));
-                foreach (var tensor in source.Tensors)
-                {
-                    var choice = plan[tensor.Name];
-                    writer.AddTensor(tensor.Name, choice.Type, tensor.Dimensions);
-                    string typeName = GgmlTypes.Get(choice.Type).Name;
-                    typeCounts[typeName] = typeCounts.GetValueOrDefault(typeName) + 1;
-                    if (choice.FallbackFrom is { } from)
-                    {
-                        fallbacks.Add(new QuantizeFallback(tensor.Name, GgmlTypes.Get(from).Name, typeName));
-                    }
-                }
-
-                foreach (var tensor in source.Tensors)
-                {
-                    var type = plan[tensor.Name].Type;
-                    writer.WriteTensorData(stream => WriteTensor(source, tensor, type, stream, options.ThreadCount));
-                }
-
-                writer.Finish();
+                writer.SetMetadata(key, value);
             }
 
-            // Put the bytes on the disk before the rename, so a crash cannot leave a renamed but incomplete file.
-            using (var written = new FileStream(temporary, FileMode.Open, FileAccess.ReadWrite, FileShare.Read))
+            writer.SetMetadata("general.quantization_version", GgufValue.Create(QuantizationVersion));
+            writer.SetMetadata("general.file_type", GgufValue.Create(target.FileType));
+            writer.SetMetadata(WriterKey, GgufValue.Create(target.Name));
+            foreach (var tensor in source.Tensors)
             {
-                written.Flush(flushToDisk: true);
+                var choice = plan[tensor.Name];
+                writer.AddTensor(tensor.Name, choice.Type, tensor.Dimensions);
+                string typeName = GgmlTypes.Get(choice.Type).Name;
+                typeCounts[typeName] = typeCounts.GetValueOrDefault(typeName) + 1;
+                if (choice.FallbackFrom is { } from)
+                {
+                    fallbacks.Add(new QuantizeFallback(tensor.Name, GgmlTypes.Get(from).Name, typeName));
+                }
             }
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
 
-        File.Move(temporary, full, overwrite: true);
+            foreach (var tensor in source.Tensors)
+            {
+                var type = plan[tensor.Name].Type;
+                writer.WriteTensorData(stream => WriteTensor(source, tensor, type, stream, options.ThreadCount));
+            }
+        });
+
         return new QuantizeSummary(target.Name, source.Length, new FileInfo(full).Length, typeCounts, fallbacks);
     }
 

@@ -59,57 +59,39 @@ public static class SyntheticMixWriter
                 $"{path}: writing this model as {target.Name} needs {total / 1e9:F1} GB, but {directory} has {free / 1e9:F1} GB free"));
         }
 
-        string temporary = full + ".partial";
         var typeCounts = new SortedDictionary<string, int>(StringComparer.Ordinal);
         var fallbacks = new List<QuantizeFallback>();
-        try
+        GgufWriter.WriteAtomically(full, writer =>
         {
-            using (var writer = GgufWriter.Create(temporary))
+            // The float32 model's keys, then the three ModelQuantizer sets, in its order: the bytes must equal its output.
+            SyntheticModelWriter.WriteMetadata(writer, floats, vocabulary);
+            writer.SetMetadata("general.quantization_version", GgufValue.Create(ModelQuantizer.QuantizationVersion));
+            writer.SetMetadata("general.file_type", GgufValue.Create(target.FileType));
+            writer.SetMetadata(ModelQuantizer.WriterKey, GgufValue.Create(target.Name));
+            foreach (var tensor in tensors)
             {
-                // The float32 model's keys, then the three ModelQuantizer sets, in its order: the bytes must equal its output.
-                SyntheticModelWriter.WriteMetadata(writer, floats, vocabulary);
-                writer.SetMetadata("general.quantization_version", GgufValue.Create(ModelQuantizer.QuantizationVersion));
-                writer.SetMetadata("general.file_type", GgufValue.Create(target.FileType));
-                writer.SetMetadata(ModelQuantizer.WriterKey, GgufValue.Create(target.Name));
-                foreach (var tensor in tensors)
+                var choice = plan[tensor.Name];
+                writer.AddTensor(tensor.Name, choice.Type, tensor.Dimensions);
+                string typeName = GgmlTypes.Get(choice.Type).Name;
+                typeCounts[typeName] = typeCounts.GetValueOrDefault(typeName) + 1;
+                if (choice.FallbackFrom is { } from)
                 {
-                    var choice = plan[tensor.Name];
-                    writer.AddTensor(tensor.Name, choice.Type, tensor.Dimensions);
-                    string typeName = GgmlTypes.Get(choice.Type).Name;
-                    typeCounts[typeName] = typeCounts.GetValueOrDefault(typeName) + 1;
-                    if (choice.FallbackFrom is { } from)
-                    {
-                        fallbacks.Add(new QuantizeFallback(tensor.Name, GgmlTypes.Get(from).Name, typeName));
-                    }
+                    fallbacks.Add(new QuantizeFallback(tensor.Name, GgmlTypes.Get(from).Name, typeName));
                 }
-
-                long done = 0;
-                foreach (var tensor in tensors)
-                {
-                    var stored = tensor with { Type = plan[tensor.Name].Type };
-                    writer.WriteTensorData(stream => WriteRows(stream, floats.Seed, stored, options, written =>
-                    {
-                        done += written;
-                        progress?.Invoke(done, total);
-                    }));
-                }
-
-                writer.Finish();
             }
 
-            // Put the bytes on the disk before the rename, so a crash cannot leave a renamed but incomplete file.
-            using (var written = new FileStream(temporary, FileMode.Open, FileAccess.ReadWrite, FileShare.Read))
+            long done = 0;
+            foreach (var tensor in tensors)
             {
-                written.Flush(flushToDisk: true);
+                var stored = tensor with { Type = plan[tensor.Name].Type };
+                writer.WriteTensorData(stream => WriteRows(stream, floats.Seed, stored, options, written =>
+                {
+                    done += written;
+                    progress?.Invoke(done, total);
+                }));
             }
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
+        });
 
-        File.Move(temporary, full, overwrite: true);
         return new SyntheticMixSummary(target.Name, new FileInfo(full).Length, typeCounts, fallbacks);
     }
 
