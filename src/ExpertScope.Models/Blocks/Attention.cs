@@ -664,29 +664,45 @@ public sealed class Attention : IAttention
         for (int p = firstVisible; p < visible; p++)
         {
             float s = DotProduct.Compute(query, keys.Slice(p * stride, dim)) * scale;
-            float previousScale = 1.0f;
-            float valueScale = 1.0f;
-            if (s > max)
-            {
-                float oldMax = max;
-                max = s;
-                previousScale = MathF.Exp(oldMax - max);
-                TensorPrimitives.Multiply(target, previousScale, target);
-                RoundToHalf(target);
-            }
-            else
-            {
-                valueScale = MathF.Exp(s - max);
-            }
-
-            // target = half(target + value * valueScale): multiply, then add, each rounded (no fused multiply-add).
-            TensorPrimitives.MultiplyAdd(values.Slice(p * stride, dim), valueScale, target, target);
-            RoundToHalf(target);
-            sum = sum * previousScale + valueScale;
+            OnlineSoftmaxStep(s, values.Slice(p * stride, dim), halfAccumulator: true, ref max, ref sum, target);
         }
 
         // The sink joins after the f16 accumulator is widened to float, so its rescaling is not rounded to f16.
         FinishOnlineSoftmax(sink, max, ref sum, target);
+    }
+
+    /// <summary>
+    /// One position of ggml's one-query flash-attention loop: a score above the running max rescales the accumulator
+    /// and the sum by exp(old max − score) and weighs the value 1, otherwise the value weighs exp(score − max); then
+    /// target = target + value · weight (a multiply, then an add: no fused multiply-add), the accumulator rounded to
+    /// f16 after each change when it is held in f16 (an f16 value cache).
+    /// </summary>
+    internal static void OnlineSoftmaxStep(float score, ReadOnlySpan<float> value, bool halfAccumulator, ref float max, ref float sum, Span<float> target)
+    {
+        float previousScale = 1.0f;
+        float valueScale = 1.0f;
+        if (score > max)
+        {
+            previousScale = MathF.Exp(max - score);
+            max = score;
+            TensorPrimitives.Multiply(target, previousScale, target);
+            if (halfAccumulator)
+            {
+                RoundToHalf(target);
+            }
+        }
+        else
+        {
+            valueScale = MathF.Exp(score - max);
+        }
+
+        TensorPrimitives.MultiplyAdd(value, valueScale, target, target);
+        if (halfAccumulator)
+        {
+            RoundToHalf(target);
+        }
+
+        sum = sum * previousScale + valueScale;
     }
 
     /// <summary>

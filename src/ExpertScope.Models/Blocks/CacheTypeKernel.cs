@@ -70,32 +70,7 @@ internal static class CacheTypeKernel
             float max = float.NegativeInfinity;
             for (int p = firstVisible; p < visible; p++)
             {
-                float s = scores[p] * scale;
-                float previousScale = 1.0f;
-                float valueScale = 1.0f;
-                if (s > max)
-                {
-                    float oldMax = max;
-                    max = s;
-                    previousScale = MathF.Exp(oldMax - max);
-                    TensorPrimitives.Multiply(target, previousScale, target);
-                    if (halfAccumulator)
-                    {
-                        Attention.RoundToHalf(target);
-                    }
-                }
-                else
-                {
-                    valueScale = MathF.Exp(s - max);
-                }
-
-                TensorPrimitives.MultiplyAdd(values.Slice(p * valueStride, length), valueScale, target, target);
-                if (halfAccumulator)
-                {
-                    Attention.RoundToHalf(target);
-                }
-
-                sum = (sum * previousScale) + valueScale;
+                Attention.OnlineSoftmaxStep(scores[p] * scale, values.Slice(p * valueStride, length), halfAccumulator, ref max, ref sum, target);
             }
 
             if (sink is { } sinkLogit)
