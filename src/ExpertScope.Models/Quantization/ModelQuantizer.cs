@@ -69,19 +69,10 @@ public static class ModelQuantizer
                 writer.SetMetadata(key, value);
             }
 
-            writer.SetMetadata("general.quantization_version", GgufValue.Create(QuantizationVersion));
-            writer.SetMetadata("general.file_type", GgufValue.Create(target.FileType));
-            writer.SetMetadata(WriterKey, GgufValue.Create(target.Name));
+            WriteQuantizationKeys(writer, target);
             foreach (var tensor in source.Tensors)
             {
-                var choice = plan[tensor.Name];
-                writer.AddTensor(tensor.Name, choice.Type, tensor.Dimensions);
-                string typeName = GgmlTypes.Get(choice.Type).Name;
-                typeCounts[typeName] = typeCounts.GetValueOrDefault(typeName) + 1;
-                if (choice.FallbackFrom is { } from)
-                {
-                    fallbacks.Add(new QuantizeFallback(tensor.Name, GgmlTypes.Get(from).Name, typeName));
-                }
+                AddPlannedTensor(writer, tensor.Name, tensor.Dimensions, plan[tensor.Name], typeCounts, fallbacks);
             }
 
             foreach (var tensor in source.Tensors)
@@ -92,6 +83,32 @@ public static class ModelQuantizer
         });
 
         return new QuantizeSummary(target.Name, source.Length, new FileInfo(full).Length, typeCounts, fallbacks);
+    }
+
+    /// <summary>The three keys every quantized file of ours carries: quantization version, file type and <see cref="WriterKey"/>.</summary>
+    internal static void WriteQuantizationKeys(GgufWriter writer, QuantizationTarget target)
+    {
+        writer.SetMetadata("general.quantization_version", GgufValue.Create(QuantizationVersion));
+        writer.SetMetadata("general.file_type", GgufValue.Create(target.FileType));
+        writer.SetMetadata(WriterKey, GgufValue.Create(target.Name));
+    }
+
+    /// <summary>Adds a tensor in its planned type, counting the type and recording a fallback from the rule's first choice.</summary>
+    internal static void AddPlannedTensor(
+        GgufWriter writer,
+        string name,
+        ReadOnlySpan<long> dimensions,
+        TensorTypeRules.Choice choice,
+        SortedDictionary<string, int> typeCounts,
+        List<QuantizeFallback> fallbacks)
+    {
+        writer.AddTensor(name, choice.Type, dimensions);
+        string typeName = GgmlTypes.Get(choice.Type).Name;
+        typeCounts[typeName] = typeCounts.GetValueOrDefault(typeName) + 1;
+        if (choice.FallbackFrom is { } from)
+        {
+            fallbacks.Add(new QuantizeFallback(name, GgmlTypes.Get(from).Name, typeName));
+        }
     }
 
     /// <summary>True when <paramref name="path"/> is a GGUF that carries <see cref="WriterKey"/>.</summary>

@@ -65,19 +65,10 @@ public static class SyntheticMixWriter
         {
             // The float32 model's keys, then the three ModelQuantizer sets, in its order: the bytes must equal its output.
             SyntheticModelWriter.WriteMetadata(writer, floats, vocabulary);
-            writer.SetMetadata("general.quantization_version", GgufValue.Create(ModelQuantizer.QuantizationVersion));
-            writer.SetMetadata("general.file_type", GgufValue.Create(target.FileType));
-            writer.SetMetadata(ModelQuantizer.WriterKey, GgufValue.Create(target.Name));
+            ModelQuantizer.WriteQuantizationKeys(writer, target);
             foreach (var tensor in tensors)
             {
-                var choice = plan[tensor.Name];
-                writer.AddTensor(tensor.Name, choice.Type, tensor.Dimensions);
-                string typeName = GgmlTypes.Get(choice.Type).Name;
-                typeCounts[typeName] = typeCounts.GetValueOrDefault(typeName) + 1;
-                if (choice.FallbackFrom is { } from)
-                {
-                    fallbacks.Add(new QuantizeFallback(tensor.Name, GgmlTypes.Get(from).Name, typeName));
-                }
+                ModelQuantizer.AddPlannedTensor(writer, tensor.Name, tensor.Dimensions, plan[tensor.Name], typeCounts, fallbacks);
             }
 
             long done = 0;
