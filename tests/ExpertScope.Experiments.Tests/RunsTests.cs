@@ -67,6 +67,24 @@ public sealed class RunsTests
     }
 
     [Fact]
+    public void Journal_RecordsNotKeptInMemory_AreFinishedAndOnDiskForTheNextOpen()
+    {
+        using var temp = new TempDirectory();
+        var path = temp.File("finished.jsonl");
+        using (var journal = WorkJournal.Open(path))
+        {
+            journal.MarkFinished("kept", "small");
+            journal.MarkFinished([new WorkRecord("sentence:0", "large"), new WorkRecord("sentence:1", null)], keepInMemory: false);
+            Assert.Equal(["kept"], journal.Records.Select(r => r.Unit));
+            Assert.True(journal.IsFinished("sentence:0"));
+            Assert.True(journal.IsFinished("sentence:1"));
+        }
+
+        using var reopened = WorkJournal.Open(path);
+        Assert.Equal([new WorkRecord("kept", "small"), new WorkRecord("sentence:0", "large"), new WorkRecord("sentence:1", null)], reopened.Records);
+    }
+
+    [Fact]
     public void Journal_DamageBeforeTheLastLine_IsRefusedNamingTheLine()
     {
         using var temp = new TempDirectory();

@@ -132,6 +132,33 @@ public sealed class StorageTraceTests
     }
 
     [Fact]
+    public async Task Parquet_RouterDistributionsAlsoBoundARowGroup()
+    {
+        // Each sequence has 12 rows carrying 4 probabilities each (48 values): a budget of 60 values closes a group
+        // every 2 sequences although the rows (24) stay far under RowGroupRows.
+        using var temp = new TempDirectory();
+        var path = temp.File("trace.parquet");
+        var written = new List<RoutingTraceRow>();
+        var options = new TraceWriterOptions { IncludeProbabilities = true, RowGroupRows = 1000, RowGroupProbabilityValues = 60 };
+        await using (var writer = await ParquetTraceWriter.OpenAsync(path, Metadata, options))
+        {
+            for (var s = 0; s < 5; s++)
+            {
+                var rows = MakeSequence(s, true);
+                written.AddRange(rows);
+                await writer.WriteSequenceAsync(s, rows);
+            }
+        }
+
+        await using (var reader = await ParquetReader.CreateAsync(path))
+        {
+            Assert.Equal([24L, 24L, 12L], Enumerable.Range(0, reader.RowGroupCount).Select(g => reader.OpenRowGroupReader(g).RowCount));
+        }
+
+        AssertRowsEqual(written, await ReadAll(path));
+    }
+
+    [Fact]
     public async Task Parquet_SchemaHasTheDocumentedNamesAndTypes()
     {
         using var temp = new TempDirectory();

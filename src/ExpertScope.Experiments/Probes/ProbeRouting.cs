@@ -205,7 +205,8 @@ public static class ProbeRunner
         await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
         if (pending.Count > 0)
         {
-            folder.Journal.MarkFinished(pending);
+            // The data is read back only when a later run resumes; kept in memory it would grow by the whole journal.
+            folder.Journal.MarkFinished(pending, keepInMemory: false);
             pending.Clear();
         }
     }

@@ -93,7 +93,16 @@ public sealed class WorkJournal : IDisposable
     public void MarkFinished(string unit, string? data = null) => MarkFinished([new WorkRecord(unit, data)]);
 
     /// <summary>Records several finished units with one write and one flush to the disk.</summary>
-    public void MarkFinished(IEnumerable<WorkRecord> records)
+    public void MarkFinished(IEnumerable<WorkRecord> records) => MarkFinished(records, keepInMemory: true);
+
+    /// <summary>
+    /// Records several finished units with one write and one flush to the disk. With <paramref name="keepInMemory"/>
+    /// false their units join <see cref="FinishedUnits"/> but the records do not join <see cref="Records"/>: for
+    /// callers that journal large data they never read back in the same process (a probe's per-sentence routing,
+    /// hundreds of kB each), which would otherwise stay in memory for the whole run. A later <see cref="Open"/> reads
+    /// them like any other.
+    /// </summary>
+    public void MarkFinished(IEnumerable<WorkRecord> records, bool keepInMemory)
     {
         ArgumentNullException.ThrowIfNull(records);
         using var buffer = new MemoryStream();
@@ -127,7 +136,11 @@ public sealed class WorkJournal : IDisposable
         _stream.Flush(flushToDisk: true);
         foreach (var record in added)
         {
-            _records.Add(record);
+            if (keepInMemory)
+            {
+                _records.Add(record);
+            }
+
             _units.Add(record.Unit);
         }
     }

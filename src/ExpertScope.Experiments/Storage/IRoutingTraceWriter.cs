@@ -23,6 +23,14 @@ public sealed record TraceWriterOptions
     public int RowGroupRows { get; init; } = 1 << 18;
 
     /// <summary>
+    /// Router-distribution values (the <c>probs</c> lists, summed over the buffered rows) that also write the buffer
+    /// out as a row group. Each of a token's k rows carries the whole distribution, so with many experts the lists,
+    /// not the rows, set a group's size in memory: writing one takes several copies of them (values, Dremel levels,
+    /// encoded pages). Default 4,194,304 (16 MB of floats); whole sequences only, so a group can be larger.
+    /// </summary>
+    public int RowGroupProbabilityValues { get; init; } = 1 << 22;
+
+    /// <summary>
     /// Longest time finished sequences wait in the buffer: a sequence finished after that writes the buffer out
     /// even if it is smaller than <see cref="RowGroupRows"/>. Default one minute.
     /// </summary>

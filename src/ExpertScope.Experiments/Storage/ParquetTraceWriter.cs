@@ -36,6 +36,7 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
     private readonly HashSet<int> _finished;
     private readonly HashSet<int> _buffered = [];
     private readonly List<RoutingTraceRow> _rows = [];
+    private long _bufferedProbabilityValues;
     private long _bufferStarted;
     private bool _failed;
 
@@ -85,6 +86,7 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
         ArgumentNullException.ThrowIfNull(metadata);
         options ??= new TraceWriterOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(options.RowGroupRows, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.RowGroupProbabilityValues, 1);
         var commitPath = path + CommitExtension;
 
         // A run killed between writing a temporary and renaming it leaves NAME.tmp-PID beside the trace.
@@ -136,7 +138,13 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
 
         _buffered.Add(sequence);
         _rows.AddRange(rows);
+        foreach (var row in rows)
+        {
+            _bufferedProbabilityValues += row.Probs?.Length ?? 0;
+        }
+
         if (_rows.Count >= _options.RowGroupRows
+            || _bufferedProbabilityValues >= _options.RowGroupProbabilityValues
             || _options.TimeProvider.GetElapsedTime(_bufferStarted) >= _options.MaxBufferTime)
         {
             await FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -190,6 +198,7 @@ public sealed class ParquetTraceWriter : IRoutingTraceWriter
         _finished.UnionWith(_buffered);
         _buffered.Clear();
         _rows.Clear();
+        _bufferedProbabilityValues = 0;
     }
 
     /// <summary>Writes what is buffered and closes the file.</summary>
