@@ -21,6 +21,9 @@ public class MatrixProductTests
         { GgmlType.Q4_K, 7, 1 },
         { GgmlType.Q4_K, 1, 1 },
         { GgmlType.Q4_K, 9, 64 },
+        { GgmlType.Q4_K, 2, 4 },
+        { GgmlType.Q4_K, 11, 9 },
+        { GgmlType.Q4_K, 6, 135 },
         { GgmlType.Q5_K, 5, 11 },
         { GgmlType.Q5_K, 7, 1 },
         { GgmlType.Q5_K, 1, 1 },
@@ -30,6 +33,9 @@ public class MatrixProductTests
         { GgmlType.Q6_K, 7, 1 },
         { GgmlType.Q6_K, 1, 1 },
         { GgmlType.Q6_K, 9, 64 },
+        { GgmlType.Q6_K, 2, 4 },
+        { GgmlType.Q6_K, 11, 9 },
+        { GgmlType.Q6_K, 7, 135 },
         { GgmlType.F16, 3, 9 },
     };
 
@@ -58,22 +64,32 @@ public class MatrixProductTests
         }
     }
 
-    [Fact]
-    public void WritesOnlyItsRowsOfAWiderOutput()
+    [Theory]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q6_K)]
+    public void WritesOnlyItsRowsOfAWiderOutput(GgmlType type)
     {
+        // Six rows and ten tokens: the K-quant kernels' row groups of four and two, token quads and a last token pair.
         const int Elements = 256;
         var random = new Random(5);
-        var weights = Quantized(GgmlType.Q8_0, TestData.RandomFloats(6 * Elements, random), 6, Elements);
-        var packed = MatrixProduct.Pack(GgmlType.Q8_0, TestData.RandomFloats(10 * Elements, random), 10, Elements);
+        var weights = Quantized(type, TestData.RandomFloats(6 * Elements, random), 6, Elements);
+        var packed = MatrixProduct.Pack(type, TestData.RandomFloats(10 * Elements, random), 10, Elements);
         var output = new float[10 * 20];
         Array.Fill(output, -7f);
-        MatrixProduct.Multiply(GgmlType.Q8_0, weights, 6, packed, output.AsSpan(3), 20);
+        MatrixProduct.Multiply(type, weights, 6, packed, output.AsSpan(3), 20);
+        var compact = new float[10 * 6];
+        MatrixProduct.Multiply(type, weights, 6, packed, compact, 6);
         for (int t = 0; t < 10; t++)
         {
             for (int c = 0; c < 20; c++)
             {
                 bool written = c >= 3 && c < 9;
                 Assert.Equal(written, output[t * 20 + c] != -7f);
+                if (written)
+                {
+                    Assert.Equal(BitConverter.SingleToUInt32Bits(compact[t * 6 + c - 3]), BitConverter.SingleToUInt32Bits(output[t * 20 + c]));
+                }
             }
         }
     }

@@ -6,10 +6,11 @@ namespace ExpertScope.Kernels.Quant;
 
 /// <summary>
 /// Q4_K weights times a batch of Q8_K tokens: <see cref="QuantizedDots.Q4K"/>'s arithmetic for every (row, token)
-/// pair, with the work that does not depend on the pair done once. Each weight row is decoded once per call (nibbles in
-/// lane-class order, scales, mins, float scales) and each token's quants are permuted once per batch, so a pair costs
-/// eight four-product dots (<see cref="QuantizedDots.NibbleDot4"/>: AVX-VNNI, or AVX2 with the same lanes) and scale
-/// multiplies per 256 weights, the mins one pairwise multiply-add, and ggml's float steps.
+/// pair, with the work that does not depend on the pair done once. Each weight row is decoded once per pass over a chunk
+/// of tokens (nibbles in lane-class order, scales, mins, float scales) and each token's quants are permuted once per
+/// batch, so a pair costs eight four-product dots (<see cref="QuantizedDots.NibbleDot4"/>: AVX-VNNI, or AVX2 with the
+/// same lanes) and scale multiplies per 256 weights, the mins one pairwise multiply-add, and ggml's float steps. Pairs
+/// are computed two rows by four tokens at a time, so each load of quants or nibbles serves several products.
 /// </summary>
 public static unsafe partial class MatrixProduct
 {
@@ -44,71 +45,275 @@ public static unsafe partial class MatrixProduct
         packed.LaneClassQuants = permuted;
     }
 
+    // Tokens per pass over the rows: their Q8_K quants and sums (about 2.3 KB a token for 2048-wide rows) stay in a
+    // core's L2 cache while every row group meets them; longer batches (attention projections) take several passes.
+    private const int KQuantTokenChunk = 128;
+
+    // Rows decoded together: a token quad's quants, loaded from L2 for the group's first row pair, are still in L1
+    // for the second (four decoded 2048-wide rows and a quad's quants together fill about 20 KB).
+    private const int KQuantRowGroup = 4;
+
+    /// <summary>
+    /// Rows in groups of four, decoded once per pass over a chunk of tokens; each token quad meets the group two rows at
+    /// a time (<see cref="RowPairTokenQuad"/>), so every load of a token's quants serves two rows and every load of a
+    /// row's nibbles four tokens. Each (row, token) output is <see cref="OneToken"/>'s arithmetic, whatever tile
+    /// computes it.
+    /// </summary>
     private static void Q4KBatched(byte* weights, int rowBytes, int rowCount, PackedActivations activations, float* output, int outputStride)
     {
         int blocks = activations.Elements / BlockQ4K.Size;
         int tokens = activations.TokenCount;
-        var lowMask = Vector256.Create((byte)0x0F);
-        var nibbles = new byte[blocks * BlockQ4K.Size];
-        var scales = new int[blocks * SubBlocks];
-        var mins = new short[blocks * 16];
-        var d = new float[blocks];
-        var dmin = new float[blocks];
+        int tokenBytes = activations.RowBytes;
+        int quantStride = blocks * BlockQ8K.Size;
+        var nibbles = new byte[KQuantRowGroup * blocks * BlockQ4K.Size];
+        var scales = new int[KQuantRowGroup * blocks * SubBlocks];
+        var mins = new short[KQuantRowGroup * blocks * 16];
+        var blockScales = new float[KQuantRowGroup * blocks];
+        var blockMins = new float[KQuantRowGroup * blocks];
         fixed (byte* rows = activations.Rows)
         fixed (byte* permuted = activations.LaneClassQuants)
         fixed (byte* nibble = nibbles)
         fixed (int* scale = scales)
         fixed (short* min = mins)
+        fixed (float* d = blockScales)
+        fixed (float* dmin = blockMins)
         {
-            for (int r = 0; r < rowCount; r++)
+            for (int chunkStart = 0; chunkStart < tokens; chunkStart += KQuantTokenChunk)
             {
-                byte* row = weights + (long)r * rowBytes;
-                for (int i = 0; i < blocks; i++)
+                int chunkEnd = Math.Min(tokens, chunkStart + KQuantTokenChunk);
+                for (int groupStart = 0; groupStart < rowCount; groupStart += KQuantRowGroup)
                 {
-                    byte* block = row + i * sizeof(BlockQ4K);
-                    var scalesAndMins = new ReadOnlySpan<byte>(block + 4, 12);
-                    d[i] = ScalarFormats.HalfToSingle(*(ushort*)block);
-                    dmin[i] = ScalarFormats.HalfToSingle(*(ushort*)(block + 2));
-                    for (int s = 0; s < SubBlocks; s++)
+                    int groupRows = Math.Min(KQuantRowGroup, rowCount - groupStart);
+                    for (int g = 0; g < groupRows; g++)
                     {
-                        var (sc, mn) = KQuantScales.ScaleMin(s, scalesAndMins);
-                        scale[i * SubBlocks + s] = sc * 0x10001;
-
-                        // The Q8_K group sums come in 16s, two per 32-quant sub-block.
-                        min[i * 16 + 2 * s] = mn;
-                        min[i * 16 + 2 * s + 1] = mn;
+                        DecodeQ4KRow(weights + (long)(groupStart + g) * rowBytes, blocks, nibble + g * blocks * BlockQ4K.Size,
+                            scale + g * blocks * SubBlocks, min + g * blocks * 16, d + g * blocks, dmin + g * blocks);
                     }
 
-                    for (int j = 0; j < 4; j++)
+                    int t = chunkStart;
+                    for (; t + 4 <= chunkEnd; t += 4)
                     {
-                        var packed = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 16 + 32 * j), QuantizedDots.LaneClassOrder);
-                        (packed & lowMask).Store(nibble + i * BlockQ4K.Size + 64 * j);
-                        Vector256.ShiftRightLogical(packed, 4).Store(nibble + i * BlockQ4K.Size + 64 * j + 32);
+                        byte* tokenRow = rows + (long)t * tokenBytes;
+                        byte* tokenQuants = permuted + (long)t * quantStride;
+                        float* target = output + (long)t * outputStride + groupStart;
+                        int g = 0;
+                        for (; g + 2 <= groupRows; g += 2)
+                        {
+                            RowPairTokenQuad(nibble + g * blocks * BlockQ4K.Size, scale + g * blocks * SubBlocks, min + g * blocks * 16,
+                                d + g * blocks, dmin + g * blocks, blocks, tokenRow, tokenBytes, tokenQuants, target + g, outputStride);
+                        }
+
+                        if (g < groupRows)
+                        {
+                            TokenQuad(nibble + g * blocks * BlockQ4K.Size, scale + g * blocks * SubBlocks, min + g * blocks * 16,
+                                d + g * blocks, dmin + g * blocks, blocks, tokenRow, tokenBytes, tokenQuants, target + g, outputStride);
+                        }
                     }
-                }
 
-                int t = 0;
-                for (; t + 4 <= tokens; t += 4)
-                {
-                    TokenQuad(nibble, scale, min, d, dmin, blocks, rows + (long)t * activations.RowBytes, activations.RowBytes,
-                        permuted + (long)t * blocks * BlockQ8K.Size, output + (long)t * outputStride + r, outputStride);
-                }
+                    for (int g = 0; g < groupRows; g++)
+                    {
+                        byte* w = nibble + g * blocks * BlockQ4K.Size;
+                        int* sc = scale + g * blocks * SubBlocks;
+                        short* mn = min + g * blocks * 16;
+                        float* rowD = d + g * blocks;
+                        float* rowDmin = dmin + g * blocks;
+                        int r = groupStart + g;
+                        int u = t;
+                        for (; u + 2 <= chunkEnd; u += 2)
+                        {
+                            TokenPair(w, sc, mn, rowD, rowDmin, blocks, rows + (long)u * tokenBytes, tokenBytes,
+                                permuted + (long)u * quantStride, out float first, out float second);
+                            output[(long)u * outputStride + r] = first;
+                            output[(long)(u + 1) * outputStride + r] = second;
+                        }
 
-                for (; t + 2 <= tokens; t += 2)
-                {
-                    TokenPair(nibble, scale, min, d, dmin, blocks, rows + (long)t * activations.RowBytes, activations.RowBytes,
-                        permuted + (long)t * blocks * BlockQ8K.Size, out float first, out float second);
-                    output[(long)t * outputStride + r] = first;
-                    output[(long)(t + 1) * outputStride + r] = second;
-                }
-
-                for (; t < tokens; t++)
-                {
-                    output[(long)t * outputStride + r] = OneToken(nibble, scale, min, d, dmin, blocks, rows + (long)t * activations.RowBytes,
-                        permuted + (long)t * blocks * BlockQ8K.Size);
+                        for (; u < chunkEnd; u++)
+                        {
+                            output[(long)u * outputStride + r] = OneToken(w, sc, mn, rowD, rowDmin, blocks, rows + (long)u * tokenBytes,
+                                permuted + (long)u * quantStride);
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// One Q4_K row decoded for the batched kernels: nibbles in lane-class order (low then high half of each 32-byte
+    /// group), each sub-block scale in both halves of a dword, each min twice (one per 16-quant Q8_K group sum), the
+    /// block's float scales.
+    /// </summary>
+    private static void DecodeQ4KRow(byte* row, int blocks, byte* nibble, int* scale, short* min, float* d, float* dmin)
+    {
+        var lowMask = Vector256.Create((byte)0x0F);
+        for (int i = 0; i < blocks; i++)
+        {
+            byte* block = row + i * sizeof(BlockQ4K);
+            d[i] = ScalarFormats.HalfToSingle(*(ushort*)block);
+            dmin[i] = ScalarFormats.HalfToSingle(*(ushort*)(block + 2));
+            UnpackScalesAndMins(block, out var scalePairs, out var minPairs);
+            scalePairs.Store(scale + i * SubBlocks);
+            minPairs.Store(min + i * 16);
+            for (int j = 0; j < 4; j++)
+            {
+                var packed = Avx512Vbmi.VL.PermuteVar32x8(Vector256.Load(block + 16 + 32 * j), QuantizedDots.LaneClassOrder);
+                (packed & lowMask).Store(nibble + i * BlockQ4K.Size + 64 * j);
+                Vector256.ShiftRightLogical(packed, 4).Store(nibble + i * BlockQ4K.Size + 64 * j + 32);
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="KQuantScales.ScaleMin"/> for all eight sub-blocks of a Q4_K block at once, with byte shuffles (as
+    /// <see cref="Q4KOneToken"/> unpacks them): dword s of <paramref name="scalePairs"/> holds scale s in both 16-bit
+    /// halves, words 2s and 2s + 1 of <paramref name="minPairs"/> hold min s (one per 16-quant Q8_K group sum).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void UnpackScalesAndMins(byte* block, out Vector256<int> scalePairs, out Vector256<short> minPairs)
+    {
+        // Bytes 0-7 of the result: scales 0-7, bytes 8-15: mins 0-7. The 16-byte load's last four bytes (quants) are never selected.
+        var q = Vector128.Load(block + 4);
+        var arranged = Ssse3.Shuffle(q, Vector128.Create((byte)0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+        var high = Ssse3.Shuffle(q, Vector128.Create((byte)0x80, 0x80, 0x80, 0x80, 0, 1, 2, 3, 0x80, 0x80, 0x80, 0x80, 4, 5, 6, 7));
+        var fourBits = Vector128.Create((byte)15);
+        var minLanes = Vector128.Create(0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF).AsByte();
+        var packedLanes = Vector128.Create(0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF).AsByte();
+        var nibbles = Vector128.ConditionalSelect(minLanes, (arranged.AsUInt16() >> 4).AsByte() & fourBits, arranged & fourBits);
+        var upper = nibbles | ((high.AsUInt16() >> 2).AsByte() & Vector128.Create((byte)0x30));
+        var decoded = Vector128.ConditionalSelect(packedLanes, upper, arranged & Vector128.Create((byte)63));
+        var scales = Avx2.ConvertToVector256Int32(decoded);
+        scalePairs = scales | Vector256.ShiftLeft(scales, 16);
+        minPairs = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(decoded, Vector128.Create((byte)8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
+    }
+
+    /// <summary>
+    /// The sums of one block's eight mins times each of four tokens' Q8_K group sums (ggml's <c>sumi</c>), lane k for
+    /// token k: exact integer multiply-adds, folded with horizontal additions.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> MinSums4(Vector256<short> mins, Vector256<short> bsums0, Vector256<short> bsums1, Vector256<short> bsums2, Vector256<short> bsums3)
+    {
+        var m0 = Avx2.MultiplyAddAdjacent(bsums0, mins);
+        var m1 = Avx2.MultiplyAddAdjacent(bsums1, mins);
+        var m2 = Avx2.MultiplyAddAdjacent(bsums2, mins);
+        var m3 = Avx2.MultiplyAddAdjacent(bsums3, mins);
+        var folded = Avx2.HorizontalAdd(Avx2.HorizontalAdd(m0, m1), Avx2.HorizontalAdd(m2, m3));
+        return folded.GetLower() + folded.GetUpper();
+    }
+
+    /// <summary>
+    /// <see cref="TokenQuad"/> for two consecutive decoded rows (the second <paramref name="blocks"/> blocks after the
+    /// first in every decoded array) and four consecutive tokens: each 32-byte group of a token's quants is loaded once
+    /// for both rows, each group of a row's nibbles once for the four tokens, the eight lane sums stay in registers, and
+    /// each (row, token) pair's float steps are <see cref="OneToken"/>'s, in its order. Row 0's outputs go to
+    /// <paramref name="output"/>, row 1's to the next element, token k's <paramref name="outputStride"/> times k further.
+    /// </summary>
+    private static void RowPairTokenQuad(byte* nibble, int* scale, short* min, float* d, float* dmin, int blocks, byte* tokenRow, int rowBytes, byte* tokenQuants, float* output, int outputStride)
+    {
+        byte* nibbleB = nibble + blocks * BlockQ4K.Size;
+        int* scaleB = scale + blocks * SubBlocks;
+        short* minB = min + blocks * 16;
+        float* dB = d + blocks;
+        float* dminB = dmin + blocks;
+        var sumsA0 = Vector256<float>.Zero;
+        var sumsA1 = Vector256<float>.Zero;
+        var sumsA2 = Vector256<float>.Zero;
+        var sumsA3 = Vector256<float>.Zero;
+        var sumsB0 = Vector256<float>.Zero;
+        var sumsB1 = Vector256<float>.Zero;
+        var sumsB2 = Vector256<float>.Zero;
+        var sumsB3 = Vector256<float>.Zero;
+        var sumfA = Vector128<float>.Zero;
+        var sumfB = Vector128<float>.Zero;
+        int quantStride = blocks * BlockQ8K.Size;
+        const int BsumsOffset = sizeof(float) + BlockQ8K.Size;
+        for (int i = 0; i < blocks; i++)
+        {
+            byte* wA = nibble + i * BlockQ4K.Size;
+            byte* wB = nibbleB + i * BlockQ4K.Size;
+            int* scA = scale + i * SubBlocks;
+            int* scB = scaleB + i * SubBlocks;
+            sbyte* a0 = (sbyte*)(tokenQuants + i * BlockQ8K.Size);
+            sbyte* a1 = a0 + quantStride;
+            sbyte* a2 = a1 + quantStride;
+            sbyte* a3 = a2 + quantStride;
+            var lanesA0 = Vector256<int>.Zero;
+            var lanesA1 = Vector256<int>.Zero;
+            var lanesA2 = Vector256<int>.Zero;
+            var lanesA3 = Vector256<int>.Zero;
+            var lanesB0 = Vector256<int>.Zero;
+            var lanesB1 = Vector256<int>.Zero;
+            var lanesB2 = Vector256<int>.Zero;
+            var lanesB3 = Vector256<int>.Zero;
+            for (int s = 0; s < SubBlocks; s++)
+            {
+                var weightsA = Vector256.Load(wA + 32 * s);
+                var weightsB = Vector256.Load(wB + 32 * s);
+                var scalePairsA = Vector256.Create(scA[s]);
+                var scalePairsB = Vector256.Create(scB[s]);
+                var y0 = Vector256.Load(a0 + 32 * s);
+                lanesA0 += QuantizedDots.ScaledNibbleDot4(weightsA, y0, scalePairsA);
+                lanesB0 += QuantizedDots.ScaledNibbleDot4(weightsB, y0, scalePairsB);
+                var y1 = Vector256.Load(a1 + 32 * s);
+                lanesA1 += QuantizedDots.ScaledNibbleDot4(weightsA, y1, scalePairsA);
+                lanesB1 += QuantizedDots.ScaledNibbleDot4(weightsB, y1, scalePairsB);
+                var y2 = Vector256.Load(a2 + 32 * s);
+                lanesA2 += QuantizedDots.ScaledNibbleDot4(weightsA, y2, scalePairsA);
+                lanesB2 += QuantizedDots.ScaledNibbleDot4(weightsB, y2, scalePairsB);
+                var y3 = Vector256.Load(a3 + 32 * s);
+                lanesA3 += QuantizedDots.ScaledNibbleDot4(weightsA, y3, scalePairsA);
+                lanesB3 += QuantizedDots.ScaledNibbleDot4(weightsB, y3, scalePairsB);
+            }
+
+            byte* block0 = tokenRow + i * sizeof(BlockQ8K);
+            byte* block1 = block0 + rowBytes;
+            byte* block2 = block1 + rowBytes;
+            byte* block3 = block2 + rowBytes;
+            var bsums0 = Vector256.Load((short*)(block0 + BsumsOffset));
+            var bsums1 = Vector256.Load((short*)(block1 + BsumsOffset));
+            var bsums2 = Vector256.Load((short*)(block2 + BsumsOffset));
+            var bsums3 = Vector256.Load((short*)(block3 + BsumsOffset));
+            var sumiA = MinSums4(Vector256.Load(min + i * 16), bsums0, bsums1, bsums2, bsums3);
+            var sumiB = MinSums4(Vector256.Load(minB + i * 16), bsums0, bsums1, bsums2, bsums3);
+            var yd = Vector128.Create(*(float*)block0, *(float*)block1, *(float*)block2, *(float*)block3);
+
+            var blockScalesA = Vector128.Create(d[i]) * yd;
+            sumsA0 += Vector256.Create(blockScalesA.GetElement(0)) * Vector256.ConvertToSingle(lanesA0);
+            sumsA1 += Vector256.Create(blockScalesA.GetElement(1)) * Vector256.ConvertToSingle(lanesA1);
+            sumsA2 += Vector256.Create(blockScalesA.GetElement(2)) * Vector256.ConvertToSingle(lanesA2);
+            sumsA3 += Vector256.Create(blockScalesA.GetElement(3)) * Vector256.ConvertToSingle(lanesA3);
+            var minScalesA = Vector128.Create(dmin[i]) * yd;
+            sumfA -= minScalesA * Vector128.ConvertToSingle(sumiA);
+
+            var blockScalesB = Vector128.Create(dB[i]) * yd;
+            sumsB0 += Vector256.Create(blockScalesB.GetElement(0)) * Vector256.ConvertToSingle(lanesB0);
+            sumsB1 += Vector256.Create(blockScalesB.GetElement(1)) * Vector256.ConvertToSingle(lanesB1);
+            sumsB2 += Vector256.Create(blockScalesB.GetElement(2)) * Vector256.ConvertToSingle(lanesB2);
+            sumsB3 += Vector256.Create(blockScalesB.GetElement(3)) * Vector256.ConvertToSingle(lanesB3);
+            var minScalesB = Vector128.Create(dminB[i]) * yd;
+            sumfB -= minScalesB * Vector128.ConvertToSingle(sumiB);
+        }
+
+        StoreQuad(sumfA, sumsA0, sumsA1, sumsA2, sumsA3, output, outputStride);
+        StoreQuad(sumfB, sumsB0, sumsB1, sumsB2, sumsB3, output + 1, outputStride);
+    }
+
+    /// <summary>ggml's last step for four tokens of one row: each token's sumf plus its eight lane sums, in lane order.</summary>
+    private static void StoreQuad(Vector128<float> sumf, Vector256<float> sums0, Vector256<float> sums1, Vector256<float> sums2, Vector256<float> sums3, float* output, int outputStride)
+    {
+        float sumf0 = sumf.GetElement(0), sumf1 = sumf.GetElement(1), sumf2 = sumf.GetElement(2), sumf3 = sumf.GetElement(3);
+        for (int l = 0; l < 8; l++)
+        {
+            sumf0 += sums0.GetElement(l);
+            sumf1 += sums1.GetElement(l);
+            sumf2 += sums2.GetElement(l);
+            sumf3 += sums3.GetElement(l);
+        }
+
+        output[0] = sumf0;
+        output[outputStride] = sumf1;
+        output[2L * outputStride] = sumf2;
+        output[3L * outputStride] = sumf3;
     }
 
     /// <summary>
@@ -129,7 +334,7 @@ public static unsafe partial class MatrixProduct
     }
 
     /// <summary>One decoded row against one token: <see cref="QuantizedDots.Q4K"/>'s float steps, in its order.</summary>
-    private static float OneToken(byte* nibble, int* scale, short* min, float[] d, float[] dmin, int blocks, byte* tokenRow, byte* tokenQuants)
+    private static float OneToken(byte* nibble, int* scale, short* min, float* d, float* dmin, int blocks, byte* tokenRow, byte* tokenQuants)
     {
         var sums = Vector256<float>.Zero;
         float sumf = 0;
@@ -159,7 +364,7 @@ public static unsafe partial class MatrixProduct
     /// scalar float steps run in the four lanes of one vector, each lane doing <see cref="OneToken"/>'s operations in its
     /// order (a multiply, then a multiply and a subtraction, rounded each time).
     /// </summary>
-    private static void TokenQuad(byte* nibble, int* scale, short* min, float[] d, float[] dmin, int blocks, byte* tokenRow, int rowBytes, byte* tokenQuants, float* output, int outputStride)
+    private static void TokenQuad(byte* nibble, int* scale, short* min, float* d, float* dmin, int blocks, byte* tokenRow, int rowBytes, byte* tokenQuants, float* output, int outputStride)
     {
         var sums0 = Vector256<float>.Zero;
         var sums1 = Vector256<float>.Zero;
@@ -194,13 +399,8 @@ public static unsafe partial class MatrixProduct
             byte* block1 = block0 + rowBytes;
             byte* block2 = block1 + rowBytes;
             byte* block3 = block2 + rowBytes;
-            var mins = Vector256.Load(min + i * 16);
-            var m0 = Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block0 + BsumsOffset)), mins);
-            var m1 = Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block1 + BsumsOffset)), mins);
-            var m2 = Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block2 + BsumsOffset)), mins);
-            var m3 = Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(block3 + BsumsOffset)), mins);
-            var folded = Avx2.HorizontalAdd(Avx2.HorizontalAdd(m0, m1), Avx2.HorizontalAdd(m2, m3));
-            var sumi = folded.GetLower() + folded.GetUpper();
+            var sumi = MinSums4(Vector256.Load(min + i * 16), Vector256.Load((short*)(block0 + BsumsOffset)), Vector256.Load((short*)(block1 + BsumsOffset)),
+                Vector256.Load((short*)(block2 + BsumsOffset)), Vector256.Load((short*)(block3 + BsumsOffset)));
             var yd = Vector128.Create(*(float*)block0, *(float*)block1, *(float*)block2, *(float*)block3);
             var blockScales = Vector128.Create(d[i]) * yd;
             sums0 += Vector256.Create(blockScales.GetElement(0)) * Vector256.ConvertToSingle(lanes0);
@@ -211,23 +411,11 @@ public static unsafe partial class MatrixProduct
             sumf -= minScales * Vector128.ConvertToSingle(sumi);
         }
 
-        float sumf0 = sumf.GetElement(0), sumf1 = sumf.GetElement(1), sumf2 = sumf.GetElement(2), sumf3 = sumf.GetElement(3);
-        for (int l = 0; l < 8; l++)
-        {
-            sumf0 += sums0.GetElement(l);
-            sumf1 += sums1.GetElement(l);
-            sumf2 += sums2.GetElement(l);
-            sumf3 += sums3.GetElement(l);
-        }
-
-        output[0] = sumf0;
-        output[outputStride] = sumf1;
-        output[2L * outputStride] = sumf2;
-        output[3L * outputStride] = sumf3;
+        StoreQuad(sumf, sums0, sums1, sums2, sums3, output, outputStride);
     }
 
     /// <summary><see cref="OneToken"/> for two consecutive tokens at once: the row's nibbles are loaded once for both.</summary>
-    private static void TokenPair(byte* nibble, int* scale, short* min, float[] d, float[] dmin, int blocks, byte* tokenRow, int rowBytes, byte* tokenQuants, out float first, out float second)
+    private static void TokenPair(byte* nibble, int* scale, short* min, float* d, float* dmin, int blocks, byte* tokenRow, int rowBytes, byte* tokenQuants, out float first, out float second)
     {
         var sums0 = Vector256<float>.Zero;
         var sums1 = Vector256<float>.Zero;

@@ -113,64 +113,200 @@ public static unsafe partial class MatrixProduct
         q4 = (Vector256.ShiftRightLogical(ql1, 4) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(qh, 6), 4)).AsSByte() - offset;
     }
 
+    /// <summary>
+    /// <see cref="Q4KBatched"/>'s tiling for Q6_K: rows in groups of four decoded once per chunk of tokens, each token
+    /// quad meeting them two rows at a time (<see cref="Q6KRowPairTokenQuad"/>); every output is the arithmetic of
+    /// the one-token loop below, whatever tile computes it.
+    /// </summary>
     private static void Q6KBatched(byte* weights, int rowBytes, int rowCount, PackedActivations activations, float* output, int outputStride)
     {
         int blocks = activations.Elements / BlockQ6K.Size;
         int tokens = activations.TokenCount;
-        var quants = new sbyte[blocks * BlockQ6K.Size];
-        var scalePairs = new int[blocks * Q6KGroups];
-        var d = new float[blocks];
+        int tokenBytes = activations.RowBytes;
+        int quantStride = blocks * BlockQ8K.Size;
+        var quants = new sbyte[KQuantRowGroup * blocks * BlockQ6K.Size];
+        var scalePairs = new int[KQuantRowGroup * blocks * Q6KGroups];
+        var blockScales = new float[KQuantRowGroup * blocks];
         fixed (byte* rows = activations.Rows)
         fixed (byte* permuted = activations.LaneClassQuants)
         fixed (sbyte* quant = quants)
         fixed (int* scalePair = scalePairs)
+        fixed (float* d = blockScales)
         {
-            for (int r = 0; r < rowCount; r++)
+            for (int chunkStart = 0; chunkStart < tokens; chunkStart += KQuantTokenChunk)
             {
-                byte* row = weights + (long)r * rowBytes;
-                for (int i = 0; i < blocks; i++)
+                int chunkEnd = Math.Min(tokens, chunkStart + KQuantTokenChunk);
+                for (int groupStart = 0; groupStart < rowCount; groupStart += KQuantRowGroup)
                 {
-                    byte* block = row + i * sizeof(BlockQ6K);
-                    d[i] = ScalarFormats.HalfToSingle(*(ushort*)(block + 208));
-                    sbyte* target = quant + i * BlockQ6K.Size;
-                    for (int half = 0; half < 2; half++)
+                    int groupRows = Math.Min(KQuantRowGroup, rowCount - groupStart);
+                    for (int g = 0; g < groupRows; g++)
                     {
-                        Q6KDecodeGroups(block, half, out var q1, out var q2, out var q3, out var q4);
-                        q1.Store(target + 128 * half);
-                        q2.Store(target + 128 * half + 32);
-                        q3.Store(target + 128 * half + 64);
-                        q4.Store(target + 128 * half + 96);
+                        Q6KDecodeRow(weights + (long)(groupStart + g) * rowBytes, blocks, quant + g * blocks * BlockQ6K.Size,
+                            scalePair + g * blocks * Q6KGroups, d + g * blocks);
                     }
 
-                    // Sign-extended to int16, dword g holds the pair (scale 2g, scale 2g+1).
-                    Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)(block + 192))).AsInt32().Store(scalePair + i * Q6KGroups);
-                }
-
-                int t = 0;
-                for (; t + 2 <= tokens; t += 2)
-                {
-                    Q6KTokenPair(quant, scalePair, d, blocks, rows + (long)t * activations.RowBytes, activations.RowBytes,
-                        permuted + (long)t * blocks * BlockQ8K.Size, out float first, out float second);
-                    output[(long)t * outputStride + r] = first;
-                    output[(long)(t + 1) * outputStride + r] = second;
-                }
-
-                for (; t < tokens; t++)
-                {
-                    var sums = Vector256<float>.Zero;
-                    byte* tokenRow = rows + (long)t * activations.RowBytes;
-                    byte* tokenQuants = permuted + (long)t * blocks * BlockQ8K.Size;
-                    for (int i = 0; i < blocks; i++)
+                    // Rows in pairs against token quads; what is left (a last row, the chunk's last tokens) in token pairs, then alone.
+                    int pairedRows = groupRows & ~1;
+                    int t = chunkStart;
+                    for (; t + 4 <= chunkEnd; t += 4)
                     {
-                        var lanes = Q6KLanes(quant + i * BlockQ6K.Size, (sbyte*)(tokenQuants + i * BlockQ8K.Size), scalePair + i * Q6KGroups);
-                        float blockScale = d[i] * *(float*)(tokenRow + i * sizeof(BlockQ8K));
-                        sums += Vector256.Create(blockScale) * Vector256.ConvertToSingle(lanes);
+                        for (int g = 0; g < pairedRows; g += 2)
+                        {
+                            Q6KRowPairTokenQuad(quant + g * blocks * BlockQ6K.Size, scalePair + g * blocks * Q6KGroups, d + g * blocks, blocks,
+                                rows + (long)t * tokenBytes, tokenBytes, permuted + (long)t * quantStride, output + (long)t * outputStride + groupStart + g, outputStride);
+                        }
                     }
 
-                    output[(long)t * outputStride + r] = SumLanesInOrder(sums);
+                    for (int g = 0; g < groupRows; g++)
+                    {
+                        sbyte* rowQuants = quant + g * blocks * BlockQ6K.Size;
+                        int* rowScales = scalePair + g * blocks * Q6KGroups;
+                        float* rowD = d + g * blocks;
+                        int r = groupStart + g;
+                        int u = g < pairedRows ? t : chunkStart;
+                        for (; u + 2 <= chunkEnd; u += 2)
+                        {
+                            Q6KTokenPair(rowQuants, rowScales, rowD, blocks, rows + (long)u * tokenBytes, tokenBytes,
+                                permuted + (long)u * quantStride, out float first, out float second);
+                            output[(long)u * outputStride + r] = first;
+                            output[(long)(u + 1) * outputStride + r] = second;
+                        }
+
+                        for (; u < chunkEnd; u++)
+                        {
+                            var sums = Vector256<float>.Zero;
+                            byte* tokenRow = rows + (long)u * tokenBytes;
+                            byte* tokenQuants = permuted + (long)u * quantStride;
+                            for (int i = 0; i < blocks; i++)
+                            {
+                                var lanes = Q6KLanes(rowQuants + i * BlockQ6K.Size, (sbyte*)(tokenQuants + i * BlockQ8K.Size), rowScales + i * Q6KGroups);
+                                float blockScale = rowD[i] * *(float*)(tokenRow + i * sizeof(BlockQ8K));
+                                sums += Vector256.Create(blockScale) * Vector256.ConvertToSingle(lanes);
+                            }
+
+                            output[(long)u * outputStride + r] = SumLanesInOrder(sums);
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// <summary>One Q6_K row decoded for the batched kernel: signed quants (<see cref="Q6KDecodeGroups"/>), scale pairs, float scales.</summary>
+    private static void Q6KDecodeRow(byte* row, int blocks, sbyte* quant, int* scalePair, float* d)
+    {
+        for (int i = 0; i < blocks; i++)
+        {
+            byte* block = row + i * sizeof(BlockQ6K);
+            d[i] = ScalarFormats.HalfToSingle(*(ushort*)(block + 208));
+            sbyte* target = quant + i * BlockQ6K.Size;
+            for (int half = 0; half < 2; half++)
+            {
+                Q6KDecodeGroups(block, half, out var q1, out var q2, out var q3, out var q4);
+                q1.Store(target + 128 * half);
+                q2.Store(target + 128 * half + 32);
+                q3.Store(target + 128 * half + 64);
+                q4.Store(target + 128 * half + 96);
+            }
+
+            // Sign-extended to int16, dword g holds the pair (scale 2g, scale 2g+1).
+            Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)(block + 192))).AsInt32().Store(scalePair + i * Q6KGroups);
+        }
+    }
+
+    /// <summary><see cref="Q6KGroup"/> with |activations| formed once by the caller, for two rows that share a token.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q6KGroupShared(Vector256<int> lanes, Vector256<sbyte> weights, Vector256<sbyte> activations, Vector256<byte> magnitudes, Vector256<short> scalePair)
+    {
+        var pairs = Avx2.MultiplyAddAdjacent(magnitudes, Avx2.Sign(weights, activations));
+        return lanes + Avx2.MultiplyAddAdjacent(pairs, scalePair);
+    }
+
+    /// <summary>
+    /// Two consecutive decoded rows (the second <paramref name="blocks"/> blocks after the first in every decoded array)
+    /// against four consecutive tokens: each group of a token's quants is loaded (and its magnitudes formed) once for
+    /// both rows, each group of a row's quants once for the four tokens; each (row, token) pair's float steps are the
+    /// one-token loop's, in its order. Row 0's outputs go to <paramref name="output"/>, row 1's to the next element,
+    /// token k's <paramref name="outputStride"/> times k further.
+    /// </summary>
+    private static void Q6KRowPairTokenQuad(sbyte* quant, int* scalePair, float* d, int blocks, byte* tokenRow, int rowBytes, byte* tokenQuants, float* output, int outputStride)
+    {
+        sbyte* quantB = quant + blocks * BlockQ6K.Size;
+        int* scalePairB = scalePair + blocks * Q6KGroups;
+        float* dB = d + blocks;
+        var sumsA0 = Vector256<float>.Zero;
+        var sumsA1 = Vector256<float>.Zero;
+        var sumsA2 = Vector256<float>.Zero;
+        var sumsA3 = Vector256<float>.Zero;
+        var sumsB0 = Vector256<float>.Zero;
+        var sumsB1 = Vector256<float>.Zero;
+        var sumsB2 = Vector256<float>.Zero;
+        var sumsB3 = Vector256<float>.Zero;
+        int quantStride = blocks * BlockQ8K.Size;
+        for (int i = 0; i < blocks; i++)
+        {
+            sbyte* wA = quant + i * BlockQ6K.Size;
+            sbyte* wB = quantB + i * BlockQ6K.Size;
+            int* scA = scalePair + i * Q6KGroups;
+            int* scB = scalePairB + i * Q6KGroups;
+            sbyte* a0 = (sbyte*)(tokenQuants + i * BlockQ8K.Size);
+            sbyte* a1 = a0 + quantStride;
+            sbyte* a2 = a1 + quantStride;
+            sbyte* a3 = a2 + quantStride;
+            var lanesA0 = Vector256<int>.Zero;
+            var lanesA1 = Vector256<int>.Zero;
+            var lanesA2 = Vector256<int>.Zero;
+            var lanesA3 = Vector256<int>.Zero;
+            var lanesB0 = Vector256<int>.Zero;
+            var lanesB1 = Vector256<int>.Zero;
+            var lanesB2 = Vector256<int>.Zero;
+            var lanesB3 = Vector256<int>.Zero;
+            for (int g = 0; g < Q6KGroups; g++)
+            {
+                var weightsA = Vector256.Load(wA + 32 * g);
+                var weightsB = Vector256.Load(wB + 32 * g);
+                var scalesA = Vector256.Create(scA[g]).AsInt16();
+                var scalesB = Vector256.Create(scB[g]).AsInt16();
+                var y0 = Vector256.Load(a0 + 32 * g);
+                var m0 = Avx2.Abs(y0);
+                lanesA0 = Q6KGroupShared(lanesA0, weightsA, y0, m0, scalesA);
+                lanesB0 = Q6KGroupShared(lanesB0, weightsB, y0, m0, scalesB);
+                var y1 = Vector256.Load(a1 + 32 * g);
+                var m1 = Avx2.Abs(y1);
+                lanesA1 = Q6KGroupShared(lanesA1, weightsA, y1, m1, scalesA);
+                lanesB1 = Q6KGroupShared(lanesB1, weightsB, y1, m1, scalesB);
+                var y2 = Vector256.Load(a2 + 32 * g);
+                var m2 = Avx2.Abs(y2);
+                lanesA2 = Q6KGroupShared(lanesA2, weightsA, y2, m2, scalesA);
+                lanesB2 = Q6KGroupShared(lanesB2, weightsB, y2, m2, scalesB);
+                var y3 = Vector256.Load(a3 + 32 * g);
+                var m3 = Avx2.Abs(y3);
+                lanesA3 = Q6KGroupShared(lanesA3, weightsA, y3, m3, scalesA);
+                lanesB3 = Q6KGroupShared(lanesB3, weightsB, y3, m3, scalesB);
+            }
+
+            byte* block0 = tokenRow + i * sizeof(BlockQ8K);
+            var yd = Vector128.Create(*(float*)block0, *(float*)(block0 + rowBytes), *(float*)(block0 + 2 * rowBytes), *(float*)(block0 + 3 * rowBytes));
+            var blockScalesA = Vector128.Create(d[i]) * yd;
+            sumsA0 += Vector256.Create(blockScalesA.GetElement(0)) * Vector256.ConvertToSingle(lanesA0);
+            sumsA1 += Vector256.Create(blockScalesA.GetElement(1)) * Vector256.ConvertToSingle(lanesA1);
+            sumsA2 += Vector256.Create(blockScalesA.GetElement(2)) * Vector256.ConvertToSingle(lanesA2);
+            sumsA3 += Vector256.Create(blockScalesA.GetElement(3)) * Vector256.ConvertToSingle(lanesA3);
+            var blockScalesB = Vector128.Create(dB[i]) * yd;
+            sumsB0 += Vector256.Create(blockScalesB.GetElement(0)) * Vector256.ConvertToSingle(lanesB0);
+            sumsB1 += Vector256.Create(blockScalesB.GetElement(1)) * Vector256.ConvertToSingle(lanesB1);
+            sumsB2 += Vector256.Create(blockScalesB.GetElement(2)) * Vector256.ConvertToSingle(lanesB2);
+            sumsB3 += Vector256.Create(blockScalesB.GetElement(3)) * Vector256.ConvertToSingle(lanesB3);
+        }
+
+        output[0] = SumLanesInOrder(sumsA0);
+        output[outputStride] = SumLanesInOrder(sumsA1);
+        output[2L * outputStride] = SumLanesInOrder(sumsA2);
+        output[3L * outputStride] = SumLanesInOrder(sumsA3);
+        output[1] = SumLanesInOrder(sumsB0);
+        output[outputStride + 1] = SumLanesInOrder(sumsB1);
+        output[2L * outputStride + 1] = SumLanesInOrder(sumsB2);
+        output[3L * outputStride + 1] = SumLanesInOrder(sumsB3);
     }
 
     /// <summary>ggml's final step: 0 plus the eight float lane sums, in lane order.</summary>
@@ -186,7 +322,7 @@ public static unsafe partial class MatrixProduct
     }
 
     /// <summary>Two consecutive tokens against one decoded row: the row's quants are loaded once for both.</summary>
-    private static void Q6KTokenPair(sbyte* quant, int* scalePair, float[] d, int blocks, byte* tokenRow, int rowBytes, byte* tokenQuants, out float first, out float second)
+    private static void Q6KTokenPair(sbyte* quant, int* scalePair, float* d, int blocks, byte* tokenRow, int rowBytes, byte* tokenQuants, out float first, out float second)
     {
         var sums0 = Vector256<float>.Zero;
         var sums1 = Vector256<float>.Zero;
