@@ -76,8 +76,8 @@ public static unsafe partial class MatrixProduct
 
     private const int RowTile = 4;
 
-    // Bytes ahead of the current blocks that the one-token kernel prefetches in each of its four rows (continuing in the
-    // same row of the next four near a row's end): generation streams the experts from memory, ~130 ns away here.
+    // Bytes ahead of the current blocks that the one-token kernel prefetches (into L2) in each of its four rows, continuing
+    // in the same row of the next four near a row's end: generation streams the experts from memory.
     private const int PrefetchDistance = 1024;
     private const int GroupsPerBlock = BlockQ8_0.Size / 4;
 
@@ -351,10 +351,10 @@ public static unsafe partial class MatrixProduct
                 int next = offset + sizeof(BlockQ8_0);
                 long ahead = offset + PrefetchDistance;
                 ahead += ahead >= rowBytes ? 3L * rowBytes : 0;
-                Sse.Prefetch0(b0 + ahead);
-                Sse.Prefetch0(b1 + ahead);
-                Sse.Prefetch0(b2 + ahead);
-                Sse.Prefetch0(b3 + ahead);
+                Sse.Prefetch1(b0 + ahead);
+                Sse.Prefetch1(b1 + ahead);
+                Sse.Prefetch1(b2 + ahead);
+                Sse.Prefetch1(b3 + ahead);
                 sbyte* yaBytes = (sbyte*)(activations + offset + sizeof(ushort));
                 sbyte* ybBytes = (sbyte*)(activations + next + sizeof(ushort));
                 var ya = Vector256.Load(yaBytes);
