@@ -38,7 +38,10 @@ public sealed class PackedActivations
     /// <summary>Q8_0 tiles: quants plus 128 (unsigned) as <c>[tile][block][group of 4][token of 8]</c> 32-bit words (null when not packed).</summary>
     internal uint[]? TileQuants { get; set; }
 
-    /// <summary>Q8_0 tiles: each block's float scale <c>[tile][block][token of 8]</c>.</summary>
+    /// <summary>Q8_0 word tiles (no AVX-VNNI): quants widened to int16, <c>[tile][block][pair of 16][token of 8]</c> 32-bit words (null when not packed).</summary>
+    internal int[]? TileWords { get; set; }
+
+    /// <summary>Q8_0 tiles (either form): each block's float scale <c>[tile][block][token of 8]</c>.</summary>
     internal float[]? TileScales { get; set; }
 
     /// <summary>Q8_K rows for Q4_K, Q5_K and Q6_K weights with each 32-byte group in lane-class order (positions l, l+8, l+16, l+24 in dword l); null when not built.</summary>
@@ -63,7 +66,8 @@ public sealed class PackedActivations
 /// broadcast and multiplied with the same group of eight tokens in one VNNI instruction, so the eight tokens' block sums
 /// come out in the eight lanes with no horizontal additions, and the weights are read once per eight tokens.
 /// (Activations are stored plus 128, as VNNI multiplies unsigned by signed bytes; 128 times each weight block's sum,
-/// computed once per row, is subtracted.)
+/// computed once per row, is subtracted.) Without AVX-VNNI, word tiles do the same with int16 pairs
+/// (<see cref="IsWordTiled"/>).
 /// </summary>
 public static unsafe partial class MatrixProduct
 {
@@ -72,8 +76,9 @@ public static unsafe partial class MatrixProduct
 
     private const int RowTile = 4;
 
-    // Bytes ahead of the current blocks that the one-token kernel prefetches in each of its four rows.
-    private const int PrefetchDistance = 512;
+    // Bytes ahead of the current blocks that the one-token kernel prefetches (into L2) in each of its four rows, continuing
+    // in the same row of the next four near a row's end: generation streams the experts from memory.
+    private const int PrefetchDistance = 1024;
     private const int GroupsPerBlock = BlockQ8_0.Size / 4;
 
     /// <summary>True when <see cref="Multiply"/> runs the tiled integer kernel for <paramref name="weightType"/> on this CPU.</summary>
@@ -113,6 +118,10 @@ public static unsafe partial class MatrixProduct
         if (IsTiled(weightType) && tokenCount > 1)
         {
             TileQ8_0(packed);
+        }
+        else if (IsWordTiled(weightType, tokenCount))
+        {
+            TileQ8_0Words(packed);
         }
 
         if (IsBatchedQ4K(weightType) || IsBatchedQ5K(weightType) || IsBatchedQ6K(weightType))
@@ -180,6 +189,10 @@ public static unsafe partial class MatrixProduct
             else if (activations.TileQuants is not null)
             {
                 Q8_0Tiled(w, (int)rowBytes, rowCount, activations, y, outputStride);
+            }
+            else if (activations.TileWords is not null)
+            {
+                Q8_0WordTiled(w, (int)rowBytes, rowCount, activations, y, outputStride);
             }
             else if (IsOneTokenQ8_0(weightType))
             {
@@ -336,10 +349,12 @@ public static unsafe partial class MatrixProduct
             {
                 int offset = ib * sizeof(BlockQ8_0);
                 int next = offset + sizeof(BlockQ8_0);
-                Sse.Prefetch0(b0 + offset + PrefetchDistance);
-                Sse.Prefetch0(b1 + offset + PrefetchDistance);
-                Sse.Prefetch0(b2 + offset + PrefetchDistance);
-                Sse.Prefetch0(b3 + offset + PrefetchDistance);
+                long ahead = offset + PrefetchDistance;
+                ahead += ahead >= rowBytes ? 3L * rowBytes : 0;
+                Sse.Prefetch1(b0 + ahead);
+                Sse.Prefetch1(b1 + ahead);
+                Sse.Prefetch1(b2 + ahead);
+                Sse.Prefetch1(b3 + ahead);
                 sbyte* yaBytes = (sbyte*)(activations + offset + sizeof(ushort));
                 sbyte* ybBytes = (sbyte*)(activations + next + sizeof(ushort));
                 var ya = Vector256.Load(yaBytes);
@@ -415,7 +430,7 @@ public static unsafe partial class MatrixProduct
                 + Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16((sbyte*)weights + 16), yHigh);
 
     /// <summary>
-    /// Several tokens without the tiled (AVX-VNNI) kernel: rows in chunks small enough to stay in cache, and every token
+    /// Fewer tokens than a word tile wants (<see cref="IsWordTiled"/>), without the AVX-VNNI tiles: rows in chunks small enough to stay in cache, and every token
     /// passes each chunk through <see cref="Q8_0OneToken"/>, so each output is that kernel's (the reference's) bits.
     /// </summary>
     private static void Q8_0RowChunks(byte* weights, int rowBytes, int rowCount, byte* activations, PackedActivations packed, float* output, int outputStride)
