@@ -507,6 +507,16 @@ public static unsafe partial class MatrixProduct
             sum3 = Accumulate(sum3, BlockSums(block, y), weightSums[3 * blocks + ib], block, dy);
         }
 
+        StoreFourRows(sum0, sum1, sum2, sum3, tile, tokenCount, output, outputStride);
+    }
+
+    /// <summary>
+    /// Writes a Q8_0 tile's results: lane j of <c>sumR</c> is row R for token <c>tile * TokenTile + j</c>; padding
+    /// lanes past the last token are dropped.
+    /// </summary>
+    private static void StoreFourRows(
+        Vector256<float> sum0, Vector256<float> sum1, Vector256<float> sum2, Vector256<float> sum3, int tile, int tokenCount, float* output, int outputStride)
+    {
         int first = tile * TokenTile;
         int count = Math.Min(TokenTile, tokenCount - first);
         for (int lane = 0; lane < count; lane++)

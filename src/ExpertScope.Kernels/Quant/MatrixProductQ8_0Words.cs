@@ -177,16 +177,7 @@ public static unsafe partial class MatrixProduct
             sum3 = WordStep(sum3, acc3, block + 3L * rowBytes, dy);
         }
 
-        int first = tile * TokenTile;
-        int count = Math.Min(TokenTile, tokenCount - first);
-        for (int lane = 0; lane < count; lane++)
-        {
-            float* target = output + (long)(first + lane) * outputStride;
-            target[0] = sum0.GetElement(lane);
-            target[1] = sum1.GetElement(lane);
-            target[2] = sum2.GetElement(lane);
-            target[3] = sum3.GetElement(lane);
-        }
+        StoreFourRows(sum0, sum1, sum2, sum3, tile, tokenCount, output, outputStride);
     }
 
     private static void Q8_0WordOneRow(short* wide, byte* weights, int blocks, int* words, float* scales, int tile, int tokenCount, float* output, int outputStride)
